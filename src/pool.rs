@@ -1,0 +1,932 @@
+//! `Pool<T>`: the general pool, sharded and bounded, usable from any thread.
+//!
+//! ```
+//! use capacitor_pool::Pool;
+//! use bytes::{BufMut, BytesMut};
+//!
+//! let pool = Pool::new(|| BytesMut::with_capacity(4096));
+//! let mut buf = pool.get();
+//! buf.put_slice(b"test");
+//! assert_eq!(&buf[..], b"test");
+//! drop(buf); // cleared and kept for the next get
+//! assert!(pool.get().is_empty());
+//! ```
+//!
+//! # How it works
+//!
+//! This is Go's `sync.Pool` done for Rust and tokio. Objects live in heap
+//! slots of their own that never move (moving a `BytesMut` through a `Vec`
+//! by value costs several times what using it in place does). The pool keeps idle slot pointers in
+//! shards: one bounded LIFO stack per shard behind a try-lock, each shard
+//! with its counters in its own 128-byte block. A thread picks its home shard
+//! from `tokio::runtime::worker_index()` on a runtime worker (workers of one
+//! runtime get distinct shards when there are enough), else from a dense
+//! per-thread number.
+//!
+//! - `get` pops from the home shard; if it is empty (or busy), it looks at
+//!   the other shards with `try_lock` (stealing, as `sync.Pool` steals from
+//!   other Ps), and only then makes a new object: a miss.
+//! - Dropping a guard resets the object, drops it if it retains more than
+//!   the retention limit, else pushes it on the dropping thread's home shard
+//!   (or another with room); if every shard is full, the object is dropped:
+//!   the pool never holds more than `max_idle` objects.
+//!
+//! Each shard is locked for a push or a pop of one pointer, so a contended
+//! lock is held for nanoseconds; a busy shard is skipped rather than waited
+//! on whenever another will do.
+//!
+//! [`WorkerPool`](crate) adds lock-free per-worker magazines in front of this
+//! pool, for hot paths on tokio workers.
+
+use std::cell::Cell;
+use std::fmt;
+use std::mem;
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+use crossbeam_utils::CachePadded;
+
+use crate::guard::{OwnedPooled, PoolKind, Pooled, sealed};
+use crate::loom::Ordering;
+use crate::reset::{Recycle, Reset, ResetWith, UseReset};
+use crate::shard::{Counters, Shard, ShardGuard, Stack, free_slot, new_slot, take_slot};
+use crate::stats::PoolStats;
+
+/// Objects retaining more than this are dropped instead of kept (the Go
+/// guide's "don't pool objects over 1 MB").
+pub const DEFAULT_RETENTION_LIMIT: usize = 1 << 20;
+
+/// Idle objects a pool keeps at most unless its builder says otherwise.
+pub const DEFAULT_MAX_IDLE: usize = 1024;
+
+type Make<T> = Box<dyn Fn() -> T + Send + Sync>;
+
+/// How a slot came to a shard, for the counters.
+#[derive(Clone, Copy)]
+pub(crate) enum Arrival {
+    /// A guard gave it back.
+    Returned,
+    /// `put` handed it in.
+    Adopted,
+    /// The builder made it.
+    Prefilled,
+}
+
+impl<T> ShardGuard<'_, T> {
+    /// Pops a slot, counting a hit.
+    #[inline]
+    fn pop_hit(&mut self) -> Option<NonNull<T>> {
+        let slot = self.with(Stack::pop)?;
+        self.bump(|c| &c.hits, 1);
+        Some(slot)
+    }
+
+    /// Pushes a slot, counting its arrival.
+    #[inline]
+    fn push_counted(&mut self, slot: NonNull<T>, arrival: Arrival) -> Result<(), NonNull<T>> {
+        self.with(|stack| stack.push(slot))?;
+        match arrival {
+            Arrival::Returned => self.bump(|c| &c.returns, 1),
+            Arrival::Adopted => self.bump(|c| &c.adopted, 1),
+            Arrival::Prefilled => {}
+        }
+        Ok(())
+    }
+}
+
+/// A sharded, bounded pool of reusable objects, usable from any thread.
+///
+/// See the [module docs](self) for how it works. `R` is the recycling
+/// policy: [`UseReset`] (the [`Reset`] trait) unless the builder was given a
+/// closure or a [`Recycle`] impl.
+///
+/// # Examples
+///
+/// A pool in a `static`, used from spawned tasks:
+///
+/// ```
+/// use capacitor_pool::Pool;
+/// use std::sync::LazyLock;
+///
+/// static SCRATCH: LazyLock<Pool<Vec<u64>>> =
+///     LazyLock::new(|| Pool::new(|| Vec::with_capacity(128)));
+///
+/// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+/// # async fn main() {
+/// let mut v = SCRATCH.get(); // Pooled<'static, Vec<u64>>
+/// let sum = tokio::spawn(async move {
+///     v.extend([1, 2, 3]);
+///     tokio::task::yield_now().await;
+///     v.iter().sum::<u64>()
+/// })
+/// .await
+/// .unwrap();
+/// assert_eq!(sum, 6);
+/// # }
+/// ```
+pub struct Pool<T, R = UseReset> {
+    shards: Box<[CachePadded<Shard<T>>]>,
+    mask: usize,
+    make: Make<T>,
+    recycle: R,
+    retention_limit: usize,
+    max_idle: usize,
+}
+
+// SAFETY: the pool owns its idle objects (through slot pointers) and hands
+// each to one guard at a time; sharing the pool between threads moves
+// objects between them, hence `T: Send`. Shard stacks are only touched under
+// their lock.
+unsafe impl<T: Send, R: Send> Send for Pool<T, R> {}
+// SAFETY: as above; `&Pool` uses the recycling policy from any thread.
+unsafe impl<T: Send, R: Sync> Sync for Pool<T, R> {}
+
+impl<T: Reset + 'static> Pool<T> {
+    /// A pool that makes objects with `make` and resets them with their
+    /// [`Reset`] impl, with the default bounds.
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    ///
+    /// let pool = Pool::new(|| String::with_capacity(64));
+    /// assert!(pool.get().capacity() >= 64);
+    /// ```
+    pub fn new(make: impl Fn() -> T + Send + Sync + 'static) -> Self {
+        Self::builder(make).build()
+    }
+}
+
+impl<T: 'static> Pool<T> {
+    /// A builder for a pool that makes objects with `make`.
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    ///
+    /// let pool = Pool::builder(|| Vec::<u8>::with_capacity(4096))
+    ///     .max_idle(64)
+    ///     .retention_limit(64 * 1024)
+    ///     .prefill(8)
+    ///     .build();
+    /// assert_eq!(pool.stats().num_idle, 8);
+    /// ```
+    pub fn builder(make: impl Fn() -> T + Send + Sync + 'static) -> PoolBuilder<T> {
+        PoolBuilder {
+            make: Box::new(make),
+            recycle: UseReset,
+            max_idle: DEFAULT_MAX_IDLE,
+            retention_limit: DEFAULT_RETENTION_LIMIT,
+            shards: None,
+            prefill: 0,
+        }
+    }
+}
+
+impl<T, R: Recycle<T>> Pool<T, R> {
+    /// Takes an idle object, or makes a new one if none is idle.
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    ///
+    /// let pool = Pool::new(Vec::<u8>::new);
+    /// let mut v = pool.get();
+    /// v.push(1);
+    /// ```
+    #[inline]
+    pub fn get(&self) -> Pooled<'_, T, Self> {
+        Pooled::new(self, self.take_or_make(shard_hint()))
+    }
+
+    /// Takes an idle object; `None` if none is idle. Never makes one.
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    ///
+    /// let pool = Pool::new(Vec::<u8>::new);
+    /// assert!(pool.try_get().is_none());
+    /// drop(pool.get());
+    /// assert!(pool.try_get().is_some());
+    /// ```
+    #[inline]
+    pub fn try_get(&self) -> Option<Pooled<'_, T, Self>> {
+        let hint = shard_hint();
+        match self.pop_slot(hint) {
+            Some(slot) => Some(Pooled::new(self, slot)),
+            None => {
+                self.count_miss(hint);
+                None
+            }
+        }
+    }
+
+    /// Like [`get`](Pool::get), for a pool in an [`Arc`]: the guard is
+    /// `'static` and can move into `tokio::spawn` or a thread.
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    /// use std::sync::Arc;
+    ///
+    /// let pool = Arc::new(Pool::new(String::new));
+    /// let mut s = pool.get_owned();
+    /// std::thread::spawn(move || s.push_str("elsewhere")).join().unwrap();
+    /// assert_eq!(pool.stats().return_count, 1);
+    /// ```
+    #[inline]
+    pub fn get_owned(self: &Arc<Self>) -> OwnedPooled<T, Self> {
+        OwnedPooled::new(Arc::clone(self), self.take_or_make(shard_hint()))
+    }
+
+    /// Like [`try_get`](Pool::try_get), for a pool in an [`Arc`].
+    #[inline]
+    pub fn try_get_owned(self: &Arc<Self>) -> Option<OwnedPooled<T, Self>> {
+        let hint = shard_hint();
+        match self.pop_slot(hint) {
+            Some(slot) => Some(OwnedPooled::new(Arc::clone(self), slot)),
+            None => {
+                self.count_miss(hint);
+                None
+            }
+        }
+    }
+
+    /// Hands a value to the pool. The value is reset first; it comes back
+    /// as `Err` if it retains more than the retention limit or if the pool
+    /// already holds its maximum of idle objects.
+    ///
+    /// Each value put gets a slot of its own: one allocation, as big as a
+    /// `Box<T>`. Returning objects by dropping their guard costs none.
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    ///
+    /// let pool = Pool::builder(Vec::<u8>::new).max_idle(1).build();
+    /// assert!(pool.put(vec![1, 2, 3]).is_ok());
+    /// assert_eq!(pool.put(vec![4]), Err(vec![])); // full: handed back, reset
+    /// assert!(pool.get().is_empty());
+    /// ```
+    pub fn put(&self, mut value: T) -> Result<(), T> {
+        self.recycle.reset(&mut value);
+        if self.recycle.retained_bytes(&value) > self.retention_limit {
+            return Err(value);
+        }
+        if self.shards.iter().all(|s| s.idle() >= s.cap) {
+            return Err(value);
+        }
+        let slot = new_slot(value);
+        match self.push_slot(shard_hint(), slot, Arrival::Adopted) {
+            Ok(()) => Ok(()),
+            // SAFETY: the slot was made above and never left this function.
+            Err(slot) => Err(unsafe { take_slot(slot) }),
+        }
+    }
+
+    /// Drops the idle objects that stayed idle since the previous `trim`
+    /// (Go's victim cache, without a GC): call it periodically, and objects
+    /// unused through two calls are released. Returns how many it dropped.
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    ///
+    /// let pool = Pool::builder(Vec::<u8>::new).prefill(4).build();
+    /// assert_eq!(pool.trim(), 4); // idle since the pool was built
+    /// assert_eq!(pool.stats().num_idle, 0);
+    /// ```
+    pub fn trim(&self) -> usize {
+        let mut aged = Vec::new();
+        for shard in self.shards.iter() {
+            let mut guard = shard.lock();
+            let n = guard.with(|stack| stack.trim(|slot| aged.push(slot)));
+            guard.bump(|c| &c.drops_aged, n as u64);
+        }
+        let n = aged.len();
+        for slot in aged {
+            // SAFETY: trimmed slots left the stacks and belong to us alone.
+            unsafe { free_slot(slot) };
+        }
+        n
+    }
+
+    /// A snapshot of the pool's counters, summed over its shards.
+    pub fn stats(&self) -> PoolStats {
+        let mut s = PoolStats::default();
+        for shard in self.shards.iter() {
+            let c = &shard.counters;
+            let load = |a: &crate::loom::AtomicU64| a.load(Ordering::Relaxed);
+            s.hit_count += load(&c.hits);
+            s.miss_count += load(&c.misses);
+            s.created_count += load(&c.created);
+            s.return_count += load(&c.returns);
+            s.adopt_count += load(&c.adopted);
+            s.detach_count += load(&c.detached);
+            s.drop_full_count += load(&c.drops_full);
+            s.drop_oversized_count += load(&c.drops_oversized);
+            s.drop_discarded_count += load(&c.drops_discarded);
+            s.drop_aged_count += load(&c.drops_aged);
+            s.num_idle += shard.idle() as u64;
+        }
+        s.derive_in_use()
+    }
+
+    /// The most idle objects the pool keeps.
+    pub fn max_idle(&self) -> usize {
+        self.max_idle
+    }
+
+    /// Objects retaining more bytes than this are dropped on return.
+    pub fn retention_limit(&self) -> usize {
+        self.retention_limit
+    }
+
+    /// The number of shards (a power of two).
+    pub fn num_shards(&self) -> usize {
+        self.shards.len()
+    }
+
+    // ---- slot-level API, shared with WorkerPool (its depot) and the models.
+
+    #[inline]
+    pub(crate) fn take_or_make(&self, hint: usize) -> NonNull<T> {
+        match self.pop_slot(hint) {
+            Some(slot) => slot,
+            None => self.make_slot(hint),
+        }
+    }
+
+    /// Pops an idle slot: from the home shard, else from any other.
+    #[inline]
+    pub(crate) fn pop_slot(&self, hint: usize) -> Option<NonNull<T>> {
+        let home = hint & self.mask;
+        if let Some(mut guard) = self.shards[home].try_lock() {
+            if let Some(slot) = guard.pop_hit() {
+                return Some(slot);
+            }
+            drop(guard);
+            return self.pop_slow(home, false);
+        }
+        self.pop_slow(home, true)
+    }
+
+    /// The home shard was empty or busy. First a pass over the other shards
+    /// that skips those that look empty or busy; then, before giving up, a
+    /// pass that waits for each lock and trusts no hint (the idle gauges are
+    /// read without the lock and may be stale).
+    #[cold]
+    #[inline(never)]
+    fn pop_slow(&self, home: usize, home_busy: bool) -> Option<NonNull<T>> {
+        let n = self.shards.len();
+        for k in 1..n {
+            let shard = &self.shards[(home + k) & self.mask];
+            if shard.idle() == 0 {
+                continue;
+            }
+            if let Some(slot) = shard.try_lock().and_then(|mut g| g.pop_hit()) {
+                return Some(slot);
+            }
+        }
+        let start = if home_busy { 0 } else { 1 };
+        (start..n).find_map(|k| self.shards[(home + k) & self.mask].lock().pop_hit())
+    }
+
+    /// Makes a new object in a new slot: a miss.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn make_slot(&self, hint: usize) -> NonNull<T> {
+        let value = (self.make)();
+        self.count_miss(hint);
+        Counters::add(&self.shards[hint & self.mask].counters.created, 1);
+        new_slot(value)
+    }
+
+    #[cold]
+    fn count_miss(&self, hint: usize) {
+        Counters::add(&self.shards[hint & self.mask].counters.misses, 1);
+    }
+
+    /// Pushes a slot on the home shard, else on any other with room; hands
+    /// it back if every shard is full. `arrival` says what to count.
+    #[inline]
+    pub(crate) fn push_slot(
+        &self,
+        hint: usize,
+        slot: NonNull<T>,
+        arrival: Arrival,
+    ) -> Result<(), NonNull<T>> {
+        let home = hint & self.mask;
+        if let Some(mut guard) = self.shards[home].try_lock() {
+            match guard.push_counted(slot, arrival) {
+                Ok(()) => return Ok(()),
+                Err(slot) => {
+                    drop(guard);
+                    return self.push_slow(home, slot, arrival, false);
+                }
+            }
+        }
+        self.push_slow(home, slot, arrival, true)
+    }
+
+    /// The home shard was full or busy: as [`pop_slow`](Self::pop_slow), a
+    /// pass on hints and try-locks, then one that waits for each lock, so
+    /// that an object is dropped only when every shard really is full.
+    #[cold]
+    #[inline(never)]
+    fn push_slow(
+        &self,
+        home: usize,
+        mut slot: NonNull<T>,
+        arrival: Arrival,
+        home_busy: bool,
+    ) -> Result<(), NonNull<T>> {
+        let n = self.shards.len();
+        for k in 1..n {
+            let shard = &self.shards[(home + k) & self.mask];
+            if shard.idle() >= shard.cap {
+                continue;
+            }
+            if let Some(mut guard) = shard.try_lock() {
+                match guard.push_counted(slot, arrival) {
+                    Ok(()) => return Ok(()),
+                    Err(back) => slot = back,
+                }
+            }
+        }
+        let start = if home_busy { 0 } else { 1 };
+        for k in start..n {
+            match self.shards[(home + k) & self.mask]
+                .lock()
+                .push_counted(slot, arrival)
+            {
+                Ok(()) => return Ok(()),
+                Err(back) => slot = back,
+            }
+        }
+        Err(slot)
+    }
+
+    /// Moves up to `n` idle slots into `to` (a magazine refill), from the
+    /// home shard first. Returns how many moved; counted as hits.
+    #[allow(dead_code)] // used by WorkerPool
+    pub(crate) fn pop_batch(&self, hint: usize, to: &mut Stack<T>, n: usize) -> usize {
+        let mut moved = 0;
+        for k in 0..self.shards.len() {
+            if moved == n {
+                break;
+            }
+            let shard = &self.shards[(hint + k) & self.mask];
+            if shard.idle() == 0 {
+                continue;
+            }
+            let mut guard = shard.lock();
+            let m = guard.with(|stack| stack.move_to(to, n - moved));
+            guard.bump(|c| &c.hits, m as u64);
+            moved += m;
+        }
+        moved
+    }
+
+    /// Moves up to `n` slots from `from` (a magazine spill) into the shards
+    /// with room. Returns how many moved; counted as returns.
+    #[allow(dead_code)] // used by WorkerPool
+    pub(crate) fn push_batch(&self, hint: usize, from: &mut Stack<T>, n: usize) -> usize {
+        let mut moved = 0;
+        for k in 0..self.shards.len() {
+            if moved == n {
+                break;
+            }
+            let shard = &self.shards[(hint + k) & self.mask];
+            if shard.idle() >= shard.cap {
+                continue;
+            }
+            let mut guard = shard.lock();
+            let m = guard.with(|stack| from.move_to(stack, n - moved));
+            guard.bump(|c| &c.returns, m as u64);
+            moved += m;
+        }
+        moved
+    }
+
+    /// Resets the object in `slot` and keeps it, or drops it if it is over
+    /// the retention limit or the pool is full.
+    ///
+    /// # Safety
+    /// `slot` belongs to this pool's objects and nothing else uses it.
+    #[inline]
+    pub(crate) unsafe fn recycle_at(&self, slot: NonNull<T>, hint: usize) {
+        // SAFETY: the caller hands us the slot's only use.
+        let keep = unsafe { self.reset_slot(slot, hint) };
+        if keep {
+            if let Err(slot) = self.push_slot(hint, slot, Arrival::Returned) {
+                // SAFETY: the slot is ours alone (see above).
+                unsafe { self.drop_slot(slot, hint, |c| &c.drops_full) };
+            }
+        }
+    }
+
+    /// Resets the object in `slot`; `true` if it may be kept. An object over
+    /// the retention limit is dropped (and `false` returned), as is one whose
+    /// reset panicked (the panic goes on).
+    ///
+    /// # Safety
+    /// As for [`recycle_at`](Self::recycle_at).
+    #[inline]
+    pub(crate) unsafe fn reset_slot(&self, slot: NonNull<T>, hint: usize) -> bool {
+        struct DropOnUnwind<'a, T, R: Recycle<T>>(&'a Pool<T, R>, NonNull<T>, usize);
+        impl<T, R: Recycle<T>> Drop for DropOnUnwind<'_, T, R> {
+            fn drop(&mut self) {
+                // SAFETY: only reached while unwinding out of `reset`, when
+                // the slot is still ours alone.
+                unsafe { self.0.drop_slot(self.1, self.2, |c| &c.drops_discarded) };
+            }
+        }
+        let bomb = DropOnUnwind(self, slot, hint);
+        // SAFETY: the slot holds a live `T` that only we use.
+        let value = unsafe { &mut *slot.as_ptr() };
+        self.recycle.reset(value);
+        let retained = self.recycle.retained_bytes(value);
+        mem::forget(bomb);
+        if retained > self.retention_limit {
+            // SAFETY: as above.
+            unsafe { self.drop_slot(slot, hint, |c| &c.drops_oversized) };
+            return false;
+        }
+        true
+    }
+
+    /// Drops the object in `slot` and counts it in `counter`.
+    ///
+    /// # Safety
+    /// As for [`recycle_at`](Self::recycle_at).
+    #[cold]
+    #[inline(never)]
+    pub(crate) unsafe fn drop_slot(
+        &self,
+        slot: NonNull<T>,
+        hint: usize,
+        counter: impl FnOnce(&Counters) -> &crate::loom::AtomicU64,
+    ) {
+        Counters::add(counter(&self.shards[hint & self.mask].counters), 1);
+        // SAFETY: the caller hands us the slot's only use.
+        unsafe { free_slot(slot) };
+    }
+
+    pub(crate) fn count_detach(&self, hint: usize) {
+        Counters::add(&self.shards[hint & self.mask].counters.detached, 1);
+    }
+}
+
+impl<T, R: Recycle<T>> sealed::Home<T> for Pool<T, R> {
+    #[inline]
+    unsafe fn recycle(&self, slot: NonNull<T>) {
+        // SAFETY: forwarded from the guard's contract.
+        unsafe { self.recycle_at(slot, shard_hint()) }
+    }
+
+    unsafe fn discard(&self, slot: NonNull<T>) {
+        // SAFETY: forwarded from the guard's contract.
+        unsafe { self.drop_slot(slot, shard_hint(), |c| &c.drops_discarded) }
+    }
+
+    unsafe fn detach(&self, slot: NonNull<T>) -> T {
+        self.count_detach(shard_hint());
+        // SAFETY: forwarded from the guard's contract.
+        unsafe { take_slot(slot) }
+    }
+}
+
+impl<T, R: Recycle<T>> PoolKind<T> for Pool<T, R> {}
+
+impl<T, R> Drop for Pool<T, R> {
+    fn drop(&mut self) {
+        for shard in self.shards.iter() {
+            shard.lock().with(|stack| {
+                // SAFETY: idle slots belong to the pool alone, and the pool is
+                // going away.
+                stack.drain(|slot| unsafe { free_slot(slot) })
+            });
+        }
+    }
+}
+
+impl<T, R: Recycle<T>> fmt::Debug for Pool<T, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("shards", &self.shards.len())
+            .field("max_idle", &self.max_idle)
+            .field("retention_limit", &self.retention_limit)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Pool`]; made by [`Pool::builder`].
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct PoolBuilder<T, R = UseReset> {
+    make: Make<T>,
+    recycle: R,
+    max_idle: usize,
+    retention_limit: usize,
+    shards: Option<usize>,
+    prefill: usize,
+}
+
+impl<T: 'static, R> PoolBuilder<T, R> {
+    /// The most idle objects the pool keeps (default
+    /// [`DEFAULT_MAX_IDLE`]); objects returned to a full pool are dropped.
+    /// 0 makes a pool that keeps nothing.
+    pub fn max_idle(mut self, max_idle: usize) -> Self {
+        self.max_idle = max_idle;
+        self
+    }
+
+    /// Objects that retain more bytes than this after their reset are
+    /// dropped on return (default [`DEFAULT_RETENTION_LIMIT`], 1 MiB).
+    pub fn retention_limit(mut self, bytes: usize) -> Self {
+        self.retention_limit = bytes;
+        self
+    }
+
+    /// The number of shards, rounded up to a power of two (0 counts as 1).
+    /// The default is the runtime's worker count when built inside a tokio
+    /// runtime, else the number of CPUs, rounded up.
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = Some(shards);
+        self
+    }
+
+    /// Makes this many objects up front (at most `max_idle`).
+    pub fn prefill(mut self, count: usize) -> Self {
+        self.prefill = count;
+        self
+    }
+
+    /// Resets objects with a closure instead of the [`Reset`] trait.
+    ///
+    /// A closure cannot report retained capacity, so the retention limit
+    /// does not apply; implement [`Recycle`] to have both.
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    ///
+    /// struct Conn { buf: Vec<u8>, retries: u32 }
+    ///
+    /// let pool = Pool::builder(|| Conn { buf: Vec::new(), retries: 0 })
+    ///     .reset(|c: &mut Conn| {
+    ///         c.buf.clear();
+    ///         c.retries = 0;
+    ///     })
+    ///     .build();
+    /// let mut c = pool.get();
+    /// c.retries = 3;
+    /// drop(c);
+    /// assert_eq!(pool.get().retries, 0);
+    /// ```
+    pub fn reset<F>(self, reset: F) -> PoolBuilder<T, ResetWith<F>>
+    where
+        F: Fn(&mut T) + Send + Sync,
+    {
+        self.recycler(ResetWith(reset))
+    }
+
+    /// Recycles objects with a [`Recycle`] policy.
+    pub fn recycler<R2: Recycle<T>>(self, recycle: R2) -> PoolBuilder<T, R2> {
+        PoolBuilder {
+            make: self.make,
+            recycle,
+            max_idle: self.max_idle,
+            retention_limit: self.retention_limit,
+            shards: self.shards,
+            prefill: self.prefill,
+        }
+    }
+
+    /// Builds the pool (and makes the prefill objects).
+    pub fn build(self) -> Pool<T, R>
+    where
+        R: Recycle<T>,
+    {
+        let n = self
+            .shards
+            .unwrap_or_else(default_shards)
+            .max(1)
+            .next_power_of_two();
+        let shards: Box<[_]> = (0..n)
+            .map(|i| Shard::new(self.max_idle / n + usize::from(i < self.max_idle % n)))
+            .collect();
+        let pool = Pool {
+            shards,
+            mask: n - 1,
+            make: self.make,
+            recycle: self.recycle,
+            retention_limit: self.retention_limit,
+            max_idle: self.max_idle,
+        };
+        for i in 0..self.prefill.min(self.max_idle) {
+            let slot = new_slot((pool.make)());
+            Counters::add(&pool.shards[i & pool.mask].counters.created, 1);
+            if let Err(slot) = pool.push_slot(i, slot, Arrival::Prefilled) {
+                // SAFETY: just made, ours alone.
+                unsafe { free_slot(slot) };
+                break;
+            }
+        }
+        pool
+    }
+}
+
+impl<T, R> fmt::Debug for PoolBuilder<T, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PoolBuilder")
+            .field("max_idle", &self.max_idle)
+            .field("retention_limit", &self.retention_limit)
+            .field("shards", &self.shards)
+            .field("prefill", &self.prefill)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The default shard count: the current runtime's workers, or the CPUs.
+fn default_shards() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = tokio::runtime::Handle::try_current().map_or(0, |h| h.metrics().num_workers());
+    cpus.max(workers)
+}
+
+/// The calling thread's home-shard hint: its tokio worker index on a worker
+/// thread, else a dense number given to the thread at its first use.
+#[inline]
+pub(crate) fn shard_hint() -> usize {
+    match tokio::runtime::worker_index() {
+        Some(index) => index,
+        None => thread_hint(),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn thread_hint() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static HINT: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    HINT.try_with(|hint| {
+        if hint.get() == usize::MAX {
+            hint.set(NEXT.fetch_add(1, Ordering::Relaxed));
+        }
+        hint.get()
+    })
+    .unwrap_or(0)
+}
+
+#[cfg(all(test, loom))]
+mod loom_models {
+    //! Loom models of the shard try-lock and the pool's slot paths: threads
+    //! getting and putting never lose an object or hand one out twice.
+    //! Run with `RUSTFLAGS="--cfg loom" cargo test --release --lib`.
+
+    use super::*;
+    use loom::sync::Arc;
+    use loom::thread;
+    use std::sync::atomic::AtomicBool as StdBool;
+
+    struct Obj {
+        held: StdBool,
+    }
+
+    impl Reset for Obj {
+        fn reset(&mut self) {}
+    }
+
+    fn hold(slot: NonNull<Obj>) {
+        // SAFETY: the model's threads only read the flag through `&`.
+        let obj = unsafe { slot.as_ref() };
+        assert!(
+            !obj.held.swap(true, std::sync::atomic::Ordering::SeqCst),
+            "handed out twice"
+        );
+    }
+
+    fn release(slot: NonNull<Obj>) {
+        // SAFETY: as in `hold`.
+        let obj = unsafe { slot.as_ref() };
+        obj.held.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn pool(shards: usize, max_idle: usize, prefill: usize) -> Arc<Pool<Obj>> {
+        Arc::new(
+            Pool::builder(|| Obj {
+                held: StdBool::new(false),
+            })
+            .shards(shards)
+            .max_idle(max_idle)
+            .prefill(prefill)
+            .build(),
+        )
+    }
+
+    fn accounting(pool: &Pool<Obj>) -> PoolStats {
+        let s = pool.stats();
+        assert_eq!(s.get_count, s.hit_count + s.miss_count);
+        assert_eq!(
+            s.created_count + s.adopt_count,
+            s.num_idle + s.drop_count() + s.detach_count,
+            "{s}"
+        );
+        s
+    }
+
+    /// Two threads on the same home shard: one gets the try-lock, the other
+    /// steals from the second shard or waits; objects are never shared.
+    #[test]
+    fn same_home_shard_get_and_recycle() {
+        loom::model(|| {
+            let pool = pool(2, 2, 2);
+            let threads: Vec<_> = (0..2)
+                .map(|_| {
+                    let pool = Arc::clone(&pool);
+                    thread::spawn(move || {
+                        let slot = pool.take_or_make(0);
+                        hold(slot);
+                        release(slot);
+                        // SAFETY: the slot came from this pool and is done.
+                        unsafe { pool.recycle_at(slot, 0) };
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().unwrap();
+            }
+            let s = accounting(&pool);
+            assert_eq!(s.num_idle, 2);
+        });
+    }
+
+    /// Objects move between shards: taken on one, returned on the other,
+    /// while a third path hands a new value in; the bound holds.
+    #[test]
+    fn cross_shard_return_and_put_keep_the_bound() {
+        loom::model(|| {
+            let pool = pool(2, 2, 1);
+            let a = {
+                let pool = Arc::clone(&pool);
+                thread::spawn(move || {
+                    let slot = pool.take_or_make(0);
+                    hold(slot);
+                    release(slot);
+                    // SAFETY: the slot came from this pool and is done.
+                    unsafe { pool.recycle_at(slot, 1) };
+                })
+            };
+            let b = {
+                let pool = Arc::clone(&pool);
+                thread::spawn(move || {
+                    let slot = pool.take_or_make(1);
+                    hold(slot);
+                    release(slot);
+                    // SAFETY: as above.
+                    unsafe { pool.recycle_at(slot, 0) };
+                })
+            };
+            a.join().unwrap();
+            b.join().unwrap();
+            let s = accounting(&pool);
+            assert!(s.num_idle <= 2);
+            assert_eq!(s.num_idle + s.drop_full_count, s.created_count);
+        });
+    }
+
+    /// A batch refill racing a batch spill (the WorkerPool magazine paths).
+    #[test]
+    fn batch_refill_and_spill_move_every_slot_once() {
+        loom::model(|| {
+            let pool = pool(2, 4, 2);
+            let spiller = {
+                let pool = Arc::clone(&pool);
+                thread::spawn(move || {
+                    let mut mag = Stack::with_capacity(2);
+                    for _ in 0..2 {
+                        let slot = new_slot(Obj {
+                            held: StdBool::new(false),
+                        });
+                        mag.push(slot).unwrap();
+                    }
+                    let moved = pool.push_batch(1, &mut mag, 2);
+                    // SAFETY: slots left over are this thread's alone.
+                    mag.drain(|slot| unsafe { free_slot(slot) });
+                    moved
+                })
+            };
+            let mut mag = Stack::with_capacity(4);
+            let got = pool.pop_batch(0, &mut mag, 4);
+            let mut seen = 0;
+            mag.drain(|slot| {
+                hold(slot);
+                seen += 1;
+                // SAFETY: slots taken in the batch are this thread's alone.
+                unsafe { free_slot(slot) };
+            });
+            assert_eq!(seen, got);
+            let spilled = spiller.join().unwrap();
+            let s = pool.stats();
+            assert_eq!(s.num_idle as usize, 2 + spilled - got);
+        });
+    }
+}

@@ -1,0 +1,234 @@
+//! How an object is made ready for its next user.
+//!
+//! ```
+//! use capacitor_pool::Reset;
+//!
+//! let mut buf = Vec::with_capacity(64);
+//! buf.extend_from_slice(b"secret");
+//! buf.reset();
+//! assert!(buf.is_empty());
+//! assert_eq!(buf.retained_bytes(), 64);
+//! ```
+//!
+//! Every pool in the crate resets an object when its guard drops, before the
+//! object can reach its next user: the Go guide's "forgot to reset" bug
+//! (`defer pool.Put(buf)` without `buf.Reset()`) cannot happen. After the
+//! reset, the pool asks the object how much memory it still holds on to
+//! ([`Reset::retained_bytes`]); an object over the pool's retention limit
+//! (1 MiB by default, the Go guide's "don't pool objects over 1 MB") is
+//! dropped instead of kept, so one huge request does not pin a huge buffer
+//! in the pool forever.
+//!
+//! A pool can use a closure instead of the trait
+//! ([`PoolBuilder::reset`](crate::PoolBuilder::reset)), or any type that
+//! implements [`Recycle`] for full control.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, Hash};
+use std::mem::size_of;
+
+use bytes::BytesMut;
+
+/// An object that can be cleared for reuse by a pool.
+///
+/// `reset` must leave the object in the state a fresh user expects (empty
+/// buffers, cleared maps); it should keep allocated capacity, since keeping
+/// it is the point of pooling.
+///
+/// # Examples
+///
+/// ```
+/// use capacitor_pool::{Pool, Reset};
+///
+/// #[derive(Default)]
+/// struct Scratch {
+///     names: Vec<String>,
+///     total: u64,
+/// }
+///
+/// impl Reset for Scratch {
+///     fn reset(&mut self) {
+///         self.names.clear();
+///         self.total = 0;
+///     }
+///     fn retained_bytes(&self) -> usize {
+///         self.names.retained_bytes()
+///     }
+/// }
+///
+/// let pool = Pool::new(Scratch::default);
+/// let mut s = pool.get();
+/// s.names.push("a".into());
+/// s.total = 1;
+/// drop(s);
+/// let s = pool.get();
+/// assert!(s.names.is_empty() && s.total == 0);
+/// ```
+pub trait Reset {
+    /// Clears the object for its next user, keeping its allocations.
+    fn reset(&mut self);
+
+    /// Bytes of heap memory the object keeps after a reset (its capacity).
+    ///
+    /// Pools drop an object whose retained bytes exceed their retention
+    /// limit instead of keeping it. The default is 0: never too big.
+    fn retained_bytes(&self) -> usize {
+        0
+    }
+}
+
+impl<T> Reset for Vec<T> {
+    #[inline]
+    fn reset(&mut self) {
+        self.clear();
+    }
+
+    #[inline]
+    fn retained_bytes(&self) -> usize {
+        self.capacity().saturating_mul(size_of::<T>())
+    }
+}
+
+impl Reset for String {
+    #[inline]
+    fn reset(&mut self) {
+        self.clear();
+    }
+
+    #[inline]
+    fn retained_bytes(&self) -> usize {
+        self.capacity()
+    }
+}
+
+impl Reset for BytesMut {
+    #[inline]
+    fn reset(&mut self) {
+        self.clear();
+    }
+
+    #[inline]
+    fn retained_bytes(&self) -> usize {
+        self.capacity()
+    }
+}
+
+impl<T> Reset for VecDeque<T> {
+    #[inline]
+    fn reset(&mut self) {
+        self.clear();
+    }
+
+    #[inline]
+    fn retained_bytes(&self) -> usize {
+        self.capacity().saturating_mul(size_of::<T>())
+    }
+}
+
+impl<K: Hash + Eq, V, S: BuildHasher> Reset for HashMap<K, V, S> {
+    #[inline]
+    fn reset(&mut self) {
+        self.clear();
+    }
+
+    #[inline]
+    fn retained_bytes(&self) -> usize {
+        // Buckets plus one control byte each, as hashbrown lays them out.
+        self.capacity()
+            .saturating_mul(size_of::<(K, V)>().saturating_add(1))
+    }
+}
+
+impl<T: Reset + ?Sized> Reset for Box<T> {
+    #[inline]
+    fn reset(&mut self) {
+        (**self).reset();
+    }
+
+    #[inline]
+    fn retained_bytes(&self) -> usize {
+        size_of_val::<T>(self).saturating_add((**self).retained_bytes())
+    }
+}
+
+/// A pool's policy for recycling objects: how to reset one, and how much
+/// memory it retains (checked against the pool's retention limit).
+///
+/// [`UseReset`] (the default) calls the [`Reset`] trait, [`ResetWith`] a
+/// closure. Implement it yourself for a policy that needs state.
+///
+/// # Examples
+///
+/// ```
+/// use capacitor_pool::{Pool, Recycle};
+///
+/// // Keep buffers, but only up to 4 KiB of capacity each.
+/// struct SmallOnly;
+/// impl Recycle<Vec<u8>> for SmallOnly {
+///     fn reset(&self, v: &mut Vec<u8>) {
+///         v.clear();
+///     }
+///     fn retained_bytes(&self, v: &Vec<u8>) -> usize {
+///         v.capacity()
+///     }
+/// }
+///
+/// let pool = Pool::builder(Vec::new)
+///     .recycler(SmallOnly)
+///     .retention_limit(4096)
+///     .build();
+/// let mut v = pool.get();
+/// v.resize(10_000, 0);
+/// drop(v); // too big: dropped, not kept
+/// assert_eq!(pool.stats().num_idle, 0);
+/// ```
+pub trait Recycle<T>: Send + Sync {
+    /// Clears `value` for its next user.
+    fn reset(&self, value: &mut T);
+
+    /// Bytes of memory `value` retains after [`reset`](Recycle::reset).
+    fn retained_bytes(&self, value: &T) -> usize;
+}
+
+/// The default [`Recycle`] policy: the object's own [`Reset`] impl.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UseReset;
+
+impl<T: Reset> Recycle<T> for UseReset {
+    #[inline(always)]
+    fn reset(&self, value: &mut T) {
+        value.reset();
+    }
+
+    #[inline(always)]
+    fn retained_bytes(&self, value: &T) -> usize {
+        value.retained_bytes()
+    }
+}
+
+/// A [`Recycle`] policy made from a reset closure (see
+/// [`PoolBuilder::reset`](crate::PoolBuilder::reset)).
+///
+/// A closure cannot say how much memory the object retains, so pools with
+/// this policy never drop an object for its size; use your own [`Recycle`]
+/// impl where you need both.
+#[derive(Clone, Copy)]
+pub struct ResetWith<F>(pub F);
+
+impl<F> std::fmt::Debug for ResetWith<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResetWith(..)")
+    }
+}
+
+impl<T, F: Fn(&mut T) + Send + Sync> Recycle<T> for ResetWith<F> {
+    #[inline(always)]
+    fn reset(&self, value: &mut T) {
+        (self.0)(value);
+    }
+
+    #[inline(always)]
+    fn retained_bytes(&self, _value: &T) -> usize {
+        0
+    }
+}

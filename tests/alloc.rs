@@ -1,0 +1,95 @@
+//! Zero allocations in the steady state, proved with a counting allocator.
+
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
+
+use std::hint::black_box;
+use std::sync::{Arc, Mutex};
+
+use bytes::{BufMut, BytesMut};
+use capacitor_pool::Pool;
+use counting_alloc::{Counting, thread_allocs};
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// Tests in this file measure one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const OPS: u64 = 10_000;
+
+fn cycle(pool: &Pool<BytesMut>) {
+    let mut buf = pool.get();
+    buf.put_slice(b"test");
+    black_box(&buf[..]);
+}
+
+#[test]
+fn pooled_bytes_mut_cycles_allocate_nothing_after_warm_up() {
+    let _serial = SERIAL.lock().unwrap();
+    let pool = Pool::new(|| BytesMut::with_capacity(4096));
+    cycle(&pool); // warm-up: the one miss
+    let before = thread_allocs();
+    for _ in 0..OPS {
+        cycle(&pool);
+    }
+    let allocs = thread_allocs() - before;
+    assert_eq!(allocs, 0, "{allocs} allocations in {OPS} pooled cycles");
+    assert_eq!(pool.stats().hit_count, OPS);
+}
+
+#[test]
+fn plain_bytes_mut_allocates_every_time_so_the_counter_works() {
+    let _serial = SERIAL.lock().unwrap();
+    let before = thread_allocs();
+    for _ in 0..OPS {
+        let mut buf = BytesMut::with_capacity(4096);
+        buf.put_slice(b"test");
+        black_box(&buf[..]);
+    }
+    assert_eq!(thread_allocs() - before, OPS);
+}
+
+#[test]
+fn owned_guards_and_several_held_at_once_allocate_nothing() {
+    let _serial = SERIAL.lock().unwrap();
+    let pool = Arc::new(Pool::new(|| Vec::<u8>::with_capacity(256)));
+    let warm: Vec<_> = (0..8).map(|_| pool.get_owned()).collect();
+    drop(warm);
+    let before = thread_allocs();
+    for i in 0..OPS {
+        let mut a = pool.get_owned();
+        let mut b = pool.get();
+        let c = pool.try_get().expect("warm");
+        a.push(i as u8);
+        b.extend_from_slice(&a);
+        black_box((&a, &b, &c));
+    }
+    assert_eq!(thread_allocs() - before, 0);
+}
+
+#[test]
+fn pooled_cycles_on_runtime_workers_allocate_nothing() {
+    let _serial = SERIAL.lock().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let pool = Arc::new(Pool::new(|| BytesMut::with_capacity(4096)));
+    let allocs = rt.block_on({
+        let pool = Arc::clone(&pool);
+        async move {
+            tokio::spawn(async move {
+                cycle(&pool);
+                let before = thread_allocs();
+                for _ in 0..OPS {
+                    cycle(&pool);
+                }
+                thread_allocs() - before
+            })
+            .await
+            .unwrap()
+        }
+    });
+    assert_eq!(allocs, 0);
+}
