@@ -396,6 +396,12 @@ impl<T, R: Recycle<T>> Pool<T, R> {
         new_slot(value)
     }
 
+    /// Counts a `try_get` that found nothing.
+    #[cold]
+    pub(crate) fn count_empty_get(&self, hint: usize) {
+        self.count_miss(hint);
+    }
+
     #[cold]
     fn count_miss(&self, hint: usize) {
         Counters::add(&self.shards[hint & self.mask].counters.misses, 1);
@@ -461,46 +467,57 @@ impl<T, R: Recycle<T>> Pool<T, R> {
         Err(slot)
     }
 
-    /// Moves up to `n` idle slots into `to` (a magazine refill), from the
-    /// home shard first. Returns how many moved; counted as hits.
-    #[allow(dead_code)] // used by WorkerPool
-    pub(crate) fn pop_batch(&self, hint: usize, to: &mut Stack<T>, n: usize) -> usize {
-        let mut moved = 0;
+    /// Fills `out` with idle slots (a magazine refill), from the home
+    /// shard first; returns how many it took. Batch moves are not counted
+    /// as hits: the magazine counts what it hands out.
+    pub(crate) fn pop_into(&self, hint: usize, out: &mut [*mut T]) -> usize {
+        let mut taken = 0;
         for k in 0..self.shards.len() {
-            if moved == n {
+            if taken == out.len() {
                 break;
             }
             let shard = &self.shards[(hint + k) & self.mask];
             if shard.idle() == 0 {
                 continue;
             }
-            let mut guard = shard.lock();
-            let m = guard.with(|stack| stack.move_to(to, n - moved));
-            guard.bump(|c| &c.hits, m as u64);
-            moved += m;
+            shard.lock().with(|stack| {
+                while taken < out.len() {
+                    match stack.pop() {
+                        Some(slot) => out[taken] = slot.as_ptr(),
+                        None => break,
+                    }
+                    taken += 1;
+                }
+            });
         }
-        moved
+        taken
     }
 
-    /// Moves up to `n` slots from `from` (a magazine spill) into the shards
-    /// with room. Returns how many moved; counted as returns.
-    #[allow(dead_code)] // used by WorkerPool
-    pub(crate) fn push_batch(&self, hint: usize, from: &mut Stack<T>, n: usize) -> usize {
-        let mut moved = 0;
+    /// Pushes the slots of `slots`, in order, while the shards have room (a
+    /// magazine spill); returns how many went in (a prefix of `slots`).
+    /// Null pointers are skipped as if pushed.
+    pub(crate) fn push_from(&self, hint: usize, slots: &[*mut T]) -> usize {
+        let mut pushed = 0;
         for k in 0..self.shards.len() {
-            if moved == n {
+            if pushed == slots.len() {
                 break;
             }
             let shard = &self.shards[(hint + k) & self.mask];
             if shard.idle() >= shard.cap {
                 continue;
             }
-            let mut guard = shard.lock();
-            let m = guard.with(|stack| from.move_to(stack, n - moved));
-            guard.bump(|c| &c.returns, m as u64);
-            moved += m;
+            shard.lock().with(|stack| {
+                while pushed < slots.len() {
+                    if let Some(slot) = NonNull::new(slots[pushed]) {
+                        if stack.push(slot).is_err() {
+                            break;
+                        }
+                    }
+                    pushed += 1;
+                }
+            });
         }
-        moved
+        pushed
     }
 
     /// Resets the object in `slot` and keeps it, or drops it if it is over
@@ -901,29 +918,30 @@ mod loom_models {
             let spiller = {
                 let pool = Arc::clone(&pool);
                 thread::spawn(move || {
-                    let mut mag = Stack::with_capacity(2);
-                    for _ in 0..2 {
-                        let slot = new_slot(Obj {
-                            held: StdBool::new(false),
-                        });
-                        mag.push(slot).unwrap();
+                    let mag: Vec<*mut Obj> = (0..2)
+                        .map(|_| {
+                            new_slot(Obj {
+                                held: StdBool::new(false),
+                            })
+                            .as_ptr()
+                        })
+                        .collect();
+                    let moved = pool.push_from(1, &mag);
+                    for &slot in &mag[moved..] {
+                        // SAFETY: slots left over are this thread's alone.
+                        unsafe { free_slot(NonNull::new(slot).unwrap()) };
                     }
-                    let moved = pool.push_batch(1, &mut mag, 2);
-                    // SAFETY: slots left over are this thread's alone.
-                    mag.drain(|slot| unsafe { free_slot(slot) });
                     moved
                 })
             };
-            let mut mag = Stack::with_capacity(4);
-            let got = pool.pop_batch(0, &mut mag, 4);
-            let mut seen = 0;
-            mag.drain(|slot| {
+            let mut mag = [std::ptr::null_mut(); 4];
+            let got = pool.pop_into(0, &mut mag);
+            for &slot in &mag[..got] {
+                let slot = NonNull::new(slot).unwrap();
                 hold(slot);
-                seen += 1;
                 // SAFETY: slots taken in the batch are this thread's alone.
                 unsafe { free_slot(slot) };
-            });
-            assert_eq!(seen, got);
+            }
             let spilled = spiller.join().unwrap();
             let s = pool.stats();
             assert_eq!(s.num_idle as usize, 2 + spilled - got);

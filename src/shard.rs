@@ -97,17 +97,6 @@ impl<T> Stack<T> {
         Ok(())
     }
 
-    /// Moves up to `n` pointers from the top of `self` to `to`, as far as
-    /// `to` has room; returns how many moved.
-    pub(crate) fn move_to(&mut self, to: &mut Stack<T>, n: usize) -> usize {
-        let n = n.min(self.len).min(to.cap - to.len);
-        for _ in 0..n {
-            let slot = self.pop().expect("length checked above");
-            to.push(slot).expect("room checked above");
-        }
-        n
-    }
-
     /// Removes the objects that stayed idle since the last trim (the ones
     /// below the low-water mark) and hands each to `dropped`; starts a new
     /// aging period. Returns how many were removed.

@@ -93,3 +93,64 @@ fn pooled_cycles_on_runtime_workers_allocate_nothing() {
     });
     assert_eq!(allocs, 0);
 }
+
+#[test]
+fn worker_pool_cycles_on_runtime_workers_allocate_nothing() {
+    use capacitor_pool::WorkerPool;
+    let _serial = SERIAL.lock().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let pool = Arc::new(
+        WorkerPool::builder(|| BytesMut::with_capacity(4096))
+            .workers(64)
+            .magazine_size(8)
+            .build(),
+    );
+    let barrier = Arc::new(tokio::sync::Barrier::new(4));
+    let per_task = rt.block_on({
+        let pool = Arc::clone(&pool);
+        async move {
+            let tasks: Vec<_> = (0..4)
+                .map(|_| {
+                    let pool = Arc::clone(&pool);
+                    let barrier = Arc::clone(&barrier);
+                    tokio::spawn(async move {
+                        let run = |pool: &WorkerPool<BytesMut>| {
+                            for i in 0..OPS {
+                                let mut a = pool.get();
+                                a.put_slice(b"test");
+                                if i % 100 == 0 {
+                                    // Several at once, so batches move to and
+                                    // from the depot in the loop too.
+                                    let held: [_; 20] = std::array::from_fn(|_| pool.get());
+                                    black_box(&held);
+                                }
+                                black_box(&a[..]);
+                            }
+                        };
+                        // Warm-up: every task at its peak at once, so the
+                        // pool holds enough objects for any interleaving.
+                        let peak: [_; 21] = std::array::from_fn(|_| pool.get());
+                        barrier.wait().await;
+                        drop(peak);
+                        run(&pool);
+                        barrier.wait().await;
+                        let before = thread_allocs();
+                        run(&pool);
+                        thread_allocs() - before
+                    })
+                })
+                .collect();
+            let mut v = Vec::new();
+            for t in tasks {
+                v.push(t.await.unwrap());
+            }
+            v
+        }
+    });
+    assert_eq!(per_task, [0; 4]);
+    let s = pool.stats();
+    assert!(s.miss_count <= 4 * 21, "{s}");
+}

@@ -1,0 +1,922 @@
+//! `WorkerPool<T>`: per-worker magazines in front of a [`Pool`] depot, for
+//! hot paths on tokio workers.
+//!
+//! ```
+//! use bytes::{BufMut, BytesMut};
+//! use capacitor_pool::WorkerPool;
+//! use std::sync::LazyLock;
+//!
+//! static BUFFERS: LazyLock<WorkerPool<BytesMut>> =
+//!     LazyLock::new(|| WorkerPool::new(|| BytesMut::with_capacity(4096)));
+//!
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() {
+//! let n = tokio::spawn(async {
+//!     let mut buf = BUFFERS.get(); // a pop from this worker's magazine
+//!     buf.put_slice(b"hello");
+//!     tokio::task::yield_now().await; // may resume on the other worker
+//!     buf.len()
+//! }) // returned to the magazine of the worker it is dropped on
+//! .await
+//! .unwrap();
+//! assert_eq!(n, 5);
+//! # }
+//! ```
+//!
+//! # How it works
+//!
+//! Three tiers, as Go's `sync.Pool` has (per-P private/shared, then the
+//! global victim cache, then `New`), made for tokio:
+//!
+//! 1. **Magazine**: each tokio worker thread owns a small bounded LIFO stack
+//!    of slot pointers, in its own 128-byte-aligned block. `get` pops, guard
+//!    drop pushes, on whichever worker the task runs at that moment. No
+//!    atomic read-modify-write, no lock, no cache line another worker
+//!    writes: the magazine is keyed by OS thread, so only its owner ever
+//!    touches it.
+//! 2. **Depot**: a [`Pool`], sharded and bounded. A full magazine moves its
+//!    colder half to the depot in one batch; an empty one refills half of
+//!    itself in one batch (Bonwick's magazine layer over a depot, as in the
+//!    Solaris/Linux slab allocators). Threads that are not tokio workers
+//!    (the blocking pool, plain threads, the `block_on` thread of a
+//!    multi-thread runtime, threads past the magazine array) go straight to
+//!    the depot.
+//! 3. **New**: the pool's constructor, counted as a miss.
+//!
+//! ## Why magazines are keyed by OS thread
+//!
+//! `tokio::runtime::worker_index()` is only a hint for exclusive access:
+//! after `block_in_place` the old worker thread keeps running the blocked
+//! task while a new thread takes over its index, and two runtimes number
+//! their workers from 0 alike. Two sound designs exist: key by
+//! `worker_index()` and take the magazine with an uncontended atomic swap,
+//! or key by OS thread. The crate gives each tokio worker thread, at its
+//! first use of any `WorkerPool`, a dense number of its own (recycled when
+//! the thread exits); the thread then owns magazine *n* of every pool, and
+//! exclusivity holds by construction, with no atomic at all. Measured here
+//! (DESIGN.md, "The hot path"), a thread-keyed magazine costs about a third
+//! of the `worker_index()` + atomic variant. A magazine whose thread exits
+//! keeps its objects for the next worker thread that gets the number.
+//!
+//! Objects never move: magazines and depot hold pointers to heap slots, and
+//! the cold paths (refill, spill, miss) are out of line.
+//!
+//! ## Aging
+//!
+//! [`trim`](WorkerPool::trim) (or a background [trimmer
+//! task](WorkerPool::spawn_trimmer)) drops depot objects that stayed idle
+//! through two consecutive trims. Magazines are not aged: each is bounded
+//! by the magazine size, and touching one from the trimming thread would
+//! cost every `get` an atomic.
+
+use std::cell::Cell;
+use std::fmt;
+use std::ptr::{self, NonNull};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use crossbeam_utils::CachePadded;
+
+use crate::guard::{OwnedPooled, PoolKind, Pooled, sealed};
+use crate::loom::{AtomicU64, Ordering, UnsafeCell};
+use crate::pool::{Arrival, Pool, PoolBuilder, shard_hint};
+use crate::reset::{Recycle, Reset, ResetWith, UseReset};
+use crate::shard::take_slot;
+use crate::stats::PoolStats;
+
+/// The largest magazine, in objects.
+pub const MAX_MAGAZINE_SIZE: usize = 64;
+
+/// Objects per magazine unless the builder says otherwise.
+pub const DEFAULT_MAGAZINE_SIZE: usize = 32;
+
+/// A guard from a [`WorkerPool`]: [`Pooled`] with the pool type filled in.
+pub type WorkerPooled<'a, T, R = UseReset> = Pooled<'a, T, WorkerPool<T, R>>;
+
+/// An owned guard from a [`WorkerPool`]: [`OwnedPooled`] with the pool type
+/// filled in.
+pub type OwnedWorkerPooled<T, R = UseReset> = OwnedPooled<T, WorkerPool<T, R>>;
+
+/// A magazine's stack of slot pointers. Only its owner thread touches it.
+struct MagState<T> {
+    len: usize,
+    slots: [*mut T; MAX_MAGAZINE_SIZE],
+}
+
+/// A magazine's counters: written by its owner thread alone (a plain load
+/// and store), read by anyone.
+#[derive(Default)]
+struct MagCounters {
+    local_hits: AtomicU64,
+    local_returns: AtomicU64,
+    refills: AtomicU64,
+    refilled: AtomicU64,
+    spills: AtomicU64,
+    spilled: AtomicU64,
+    misses: AtomicU64,
+}
+
+struct Magazine<T> {
+    state: UnsafeCell<MagState<T>>,
+    counters: MagCounters,
+}
+
+impl<T> Magazine<T> {
+    fn new() -> CachePadded<Self> {
+        CachePadded::new(Self {
+            state: UnsafeCell::new(MagState {
+                len: 0,
+                slots: [ptr::null_mut(); MAX_MAGAZINE_SIZE],
+            }),
+            counters: MagCounters::default(),
+        })
+    }
+
+    /// Runs `f` on the magazine's stack.
+    ///
+    /// # Safety
+    /// The calling thread owns this magazine (it holds the magazine's
+    /// worker number), and `f` does not reach this magazine again.
+    #[inline(always)]
+    unsafe fn with<R>(&self, f: impl FnOnce(&mut MagState<T>) -> R) -> R {
+        // SAFETY: the caller is the only thread that uses this magazine and
+        // does not re-enter it, so this is the only reference.
+        self.state.with_mut(|state| f(unsafe { &mut *state }))
+    }
+
+    /// Adds `n` to one of the counters. Only the owner thread writes them,
+    /// so a load and a store suffice (a stray writer could lose a count,
+    /// never corrupt memory).
+    #[inline(always)]
+    fn bump(&self, counter: impl FnOnce(&MagCounters) -> &AtomicU64, n: u64) {
+        let c = counter(&self.counters);
+        c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    }
+
+    fn load(&self, counter: impl FnOnce(&MagCounters) -> &AtomicU64) -> u64 {
+        counter(&self.counters).load(Ordering::Relaxed)
+    }
+
+    /// Objects in the magazine, derived from its counters (readable from any
+    /// thread without touching the stack).
+    fn idle(&self) -> u64 {
+        (self.load(|c| &c.local_returns) + self.load(|c| &c.refilled))
+            .saturating_sub(self.load(|c| &c.local_hits) + self.load(|c| &c.spilled))
+    }
+}
+
+impl<T> MagState<T> {
+    #[inline(always)]
+    fn pop(&mut self) -> Option<NonNull<T>> {
+        if self.len == 0 {
+            return None;
+        }
+        self.len -= 1;
+        NonNull::new(self.slots[self.len])
+    }
+
+    #[inline(always)]
+    fn push(&mut self, slot: NonNull<T>, cap: usize) -> Result<(), NonNull<T>> {
+        if self.len >= cap {
+            return Err(slot);
+        }
+        self.slots[self.len] = slot.as_ptr();
+        self.len += 1;
+        Ok(())
+    }
+}
+
+/// Per-worker pools tied to tokio worker threads: a lock-free magazine per
+/// worker in front of a sharded [`Pool`] depot.
+///
+/// Same surface as [`Pool`] (`new`, `builder`, `get`, `try_get`,
+/// `get_owned`, `put`, `stats`, `trim`), the same guards and the same reset
+/// and retention rules. See the [module docs](self) for how it works.
+///
+/// # Examples
+///
+/// ```
+/// use capacitor_pool::WorkerPool;
+/// use std::sync::Arc;
+///
+/// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+/// # async fn main() {
+/// let pool = Arc::new(WorkerPool::builder(|| Vec::<u8>::with_capacity(1024))
+///     .magazine_size(16)
+///     .build());
+/// let tasks: Vec<_> = (0..8u8)
+///     .map(|i| {
+///         let pool = Arc::clone(&pool);
+///         tokio::spawn(async move {
+///             let mut buf = pool.get();
+///             buf.push(i);
+///             tokio::task::yield_now().await;
+///             buf[0]
+///         })
+///     })
+///     .collect();
+/// for (i, t) in tasks.into_iter().enumerate() {
+///     assert_eq!(t.await.unwrap(), i as u8);
+/// }
+/// assert_eq!(pool.stats().num_in_use, 0);
+/// # }
+/// ```
+pub struct WorkerPool<T, R = UseReset> {
+    mags: Box<[CachePadded<Magazine<T>>]>,
+    mag_size: usize,
+    depot: Pool<T, R>,
+}
+
+// SAFETY: as for `Pool`: objects are owned through slot pointers and handed
+// to one guard (or one magazine owner) at a time, hence `T: Send`.
+unsafe impl<T: Send, R: Send> Send for WorkerPool<T, R> {}
+// SAFETY: as above. Magazines are shared, but each is only touched by the
+// thread that holds its worker number (see `worker_id`).
+unsafe impl<T: Send, R: Sync> Sync for WorkerPool<T, R> {}
+
+impl<T: Reset + 'static> WorkerPool<T> {
+    /// A pool that makes objects with `make` and resets them with their
+    /// [`Reset`] impl, with the default bounds.
+    pub fn new(make: impl Fn() -> T + Send + Sync + 'static) -> Self {
+        Self::builder(make).build()
+    }
+}
+
+impl<T: 'static> WorkerPool<T> {
+    /// A builder for a pool that makes objects with `make`.
+    ///
+    /// ```
+    /// use capacitor_pool::WorkerPool;
+    ///
+    /// let pool = WorkerPool::builder(|| String::with_capacity(256))
+    ///     .workers(4)
+    ///     .magazine_size(8)
+    ///     .max_idle(256) // the depot's bound
+    ///     .build();
+    /// assert_eq!(pool.num_workers(), 4);
+    /// ```
+    pub fn builder(make: impl Fn() -> T + Send + Sync + 'static) -> WorkerPoolBuilder<T> {
+        WorkerPoolBuilder {
+            depot: Pool::builder(make),
+            workers: None,
+            mag_size: DEFAULT_MAGAZINE_SIZE,
+        }
+    }
+}
+
+impl<T, R: Recycle<T>> WorkerPool<T, R> {
+    /// Takes an idle object (from this worker's magazine, else the depot),
+    /// or makes a new one.
+    #[inline]
+    pub fn get(&self) -> WorkerPooled<'_, T, R> {
+        Pooled::new(self, self.take(worker_id(), true).expect("make = true"))
+    }
+
+    /// Takes an idle object; `None` if none is idle. Never makes one.
+    #[inline]
+    pub fn try_get(&self) -> Option<WorkerPooled<'_, T, R>> {
+        Some(Pooled::new(self, self.take(worker_id(), false)?))
+    }
+
+    /// Like [`get`](WorkerPool::get), for a pool in an [`Arc`]: the guard is
+    /// `'static` and can move into `tokio::spawn`.
+    #[inline]
+    pub fn get_owned(self: &Arc<Self>) -> OwnedWorkerPooled<T, R> {
+        let slot = self.take(worker_id(), true).expect("make = true");
+        OwnedPooled::new(Arc::clone(self), slot)
+    }
+
+    /// Like [`try_get`](WorkerPool::try_get), for a pool in an [`Arc`].
+    #[inline]
+    pub fn try_get_owned(self: &Arc<Self>) -> Option<OwnedWorkerPooled<T, R>> {
+        let slot = self.take(worker_id(), false)?;
+        Some(OwnedPooled::new(Arc::clone(self), slot))
+    }
+
+    /// Hands a value to the pool's depot; see [`Pool::put`].
+    pub fn put(&self, value: T) -> Result<(), T> {
+        self.depot.put(value)
+    }
+
+    /// Drops depot objects that stayed idle since the previous `trim`; see
+    /// [`Pool::trim`]. Magazines are bounded and not aged.
+    pub fn trim(&self) -> usize {
+        self.depot.trim()
+    }
+
+    /// A snapshot of the pool's counters: the depot's plus every
+    /// magazine's.
+    pub fn stats(&self) -> PoolStats {
+        let mut s = self.depot.stats();
+        for mag in self.mags.iter() {
+            s.hit_count += mag.load(|c| &c.local_hits);
+            s.return_count += mag.load(|c| &c.local_returns);
+            s.num_idle += mag.idle();
+        }
+        s.derive_in_use()
+    }
+
+    /// The counters of magazine `worker` (a worker number, as given to
+    /// worker threads in the order they first use a `WorkerPool`); `None`
+    /// past [`num_workers`](WorkerPool::num_workers).
+    pub fn worker_stats(&self, worker: usize) -> Option<WorkerStats> {
+        let mag = self.mags.get(worker)?;
+        Some(WorkerStats {
+            local_hit_count: mag.load(|c| &c.local_hits),
+            local_return_count: mag.load(|c| &c.local_returns),
+            refill_count: mag.load(|c| &c.refills),
+            refilled_count: mag.load(|c| &c.refilled),
+            spill_count: mag.load(|c| &c.spills),
+            spilled_count: mag.load(|c| &c.spilled),
+            miss_count: mag.load(|c| &c.misses),
+            num_idle: mag.idle(),
+        })
+    }
+
+    /// The calling thread's worker number: `Some` on a tokio worker thread
+    /// (numbers are given in order of first use and recycled when a thread
+    /// exits), `None` on other threads. Worker `n` owns magazine `n` of
+    /// every `WorkerPool`; see [`worker_stats`](WorkerPool::worker_stats).
+    ///
+    /// ```
+    /// use capacitor_pool::WorkerPool;
+    ///
+    /// assert_eq!(WorkerPool::<Vec<u8>>::current_worker(), None); // not a worker
+    /// ```
+    pub fn current_worker() -> Option<usize> {
+        worker_id()
+    }
+
+    /// The number of magazines (worker numbers past it use the depot).
+    pub fn num_workers(&self) -> usize {
+        self.mags.len()
+    }
+
+    /// Objects per magazine.
+    pub fn magazine_size(&self) -> usize {
+        self.mag_size
+    }
+
+    /// The depot, a [`Pool`] shared by all workers.
+    pub fn depot(&self) -> &Pool<T, R> {
+        &self.depot
+    }
+
+    /// Runs [`trim`](WorkerPool::trim) every `period` (at least 1 ms) on the
+    /// current tokio runtime, until the pool is dropped. The runtime needs
+    /// its time driver (`enable_time`, or `enable_all`).
+    ///
+    /// # Errors
+    /// Called outside a tokio runtime, it returns the error of
+    /// [`Handle::try_current`](tokio::runtime::Handle::try_current).
+    ///
+    /// ```
+    /// use capacitor_pool::WorkerPool;
+    /// use std::{sync::Arc, time::Duration};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let pool = Arc::new(WorkerPool::builder(Vec::<u8>::new).prefill(4).build());
+    /// let trimmer = pool.spawn_trimmer(Duration::from_secs(10)).unwrap();
+    /// tokio::time::sleep(Duration::from_secs(25)).await;
+    /// assert_eq!(pool.stats().num_idle, 0); // idle through two trims
+    /// drop(pool);
+    /// trimmer.await.unwrap(); // ends once the pool is gone
+    /// # }
+    /// ```
+    pub fn spawn_trimmer(
+        self: &Arc<Self>,
+        period: Duration,
+    ) -> Result<tokio::task::JoinHandle<()>, tokio::runtime::TryCurrentError>
+    where
+        T: Send + 'static,
+        R: Send + Sync + 'static,
+    {
+        let handle = tokio::runtime::Handle::try_current()?;
+        let pool: Weak<Self> = Arc::downgrade(self);
+        let period = period.max(Duration::from_millis(1));
+        Ok(handle.spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await; // the first tick is immediate
+            loop {
+                tick.tick().await;
+                match pool.upgrade() {
+                    Some(pool) => {
+                        pool.trim();
+                    }
+                    None => break,
+                }
+            }
+        }))
+    }
+
+    // ---- the tiers. `worker` is the calling thread's worker number (or,
+    // in the loom models, a number that only one model thread uses).
+
+    #[inline]
+    pub(crate) fn take(&self, worker: Option<usize>, make: bool) -> Option<NonNull<T>> {
+        if let Some(w) = worker {
+            if let Some(mag) = self.mags.get(w) {
+                // SAFETY: `w` is the calling thread's worker number, so it
+                // owns the magazine; `pop` calls no user code.
+                if let Some(slot) = unsafe { mag.with(MagState::pop) } {
+                    mag.bump(|c| &c.local_hits, 1);
+                    return Some(slot);
+                }
+                return self.refill(w, mag, make);
+            }
+        }
+        self.take_from_depot(worker, make)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn take_from_depot(&self, worker: Option<usize>, make: bool) -> Option<NonNull<T>> {
+        let hint = worker.unwrap_or_else(shard_hint);
+        if make {
+            Some(self.depot.take_or_make(hint))
+        } else {
+            let slot = self.depot.pop_slot(hint);
+            if slot.is_none() {
+                self.depot.count_empty_get(hint);
+            }
+            slot
+        }
+    }
+
+    /// The magazine is empty: refill half of it from the depot in one batch,
+    /// else make a new object (a miss).
+    #[cold]
+    #[inline(never)]
+    fn refill(&self, w: usize, mag: &Magazine<T>, make: bool) -> Option<NonNull<T>> {
+        let half = self.mag_size.div_ceil(2);
+        // SAFETY: the caller owns the magazine; `pop_into` only moves
+        // pointers under the depot's shard locks and calls no user code.
+        let (got, slot) = unsafe {
+            mag.with(|m| {
+                let got = self.depot.pop_into(w, &mut m.slots[..half]);
+                m.len = got;
+                (got, m.pop())
+            })
+        };
+        if let Some(slot) = slot {
+            mag.bump(|c| &c.refills, 1);
+            mag.bump(|c| &c.refilled, got as u64);
+            mag.bump(|c| &c.local_hits, 1);
+            return Some(slot);
+        }
+        mag.bump(|c| &c.misses, 1);
+        if make {
+            Some(self.depot.make_slot(w))
+        } else {
+            self.depot.count_empty_get(w);
+            None
+        }
+    }
+
+    /// Resets the object in `slot` and keeps it in the magazine of
+    /// `worker`, else in the depot, or drops it.
+    ///
+    /// # Safety
+    /// `slot` belongs to this pool and nothing else uses it.
+    #[inline]
+    pub(crate) unsafe fn give_back(&self, slot: NonNull<T>, worker: Option<usize>) {
+        let hint = worker.unwrap_or(0);
+        // SAFETY: forwarded; the reset runs user code, outside any magazine.
+        if !unsafe { self.depot.reset_slot(slot, hint) } {
+            return;
+        }
+        if let Some(w) = worker {
+            if let Some(mag) = self.mags.get(w) {
+                // SAFETY: the caller owns magazine `w`; `push` runs no user
+                // code.
+                match unsafe { mag.with(|m| m.push(slot, self.mag_size)) } {
+                    Ok(()) => mag.bump(|c| &c.local_returns, 1),
+                    // SAFETY: forwarded.
+                    Err(slot) => unsafe { self.spill(w, mag, slot) },
+                }
+                return;
+            }
+        }
+        // SAFETY: forwarded.
+        unsafe { self.give_to_depot(slot, worker) }
+    }
+
+    #[cold]
+    #[inline(never)]
+    unsafe fn give_to_depot(&self, slot: NonNull<T>, worker: Option<usize>) {
+        let hint = worker.unwrap_or_else(shard_hint);
+        if let Err(slot) = self.depot.push_slot(hint, slot, Arrival::Returned) {
+            // SAFETY: the slot came back to us: ours alone.
+            unsafe { self.depot.drop_slot(slot, hint, |c| &c.drops_full) };
+        }
+    }
+
+    /// The magazine is full: move its colder (bottom) half to the depot in
+    /// one batch, drop what the depot has no room for, then push `slot`.
+    ///
+    /// # Safety
+    /// The caller owns magazine `w`; `slot` is ours alone.
+    #[cold]
+    #[inline(never)]
+    unsafe fn spill(&self, w: usize, mag: &Magazine<T>, slot: NonNull<T>) {
+        let half = self.mag_size.div_ceil(2);
+        let mut overflow = [ptr::null_mut(); MAX_MAGAZINE_SIZE];
+        // SAFETY: the caller owns the magazine; `push_from` only moves
+        // pointers under shard locks. Dropping the overflow (user code) waits
+        // until the magazine is released.
+        let moved = unsafe {
+            mag.with(|m| {
+                let moved = self.depot.push_from(w, &m.slots[..half]);
+                overflow[..half - moved].copy_from_slice(&m.slots[moved..half]);
+                m.slots.copy_within(half..m.len, 0);
+                m.len -= half;
+                m.push(slot, self.mag_size)
+                    .expect("half the magazine is free");
+                moved
+            })
+        };
+        mag.bump(|c| &c.spills, 1);
+        mag.bump(|c| &c.spilled, half as u64);
+        mag.bump(|c| &c.local_returns, 1);
+        for &dropped in &overflow[..half - moved] {
+            if let Some(dropped) = NonNull::new(dropped) {
+                // SAFETY: it left the magazine and the depot has no room:
+                // ours alone.
+                unsafe { self.depot.drop_slot(dropped, w, |c| &c.drops_full) };
+            }
+        }
+    }
+}
+
+impl<T, R: Recycle<T>> sealed::Home<T> for WorkerPool<T, R> {
+    #[inline]
+    unsafe fn recycle(&self, slot: NonNull<T>) {
+        // SAFETY: forwarded from the guard's contract.
+        unsafe { self.give_back(slot, worker_id()) }
+    }
+
+    unsafe fn discard(&self, slot: NonNull<T>) {
+        // SAFETY: forwarded from the guard's contract.
+        unsafe {
+            self.depot
+                .drop_slot(slot, shard_hint(), |c| &c.drops_discarded)
+        }
+    }
+
+    unsafe fn detach(&self, slot: NonNull<T>) -> T {
+        self.depot.count_detach(shard_hint());
+        // SAFETY: forwarded from the guard's contract.
+        unsafe { take_slot(slot) }
+    }
+}
+
+impl<T, R: Recycle<T>> PoolKind<T> for WorkerPool<T, R> {}
+
+impl<T, R> Drop for WorkerPool<T, R> {
+    fn drop(&mut self) {
+        for mag in self.mags.iter_mut() {
+            // No thread can use the pool any more (`&mut self`): the
+            // magazines are ours.
+            mag.state.with_mut(|m| {
+                // SAFETY: as above, `&mut self` makes this the only access.
+                let m = unsafe { &mut *m };
+                for &slot in &m.slots[..m.len] {
+                    if let Some(slot) = NonNull::new(slot) {
+                        // SAFETY: idle slots belong to the pool alone.
+                        unsafe { crate::shard::free_slot(slot) };
+                    }
+                }
+                m.len = 0;
+            });
+        }
+    }
+}
+
+impl<T, R: Recycle<T>> fmt::Debug for WorkerPool<T, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerPool")
+            .field("workers", &self.mags.len())
+            .field("magazine_size", &self.mag_size)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The counters of one worker's magazine; see [`WorkerPool::worker_stats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorkerStats {
+    /// Gets served from the magazine.
+    pub local_hit_count: u64,
+    /// Guards dropped on this worker whose object went into the magazine.
+    pub local_return_count: u64,
+    /// Batch refills from the depot.
+    pub refill_count: u64,
+    /// Objects those refills brought.
+    pub refilled_count: u64,
+    /// Batch spills to the depot.
+    pub spill_count: u64,
+    /// Objects those spills took out of the magazine.
+    pub spilled_count: u64,
+    /// Gets that found the magazine and the depot empty.
+    pub miss_count: u64,
+    /// Objects in the magazine now.
+    pub num_idle: u64,
+}
+
+/// Builds a [`WorkerPool`]; made by [`WorkerPool::builder`].
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct WorkerPoolBuilder<T, R = UseReset> {
+    depot: PoolBuilder<T, R>,
+    workers: Option<usize>,
+    mag_size: usize,
+}
+
+impl<T: 'static, R> WorkerPoolBuilder<T, R> {
+    /// The number of magazines. The default is the runtime's worker count
+    /// when built inside a tokio runtime, else the number of CPUs. Worker
+    /// threads whose number is past it use the depot.
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = Some(workers);
+        self
+    }
+
+    /// Objects per magazine (default [`DEFAULT_MAGAZINE_SIZE`]), clamped to
+    /// `1..=`[`MAX_MAGAZINE_SIZE`].
+    pub fn magazine_size(mut self, size: usize) -> Self {
+        self.mag_size = size.clamp(1, MAX_MAGAZINE_SIZE);
+        self
+    }
+
+    /// The depot's bound on idle objects; see [`PoolBuilder::max_idle`].
+    /// Magazines hold up to `workers × magazine_size` more.
+    pub fn max_idle(mut self, max_idle: usize) -> Self {
+        self.depot = self.depot.max_idle(max_idle);
+        self
+    }
+
+    /// See [`PoolBuilder::retention_limit`].
+    pub fn retention_limit(mut self, bytes: usize) -> Self {
+        self.depot = self.depot.retention_limit(bytes);
+        self
+    }
+
+    /// The depot's shard count; see [`PoolBuilder::shards`].
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.depot = self.depot.shards(shards);
+        self
+    }
+
+    /// Objects made up front, into the depot; see [`PoolBuilder::prefill`].
+    pub fn prefill(mut self, count: usize) -> Self {
+        self.depot = self.depot.prefill(count);
+        self
+    }
+
+    /// See [`PoolBuilder::reset`].
+    pub fn reset<F>(self, reset: F) -> WorkerPoolBuilder<T, ResetWith<F>>
+    where
+        F: Fn(&mut T) + Send + Sync,
+    {
+        self.recycler(ResetWith(reset))
+    }
+
+    /// See [`PoolBuilder::recycler`].
+    pub fn recycler<R2: Recycle<T>>(self, recycle: R2) -> WorkerPoolBuilder<T, R2> {
+        WorkerPoolBuilder {
+            depot: self.depot.recycler(recycle),
+            workers: self.workers,
+            mag_size: self.mag_size,
+        }
+    }
+
+    /// Builds the pool.
+    pub fn build(self) -> WorkerPool<T, R>
+    where
+        R: Recycle<T>,
+    {
+        let workers = self.workers.unwrap_or_else(|| {
+            tokio::runtime::Handle::try_current().map_or_else(
+                |_| std::thread::available_parallelism().map_or(1, |n| n.get()),
+                |h| h.metrics().num_workers(),
+            )
+        });
+        WorkerPool {
+            mags: (0..workers).map(|_| Magazine::new()).collect(),
+            mag_size: self.mag_size,
+            depot: self.depot.build(),
+        }
+    }
+}
+
+impl<T, R> fmt::Debug for WorkerPoolBuilder<T, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkerPoolBuilder")
+            .field("depot", &self.depot)
+            .field("workers", &self.workers)
+            .field("magazine_size", &self.mag_size)
+            .finish()
+    }
+}
+
+// ---- worker numbers: dense ids owned by tokio worker threads.
+
+const NO_ID: usize = usize::MAX;
+
+/// Free worker numbers and the next new one.
+static IDS: Mutex<(usize, Vec<usize>)> = Mutex::new((0, Vec::new()));
+
+/// The calling thread's worker number; gives it back when the thread exits.
+struct WorkerId(Cell<usize>);
+
+impl Drop for WorkerId {
+    fn drop(&mut self) {
+        let id = self.0.replace(NO_ID);
+        if id != NO_ID {
+            // Everything this thread did to its magazines happens-before the
+            // next owner's use, through this mutex.
+            let mut ids = IDS.lock().unwrap_or_else(|e| e.into_inner());
+            ids.1.push(id);
+        }
+    }
+}
+
+thread_local! {
+    static WORKER_ID: WorkerId = const { WorkerId(Cell::new(NO_ID)) };
+}
+
+/// The calling thread's worker number: `Some` on tokio worker threads
+/// (given at their first call), `None` elsewhere and while the thread is
+/// exiting.
+#[inline(always)]
+fn worker_id() -> Option<usize> {
+    match WORKER_ID.try_with(|id| id.0.get()) {
+        Ok(NO_ID) => assign_worker_id(),
+        Ok(id) => Some(id),
+        Err(_) => None,
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn assign_worker_id() -> Option<usize> {
+    tokio::runtime::worker_index()?;
+    WORKER_ID
+        .try_with(|slot| {
+            let mut ids = IDS.lock().unwrap_or_else(|e| e.into_inner());
+            // The smallest free number keeps the ids dense.
+            let id = match ids.1.iter().enumerate().min_by_key(|(_, id)| **id) {
+                Some((i, _)) => ids.1.swap_remove(i),
+                None => {
+                    ids.0 += 1;
+                    ids.0 - 1
+                }
+            };
+            slot.0.set(id);
+            id
+        })
+        .ok()
+}
+
+#[cfg(all(test, loom))]
+mod loom_models {
+    //! Loom models of magazine take/release and the batch spill/refill
+    //! between magazines and the depot. Worker numbers are passed in as
+    //! plain numbers, one per model thread, as the thread-keyed design
+    //! guarantees. Run with `RUSTFLAGS="--cfg loom" cargo test --release --lib`.
+
+    use super::*;
+    use loom::sync::Arc;
+    use loom::thread;
+    use std::sync::atomic::AtomicBool as StdBool;
+
+    struct Obj {
+        held: StdBool,
+    }
+
+    impl Reset for Obj {
+        fn reset(&mut self) {}
+    }
+
+    fn hold(slot: NonNull<Obj>) {
+        // SAFETY: the model's threads only use the flag through `&`.
+        let obj = unsafe { slot.as_ref() };
+        assert!(
+            !obj.held.swap(true, std::sync::atomic::Ordering::SeqCst),
+            "handed out twice"
+        );
+    }
+
+    fn release(slot: NonNull<Obj>) {
+        // SAFETY: as in `hold`.
+        unsafe { slot.as_ref() }
+            .held
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn pool(depot_idle: usize) -> Arc<WorkerPool<Obj>> {
+        Arc::new(
+            WorkerPool::builder(|| Obj {
+                held: StdBool::new(false),
+            })
+            .workers(2)
+            .magazine_size(2)
+            .shards(2)
+            .max_idle(depot_idle)
+            .build(),
+        )
+    }
+
+    fn check(pool: &WorkerPool<Obj>) -> PoolStats {
+        let s = pool.stats();
+        assert_eq!(s.get_count, s.hit_count + s.miss_count, "{s}");
+        assert_eq!(
+            s.created_count + s.adopt_count,
+            s.num_idle + s.num_in_use + s.drop_count() + s.detach_count,
+            "{s}"
+        );
+        assert_eq!(s.num_in_use, 0, "{s}");
+        s
+    }
+
+    /// Worker 0 fills its magazine past full (a spill into the depot) and
+    /// then empties it (a refill from the depot) while a non-worker thread
+    /// uses the depot directly.
+    #[test]
+    fn spill_and_refill_race_with_depot_users() {
+        loom::model(|| {
+            let pool = pool(2);
+            // Three objects up front: the model explores the batch moves,
+            // not the constructor.
+            let made: Vec<_> = (0..3).map(|_| pool.take(Some(0), true).unwrap()).collect();
+            for s in made {
+                // SAFETY: the slot came from this pool and is done.
+                unsafe { pool.give_back(s, Some(0)) };
+            }
+            let w0 = {
+                let pool = Arc::clone(&pool);
+                thread::spawn(move || {
+                    // Two from the magazine, the third by a refill; then
+                    // three back: the last one spills.
+                    let taken: Vec<_> = (0..3).filter_map(|_| pool.take(Some(0), false)).collect();
+                    for &s in &taken {
+                        hold(s);
+                    }
+                    for s in taken {
+                        release(s);
+                        // SAFETY: as above.
+                        unsafe { pool.give_back(s, Some(0)) };
+                    }
+                })
+            };
+            if let Some(s) = pool.take(None, false) {
+                hold(s);
+                release(s);
+                // SAFETY: as above.
+                unsafe { pool.give_back(s, None) };
+            }
+            w0.join().unwrap();
+            let st = check(&pool);
+            assert_eq!(st.num_idle + st.drop_count(), 3);
+        });
+    }
+
+    /// A guard taken on worker 0 and dropped on worker 1 lands in
+    /// magazine 1, while worker 1 takes and returns its own.
+    #[test]
+    fn cross_worker_return() {
+        loom::model(|| {
+            let pool = pool(4);
+            let slot = pool.take(Some(0), true).unwrap();
+            hold(slot);
+            let a = {
+                let pool = Arc::clone(&pool);
+                let slot = slot.as_ptr() as usize;
+                thread::spawn(move || {
+                    let slot = NonNull::new(slot as *mut Obj).unwrap();
+                    release(slot);
+                    // SAFETY: handed over from the main thread, which no
+                    // longer uses it.
+                    unsafe { pool.give_back(slot, Some(1)) };
+                })
+            };
+            let b = {
+                let pool = Arc::clone(&pool);
+                thread::spawn(move || {
+                    let s = pool.take(Some(0), true).unwrap();
+                    hold(s);
+                    release(s);
+                    // SAFETY: as above.
+                    unsafe { pool.give_back(s, Some(0)) };
+                })
+            };
+            a.join().unwrap();
+            b.join().unwrap();
+            let st = check(&pool);
+            assert_eq!(pool.worker_stats(1).unwrap().local_return_count, 1);
+            assert_eq!(st.num_idle, st.created_count);
+        });
+    }
+}

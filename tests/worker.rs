@@ -1,0 +1,522 @@
+//! Behaviour of `WorkerPool<T>` on tokio runtimes.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use bytes::{BufMut, BytesMut};
+use capacitor_pool::{OwnedWorkerPooled, PoolStats, Reset, WorkerPool, WorkerPooled};
+use tokio::runtime::{Builder, Runtime};
+
+/// An object with a unique id and a "held" flag, to catch double hand-outs.
+struct Tagged {
+    id: u64,
+    held: AtomicBool,
+    data: Vec<u8>,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+impl Tagged {
+    fn new() -> Self {
+        Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            held: AtomicBool::new(false),
+            data: Vec::new(),
+        }
+    }
+    fn hold(&self) {
+        assert!(
+            !self.held.swap(true, Ordering::SeqCst),
+            "object {} handed out twice",
+            self.id
+        );
+    }
+    fn release(&self) {
+        assert!(self.held.swap(false, Ordering::SeqCst));
+    }
+}
+
+impl Reset for Tagged {
+    fn reset(&mut self) {
+        self.data.clear();
+    }
+}
+
+fn rt(workers: usize) -> Runtime {
+    Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn assert_accounting(s: &PoolStats) {
+    assert_eq!(s.get_count, s.hit_count + s.miss_count, "{s}");
+    assert_eq!(
+        s.created_count + s.adopt_count,
+        s.num_idle + s.num_in_use + s.drop_count() + s.detach_count,
+        "{s}"
+    );
+}
+
+/// Every idle object is distinct (taken all at once, none twice).
+fn assert_idle_distinct(pool: &WorkerPool<Tagged>) {
+    let n = pool.stats().num_idle;
+    let held: Vec<_> = (0..n).filter_map(|_| pool.try_get()).collect();
+    let ids: HashSet<u64> = held.iter().map(|o| o.id).collect();
+    assert_eq!(ids.len(), held.len());
+}
+
+#[test]
+fn smoke() {
+    let rt = rt(2);
+    // Tests run in parallel, each with runtimes of its own, so worker
+    // numbers go past this runtime's size: give every test room.
+    let pool = Arc::new(
+        WorkerPool::builder(|| BytesMut::with_capacity(64))
+            .workers(64)
+            .build(),
+    );
+    let p = Arc::clone(&pool);
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            let w = WorkerPool::<BytesMut>::current_worker().expect("on a worker");
+            let mut buf = p.get();
+            buf.put_slice(b"test");
+            drop(buf);
+            let buf = p.get();
+            assert!(buf.is_empty());
+            drop(buf);
+            let ws = p.worker_stats(w).unwrap();
+            assert_eq!((ws.local_hit_count, ws.local_return_count), (1, 2));
+            assert_eq!(ws.num_idle, 1);
+        })
+        .await
+        .unwrap();
+    });
+    let s = pool.stats();
+    assert_eq!((s.get_count, s.hit_count, s.miss_count), (2, 1, 1));
+    assert_accounting(&s);
+}
+
+#[test]
+fn threads_that_are_not_workers_use_the_depot() {
+    let pool = WorkerPool::new(Vec::<u8>::new);
+    assert_eq!(WorkerPool::<Vec<u8>>::current_worker(), None);
+    drop(pool.get());
+    drop(pool.get());
+    assert_eq!(pool.depot().stats().return_count, 2);
+    assert_eq!(pool.depot().stats().hit_count, 1);
+    for w in 0..pool.num_workers() {
+        assert_eq!(pool.worker_stats(w).unwrap(), Default::default());
+    }
+}
+
+fn migrate_while_holding(workers: usize) {
+    let rt = rt(workers);
+    let pool = Arc::new(
+        WorkerPool::builder(Tagged::new)
+            .magazine_size(4)
+            .max_idle(64)
+            .build(),
+    );
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..64)
+            .map(|t| {
+                let pool = Arc::clone(&pool);
+                tokio::spawn(async move {
+                    let mut moved = 0;
+                    for i in 0..300 {
+                        let mut obj = pool.get_owned();
+                        obj.hold();
+                        assert!(obj.data.is_empty(), "not reset");
+                        obj.data.push(t as u8);
+                        let before = WorkerPool::<Tagged>::current_worker();
+                        if i % 2 == 0 {
+                            tokio::task::yield_now().await;
+                        }
+                        if WorkerPool::<Tagged>::current_worker() != before {
+                            moved += 1;
+                        }
+                        obj.release();
+                    }
+                    moved
+                })
+            })
+            .collect();
+        let mut moved = 0;
+        for t in tasks {
+            moved += t.await.unwrap();
+        }
+        if workers > 1 {
+            assert!(moved > 0, "no task migrated: the test proves nothing");
+        }
+    });
+    let s = pool.stats();
+    assert_eq!(s.get_count, 64 * 300);
+    assert_eq!(s.num_in_use, 0, "{s}");
+    assert_accounting(&s);
+    assert!(s.hit_rate() > 0.9, "{s}");
+    assert_idle_distinct(&pool);
+}
+
+#[test]
+fn tasks_migrate_across_await_holding_guards_on_2_workers() {
+    migrate_while_holding(2);
+}
+
+#[test]
+fn tasks_migrate_across_await_holding_guards_on_4_workers() {
+    migrate_while_holding(4);
+}
+
+#[test]
+fn guard_dropped_on_another_worker_lands_in_that_workers_magazine() {
+    let rt = rt(2);
+    let pool = Arc::new(WorkerPool::builder(Vec::<u8>::new).workers(64).build());
+    rt.block_on(async {
+        let p = Arc::clone(&pool);
+        let (a, guard) = tokio::spawn(async move {
+            let g = p.get_owned();
+            (WorkerPool::<Vec<u8>>::current_worker().unwrap(), g)
+        })
+        .await
+        .unwrap();
+        let mut guard: Option<OwnedWorkerPooled<Vec<u8>>> = Some(guard);
+        // Hand the guard to fresh tasks until one runs on the other worker.
+        let mut b = None;
+        for _ in 0..10_000 {
+            let g = guard.take().unwrap();
+            let (w, back) = tokio::spawn(async move {
+                let w = WorkerPool::<Vec<u8>>::current_worker().unwrap();
+                if w != a {
+                    drop(g);
+                    (w, None)
+                } else {
+                    (w, Some(g))
+                }
+            })
+            .await
+            .unwrap();
+            if back.is_none() {
+                b = Some(w);
+                break;
+            }
+            guard = back;
+        }
+        let b = b.expect("never ran on the other worker");
+        let sa = pool.worker_stats(a).unwrap();
+        let sb = pool.worker_stats(b).unwrap();
+        assert_eq!((sa.local_return_count, sa.num_idle), (0, 0));
+        assert_eq!((sb.local_return_count, sb.num_idle), (1, 1));
+    });
+}
+
+#[test]
+fn block_in_place_and_spawn_blocking_with_guards() {
+    let rt = rt(2);
+    let pool = Arc::new(WorkerPool::builder(Tagged::new).magazine_size(2).build());
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let pool = Arc::clone(&pool);
+                tokio::spawn(async move {
+                    for i in 0..50 {
+                        let obj = pool.get_owned();
+                        obj.hold();
+                        if i % 5 == 0 {
+                            // The worker thread blocks; another takes its index.
+                            tokio::task::block_in_place(|| {
+                                let inner = pool.get();
+                                inner.hold();
+                                std::thread::sleep(Duration::from_micros(50));
+                                inner.release();
+                            });
+                        }
+                        if i % 7 == 0 {
+                            // Dropped on a blocking-pool thread: the depot.
+                            let pool2 = Arc::clone(&pool);
+                            tokio::task::spawn_blocking(move || {
+                                obj.release();
+                                drop(obj);
+                                let o = pool2.get();
+                                o.hold();
+                                o.release();
+                            })
+                            .await
+                            .unwrap();
+                        } else {
+                            obj.release();
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let s = pool.stats();
+    assert_eq!(s.num_in_use, 0, "{s}");
+    assert_accounting(&s);
+    assert!(
+        pool.depot().stats().return_count > 0,
+        "blocking threads used the depot"
+    );
+    assert_idle_distinct(&pool);
+}
+
+#[test]
+fn guards_dropped_after_the_runtime_shut_down_go_to_the_depot() {
+    let pool = Arc::new(WorkerPool::new(Vec::<u8>::new));
+    let rt = rt(2);
+    let guards: Vec<OwnedWorkerPooled<Vec<u8>>> = rt.block_on(async {
+        let mut v = Vec::new();
+        for _ in 0..8 {
+            let p = Arc::clone(&pool);
+            v.push(tokio::spawn(async move { p.get_owned() }).await.unwrap());
+        }
+        v
+    });
+    rt.shutdown_timeout(Duration::from_secs(5));
+    assert_eq!(pool.stats().num_in_use, 8);
+    drop(guards);
+    let s = pool.stats();
+    assert_eq!(s.num_in_use, 0);
+    assert_eq!(pool.depot().stats().return_count, 8);
+    assert_accounting(&s);
+    // And the pool still works from this plain thread.
+    drop(pool.get());
+}
+
+#[test]
+fn two_runtimes_share_one_pool() {
+    let pool = Arc::new(
+        WorkerPool::builder(Tagged::new)
+            .workers(8)
+            .magazine_size(8)
+            .build(),
+    );
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let pool = Arc::clone(&pool);
+            std::thread::spawn(move || {
+                let rt = rt(2);
+                rt.block_on(async {
+                    let tasks: Vec<_> = (0..16)
+                        .map(|_| {
+                            let pool = Arc::clone(&pool);
+                            tokio::spawn(async move {
+                                for _ in 0..500 {
+                                    let o = pool.get_owned();
+                                    o.hold();
+                                    tokio::task::yield_now().await;
+                                    o.release();
+                                }
+                            })
+                        })
+                        .collect();
+                    for t in tasks {
+                        t.await.unwrap();
+                    }
+                });
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let s = pool.stats();
+    assert_eq!(s.get_count, 2 * 16 * 500);
+    assert_eq!(s.num_in_use, 0);
+    assert_accounting(&s);
+    assert_idle_distinct(&pool);
+}
+
+#[test]
+fn current_thread_runtime_and_local_set_use_a_magazine() {
+    let rt = Builder::new_current_thread().enable_all().build().unwrap();
+    // Other tests' runtimes hold worker numbers too: leave room for them.
+    let pool = Arc::new(WorkerPool::builder(Vec::<u8>::new).workers(64).build());
+    let w = rt.block_on(async {
+        for _ in 0..100 {
+            drop(pool.get());
+        }
+        let local = tokio::task::LocalSet::new();
+        let p = Arc::clone(&pool);
+        local
+            .run_until(async move {
+                tokio::task::spawn_local(async move {
+                    for _ in 0..100 {
+                        drop(p.get());
+                    }
+                })
+                .await
+                .unwrap();
+            })
+            .await;
+        WorkerPool::<Vec<u8>>::current_worker().expect("a current-thread runtime is a worker")
+    });
+    let ws = pool.worker_stats(w).unwrap();
+    assert_eq!(ws.local_hit_count, 199);
+    let s = pool.stats();
+    assert_eq!((s.get_count, s.miss_count), (200, 1));
+}
+
+#[test]
+fn magazines_spill_to_and_refill_from_the_depot_in_batches() {
+    let rt = rt(1);
+    let pool = Arc::new(
+        WorkerPool::builder(Tagged::new)
+            .workers(64)
+            .magazine_size(8)
+            .build(),
+    );
+    let p = Arc::clone(&pool);
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            let w = WorkerPool::<Tagged>::current_worker().unwrap();
+            let held: Vec<_> = (0..20).map(|_| p.get()).collect();
+            drop(held); // 8 fit, then spills of 4
+            let ws = p.worker_stats(w).unwrap();
+            assert!(ws.spill_count >= 3, "{ws:?}");
+            assert!(ws.num_idle <= 8);
+            assert_eq!(ws.num_idle + p.depot().stats().num_idle, 20);
+            let held: Vec<_> = (0..20).map(|_| p.get()).collect();
+            let ws = p.worker_stats(w).unwrap();
+            assert!(ws.refill_count >= 3, "{ws:?}");
+            assert_eq!(p.stats().miss_count, 20, "all 20 came back: no new misses");
+            drop(held);
+        })
+        .await
+        .unwrap();
+    });
+    assert_accounting(&pool.stats());
+    assert_idle_distinct(&pool);
+}
+
+#[test]
+fn a_burst_of_ten_thousand_is_trimmed_back_within_bounds() {
+    let rt = rt(2);
+    let pool = Arc::new(
+        WorkerPool::builder(|| Vec::<u8>::with_capacity(16))
+            .max_idle(256)
+            .magazine_size(16)
+            .build(),
+    );
+    let p = Arc::clone(&pool);
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            let burst: Vec<_> = (0..10_000).map(|_| p.get()).collect();
+            drop(burst);
+        })
+        .await
+        .unwrap();
+    });
+    let bound = 256 + pool.num_workers() as u64 * 16;
+    let s = pool.stats();
+    assert!(s.num_idle <= bound, "{s}");
+    assert_eq!(s.drop_full_count, 10_000 - s.num_idle);
+    pool.trim();
+    pool.trim();
+    let s = pool.stats();
+    assert_eq!(pool.depot().stats().num_idle, 0, "depot aged out");
+    assert!(s.num_idle <= pool.num_workers() as u64 * 16, "{s}");
+    assert_accounting(&s);
+}
+
+#[test]
+fn trimmer_task_ages_the_depot_and_stops_with_the_pool() {
+    let rt = Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let pool = Arc::new(WorkerPool::builder(Vec::<u8>::new).prefill(10).build());
+        let trimmer = pool.spawn_trimmer(Duration::from_secs(1)).unwrap();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(pool.stats().num_idle, 10, "one trim: nothing aged yet");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(pool.stats().num_idle, 0);
+        assert_eq!(pool.stats().drop_aged_count, 10);
+        drop(pool);
+        tokio::time::timeout(Duration::from_secs(5), trimmer)
+            .await
+            .expect("trimmer stops")
+            .unwrap();
+    });
+    let pool = Arc::new(WorkerPool::new(Vec::<u8>::new));
+    assert!(
+        pool.spawn_trimmer(Duration::from_secs(1)).is_err(),
+        "no runtime"
+    );
+}
+
+#[test]
+fn oversized_objects_are_dropped_on_the_worker_path_too() {
+    let rt = rt(1);
+    let pool = Arc::new(
+        WorkerPool::builder(Vec::<u8>::new)
+            .retention_limit(100)
+            .build(),
+    );
+    let p = Arc::clone(&pool);
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            let mut v = p.get();
+            v.resize(1000, 1);
+            drop(v);
+            let mut v = p.get();
+            v.push(1);
+            drop(v);
+            assert!(p.get().is_empty());
+        })
+        .await
+        .unwrap();
+    });
+    let s = pool.stats();
+    assert_eq!(s.drop_oversized_count, 1);
+    assert_accounting(&s);
+}
+
+static STATIC_POOL: LazyLock<WorkerPool<Vec<u8>>> = LazyLock::new(|| WorkerPool::new(Vec::new));
+
+#[test]
+fn static_pool_guards_move_into_spawned_tasks() {
+    let rt = rt(2);
+    rt.block_on(async {
+        let mut g: WorkerPooled<'static, Vec<u8>> = STATIC_POOL.get();
+        g.push(7);
+        let v = tokio::spawn(async move { g[0] }).await.unwrap();
+        assert_eq!(v, 7);
+    });
+}
+
+#[test]
+fn detach_discard_put_and_try_get() {
+    let pool = Arc::new(WorkerPool::builder(Vec::<u8>::new).max_idle(4).build());
+    assert!(pool.try_get().is_none());
+    assert!(pool.put(vec![1, 2]).is_ok());
+    let g = pool.try_get_owned().unwrap();
+    assert!(g.is_empty());
+    assert_eq!(g.detach().capacity(), 2);
+    pool.get().discard();
+    let s = pool.stats();
+    assert_eq!(
+        (s.detach_count, s.drop_discarded_count, s.adopt_count),
+        (1, 1, 1)
+    );
+    assert_accounting(&s);
+}
+
+#[test]
+fn guard_types_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<WorkerPool<BytesMut>>();
+    send_sync::<WorkerPooled<'static, BytesMut>>();
+    send_sync::<OwnedWorkerPooled<BytesMut>>();
+}
