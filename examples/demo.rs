@@ -15,7 +15,7 @@ use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
-use capacitor_pool::{Pool, PoolStats};
+use capacitor_pool::{Pool, PoolStats, WorkerPool};
 
 #[global_allocator]
 static ALLOC: counting_alloc::Counting = counting_alloc::Counting;
@@ -24,6 +24,13 @@ const BUF_CAPACITY: usize = 4096;
 
 static POOL: LazyLock<Pool<BytesMut>> =
     LazyLock::new(|| Pool::new(|| BytesMut::with_capacity(BUF_CAPACITY)));
+
+static WORKER_POOL: LazyLock<WorkerPool<BytesMut>> = LazyLock::new(|| {
+    WorkerPool::builder(|| BytesMut::with_capacity(BUF_CAPACITY))
+        // Room for every worker thread this process may number.
+        .workers(64)
+        .build()
+});
 
 struct Args {
     ops: u64,
@@ -76,6 +83,7 @@ fn parse_args() -> Result<Args, String> {
 enum Mode {
     Allocate,
     Pool,
+    WorkerPool,
 }
 
 impl Mode {
@@ -83,6 +91,7 @@ impl Mode {
         match self {
             Mode::Allocate => "allocate per request",
             Mode::Pool => "Pool<BytesMut>",
+            Mode::WorkerPool => "WorkerPool<BytesMut>",
         }
     }
 }
@@ -107,6 +116,14 @@ async fn handle(mode: Mode, request: u64, payload: usize) -> u64 {
         }
         Mode::Pool => {
             let mut buf = POOL.get();
+            fill(&mut buf);
+            if yield_now {
+                tokio::task::yield_now().await;
+            }
+            sum(&buf)
+        }
+        Mode::WorkerPool => {
+            let mut buf = WORKER_POOL.get();
             fill(&mut buf);
             if yield_now {
                 tokio::task::yield_now().await;
@@ -146,14 +163,18 @@ fn run(rt: &tokio::runtime::Runtime, mode: Mode, args: &Args) -> Row {
     };
     // Warm up: the pool fills, the runtime's own structures settle.
     spawn_all(per_task.min(1000));
-    let stats_before = (mode == Mode::Pool).then(|| POOL.stats());
+    let pool_stats = || match mode {
+        Mode::Allocate => None,
+        Mode::Pool => Some(POOL.stats()),
+        Mode::WorkerPool => Some(WORKER_POOL.stats()),
+    };
+    let stats_before = pool_stats();
     let allocs_before = counting_alloc::allocs();
     let start = Instant::now();
     spawn_all(per_task);
     let elapsed = start.elapsed();
     let allocs = counting_alloc::allocs() - allocs_before;
-    let stats = stats_before.map(|before| {
-        let after = POOL.stats();
+    let stats = stats_before.zip(pool_stats()).map(|(before, after)| {
         let mut d = after;
         d.get_count = after.get_count - before.get_count;
         d.hit_count = after.hit_count - before.hit_count;
@@ -195,7 +216,7 @@ fn main() -> ExitCode {
         "capacitor-pool demo: {ops} requests, {} tasks, {} workers, {} B written into 4 KiB buffers\n",
         args.tasks, args.workers, args.payload
     );
-    let rows: Vec<Row> = [Mode::Allocate, Mode::Pool]
+    let rows: Vec<Row> = [Mode::Allocate, Mode::Pool, Mode::WorkerPool]
         .into_iter()
         .map(|mode| run(&rt, mode, &args))
         .collect();
@@ -225,6 +246,7 @@ fn main() -> ExitCode {
          including the {} task spawns of the harness itself.",
         args.tasks
     );
-    println!("pool: {}", POOL.stats());
+    println!("Pool:       {}", POOL.stats());
+    println!("WorkerPool: {}", WORKER_POOL.stats());
     ExitCode::SUCCESS
 }

@@ -3,6 +3,9 @@
 //!
 //! - [`Pool<T>`]: the general pool (Go's `sync.Pool`, done the Rust way):
 //!   sharded, bounded, usable from any thread, in or out of a runtime.
+//! - [`WorkerPool<T>`]: per-worker magazines tied to tokio worker threads
+//!   (no lock, no atomic, no shared cache line on the hot path) over a
+//!   `Pool` depot.
 //! - [`Pooled`] / [`OwnedPooled`]: guards that reset the object and return
 //!   it on drop, move across `.await` and between workers, and never hand
 //!   one object to two holders.
@@ -43,7 +46,7 @@
 //! | allocated rarely | no pool: allocate |
 //! | objects over 1 MiB | no pool, or a pool with a higher [`retention_limit`](PoolBuilder::retention_limit) and a small `max_idle` |
 //! | frequent, modest rate, any thread (blocking pool, plain threads) | [`Pool<T>`] |
-//! | hot path (>10k ops/s) on tokio workers | `WorkerPool<T>` (planned) |
+//! | hot path (>10k ops/s) on tokio workers | [`WorkerPool<T>`] |
 //! | predictable, bounded concurrency; wait for a free object | `RingPool<T>` (planned) |
 //! | codec frames of known sizes | `Slab` (planned) |
 //!

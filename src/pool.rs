@@ -287,7 +287,8 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     /// use capacitor_pool::Pool;
     ///
     /// let pool = Pool::builder(Vec::<u8>::new).prefill(4).build();
-    /// assert_eq!(pool.trim(), 4); // idle since the pool was built
+    /// assert_eq!(pool.trim(), 0); // starts the first aging period
+    /// assert_eq!(pool.trim(), 4); // idle through it: dropped
     /// assert_eq!(pool.stats().num_idle, 0);
     /// ```
     pub fn trim(&self) -> usize {
@@ -766,31 +767,42 @@ fn default_shards() -> usize {
     cpus.max(workers)
 }
 
-/// The calling thread's home-shard hint: its tokio worker index on a worker
-/// thread, else a dense number given to the thread at its first use.
+/// The calling thread's home-shard hint: its tokio worker index if the
+/// thread is a runtime worker at its first use of a pool, else a dense number
+/// given to the thread then. Cached in a thread-local: one TLS load per call.
+///
+/// It is only a hint (every shard is locked), so a stale value (a thread that
+/// later joins a runtime, two runtimes numbering workers alike) costs at most
+/// some contention, never correctness.
 #[inline]
 pub(crate) fn shard_hint() -> usize {
-    match tokio::runtime::worker_index() {
-        Some(index) => index,
-        None => thread_hint(),
+    thread_local! {
+        static HINT: Cell<usize> = const { Cell::new(usize::MAX) };
+    }
+    match HINT.try_with(Cell::get) {
+        Ok(usize::MAX) => HINT
+            .try_with(|h| {
+                let hint = first_hint();
+                h.set(hint);
+                hint
+            })
+            .unwrap_or(0),
+        Ok(hint) => hint,
+        Err(_) => 0,
     }
 }
 
 #[cold]
 #[inline(never)]
-fn thread_hint() -> usize {
+fn first_hint() -> usize {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static HINT: Cell<usize> = const { Cell::new(usize::MAX) };
+    // Plain threads count down from the top of the index space, so they
+    // spread over the shards that worker indices (counting up) use last.
+    static NEXT: AtomicUsize = AtomicUsize::new(usize::MAX - 1);
+    match tokio::runtime::worker_index() {
+        Some(index) => index,
+        None => NEXT.fetch_sub(1, Ordering::Relaxed),
     }
-    HINT.try_with(|hint| {
-        if hint.get() == usize::MAX {
-            hint.set(NEXT.fetch_add(1, Ordering::Relaxed));
-        }
-        hint.get()
-    })
-    .unwrap_or(0)
 }
 
 #[cfg(all(test, loom))]

@@ -97,18 +97,23 @@ pub type WorkerPooled<'a, T, R = UseReset> = Pooled<'a, T, WorkerPool<T, R>>;
 /// filled in.
 pub type OwnedWorkerPooled<T, R = UseReset> = OwnedPooled<T, WorkerPool<T, R>>;
 
-/// A magazine's stack of slot pointers. Only its owner thread touches it.
-struct MagState<T> {
-    len: usize,
-    slots: [*mut T; MAX_MAGAZINE_SIZE],
-}
-
-/// A magazine's counters: written by its owner thread alone (a plain load
-/// and store), read by anyone.
-#[derive(Default)]
-struct MagCounters {
-    local_hits: AtomicU64,
-    local_returns: AtomicU64,
+/// A magazine: a bounded LIFO stack of slot pointers owned by one worker
+/// thread.
+///
+/// Its length is not stored: it is `pushed - popped`, two monotonic counts
+/// that the owner alone writes (a plain load and store each) and anyone may
+/// read. A `get` writes only `popped` and a drop only `pushed`, so a tight
+/// get/drop loop carries two independent store-to-load chains instead of one
+/// chain through a shared length twice as long; and the counts double as the
+/// statistics (hits are `popped - spilled`, returns `pushed - refilled`), so
+/// the hot path bumps no counter of its own.
+struct Magazine<T> {
+    /// Objects ever pushed: local returns plus refilled.
+    pushed: AtomicU64,
+    /// Objects ever popped: local hits plus spilled.
+    popped: AtomicU64,
+    slots: UnsafeCell<[*mut T; MAX_MAGAZINE_SIZE]>,
+    /// Cold-path counters, written by the owner alone too.
     refills: AtomicU64,
     refilled: AtomicU64,
     spills: AtomicU64,
@@ -116,72 +121,91 @@ struct MagCounters {
     misses: AtomicU64,
 }
 
-struct Magazine<T> {
-    state: UnsafeCell<MagState<T>>,
-    counters: MagCounters,
-}
-
 impl<T> Magazine<T> {
     fn new() -> CachePadded<Self> {
         CachePadded::new(Self {
-            state: UnsafeCell::new(MagState {
-                len: 0,
-                slots: [ptr::null_mut(); MAX_MAGAZINE_SIZE],
-            }),
-            counters: MagCounters::default(),
+            pushed: AtomicU64::new(0),
+            popped: AtomicU64::new(0),
+            slots: UnsafeCell::new([ptr::null_mut(); MAX_MAGAZINE_SIZE]),
+            refills: AtomicU64::new(0),
+            refilled: AtomicU64::new(0),
+            spills: AtomicU64::new(0),
+            spilled: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
         })
     }
 
-    /// Runs `f` on the magazine's stack.
+    /// Adds `n` to a counter this thread owns: a load and a store.
+    #[inline(always)]
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.store(
+            counter.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
+    }
+
+    fn load(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    /// Runs `f` on the slot array and the current length.
     ///
     /// # Safety
     /// The calling thread owns this magazine (it holds the magazine's
     /// worker number), and `f` does not reach this magazine again.
     #[inline(always)]
-    unsafe fn with<R>(&self, f: impl FnOnce(&mut MagState<T>) -> R) -> R {
+    unsafe fn with_slots<R>(
+        &self,
+        f: impl FnOnce(&mut [*mut T; MAX_MAGAZINE_SIZE], usize) -> R,
+    ) -> R {
+        let len = (Self::load(&self.pushed) - Self::load(&self.popped)) as usize;
         // SAFETY: the caller is the only thread that uses this magazine and
-        // does not re-enter it, so this is the only reference.
-        self.state.with_mut(|state| f(unsafe { &mut *state }))
+        // does not re-enter it, so this is the only reference to the slots.
+        self.slots.with_mut(|slots| f(unsafe { &mut *slots }, len))
     }
 
-    /// Adds `n` to one of the counters. Only the owner thread writes them,
-    /// so a load and a store suffice (a stray writer could lose a count,
-    /// never corrupt memory).
+    /// Pops the top slot.
+    ///
+    /// # Safety
+    /// As for [`with_slots`](Self::with_slots).
     #[inline(always)]
-    fn bump(&self, counter: impl FnOnce(&MagCounters) -> &AtomicU64, n: u64) {
-        let c = counter(&self.counters);
-        c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+    unsafe fn pop(&self) -> Option<NonNull<T>> {
+        let popped = Self::load(&self.popped);
+        let len = Self::load(&self.pushed).wrapping_sub(popped) as usize;
+        let top = len.checked_sub(1)?;
+        // SAFETY: as for `with_slots`; reading one element.
+        let slot = self
+            .slots
+            .with_mut(|slots| unsafe { (*slots).get(top).copied() })?;
+        self.popped.store(popped + 1, Ordering::Relaxed);
+        NonNull::new(slot)
     }
 
-    fn load(&self, counter: impl FnOnce(&MagCounters) -> &AtomicU64) -> u64 {
-        counter(&self.counters).load(Ordering::Relaxed)
-    }
-
-    /// Objects in the magazine, derived from its counters (readable from any
-    /// thread without touching the stack).
-    fn idle(&self) -> u64 {
-        (self.load(|c| &c.local_returns) + self.load(|c| &c.refilled))
-            .saturating_sub(self.load(|c| &c.local_hits) + self.load(|c| &c.spilled))
-    }
-}
-
-impl<T> MagState<T> {
+    /// Pushes a slot if the magazine holds fewer than `cap`.
+    ///
+    /// # Safety
+    /// As for [`with_slots`](Self::with_slots).
     #[inline(always)]
-    fn pop(&mut self) -> Option<NonNull<T>> {
-        if self.len == 0 {
-            return None;
-        }
-        self.len -= 1;
-        NonNull::new(self.slots[self.len])
-    }
-
-    #[inline(always)]
-    fn push(&mut self, slot: NonNull<T>, cap: usize) -> Result<(), NonNull<T>> {
-        if self.len >= cap {
+    unsafe fn push(&self, slot: NonNull<T>, cap: usize) -> Result<(), NonNull<T>> {
+        let pushed = Self::load(&self.pushed);
+        let len = pushed.wrapping_sub(Self::load(&self.popped)) as usize;
+        if len >= cap {
             return Err(slot);
         }
-        self.slots[self.len] = slot.as_ptr();
-        self.len += 1;
+        // SAFETY: as for `with_slots`; writing one element.
+        let stored = self
+            .slots
+            .with_mut(|slots| match unsafe { (*slots).get_mut(len) } {
+                Some(place) => {
+                    *place = slot.as_ptr();
+                    true
+                }
+                None => false,
+            });
+        if !stored {
+            return Err(slot);
+        }
+        self.pushed.store(pushed + 1, Ordering::Relaxed);
         Ok(())
     }
 }
@@ -309,9 +333,10 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     pub fn stats(&self) -> PoolStats {
         let mut s = self.depot.stats();
         for mag in self.mags.iter() {
-            s.hit_count += mag.load(|c| &c.local_hits);
-            s.return_count += mag.load(|c| &c.local_returns);
-            s.num_idle += mag.idle();
+            let ws = Self::mag_stats(mag);
+            s.hit_count += ws.local_hit_count;
+            s.return_count += ws.local_return_count;
+            s.num_idle += ws.num_idle;
         }
         s.derive_in_use()
     }
@@ -320,17 +345,23 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// worker threads in the order they first use a `WorkerPool`); `None`
     /// past [`num_workers`](WorkerPool::num_workers).
     pub fn worker_stats(&self, worker: usize) -> Option<WorkerStats> {
-        let mag = self.mags.get(worker)?;
-        Some(WorkerStats {
-            local_hit_count: mag.load(|c| &c.local_hits),
-            local_return_count: mag.load(|c| &c.local_returns),
-            refill_count: mag.load(|c| &c.refills),
-            refilled_count: mag.load(|c| &c.refilled),
-            spill_count: mag.load(|c| &c.spills),
-            spilled_count: mag.load(|c| &c.spilled),
-            miss_count: mag.load(|c| &c.misses),
-            num_idle: mag.idle(),
-        })
+        self.mags.get(worker).map(|mag| Self::mag_stats(mag))
+    }
+
+    fn mag_stats(mag: &Magazine<T>) -> WorkerStats {
+        let load = Magazine::<T>::load;
+        let (pushed, popped) = (load(&mag.pushed), load(&mag.popped));
+        let (refilled, spilled) = (load(&mag.refilled), load(&mag.spilled));
+        WorkerStats {
+            local_hit_count: popped.saturating_sub(spilled),
+            local_return_count: pushed.saturating_sub(refilled),
+            refill_count: load(&mag.refills),
+            refilled_count: refilled,
+            spill_count: load(&mag.spills),
+            spilled_count: spilled,
+            miss_count: load(&mag.misses),
+            num_idle: pushed.saturating_sub(popped),
+        }
     }
 
     /// The calling thread's worker number: `Some` on a tokio worker thread
@@ -420,8 +451,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
             if let Some(mag) = self.mags.get(w) {
                 // SAFETY: `w` is the calling thread's worker number, so it
                 // owns the magazine; `pop` calls no user code.
-                if let Some(slot) = unsafe { mag.with(MagState::pop) } {
-                    mag.bump(|c| &c.local_hits, 1);
+                if let Some(slot) = unsafe { mag.pop() } {
                     return Some(slot);
                 }
                 return self.refill(w, mag, make);
@@ -453,20 +483,20 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
         let half = self.mag_size.div_ceil(2);
         // SAFETY: the caller owns the magazine; `pop_into` only moves
         // pointers under the depot's shard locks and calls no user code.
-        let (got, slot) = unsafe {
-            mag.with(|m| {
-                let got = self.depot.pop_into(w, &mut m.slots[..half]);
-                m.len = got;
-                (got, m.pop())
+        let got = unsafe {
+            mag.with_slots(|slots, len| {
+                debug_assert_eq!(len, 0, "refills only an empty magazine");
+                self.depot.pop_into(w, &mut slots[..half])
             })
         };
-        if let Some(slot) = slot {
-            mag.bump(|c| &c.refills, 1);
-            mag.bump(|c| &c.refilled, got as u64);
-            mag.bump(|c| &c.local_hits, 1);
-            return Some(slot);
+        if got > 0 {
+            Magazine::<T>::add(&mag.pushed, got as u64);
+            Magazine::<T>::add(&mag.refills, 1);
+            Magazine::<T>::add(&mag.refilled, got as u64);
+            // SAFETY: as above.
+            return unsafe { mag.pop() };
         }
-        mag.bump(|c| &c.misses, 1);
+        Magazine::<T>::add(&mag.misses, 1);
         if make {
             Some(self.depot.make_slot(w))
         } else {
@@ -491,8 +521,8 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
             if let Some(mag) = self.mags.get(w) {
                 // SAFETY: the caller owns magazine `w`; `push` runs no user
                 // code.
-                match unsafe { mag.with(|m| m.push(slot, self.mag_size)) } {
-                    Ok(()) => mag.bump(|c| &c.local_returns, 1),
+                match unsafe { mag.push(slot, self.mag_size) } {
+                    Ok(()) => {}
                     // SAFETY: forwarded.
                     Err(slot) => unsafe { self.spill(w, mag, slot) },
                 }
@@ -526,20 +556,24 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
         // SAFETY: the caller owns the magazine; `push_from` only moves
         // pointers under shard locks. Dropping the overflow (user code) waits
         // until the magazine is released.
-        let moved = unsafe {
-            mag.with(|m| {
-                let moved = self.depot.push_from(w, &m.slots[..half]);
-                overflow[..half - moved].copy_from_slice(&m.slots[moved..half]);
-                m.slots.copy_within(half..m.len, 0);
-                m.len -= half;
-                m.push(slot, self.mag_size)
-                    .expect("half the magazine is free");
-                moved
+        let (half, moved) = unsafe {
+            mag.with_slots(|slots, len| {
+                let half = half.min(len);
+                let moved = self.depot.push_from(w, &slots[..half]);
+                overflow[..half - moved].copy_from_slice(&slots[moved..half]);
+                slots.copy_within(half..len, 0);
+                (half, moved)
             })
         };
-        mag.bump(|c| &c.spills, 1);
-        mag.bump(|c| &c.spilled, half as u64);
-        mag.bump(|c| &c.local_returns, 1);
+        Magazine::<T>::add(&mag.popped, half as u64);
+        Magazine::<T>::add(&mag.spills, 1);
+        Magazine::<T>::add(&mag.spilled, half as u64);
+        // SAFETY: as above; half the magazine is free now.
+        if let Err(slot) = unsafe { mag.push(slot, self.mag_size) } {
+            // Only with a magazine of size 0, which the builder prevents.
+            // SAFETY: ours alone.
+            unsafe { self.give_to_depot(slot, Some(w)) };
+        }
         for &dropped in &overflow[..half - moved] {
             if let Some(dropped) = NonNull::new(dropped) {
                 // SAFETY: it left the magazine and the depot has no room:
@@ -576,20 +610,21 @@ impl<T, R: Recycle<T>> PoolKind<T> for WorkerPool<T, R> {}
 
 impl<T, R> Drop for WorkerPool<T, R> {
     fn drop(&mut self) {
-        for mag in self.mags.iter_mut() {
-            // No thread can use the pool any more (`&mut self`): the
-            // magazines are ours.
-            mag.state.with_mut(|m| {
-                // SAFETY: as above, `&mut self` makes this the only access.
-                let m = unsafe { &mut *m };
-                for &slot in &m.slots[..m.len] {
-                    if let Some(slot) = NonNull::new(slot) {
-                        // SAFETY: idle slots belong to the pool alone.
-                        unsafe { crate::shard::free_slot(slot) };
+        for mag in self.mags.iter() {
+            // SAFETY: `&mut self`: no thread can use the pool any more, so
+            // this is the only access to every magazine.
+            unsafe {
+                mag.with_slots(|slots, len| {
+                    for &slot in &slots[..len] {
+                        if let Some(slot) = NonNull::new(slot) {
+                            // SAFETY: idle slots belong to the pool alone.
+                            crate::shard::free_slot(slot);
+                        }
                     }
-                }
-                m.len = 0;
-            });
+                })
+            };
+            mag.popped
+                .store(Magazine::<T>::load(&mag.pushed), Ordering::Relaxed);
         }
     }
 }
