@@ -12,7 +12,7 @@
 //! ([`CachePadded`](crossbeam_utils::CachePadded)): a thread that holds the
 //! lock owns the whole line, so the counters it bumps under the lock are
 //! plain loads and stores, never contended read-modify-writes. The stack's
-//! pointers are stored in 128-byte chunks of their own for the same reason.
+//! pointer buffer is padded with 128 bytes on each side for the same reason.
 
 use std::ptr::{self, NonNull};
 
@@ -20,8 +20,9 @@ use crossbeam_utils::CachePadded;
 
 use crate::loom::{AtomicBool, AtomicU64, AtomicUsize, Ordering, SpinWait, UnsafeCell};
 
-/// Pointers per 128-byte chunk of a stack.
-const CHUNK: usize = 128 / size_of::<usize>();
+/// Pointers in 128 bytes: the padding on each side of a stack's buffer, so
+/// that no other allocation shares a cache line with the used part.
+const PAD: usize = 128 / size_of::<usize>();
 
 /// Moves an object into a slot of its own; the slot never moves after this.
 pub(crate) fn new_slot<T>(value: T) -> NonNull<T> {
@@ -53,7 +54,8 @@ pub(crate) unsafe fn take_slot<T>(slot: NonNull<T>) -> T {
 /// [`trim`](Stack::trim): the objects below it stayed idle the whole time,
 /// which is what the victim-cache aging needs to know.
 pub(crate) struct Stack<T> {
-    chunks: Box<[CachePadded<[*mut T; CHUNK]>]>,
+    /// `PAD` unused pointers, then `cap` places, then `PAD` unused again.
+    buf: Box<[*mut T]>,
     len: usize,
     cap: usize,
     low: usize,
@@ -61,11 +63,8 @@ pub(crate) struct Stack<T> {
 
 impl<T> Stack<T> {
     pub(crate) fn with_capacity(cap: usize) -> Self {
-        let chunks = (0..cap.div_ceil(CHUNK))
-            .map(|_| CachePadded::new([ptr::null_mut(); CHUNK]))
-            .collect();
         Self {
-            chunks,
+            buf: vec![ptr::null_mut(); cap + 2 * PAD].into_boxed_slice(),
             len: 0,
             cap,
             low: 0,
@@ -84,7 +83,7 @@ impl<T> Stack<T> {
         }
         self.len -= 1;
         self.low = self.low.min(self.len);
-        NonNull::new(self.chunks[self.len / CHUNK][self.len % CHUNK])
+        NonNull::new(self.buf[PAD + self.len])
     }
 
     #[inline]
@@ -92,7 +91,7 @@ impl<T> Stack<T> {
         if self.len == self.cap {
             return Err(slot);
         }
-        self.chunks[self.len / CHUNK][self.len % CHUNK] = slot.as_ptr();
+        self.buf[PAD + self.len] = slot.as_ptr();
         self.len += 1;
         Ok(())
     }
@@ -103,14 +102,11 @@ impl<T> Stack<T> {
     pub(crate) fn trim(&mut self, mut dropped: impl FnMut(NonNull<T>)) -> usize {
         let n = self.low.min(self.len);
         for i in 0..n {
-            if let Some(slot) = NonNull::new(self.chunks[i / CHUNK][i % CHUNK]) {
+            if let Some(slot) = NonNull::new(self.buf[PAD + i]) {
                 dropped(slot);
             }
         }
-        for i in n..self.len {
-            let j = i - n;
-            self.chunks[j / CHUNK][j % CHUNK] = self.chunks[i / CHUNK][i % CHUNK];
-        }
+        self.buf.copy_within(PAD + n..PAD + self.len, PAD);
         self.len -= n;
         self.low = self.len;
         n

@@ -112,6 +112,11 @@ struct Magazine<T> {
     pushed: AtomicU64,
     /// Objects ever popped: local hits plus spilled.
     popped: AtomicU64,
+    /// The most recently returned object when the stack below is in use
+    /// (Go's per-P `private` slot): a get and a drop in a row touch only
+    /// this fixed place, whose address needs no length, so the pointer's
+    /// trip through memory is one store-to-load forward and not three.
+    hot: UnsafeCell<*mut T>,
     slots: UnsafeCell<[*mut T; MAX_MAGAZINE_SIZE]>,
     /// Cold-path counters, written by the owner alone too.
     refills: AtomicU64,
@@ -126,6 +131,7 @@ impl<T> Magazine<T> {
         CachePadded::new(Self {
             pushed: AtomicU64::new(0),
             popped: AtomicU64::new(0),
+            hot: UnsafeCell::new(ptr::null_mut()),
             slots: UnsafeCell::new([ptr::null_mut(); MAX_MAGAZINE_SIZE]),
             refills: AtomicU64::new(0),
             refilled: AtomicU64::new(0),
@@ -148,7 +154,8 @@ impl<T> Magazine<T> {
         counter.load(Ordering::Relaxed)
     }
 
-    /// Runs `f` on the slot array and the current length.
+    /// Runs `f` on the stack's slot array and the stack's length (the
+    /// objects below the hot slot).
     ///
     /// # Safety
     /// The calling thread owns this magazine (it holds the magazine's
@@ -158,19 +165,30 @@ impl<T> Magazine<T> {
         &self,
         f: impl FnOnce(&mut [*mut T; MAX_MAGAZINE_SIZE], usize) -> R,
     ) -> R {
-        let len = (Self::load(&self.pushed) - Self::load(&self.popped)) as usize;
+        // SAFETY: as below.
+        let hot = self.hot.with_mut(|h| unsafe { !(*h).is_null() });
+        let len = (Self::load(&self.pushed) - Self::load(&self.popped)) as usize - usize::from(hot);
         // SAFETY: the caller is the only thread that uses this magazine and
         // does not re-enter it, so this is the only reference to the slots.
         self.slots.with_mut(|slots| f(unsafe { &mut *slots }, len))
     }
 
-    /// Pops the top slot.
+    /// Pops the hot slot, else the top of the stack.
     ///
     /// # Safety
     /// As for [`with_slots`](Self::with_slots).
     #[inline(always)]
     unsafe fn pop(&self) -> Option<NonNull<T>> {
         let popped = Self::load(&self.popped);
+        // SAFETY: as for `with_slots`: only the owner touches `hot`.
+        let hot = self
+            .hot
+            .with_mut(|h| unsafe { ptr::replace(h, ptr::null_mut()) });
+        if let Some(slot) = NonNull::new(hot) {
+            self.popped.store(popped + 1, Ordering::Relaxed);
+            return Some(slot);
+        }
+        // The hot slot is empty, so the stack holds them all.
         let len = Self::load(&self.pushed).wrapping_sub(popped) as usize;
         let top = len.checked_sub(1)?;
         // SAFETY: as for `with_slots`; reading one element.
@@ -181,32 +199,45 @@ impl<T> Magazine<T> {
         NonNull::new(slot)
     }
 
-    /// Pushes a slot if the magazine holds fewer than `cap`.
+    /// Puts `slot` in the hot slot; the object that was there (if any)
+    /// moves onto the stack when the magazine holds fewer than `cap`
+    /// objects. Otherwise that older object comes back as `Err`: it is
+    /// still counted in the magazine, and [`WorkerPool::spill`] must place
+    /// it.
+    ///
+    /// The store of `slot` does not wait for the load of the old hot
+    /// pointer, so a get/drop loop carries one store-to-load forward per
+    /// round trip.
     ///
     /// # Safety
     /// As for [`with_slots`](Self::with_slots).
     #[inline(always)]
     unsafe fn push(&self, slot: NonNull<T>, cap: usize) -> Result<(), NonNull<T>> {
         let pushed = Self::load(&self.pushed);
-        let len = pushed.wrapping_sub(Self::load(&self.popped)) as usize;
-        if len >= cap {
-            return Err(slot);
+        // SAFETY: as for `with_slots`: only the owner touches `hot`.
+        let old = self
+            .hot
+            .with_mut(|h| unsafe { ptr::replace(h, slot.as_ptr()) });
+        self.pushed.store(pushed + 1, Ordering::Relaxed);
+        let Some(old) = NonNull::new(old) else {
+            return Ok(());
+        };
+        // `old` leaves the hot slot for the stack, which held this many.
+        let stack_len = pushed.wrapping_sub(Self::load(&self.popped)) as usize - 1;
+        if stack_len + 2 > cap {
+            return Err(old);
         }
         // SAFETY: as for `with_slots`; writing one element.
         let stored = self
             .slots
-            .with_mut(|slots| match unsafe { (*slots).get_mut(len) } {
+            .with_mut(|slots| match unsafe { (*slots).get_mut(stack_len) } {
                 Some(place) => {
-                    *place = slot.as_ptr();
+                    *place = old.as_ptr();
                     true
                 }
                 None => false,
             });
-        if !stored {
-            return Err(slot);
-        }
-        self.pushed.store(pushed + 1, Ordering::Relaxed);
-        Ok(())
+        if stored { Ok(()) } else { Err(old) }
     }
 }
 
@@ -543,37 +574,35 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
         }
     }
 
-    /// The magazine is full: move its colder (bottom) half to the depot in
-    /// one batch, drop what the depot has no room for, then push `slot`.
+    /// The magazine is full: move the colder (bottom) half of its stack to
+    /// the depot in one batch, drop what the depot has no room for, then put
+    /// `homeless` (an object [`Magazine::push`] counted in but could not
+    /// place) on the stack.
     ///
     /// # Safety
-    /// The caller owns magazine `w`; `slot` is ours alone.
+    /// The caller owns magazine `w`; `homeless` is ours alone.
     #[cold]
     #[inline(never)]
-    unsafe fn spill(&self, w: usize, mag: &Magazine<T>, slot: NonNull<T>) {
-        let half = self.mag_size.div_ceil(2);
+    unsafe fn spill(&self, w: usize, mag: &Magazine<T>, homeless: NonNull<T>) {
         let mut overflow = [ptr::null_mut(); MAX_MAGAZINE_SIZE];
         // SAFETY: the caller owns the magazine; `push_from` only moves
         // pointers under shard locks. Dropping the overflow (user code) waits
         // until the magazine is released.
         let (half, moved) = unsafe {
-            mag.with_slots(|slots, len| {
-                let half = half.min(len);
+            mag.with_slots(|slots, counted| {
+                // `homeless` is counted but not on the stack.
+                let len = counted - 1;
+                let half = len.div_ceil(2);
                 let moved = self.depot.push_from(w, &slots[..half]);
                 overflow[..half - moved].copy_from_slice(&slots[moved..half]);
                 slots.copy_within(half..len, 0);
+                slots[len - half] = homeless.as_ptr();
                 (half, moved)
             })
         };
         Magazine::<T>::add(&mag.popped, half as u64);
         Magazine::<T>::add(&mag.spills, 1);
         Magazine::<T>::add(&mag.spilled, half as u64);
-        // SAFETY: as above; half the magazine is free now.
-        if let Err(slot) = unsafe { mag.push(slot, self.mag_size) } {
-            // Only with a magazine of size 0, which the builder prevents.
-            // SAFETY: ours alone.
-            unsafe { self.give_to_depot(slot, Some(w)) };
-        }
         for &dropped in &overflow[..half - moved] {
             if let Some(dropped) = NonNull::new(dropped) {
                 // SAFETY: it left the magazine and the depot has no room:
@@ -621,7 +650,12 @@ impl<T, R> Drop for WorkerPool<T, R> {
                             crate::shard::free_slot(slot);
                         }
                     }
-                })
+                });
+                // After the stack: its length counts the hot slot out.
+                let hot = mag.hot.with_mut(|h| ptr::replace(h, ptr::null_mut()));
+                if let Some(hot) = NonNull::new(hot) {
+                    crate::shard::free_slot(hot);
+                }
             };
             mag.popped
                 .store(Magazine::<T>::load(&mag.pushed), Ordering::Relaxed);
@@ -679,9 +713,9 @@ impl<T: 'static, R> WorkerPoolBuilder<T, R> {
     }
 
     /// Objects per magazine (default [`DEFAULT_MAGAZINE_SIZE`]), clamped to
-    /// `1..=`[`MAX_MAGAZINE_SIZE`].
+    /// `2..=`[`MAX_MAGAZINE_SIZE`].
     pub fn magazine_size(mut self, size: usize) -> Self {
-        self.mag_size = size.clamp(1, MAX_MAGAZINE_SIZE);
+        self.mag_size = size.clamp(2, MAX_MAGAZINE_SIZE);
         self
     }
 

@@ -468,7 +468,11 @@ async fn owned_guards_move_into_spawned_tasks() {
         assert_eq!(h.await.unwrap(), i as u8);
     }
     let s = pool.stats();
-    assert_eq!((s.num_in_use, s.num_idle), (0, 16));
+    // Early tasks may finish before later gets, so fewer than 16 objects
+    // may have been made; all of them are back.
+    assert_eq!(s.num_in_use, 0);
+    assert_eq!(s.num_idle, s.created_count);
+    assert_eq!(s.get_count, 16);
 }
 
 static STATIC_POOL: LazyLock<Pool<Vec<u32>>> = LazyLock::new(|| Pool::new(Vec::new));

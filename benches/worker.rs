@@ -1,0 +1,801 @@
+//! `WorkerPool` on tokio workers: get a 4 KiB `BytesMut`, write `"test"`
+//! into it, read it back, give it up; beside this crate's `Pool`, a
+//! `Mutex<Vec<T>>` pool, the peer crates and allocate-and-drop, with a floor
+//! (the same work on one buffer the task already owns).
+//!
+//! The work runs in tasks spawned on one multi-thread runtime with 2 worker
+//! threads (criterion's own async loop would run it on the `block_on`
+//! thread, which is not a worker and has no magazine). Each timed run
+//! spawns its tasks from the bench thread, outside the timed region; each
+//! task warms up, waits at a `std::sync::Barrier`, then times `iters` ops in
+//! a tight loop with no `.await`, so it keeps its worker thread to itself.
+//!
+//! Groups, one function per contestant:
+//!
+//! - `worker_4k_1_worker`: one task. Contestants: `floor`, `new`,
+//!   `worker_pool`, `capacitor_pool`, `mutex_vec`, `object_pool`,
+//!   `lockfree_linear`, `opool`, `sharded_slab`.
+//! - `worker_4k_2_workers`: two tasks at once, the same contestants. A task
+//!   blocked at the barrier holds its worker thread, so the two tasks run on
+//!   the two workers (checked). The time per iteration is the slower task's
+//!   time per op: what one op costs while the other worker is busy with the
+//!   same pool.
+//! - `worker_4k_cross_worker`: a producer task gets buffers, writes
+//!   `"test"` and hands them over through a bounded queue (a crossbeam
+//!   `ArrayQueue` of 64, spun on while full or empty); a consumer task on
+//!   the other worker reads them and gives them up there (for `WorkerPool`,
+//!   into the consumer's magazine). The time per iteration is the
+//!   consumer's time per transfer, handoff included. (A blocking
+//!   `std::sync::mpsc::sync_channel` was tried first: its park/unpark made
+//!   every transfer cost about a microsecond, whatever the pool, so the
+//!   handoff spins instead; each task has a worker thread to itself.) Contestants whose objects can cross in a `'static` `Send`
+//!   guard or by value: `new`, `worker_pool` and `capacitor_pool` (their
+//!   `get_owned`), `mutex_vec`, `object_pool` (`pull_owned`) and
+//!   `lockfree_linear` (`pull_owned`).
+//!
+//! Every contestant clears the buffer before its next user sees it (the
+//! crate's guards do it on drop); `mutex_vec` and `opool` keep at most
+//! [`DEFAULT_MAX_IDLE`] idle objects. Each pool is built once per group,
+//! in an `Arc`, and warmed from tasks on the workers before it is timed.
+//!
+//! Before the groups run, `main` prints the allocations per op of each
+//! contestant (allocations and reallocations, counted by the counting
+//! allocator on the worker threads, over 10,000 ops per task after a
+//! warm-up; for the cross-worker case, both tasks' allocations per
+//! transfer).
+//!
+//! ```text
+//! cargo bench --bench worker                       # everything
+//! cargo bench --bench worker -- worker_4k_cross    # one group
+//! python3 scripts/bench_ratios.py worker --base worker_pool
+//! ```
+
+#[path = "../tests/support/counting_alloc.rs"]
+mod counting_alloc;
+
+use std::hint::black_box;
+use std::sync::{Arc, Barrier, Mutex};
+use std::thread::{self, ThreadId};
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, BytesMut};
+use capacitor_pool::{
+    DEFAULT_MAX_IDLE, OwnedPooled, OwnedWorkerPooled, Pool, WorkerPool, WorkerPooled,
+};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion};
+use crossbeam_queue::ArrayQueue;
+use crossbeam_utils::Backoff;
+use lockfree_object_pool::{LinearObjectPool, LinearOwnedReusable};
+use tokio::runtime::Runtime;
+
+#[global_allocator]
+static ALLOC: counting_alloc::Counting = counting_alloc::Counting;
+
+/// Worker threads of the runtime.
+const WORKERS: usize = 2;
+/// Magazines of the `WorkerPool`s: more than any worker number this process
+/// gives out, so every worker has one.
+const MAGAZINES: usize = 64;
+/// Ops (or transfers) per task in the allocation count.
+const COUNT_OPS: u64 = 10_000;
+/// Ops (or transfers) per task run before anything is counted or timed.
+const WARM_OPS: u64 = 10_000;
+/// Ops each task runs before the barrier of a timed run.
+const TASK_WARM_OPS: u64 = 64;
+/// Capacity of the cross-worker queue.
+const QUEUE_CAP: usize = 64;
+
+/// A fresh 4 KiB buffer.
+#[inline]
+fn make() -> BytesMut {
+    BytesMut::with_capacity(4096)
+}
+
+/// Clears a buffer, keeping its capacity.
+#[inline]
+fn clear_buf(buf: &mut BytesMut) {
+    buf.clear();
+}
+
+/// The write half of the work: append "test".
+#[inline(always)]
+fn write_buf(buf: &mut BytesMut) {
+    buf.put_slice(b"test");
+}
+
+/// The read half of the work: read the bytes back.
+#[inline(always)]
+fn read_buf(buf: &BytesMut) {
+    black_box(&buf[..]);
+}
+
+/// The work done with a buffer, whatever its source: write "test", read it
+/// back.
+#[inline(always)]
+fn use_buf(buf: &mut BytesMut) {
+    write_buf(buf);
+    read_buf(buf);
+}
+
+/// One way to get a buffer, use it and give it up, on one worker.
+trait Contestant: Send + Sync + 'static {
+    /// What a task keeps between ops (the floor's own buffer).
+    type Local: Send + 'static;
+
+    /// A task's state, made before its ops.
+    fn local(&self) -> Self::Local;
+
+    /// Gets a buffer, uses it, resets it and returns it (or drops it).
+    fn op(&self, local: &mut Self::Local);
+}
+
+/// A contestant whose buffers can be taken on one worker and given up on
+/// another.
+trait Cross: Contestant {
+    /// A buffer in flight: a `'static` guard, or the buffer itself.
+    type Item: Send + 'static;
+
+    /// Gets a buffer and writes "test" into it (on the producer).
+    fn take(&self) -> Self::Item;
+
+    /// Reads the buffer back and gives it up (on the consumer).
+    fn give(&self, item: Self::Item);
+}
+
+/// `floor`: the work alone, on one buffer the task owns.
+struct Floor;
+
+impl Contestant for Floor {
+    type Local = BytesMut;
+
+    fn local(&self) -> BytesMut {
+        make()
+    }
+
+    #[inline]
+    fn op(&self, buf: &mut BytesMut) {
+        use_buf(buf);
+        clear_buf(buf);
+    }
+}
+
+/// `new`: make a buffer and drop it, every time.
+struct New;
+
+impl Contestant for New {
+    type Local = ();
+
+    fn local(&self) {}
+
+    #[inline]
+    fn op(&self, _: &mut ()) {
+        let mut buf = make();
+        use_buf(&mut buf);
+    }
+}
+
+impl Cross for New {
+    type Item = BytesMut;
+
+    #[inline]
+    fn take(&self) -> BytesMut {
+        let mut buf = make();
+        write_buf(&mut buf);
+        buf
+    }
+
+    #[inline]
+    fn give(&self, buf: BytesMut) {
+        read_buf(&buf);
+    }
+}
+
+/// `worker_pool`: this crate's `WorkerPool` (the guard resets on drop, into
+/// the magazine of the worker it drops on).
+struct Worker(Arc<WorkerPool<BytesMut>>);
+
+impl Contestant for Worker {
+    type Local = ();
+
+    fn local(&self) {}
+
+    #[inline]
+    fn op(&self, _: &mut ()) {
+        let mut buf: WorkerPooled<'_, BytesMut> = self.0.get();
+        use_buf(&mut buf);
+    }
+}
+
+impl Cross for Worker {
+    type Item = OwnedWorkerPooled<BytesMut>;
+
+    #[inline]
+    fn take(&self) -> Self::Item {
+        let mut buf = self.0.get_owned();
+        write_buf(&mut buf);
+        buf
+    }
+
+    #[inline]
+    fn give(&self, buf: Self::Item) {
+        read_buf(&buf);
+    }
+}
+
+/// `capacitor_pool`: this crate's `Pool` (the guard resets on drop).
+struct Capacitor(Arc<Pool<BytesMut>>);
+
+impl Contestant for Capacitor {
+    type Local = ();
+
+    fn local(&self) {}
+
+    #[inline]
+    fn op(&self, _: &mut ()) {
+        let mut buf = self.0.get();
+        use_buf(&mut buf);
+    }
+}
+
+impl Cross for Capacitor {
+    type Item = OwnedPooled<BytesMut>;
+
+    #[inline]
+    fn take(&self) -> Self::Item {
+        let mut buf = self.0.get_owned();
+        write_buf(&mut buf);
+        buf
+    }
+
+    #[inline]
+    fn give(&self, buf: Self::Item) {
+        read_buf(&buf);
+    }
+}
+
+/// `mutex_vec`: a `Mutex<Vec<T>>`, popped or made, cleared and pushed back
+/// (dropped when it holds `DEFAULT_MAX_IDLE`).
+struct MutexVec(Mutex<Vec<BytesMut>>);
+
+impl MutexVec {
+    #[inline]
+    fn pop(&self) -> BytesMut {
+        let idle = self.0.lock().unwrap().pop();
+        idle.unwrap_or_else(make)
+    }
+
+    #[inline]
+    fn push(&self, mut buf: BytesMut) {
+        clear_buf(&mut buf);
+        let mut idle = self.0.lock().unwrap();
+        if idle.len() < DEFAULT_MAX_IDLE {
+            idle.push(buf);
+        } else {
+            drop(idle);
+            drop(buf);
+        }
+    }
+}
+
+impl Contestant for MutexVec {
+    type Local = ();
+
+    fn local(&self) {}
+
+    #[inline]
+    fn op(&self, _: &mut ()) {
+        let mut buf = self.pop();
+        use_buf(&mut buf);
+        self.push(buf);
+    }
+}
+
+impl Cross for MutexVec {
+    type Item = BytesMut;
+
+    #[inline]
+    fn take(&self) -> BytesMut {
+        let mut buf = self.pop();
+        write_buf(&mut buf);
+        buf
+    }
+
+    #[inline]
+    fn give(&self, buf: BytesMut) {
+        read_buf(&buf);
+        self.push(buf);
+    }
+}
+
+/// `object_pool`: `object_pool::Pool` (a `parking_lot` mutex over a `Vec`,
+/// unbounded); cleared by hand before the guard gives it back.
+struct ObjectPool(Arc<object_pool::Pool<BytesMut>>);
+
+impl Contestant for ObjectPool {
+    type Local = ();
+
+    fn local(&self) {}
+
+    #[inline]
+    fn op(&self, _: &mut ()) {
+        let mut buf = self.0.pull(make);
+        use_buf(&mut buf);
+        clear_buf(&mut buf);
+    }
+}
+
+impl Cross for ObjectPool {
+    type Item = object_pool::ReusableOwned<BytesMut>;
+
+    #[inline]
+    fn take(&self) -> Self::Item {
+        let mut buf = self.0.pull_owned(make);
+        write_buf(&mut buf);
+        buf
+    }
+
+    #[inline]
+    fn give(&self, mut buf: Self::Item) {
+        read_buf(&buf);
+        clear_buf(&mut buf);
+    }
+}
+
+/// `lockfree_linear`: `lockfree_object_pool::LinearObjectPool`, which
+/// resets on drop.
+struct LockfreeLinear(Arc<LinearObjectPool<BytesMut>>);
+
+impl Contestant for LockfreeLinear {
+    type Local = ();
+
+    fn local(&self) {}
+
+    #[inline]
+    fn op(&self, _: &mut ()) {
+        let mut buf = self.0.pull();
+        use_buf(&mut buf);
+    }
+}
+
+impl Cross for LockfreeLinear {
+    type Item = LinearOwnedReusable<BytesMut>;
+
+    #[inline]
+    fn take(&self) -> Self::Item {
+        let mut buf = self.0.pull_owned();
+        write_buf(&mut buf);
+        buf
+    }
+
+    #[inline]
+    fn give(&self, buf: Self::Item) {
+        read_buf(&buf);
+    }
+}
+
+/// `opool`'s allocator for our buffers; opool resets an object when it is
+/// taken, not when it is returned.
+struct OpoolAlloc;
+
+impl opool::PoolAllocator<BytesMut> for OpoolAlloc {
+    #[inline]
+    fn allocate(&self) -> BytesMut {
+        make()
+    }
+
+    #[inline]
+    fn reset(&self, buf: &mut BytesMut) {
+        clear_buf(buf);
+    }
+}
+
+/// `opool`: `opool::Pool` (an `ArrayQueue` of `DEFAULT_MAX_IDLE`).
+struct Opool(Arc<opool::Pool<OpoolAlloc, BytesMut>>);
+
+impl Contestant for Opool {
+    type Local = ();
+
+    fn local(&self) {}
+
+    #[inline]
+    fn op(&self, _: &mut ()) {
+        let mut buf = self.0.get();
+        use_buf(&mut buf);
+    }
+}
+
+/// A `BytesMut` for `sharded_slab::Pool`, which needs `Default` (how slots
+/// are first filled) and its `Clear` (run when a key is cleared).
+struct SlabBuf(BytesMut);
+
+impl Default for SlabBuf {
+    fn default() -> Self {
+        Self(make())
+    }
+}
+
+impl sharded_slab::Clear for SlabBuf {
+    #[inline]
+    fn clear(&mut self) {
+        clear_buf(&mut self.0);
+    }
+}
+
+/// `sharded_slab`: `sharded_slab::Pool` (per-thread shards, objects cleared
+/// in place): `create`, use, drop the guard, `clear` the key.
+struct ShardedSlab(Arc<sharded_slab::Pool<SlabBuf>>);
+
+impl Contestant for ShardedSlab {
+    type Local = ();
+
+    fn local(&self) {}
+
+    #[inline]
+    fn op(&self, _: &mut ()) {
+        let mut buf = self.0.create().expect("sharded_slab: shard full");
+        use_buf(&mut buf.0);
+        let key = buf.key();
+        drop(buf);
+        self.0.clear(key);
+    }
+}
+
+/// Something done with each contestant in turn.
+trait Visit {
+    /// A contestant benched on one worker and on two.
+    fn visit<C: Contestant>(&mut self, name: &'static str, contestant: Arc<C>);
+
+    /// A contestant benched on one worker, on two, and across two.
+    fn visit_cross<C: Cross>(&mut self, name: &'static str, contestant: Arc<C>) {
+        self.visit(name, contestant);
+    }
+}
+
+/// Hands each contestant, freshly built, to `v`.
+fn contestants<V: Visit>(v: &mut V) {
+    v.visit("floor", Arc::new(Floor));
+    v.visit_cross("new", Arc::new(New));
+    v.visit_cross(
+        "worker_pool",
+        Arc::new(Worker(Arc::new(
+            WorkerPool::builder(make).workers(MAGAZINES).build(),
+        ))),
+    );
+    v.visit_cross(
+        "capacitor_pool",
+        Arc::new(Capacitor(Arc::new(Pool::new(make)))),
+    );
+    v.visit_cross("mutex_vec", Arc::new(MutexVec(Mutex::new(Vec::new()))));
+    v.visit_cross(
+        "object_pool",
+        Arc::new(ObjectPool(Arc::new(object_pool::Pool::new(0, make)))),
+    );
+    v.visit_cross(
+        "lockfree_linear",
+        Arc::new(LockfreeLinear(Arc::new(LinearObjectPool::new(
+            make, clear_buf,
+        )))),
+    );
+    v.visit(
+        "opool",
+        Arc::new(Opool(Arc::new(opool::Pool::new(
+            DEFAULT_MAX_IDLE,
+            OpoolAlloc,
+        )))),
+    );
+    v.visit(
+        "sharded_slab",
+        Arc::new(ShardedSlab(Arc::new(sharded_slab::Pool::new()))),
+    );
+}
+
+/// The runtime the work runs on: 2 worker threads.
+fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKERS)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// What one task of a run measured.
+struct TaskRun {
+    elapsed: Duration,
+    allocs: u64,
+    thread: ThreadId,
+}
+
+/// Spawns `tasks` tasks on `rt` (from the bench thread, which is not a
+/// worker) that run `iters` ops at once: each warms up with `TASK_WARM_OPS`
+/// ops, waits at a barrier, then times its ops and counts its own
+/// allocations. Tasks never `.await` once started, so each keeps its worker
+/// thread; blocked at the barrier, a task holds its worker, which makes the
+/// tasks of one run land on different workers.
+fn run_tasks<C: Contestant>(
+    rt: &Runtime,
+    contestant: &Arc<C>,
+    tasks: usize,
+    iters: u64,
+) -> Vec<TaskRun> {
+    assert!(tasks <= WORKERS, "one task per worker at most");
+    let barrier = Arc::new(Barrier::new(tasks));
+    let runs: Vec<TaskRun> = rt.block_on(async {
+        let handles: Vec<_> = (0..tasks)
+            .map(|_| {
+                let contestant = Arc::clone(contestant);
+                let barrier = Arc::clone(&barrier);
+                tokio::spawn(async move {
+                    let mut local = contestant.local();
+                    for _ in 0..TASK_WARM_OPS {
+                        contestant.op(&mut local);
+                    }
+                    barrier.wait();
+                    let allocs = counting_alloc::thread_allocs();
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        contestant.op(&mut local);
+                    }
+                    let elapsed = start.elapsed();
+                    TaskRun {
+                        elapsed,
+                        allocs: counting_alloc::thread_allocs() - allocs,
+                        thread: thread::current().id(),
+                    }
+                })
+            })
+            .collect();
+        let mut runs = Vec::with_capacity(tasks);
+        for h in handles {
+            runs.push(h.await.expect("bench task panicked"));
+        }
+        runs
+    });
+    check_distinct(&runs);
+    runs
+}
+
+/// Asserts that the tasks of a run ran on different worker threads.
+fn check_distinct(runs: &[TaskRun]) {
+    for (i, a) in runs.iter().enumerate() {
+        for b in &runs[i + 1..] {
+            assert_ne!(a.thread, b.thread, "two bench tasks shared a worker");
+        }
+    }
+}
+
+/// Pushes `item` onto the queue, spinning (then yielding) while it is full.
+#[inline]
+fn send<T>(queue: &ArrayQueue<T>, mut item: T) {
+    let backoff = Backoff::new();
+    while let Err(back) = queue.push(item) {
+        item = back;
+        backoff.snooze();
+    }
+}
+
+/// Pops an item off the queue, spinning (then yielding) while it is empty.
+#[inline]
+fn recv<T>(queue: &ArrayQueue<T>) -> T {
+    let backoff = Backoff::new();
+    loop {
+        if let Some(item) = queue.pop() {
+            return item;
+        }
+        backoff.snooze();
+    }
+}
+
+/// Runs `iters` transfers from a producer task to a consumer task on the
+/// other worker, through an `ArrayQueue` of `QUEUE_CAP`: the producer
+/// takes buffers and sends them, the consumer gives them up. Both wait at a
+/// barrier (which puts them on different workers), transfer
+/// `TASK_WARM_OPS` buffers, wait again, then time and count. Spinning in
+/// `send`/`recv` is fine here: each task has a worker thread to itself.
+fn run_cross<C: Cross>(rt: &Runtime, contestant: &Arc<C>, iters: u64) -> Vec<TaskRun> {
+    let barrier = Arc::new(Barrier::new(2));
+    let queue = Arc::new(ArrayQueue::<C::Item>::new(QUEUE_CAP));
+    let (tx, rx) = (Arc::clone(&queue), queue);
+    let runs: Vec<TaskRun> = rt.block_on(async {
+        let producer = {
+            let contestant = Arc::clone(contestant);
+            let barrier = Arc::clone(&barrier);
+            tokio::spawn(async move {
+                barrier.wait();
+                for _ in 0..TASK_WARM_OPS {
+                    send(&tx, contestant.take());
+                }
+                barrier.wait();
+                let allocs = counting_alloc::thread_allocs();
+                let start = Instant::now();
+                for _ in 0..iters {
+                    send(&tx, contestant.take());
+                }
+                let elapsed = start.elapsed();
+                TaskRun {
+                    elapsed,
+                    allocs: counting_alloc::thread_allocs() - allocs,
+                    thread: thread::current().id(),
+                }
+            })
+        };
+        let consumer = {
+            let contestant = Arc::clone(contestant);
+            let barrier = Arc::clone(&barrier);
+            tokio::spawn(async move {
+                barrier.wait();
+                for _ in 0..TASK_WARM_OPS {
+                    contestant.give(recv(&rx));
+                }
+                barrier.wait();
+                let allocs = counting_alloc::thread_allocs();
+                let start = Instant::now();
+                for _ in 0..iters {
+                    contestant.give(recv(&rx));
+                }
+                let elapsed = start.elapsed();
+                TaskRun {
+                    elapsed,
+                    allocs: counting_alloc::thread_allocs() - allocs,
+                    thread: thread::current().id(),
+                }
+            })
+        };
+        vec![
+            producer.await.expect("producer panicked"),
+            consumer.await.expect("consumer panicked"),
+        ]
+    });
+    check_distinct(&runs);
+    runs
+}
+
+/// How the work is spread over the workers.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// `n` tasks, each on its own worker, each running its own ops.
+    Tasks(usize),
+    /// A producer and a consumer on the two workers.
+    Cross,
+}
+
+/// The modes benched, with the names their groups end with.
+const MODES: [(Mode, &str); 3] = [
+    (Mode::Tasks(1), "1_worker"),
+    (Mode::Tasks(2), "2_workers"),
+    (Mode::Cross, "cross_worker"),
+];
+
+/// The slowest task's time.
+fn slowest(runs: &[TaskRun]) -> Duration {
+    runs.iter().map(|run| run.elapsed).max().unwrap_or_default()
+}
+
+/// Allocations per op (per transfer in the cross-worker case) of each
+/// contestant, in each mode (`None` where it is not run).
+struct AllocCount<'r> {
+    rt: &'r Runtime,
+    rows: Vec<(&'static str, [Option<f64>; MODES.len()])>,
+}
+
+impl AllocCount<'_> {
+    fn per_op(runs: &[TaskRun], ops: u64) -> f64 {
+        runs.iter().map(|run| run.allocs).sum::<u64>() as f64 / ops as f64
+    }
+}
+
+impl Visit for AllocCount<'_> {
+    fn visit<C: Contestant>(&mut self, name: &'static str, contestant: Arc<C>) {
+        let mut per_op = [None; MODES.len()];
+        for (slot, &(mode, _)) in per_op.iter_mut().zip(&MODES) {
+            if let Mode::Tasks(tasks) = mode {
+                run_tasks(self.rt, &contestant, tasks, WARM_OPS);
+                let runs = run_tasks(self.rt, &contestant, tasks, COUNT_OPS);
+                *slot = Some(Self::per_op(&runs, COUNT_OPS * tasks as u64));
+            }
+        }
+        self.rows.push((name, per_op));
+    }
+
+    fn visit_cross<C: Cross>(&mut self, name: &'static str, contestant: Arc<C>) {
+        self.visit(name, Arc::clone(&contestant));
+        let cross = MODES
+            .iter()
+            .position(|&(mode, _)| matches!(mode, Mode::Cross))
+            .expect("a cross mode");
+        run_cross(self.rt, &contestant, WARM_OPS);
+        let runs = run_cross(self.rt, &contestant, COUNT_OPS);
+        let row = self.rows.last_mut().expect("row just pushed");
+        row.1[cross] = Some(Self::per_op(&runs, COUNT_OPS));
+    }
+}
+
+fn print_alloc_table(rt: &Runtime) {
+    println!(
+        "allocations per op (allocs + reallocs on the worker threads, per op per task, or per \
+         transfer across workers; {COUNT_OPS} ops per task after warm-up)"
+    );
+    print!("{:<6} {:<16}", "kind", "contestant");
+    for (_, label) in MODES {
+        print!(" {label:>12}");
+    }
+    println!();
+    let mut count = AllocCount {
+        rt,
+        rows: Vec::new(),
+    };
+    contestants(&mut count);
+    for (name, per_op) in count.rows {
+        print!("{:<6} {name:<16}", "4k");
+        for x in per_op {
+            match x {
+                Some(x) => print!(" {x:>12.4}"),
+                None => print!(" {:>12}", "-"),
+            }
+        }
+        println!();
+    }
+    println!();
+}
+
+/// Benches each contestant of one mode in one group.
+struct Bench<'g, 'c, 'r> {
+    group: &'g mut BenchmarkGroup<'c, WallTime>,
+    rt: &'r Runtime,
+    mode: Mode,
+}
+
+impl Visit for Bench<'_, '_, '_> {
+    fn visit<C: Contestant>(&mut self, name: &'static str, contestant: Arc<C>) {
+        let Mode::Tasks(tasks) = self.mode else {
+            return; // not a cross-worker contestant
+        };
+        let rt = self.rt;
+        // Warmed in the closure, so that a contestant the filter skips is not.
+        let mut warmed = false;
+        self.group.bench_function(name, |b| {
+            if !warmed {
+                run_tasks(rt, &contestant, tasks, WARM_OPS);
+                warmed = true;
+            }
+            b.iter_custom(|iters| slowest(&run_tasks(rt, &contestant, tasks, iters)));
+        });
+    }
+
+    fn visit_cross<C: Cross>(&mut self, name: &'static str, contestant: Arc<C>) {
+        if !matches!(self.mode, Mode::Cross) {
+            return self.visit(name, contestant);
+        }
+        let rt = self.rt;
+        let mut warmed = false;
+        self.group.bench_function(name, |b| {
+            if !warmed {
+                run_cross(rt, &contestant, WARM_OPS);
+                warmed = true;
+            }
+            b.iter_custom(|iters| slowest(&run_cross(rt, &contestant, iters)));
+        });
+    }
+}
+
+fn main() {
+    let rt = runtime();
+    if !std::env::args().any(|arg| arg == "--list") {
+        print_alloc_table(&rt);
+    }
+    let mut c = Criterion::default()
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(2))
+        .warm_up_time(Duration::from_millis(500))
+        .configure_from_args();
+    for (mode, label) in MODES {
+        let mut group = c.benchmark_group(format!("worker_4k_{label}"));
+        contestants(&mut Bench {
+            group: &mut group,
+            rt: &rt,
+            mode,
+        });
+        group.finish();
+    }
+    c.final_summary();
+}
