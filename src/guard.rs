@@ -177,7 +177,7 @@ impl<T, P: PoolKind<T>> DerefMut for Pooled<'_, T, P> {
 }
 
 impl<T, P: PoolKind<T>> Drop for Pooled<'_, T, P> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         // SAFETY: the slot came from `self.pool`, and the guard, now
         // dropping, never touches it again.
@@ -300,7 +300,7 @@ impl<T, P: PoolKind<T>> DerefMut for OwnedPooled<T, P> {
 }
 
 impl<T, P: PoolKind<T>> Drop for OwnedPooled<T, P> {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
         // SAFETY: as in `Pooled::drop`; the `Arc` field drops after this.
         unsafe { self.pool.recycle(self.slot) }

@@ -191,7 +191,7 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     /// let mut v = pool.get();
     /// v.push(1);
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn get(&self) -> Pooled<'_, T, Self> {
         Pooled::new(self, self.take_or_make(shard_hint()))
     }
@@ -230,7 +230,7 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     /// std::thread::spawn(move || s.push_str("elsewhere")).join().unwrap();
     /// assert_eq!(pool.stats().return_count, 1);
     /// ```
-    #[inline]
+    #[inline(always)]
     pub fn get_owned(self: &Arc<Self>) -> OwnedPooled<T, Self> {
         OwnedPooled::new(Arc::clone(self), self.take_or_make(shard_hint()))
     }
@@ -344,7 +344,7 @@ impl<T, R: Recycle<T>> Pool<T, R> {
 
     // ---- slot-level API, shared with WorkerPool (its depot) and the models.
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn take_or_make(&self, hint: usize) -> NonNull<T> {
         match self.pop_slot(hint) {
             Some(slot) => slot,
@@ -353,7 +353,7 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     }
 
     /// Pops an idle slot: from the home shard, else from any other.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn pop_slot(&self, hint: usize) -> Option<NonNull<T>> {
         let home = hint & self.mask;
         if let Some(mut guard) = self.shards[home].try_lock() {
@@ -410,7 +410,7 @@ impl<T, R: Recycle<T>> Pool<T, R> {
 
     /// Pushes a slot on the home shard, else on any other with room; hands
     /// it back if every shard is full. `arrival` says what to count.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push_slot(
         &self,
         hint: usize,
@@ -526,7 +526,7 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     ///
     /// # Safety
     /// `slot` belongs to this pool's objects and nothing else uses it.
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn recycle_at(&self, slot: NonNull<T>, hint: usize) {
         // SAFETY: the caller hands us the slot's only use.
         let keep = unsafe { self.reset_slot(slot, hint) };
@@ -544,7 +544,7 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     ///
     /// # Safety
     /// As for [`recycle_at`](Self::recycle_at).
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn reset_slot(&self, slot: NonNull<T>, hint: usize) -> bool {
         struct DropOnUnwind<'a, T, R: Recycle<T>>(&'a Pool<T, R>, NonNull<T>, usize);
         impl<T, R: Recycle<T>> Drop for DropOnUnwind<'_, T, R> {
@@ -591,7 +591,7 @@ impl<T, R: Recycle<T>> Pool<T, R> {
 }
 
 impl<T, R: Recycle<T>> sealed::Home<T> for Pool<T, R> {
-    #[inline]
+    #[inline(always)]
     unsafe fn recycle(&self, slot: NonNull<T>) {
         // SAFETY: forwarded from the guard's contract.
         unsafe { self.recycle_at(slot, shard_hint()) }

@@ -322,7 +322,7 @@ impl<T: 'static> WorkerPool<T> {
 impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// Takes an idle object (from this worker's magazine, else the depot),
     /// or makes a new one.
-    #[inline]
+    #[inline(always)]
     pub fn get(&self) -> WorkerPooled<'_, T, R> {
         Pooled::new(self, self.take(worker_id(), true).expect("make = true"))
     }
@@ -335,7 +335,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
 
     /// Like [`get`](WorkerPool::get), for a pool in an [`Arc`]: the guard is
     /// `'static` and can move into `tokio::spawn`.
-    #[inline]
+    #[inline(always)]
     pub fn get_owned(self: &Arc<Self>) -> OwnedWorkerPooled<T, R> {
         let slot = self.take(worker_id(), true).expect("make = true");
         OwnedPooled::new(Arc::clone(self), slot)
@@ -476,7 +476,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     // ---- the tiers. `worker` is the calling thread's worker number (or,
     // in the loom models, a number that only one model thread uses).
 
-    #[inline]
+    #[inline(always)]
     pub(crate) fn take(&self, worker: Option<usize>, make: bool) -> Option<NonNull<T>> {
         if let Some(w) = worker {
             if let Some(mag) = self.mags.get(w) {
@@ -541,7 +541,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     ///
     /// # Safety
     /// `slot` belongs to this pool and nothing else uses it.
-    #[inline]
+    #[inline(always)]
     pub(crate) unsafe fn give_back(&self, slot: NonNull<T>, worker: Option<usize>) {
         let hint = worker.unwrap_or(0);
         // SAFETY: forwarded; the reset runs user code, outside any magazine.
@@ -614,7 +614,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
 }
 
 impl<T, R: Recycle<T>> sealed::Home<T> for WorkerPool<T, R> {
-    #[inline]
+    #[inline(always)]
     unsafe fn recycle(&self, slot: NonNull<T>) {
         // SAFETY: forwarded from the guard's contract.
         unsafe { self.give_back(slot, worker_id()) }
