@@ -13,20 +13,6 @@
 //! std::thread::spawn(move || owned.push_str("moved")).join().unwrap();
 //! assert_eq!(pool.stats().num_idle, 1);
 //! ```
-//!
-//! A guard owns its object exclusively from the `get` that made it until it
-//! drops; its object sits in a heap slot that does not move, so the guard is
-//! one pointer plus the pool reference. On drop, the pool resets the object
-//! ([`Reset`](crate::Reset) or the pool's reset closure), drops it if it
-//! retains more than the retention limit, and otherwise keeps it for the
-//! next `get`. Guards are `Send` when `T` is, so they cross `.await` points
-//! and tokio workers; the object goes back to the pool of the thread that
-//! drops the guard.
-//!
-//! If a thread panics while it holds a guard, unwinding drops the guard and
-//! the object is reset and returned like any other: the pool stays
-//! consistent. If the reset itself panics, the object is dropped and counted
-//! as discarded.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -73,6 +59,20 @@ pub trait PoolKind<T>: sealed::Home<T> {}
 /// Made by [`Pool::get`] (and the `get` of the crate's other pools). A pool
 /// in a `static` gives `Pooled<'static, T>`, which can move into
 /// `tokio::spawn`.
+///
+/// A guard owns its object exclusively from the `get` that made it until it
+/// drops; its object sits in a heap slot that does not move, so the guard is
+/// one pointer plus the pool reference. On drop, the pool resets the object
+/// ([`Reset`](crate::Reset) or the pool's reset closure), drops it if it
+/// retains more than the retention limit, and otherwise keeps it for the
+/// next `get`. Guards are `Send` when `T` is, so they cross `.await` points
+/// and tokio workers; the object goes back to the pool of the thread that
+/// drops the guard.
+///
+/// If a thread panics while it holds a guard, unwinding drops the guard and
+/// the object is reset and returned like any other: the pool stays
+/// consistent. If the reset itself panics, the object is dropped and counted
+/// as discarded.
 ///
 /// # Examples
 ///

@@ -11,32 +11,6 @@
 //! drop(buf); // cleared and kept for the next get
 //! assert!(pool.get().is_empty());
 //! ```
-//!
-//! # How it works
-//!
-//! This is Go's `sync.Pool` done for Rust and tokio. Objects live in heap
-//! slots of their own that never move (moving a `BytesMut` through a `Vec`
-//! by value costs several times what using it in place does). The pool keeps idle slot pointers in
-//! shards: one bounded LIFO stack per shard behind a try-lock, each shard
-//! with its counters in its own 128-byte block. A thread picks its home shard
-//! from `tokio::runtime::worker_index()` on a runtime worker (workers of one
-//! runtime get distinct shards when there are enough), else from a dense
-//! per-thread number.
-//!
-//! - `get` pops from the home shard; if it is empty (or busy), it looks at
-//!   the other shards with `try_lock` (stealing, as `sync.Pool` steals from
-//!   other Ps), and only then makes a new object: a miss.
-//! - Dropping a guard resets the object, drops it if it retains more than
-//!   the retention limit, else pushes it on the dropping thread's home shard
-//!   (or another with room); if every shard is full, the object is dropped:
-//!   the pool never holds more than `max_idle` objects.
-//!
-//! Each shard is locked for a push or a pop of one pointer, so a contended
-//! lock is held for nanoseconds; a busy shard is skipped rather than waited
-//! on whenever another will do.
-//!
-//! [`WorkerPool`](crate) adds lock-free per-worker magazines in front of this
-//! pool, for hot paths on tokio workers.
 
 use std::cell::Cell;
 use std::fmt;
@@ -96,9 +70,34 @@ impl<T> ShardGuard<'_, T> {
 
 /// A sharded, bounded pool of reusable objects, usable from any thread.
 ///
-/// See the [module docs](self) for how it works. `R` is the recycling
-/// policy: [`UseReset`] (the [`Reset`] trait) unless the builder was given a
-/// closure or a [`Recycle`] impl.
+/// `R` is the recycling policy: [`UseReset`] (the [`Reset`] trait) unless
+/// the builder was given a closure or a [`Recycle`] impl.
+///
+/// # How it works
+///
+/// This is Go's `sync.Pool` done for Rust and tokio. Objects live in heap
+/// slots of their own that never move (moving a `BytesMut` through a `Vec`
+/// by value costs several times what using it in place does). The pool keeps idle slot pointers in
+/// shards: one bounded LIFO stack per shard behind a try-lock, each shard
+/// with its counters in its own 128-byte block. A thread picks its home shard
+/// from `tokio::runtime::worker_index()` on a runtime worker (workers of one
+/// runtime get distinct shards when there are enough), else from a dense
+/// per-thread number.
+///
+/// - `get` pops from the home shard; if it is empty (or busy), it looks at
+///   the other shards with `try_lock` (stealing, as `sync.Pool` steals from
+///   other Ps), and only then makes a new object: a miss.
+/// - Dropping a guard resets the object, drops it if it retains more than
+///   the retention limit, else pushes it on the dropping thread's home shard
+///   (or another with room); if every shard is full, the object is dropped:
+///   the pool never holds more than `max_idle` objects.
+///
+/// Each shard is locked for a push or a pop of one pointer, so a contended
+/// lock is held for nanoseconds; a busy shard is skipped rather than waited
+/// on whenever another will do.
+///
+/// [`WorkerPool`](crate::WorkerPool) adds lock-free per-worker magazines in front of this
+/// pool, for hot paths on tokio workers.
 ///
 /// # Examples
 ///

@@ -9,19 +9,6 @@
 //! assert!(buf.is_empty());
 //! assert_eq!(buf.retained_bytes(), 64);
 //! ```
-//!
-//! Every pool in the crate resets an object when its guard drops, before the
-//! object can reach its next user: the Go guide's "forgot to reset" bug
-//! (`defer pool.Put(buf)` without `buf.Reset()`) cannot happen. After the
-//! reset, the pool asks the object how much memory it still holds on to
-//! ([`Reset::retained_bytes`]); an object over the pool's retention limit
-//! (1 MiB by default, the Go guide's "don't pool objects over 1 MB") is
-//! dropped instead of kept, so one huge request does not pin a huge buffer
-//! in the pool forever.
-//!
-//! A pool can use a closure instead of the trait
-//! ([`PoolBuilder::reset`](crate::PoolBuilder::reset)), or any type that
-//! implements [`Recycle`] for full control.
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hash};
@@ -34,6 +21,19 @@ use bytes::BytesMut;
 /// `reset` must leave the object in the state a fresh user expects (empty
 /// buffers, cleared maps); it should keep allocated capacity, since keeping
 /// it is the point of pooling.
+///
+/// Every pool in the crate resets an object when its guard drops, before the
+/// object can reach its next user: the Go guide's "forgot to reset" bug
+/// (`defer pool.Put(buf)` without `buf.Reset()`) cannot happen. After the
+/// reset, the pool asks the object how much memory it still holds on to
+/// ([`Reset::retained_bytes`]); an object over the pool's retention limit
+/// (1 MiB by default, the Go guide's "don't pool objects over 1 MB") is
+/// dropped instead of kept, so one huge request does not pin a huge buffer
+/// in the pool forever.
+///
+/// A pool can use a closure instead of the trait
+/// ([`PoolBuilder::reset`](crate::PoolBuilder::reset)), or any type that
+/// implements [`Recycle`] for full control.
 ///
 /// # Examples
 ///

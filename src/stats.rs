@@ -13,23 +13,21 @@
 //! assert_eq!(stats.miss_count, 1);
 //! assert_eq!(stats.hit_rate(), 0.5);
 //! ```
-//!
-//! Counters are never one shared hot cache line: each shard counts in its own
-//! 128-byte block, written by the thread that holds that shard, and
-//! [`stats`](crate::Pool::stats) adds the shards up without taking any lock.
-//! A snapshot taken while other threads use the pool is therefore only
-//! approximately consistent; once the pool is quiet, it adds up exactly:
-//!
-//! `created_count + adopt_count == num_idle + num_in_use + drop_count() + detach_count`
-//!
-//! Names follow tokio's `RuntimeMetrics`: `num_*` for gauges, `*_count` for
-//! monotonic counters.
 
 use std::fmt;
 
 /// A snapshot of a pool's counters and gauges.
 ///
-/// See the [module docs](self) for how the numbers relate.
+/// Counters are never one shared hot cache line: each shard counts in its own
+/// 128-byte block, written by the thread that holds that shard, and
+/// [`stats`](crate::Pool::stats) adds the shards up without taking any lock.
+/// A snapshot taken while other threads use the pool is therefore only
+/// approximately consistent; once the pool is quiet, it adds up exactly:
+///
+/// `created_count + adopt_count == num_idle + num_in_use + drop_count() + detach_count`
+///
+/// Names follow tokio's `RuntimeMetrics`: `num_*` for gauges, `*_count` for
+/// monotonic counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PoolStats {

@@ -22,52 +22,6 @@
 //! assert_eq!(n, 5);
 //! # }
 //! ```
-//!
-//! # How it works
-//!
-//! Three tiers, as Go's `sync.Pool` has (per-P private/shared, then the
-//! global victim cache, then `New`), made for tokio:
-//!
-//! 1. **Magazine**: each tokio worker thread owns a small bounded LIFO stack
-//!    of slot pointers, in its own 128-byte-aligned block. `get` pops, guard
-//!    drop pushes, on whichever worker the task runs at that moment. No
-//!    atomic read-modify-write, no lock, no cache line another worker
-//!    writes: the magazine is keyed by OS thread, so only its owner ever
-//!    touches it.
-//! 2. **Depot**: a [`Pool`], sharded and bounded. A full magazine moves its
-//!    colder half to the depot in one batch; an empty one refills half of
-//!    itself in one batch (Bonwick's magazine layer over a depot, as in the
-//!    Solaris/Linux slab allocators). Threads that are not tokio workers
-//!    (the blocking pool, plain threads, the `block_on` thread of a
-//!    multi-thread runtime, threads past the magazine array) go straight to
-//!    the depot.
-//! 3. **New**: the pool's constructor, counted as a miss.
-//!
-//! ## Why magazines are keyed by OS thread
-//!
-//! `tokio::runtime::worker_index()` is only a hint for exclusive access:
-//! after `block_in_place` the old worker thread keeps running the blocked
-//! task while a new thread takes over its index, and two runtimes number
-//! their workers from 0 alike. Two sound designs exist: key by
-//! `worker_index()` and take the magazine with an uncontended atomic swap,
-//! or key by OS thread. The crate gives each tokio worker thread, at its
-//! first use of any `WorkerPool`, a dense number of its own (recycled when
-//! the thread exits); the thread then owns magazine *n* of every pool, and
-//! exclusivity holds by construction, with no atomic at all. Measured here
-//! (DESIGN.md, "The hot path"), a thread-keyed magazine costs about a third
-//! of the `worker_index()` + atomic variant. A magazine whose thread exits
-//! keeps its objects for the next worker thread that gets the number.
-//!
-//! Objects never move: magazines and depot hold pointers to heap slots, and
-//! the cold paths (refill, spill, miss) are out of line.
-//!
-//! ## Aging
-//!
-//! [`trim`](WorkerPool::trim) (or a background [trimmer
-//! task](WorkerPool::spawn_trimmer)) drops depot objects that stayed idle
-//! through two consecutive trims. Magazines are not aged: each is bounded
-//! by the magazine size, and touching one from the trimming thread would
-//! cost every `get` an atomic.
 
 use std::cell::Cell;
 use std::fmt;
@@ -246,7 +200,54 @@ impl<T> Magazine<T> {
 ///
 /// Same surface as [`Pool`] (`new`, `builder`, `get`, `try_get`,
 /// `get_owned`, `put`, `stats`, `trim`), the same guards and the same reset
-/// and retention rules. See the [module docs](self) for how it works.
+/// and retention rules.
+///
+/// # How it works
+///
+/// Three tiers, as Go's `sync.Pool` has (per-P private/shared, then the
+/// global victim cache, then `New`), made for tokio:
+///
+/// 1. **Magazine**: each tokio worker thread owns a small bounded LIFO stack
+///    of slot pointers, in its own 128-byte-aligned block. `get` pops, guard
+///    drop pushes, on whichever worker the task runs at that moment. No
+///    atomic read-modify-write, no lock, no cache line another worker
+///    writes: the magazine is keyed by OS thread, so only its owner ever
+///    touches it.
+/// 2. **Depot**: a [`Pool`], sharded and bounded. A full magazine moves its
+///    colder half to the depot in one batch; an empty one refills half of
+///    itself in one batch (Bonwick's magazine layer over a depot, as in the
+///    Solaris/Linux slab allocators). Threads that are not tokio workers
+///    (the blocking pool, plain threads, the `block_on` thread of a
+///    multi-thread runtime, threads past the magazine array) go straight to
+///    the depot.
+/// 3. **New**: the pool's constructor, counted as a miss.
+///
+/// ## Why magazines are keyed by OS thread
+///
+/// `tokio::runtime::worker_index()` is only a hint for exclusive access:
+/// after `block_in_place` the old worker thread keeps running the blocked
+/// task while a new thread takes over its index, and two runtimes number
+/// their workers from 0 alike. Two sound designs exist: key by
+/// `worker_index()` and take the magazine with an uncontended atomic swap,
+/// or key by OS thread. The crate gives each tokio worker thread, at its
+/// first use of any `WorkerPool`, a dense number of its own (recycled when
+/// the thread exits); the thread then owns magazine *n* of every pool, and
+/// exclusivity holds by construction, with no atomic at all. Measured here
+/// (DESIGN.md, "The hot path"), a thread-keyed magazine costs about a third
+/// of the `worker_index()` + atomic variant. A magazine whose thread exits
+/// keeps its objects for the next worker thread that gets the number.
+///
+/// Objects never move: magazines and depot hold pointers to heap slots, and
+/// the cold paths (refill, spill, miss) are out of line.
+///
+/// ## Aging
+///
+/// [`trim`](WorkerPool::trim) (or a background [trimmer
+/// task](WorkerPool::spawn_trimmer)) drops depot objects that stayed idle
+/// through two consecutive trims. Magazines are not aged: each is bounded
+/// by the magazine size, and touching one from the trimming thread would
+/// cost every `get` an atomic.
+///
 ///
 /// # Examples
 ///
