@@ -116,7 +116,7 @@ trait Contestant: Sync {
 struct New<T>(PhantomData<fn() -> T>);
 
 impl<T: Buf> Contestant for New<T> {
-    #[inline]
+    #[inline(always)]
     fn op(&self) {
         let mut buf = T::make();
         use_buf(&mut buf);
@@ -127,7 +127,7 @@ impl<T: Buf> Contestant for New<T> {
 struct Capacitor<T: Buf>(Pool<T>);
 
 impl<T: Buf> Contestant for Capacitor<T> {
-    #[inline]
+    #[inline(always)]
     fn op(&self) {
         let mut buf = self.0.get();
         use_buf(&mut *buf);
@@ -139,7 +139,7 @@ impl<T: Buf> Contestant for Capacitor<T> {
 struct MutexVec<T>(Mutex<Vec<T>>);
 
 impl<T: Buf> Contestant for MutexVec<T> {
-    #[inline]
+    #[inline(always)]
     fn op(&self) {
         let idle = self.0.lock().unwrap().pop();
         let mut buf = idle.unwrap_or_else(T::make);
@@ -160,7 +160,7 @@ impl<T: Buf> Contestant for MutexVec<T> {
 struct ObjectPool<T>(object_pool::Pool<T>);
 
 impl<T: Buf> Contestant for ObjectPool<T> {
-    #[inline]
+    #[inline(always)]
     fn op(&self) {
         let mut buf = self.0.pull(T::make);
         use_buf(&mut *buf);
@@ -173,7 +173,7 @@ impl<T: Buf> Contestant for ObjectPool<T> {
 struct LockfreeLinear<T>(LinearObjectPool<T>);
 
 impl<T: Buf> Contestant for LockfreeLinear<T> {
-    #[inline]
+    #[inline(always)]
     fn op(&self) {
         let mut buf = self.0.pull();
         use_buf(&mut *buf);
@@ -185,7 +185,7 @@ impl<T: Buf> Contestant for LockfreeLinear<T> {
 struct LockfreeSpinLock<T>(SpinLockObjectPool<T>);
 
 impl<T: Buf> Contestant for LockfreeSpinLock<T> {
-    #[inline]
+    #[inline(always)]
     fn op(&self) {
         let mut buf = self.0.pull();
         use_buf(&mut *buf);
@@ -212,7 +212,7 @@ impl<T: Buf> opool::PoolAllocator<T> for OpoolAlloc<T> {
 struct Opool<T: Buf>(opool::Pool<OpoolAlloc<T>, T>);
 
 impl<T: Buf> Contestant for Opool<T> {
-    #[inline]
+    #[inline(always)]
     fn op(&self) {
         let mut buf = self.0.get();
         use_buf(&mut *buf);
@@ -224,7 +224,7 @@ impl<T: Buf> Contestant for Opool<T> {
 struct CrossbeamArrayQueue<T>(ArrayQueue<T>);
 
 impl<T: Buf> Contestant for CrossbeamArrayQueue<T> {
-    #[inline]
+    #[inline(always)]
     fn op(&self) {
         let mut buf = self.0.pop().unwrap_or_else(T::make);
         use_buf(&mut buf);

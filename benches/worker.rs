@@ -153,7 +153,7 @@ impl Contestant for Floor {
         make()
     }
 
-    #[inline]
+    #[inline(always)]
     fn op(&self, buf: &mut BytesMut) {
         // Through an opaque reference, as a pooled buffer is reached: the
         // compiler may not keep the buffer's fields in registers across ops
@@ -172,7 +172,7 @@ impl Contestant for New {
 
     fn local(&self) {}
 
-    #[inline]
+    #[inline(always)]
     fn op(&self, _: &mut ()) {
         let mut buf = make();
         use_buf(&mut buf);
@@ -204,7 +204,7 @@ impl Contestant for Worker {
 
     fn local(&self) {}
 
-    #[inline]
+    #[inline(always)]
     fn op(&self, _: &mut ()) {
         let mut buf: WorkerPooled<'_, BytesMut> = self.0.get();
         use_buf(&mut buf);
@@ -235,7 +235,7 @@ impl Contestant for Capacitor {
 
     fn local(&self) {}
 
-    #[inline]
+    #[inline(always)]
     fn op(&self, _: &mut ()) {
         let mut buf = self.0.get();
         use_buf(&mut buf);
@@ -287,7 +287,7 @@ impl Contestant for MutexVec {
 
     fn local(&self) {}
 
-    #[inline]
+    #[inline(always)]
     fn op(&self, _: &mut ()) {
         let mut buf = self.pop();
         use_buf(&mut buf);
@@ -321,7 +321,7 @@ impl Contestant for ObjectPool {
 
     fn local(&self) {}
 
-    #[inline]
+    #[inline(always)]
     fn op(&self, _: &mut ()) {
         let mut buf = self.0.pull(make);
         use_buf(&mut buf);
@@ -355,7 +355,7 @@ impl Contestant for LockfreeLinear {
 
     fn local(&self) {}
 
-    #[inline]
+    #[inline(always)]
     fn op(&self, _: &mut ()) {
         let mut buf = self.0.pull();
         use_buf(&mut buf);
@@ -402,7 +402,7 @@ impl Contestant for Opool {
 
     fn local(&self) {}
 
-    #[inline]
+    #[inline(always)]
     fn op(&self, _: &mut ()) {
         let mut buf = self.0.get();
         use_buf(&mut buf);
@@ -435,7 +435,7 @@ impl Contestant for ShardedSlab {
 
     fn local(&self) {}
 
-    #[inline]
+    #[inline(always)]
     fn op(&self, _: &mut ()) {
         let mut buf = self.0.create().expect("sharded_slab: shard full");
         use_buf(&mut buf.0);

@@ -798,12 +798,22 @@ const NO_ID: usize = usize::MAX;
 /// Free worker numbers and the next new one.
 static IDS: Mutex<(usize, Vec<usize>)> = Mutex::new((0, Vec::new()));
 
-/// The calling thread's worker number; gives it back when the thread exits.
-struct WorkerId(Cell<usize>);
+thread_local! {
+    /// The calling thread's worker number, or `NO_ID`. No destructor, so
+    /// reading it is one thread-local load with no liveness check.
+    static WORKER_ID: Cell<usize> = const { Cell::new(NO_ID) };
+    /// Gives the number back when the thread exits (registered at the first
+    /// assignment only).
+    static RELEASE: ReleaseId = const { ReleaseId };
+}
 
-impl Drop for WorkerId {
+/// Returns the thread's worker number to the free list at thread exit.
+struct ReleaseId;
+
+impl Drop for ReleaseId {
     fn drop(&mut self) {
-        let id = self.0.replace(NO_ID);
+        // From here on the thread uses the depot.
+        let id = WORKER_ID.try_with(|id| id.replace(NO_ID)).unwrap_or(NO_ID);
         if id != NO_ID {
             // Everything this thread did to its magazines happens-before the
             // next owner's use, through this mutex.
@@ -813,16 +823,12 @@ impl Drop for WorkerId {
     }
 }
 
-thread_local! {
-    static WORKER_ID: WorkerId = const { WorkerId(Cell::new(NO_ID)) };
-}
-
 /// The calling thread's worker number: `Some` on tokio worker threads
-/// (given at their first call), `None` elsewhere and while the thread is
+/// (given at their first call), `None` elsewhere and once the thread is
 /// exiting.
 #[inline(always)]
 fn worker_id() -> Option<usize> {
-    match WORKER_ID.try_with(|id| id.0.get()) {
+    match WORKER_ID.try_with(Cell::get) {
         Ok(NO_ID) => assign_worker_id(),
         Ok(id) => Some(id),
         Err(_) => None,
@@ -833,6 +839,9 @@ fn worker_id() -> Option<usize> {
 #[inline(never)]
 fn assign_worker_id() -> Option<usize> {
     tokio::runtime::worker_index()?;
+    // Register the release first: if the thread is already exiting (its
+    // destructors running), it gets no number.
+    RELEASE.try_with(|_| ()).ok()?;
     WORKER_ID
         .try_with(|slot| {
             let mut ids = IDS.lock().unwrap_or_else(|e| e.into_inner());
@@ -844,7 +853,7 @@ fn assign_worker_id() -> Option<usize> {
                     ids.0 - 1
                 }
             };
-            slot.0.set(id);
+            slot.set(id);
             id
         })
         .ok()
