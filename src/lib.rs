@@ -71,17 +71,21 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![doc(test(attr(deny(warnings))))]
 
+mod error;
 mod guard;
 mod loom;
 mod pool;
 mod reset;
+mod ring;
 mod shard;
 mod stats;
 mod worker;
 
+pub use crate::error::{BuildError, GetError, GetTimeoutError, TryGetError};
 pub use crate::guard::{OwnedPooled, PoolKind, Pooled};
 pub use crate::pool::{DEFAULT_MAX_IDLE, DEFAULT_RETENTION_LIMIT, Pool, PoolBuilder};
 pub use crate::reset::{Recycle, Reset, ResetWith, UseReset};
+pub use crate::ring::{OwnedRingGuard, RingGuard, RingPool, RingPoolBuilder, RingStats};
 pub use crate::stats::PoolStats;
 pub use crate::worker::{
     DEFAULT_MAGAZINE_SIZE, MAX_MAGAZINE_SIZE, OwnedWorkerPooled, WorkerPool, WorkerPoolBuilder,

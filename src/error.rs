@@ -1,0 +1,87 @@
+//! Error types, one per operation.
+
+use std::fmt;
+
+/// The error of [`RingPool::get`](crate::RingPool::get): the ring was
+/// closed, before or while waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GetError(pub(crate) ());
+
+impl fmt::Display for GetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ring pool closed")
+    }
+}
+
+impl std::error::Error for GetError {}
+
+/// The error of [`RingPool::try_get`](crate::RingPool::try_get).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TryGetError {
+    /// Every slot is in use.
+    Empty,
+    /// The ring was closed.
+    Closed,
+}
+
+impl fmt::Display for TryGetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryGetError::Empty => f.write_str("every slot of the ring pool is in use"),
+            TryGetError::Closed => f.write_str("ring pool closed"),
+        }
+    }
+}
+
+impl std::error::Error for TryGetError {}
+
+/// The error of [`RingPool::get_timeout`](crate::RingPool::get_timeout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GetTimeoutError {
+    /// No slot came free in time.
+    Timeout,
+    /// The ring was closed.
+    Closed,
+}
+
+impl fmt::Display for GetTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GetTimeoutError::Timeout => f.write_str("timed out waiting for a ring pool slot"),
+            GetTimeoutError::Closed => f.write_str("ring pool closed"),
+        }
+    }
+}
+
+impl std::error::Error for GetTimeoutError {}
+
+/// The error of [`RingPoolBuilder::build`](crate::RingPoolBuilder::build).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A ring needs at least one slot.
+    ZeroCapacity,
+    /// More slots than a tokio semaphore can count.
+    CapacityTooLarge {
+        /// The capacity asked for.
+        requested: usize,
+        /// The most allowed.
+        max: usize,
+    },
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::ZeroCapacity => f.write_str("a ring pool needs a capacity of at least 1"),
+            BuildError::CapacityTooLarge { requested, max } => {
+                write!(
+                    f,
+                    "ring pool capacity {requested} is over the maximum of {max}"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}

@@ -1,0 +1,348 @@
+//! Behaviour of `RingPool<T>`.
+
+use std::collections::HashSet;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use capacitor_pool::{
+    BuildError, GetError, GetTimeoutError, OwnedRingGuard, Reset, RingGuard, RingPool, RingStats,
+    TryGetError,
+};
+use futures_util::FutureExt;
+
+#[derive(Debug)]
+struct Tagged {
+    id: u64,
+    held: AtomicBool,
+    data: Vec<u8>,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+impl Tagged {
+    fn new() -> Self {
+        Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            held: AtomicBool::new(false),
+            data: Vec::new(),
+        }
+    }
+    fn hold(&self) {
+        assert!(
+            !self.held.swap(true, Ordering::SeqCst),
+            "object {} held twice",
+            self.id
+        );
+    }
+    fn release(&self) {
+        assert!(self.held.swap(false, Ordering::SeqCst));
+    }
+}
+
+impl Reset for Tagged {
+    fn reset(&mut self) {
+        self.data.clear();
+    }
+    fn retained_bytes(&self) -> usize {
+        self.data.capacity()
+    }
+}
+
+fn assert_accounting(s: &RingStats) {
+    assert_eq!(s.num_idle + s.num_in_use, s.capacity as u64, "{s:?}");
+    assert_eq!(
+        s.created_count,
+        s.capacity as u64 + s.drop_count() + s.detach_count,
+        "{s:?}"
+    );
+    assert_eq!(s.get_count, s.return_count + s.num_in_use, "{s:?}");
+}
+
+/// Waits until `n` tasks wait on the ring.
+async fn until_waiters<T, R: capacitor_pool::Recycle<T>>(ring: &RingPool<T, R>, n: u64) {
+    for _ in 0..10_000 {
+        if ring.stats().num_waiters == n {
+            return;
+        }
+        tokio::task::yield_now().await;
+    }
+    panic!("never saw {n} waiters: {:?}", ring.stats());
+}
+
+#[tokio::test]
+async fn smoke() {
+    let ring = RingPool::new(2, || Vec::<u8>::with_capacity(16)).unwrap();
+    let mut a = ring.get().await.unwrap();
+    a.extend_from_slice(b"abc");
+    let b = ring.try_get().unwrap();
+    assert_eq!(ring.try_get().unwrap_err(), TryGetError::Empty);
+    drop(a);
+    let a = ring.try_get().unwrap();
+    assert!(a.is_empty(), "reset on return");
+    drop((a, b));
+    let s = ring.stats();
+    assert_eq!((s.get_count, s.created_count, s.num_idle), (3, 2, 2));
+    assert_accounting(&s);
+}
+
+#[test]
+fn zero_or_huge_capacity_is_a_build_error() {
+    assert_eq!(
+        RingPool::new(0, String::new).unwrap_err(),
+        BuildError::ZeroCapacity
+    );
+    let err = RingPool::builder(usize::MAX, String::new)
+        .build()
+        .unwrap_err();
+    assert!(matches!(err, BuildError::CapacityTooLarge { .. }));
+    assert_eq!(
+        BuildError::ZeroCapacity.to_string(),
+        "a ring pool needs a capacity of at least 1"
+    );
+}
+
+#[test]
+fn capacities_across_bitmap_words() {
+    for cap in [1, 63, 64, 65, 130] {
+        let ring = RingPool::new(cap, Tagged::new).unwrap();
+        let held: Vec<_> = (0..cap).map(|_| ring.try_get().unwrap()).collect();
+        assert_eq!(ring.try_get().unwrap_err(), TryGetError::Empty);
+        let ids: HashSet<u64> = held.iter().map(|o| o.id).collect();
+        assert_eq!(ids.len(), cap, "every slot distinct");
+        drop(held);
+        assert_eq!(ring.stats().num_idle, cap as u64);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_tasks_than_slots_are_served_in_fifo_order() {
+    let ring = Arc::new(RingPool::new(1, Vec::<u8>::new).unwrap());
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let held = ring.try_get_owned().unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..8u64 {
+        let (ring2, order2) = (Arc::clone(&ring), Arc::clone(&order));
+        tasks.push(tokio::spawn(async move {
+            let g = ring2.get_owned().await.unwrap();
+            order2.lock().unwrap().push(i);
+            tokio::task::yield_now().await;
+            drop(g);
+        }));
+        // Each task is in line before the next one starts waiting.
+        until_waiters(&ring, i + 1).await;
+    }
+    drop(held);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), (0..8).collect::<Vec<_>>());
+    let s = ring.stats();
+    assert_eq!((s.wait_count, s.num_waiters), (8, 0));
+    assert!(s.wait_time > Duration::ZERO);
+    assert_accounting(&s);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_get_leaks_no_slot_and_the_next_waiter_wakes() {
+    let ring = Arc::new(RingPool::new(1, Vec::<u8>::new).unwrap());
+    let held = ring.try_get_owned().unwrap();
+    let r = Arc::clone(&ring);
+    let cancelled = tokio::spawn(async move { r.get_owned().await.map(drop) });
+    until_waiters(&ring, 1).await;
+    let r = Arc::clone(&ring);
+    let next = tokio::spawn(async move { r.get_owned().await.map(|g| g.len()) });
+    until_waiters(&ring, 2).await;
+    cancelled.abort();
+    assert!(cancelled.await.unwrap_err().is_cancelled());
+    until_waiters(&ring, 1).await;
+    drop(held);
+    assert_eq!(next.await.unwrap(), Ok(0));
+    let s = ring.stats();
+    assert_eq!((s.num_idle, s.num_waiters), (1, 0));
+    assert_accounting(&s);
+}
+
+#[tokio::test]
+async fn get_lost_in_a_select_gives_up_its_place() {
+    let ring = RingPool::new(1, Vec::<u8>::new).unwrap();
+    let held = ring.try_get().unwrap();
+    tokio::select! {
+        biased;
+        _ = ring.get() => panic!("no slot is free"),
+        _ = tokio::task::yield_now() => {}
+    }
+    assert_eq!(ring.stats().num_waiters, 0);
+    drop(held);
+    assert!(ring.try_get().is_ok(), "the lost get kept no slot");
+    // Polled once and dropped, too.
+    let held = ring.try_get().unwrap();
+    assert!(ring.get().now_or_never().is_none());
+    drop(held);
+    assert_eq!(ring.stats().num_idle, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_fails_waiters_and_later_gets_but_guards_return() {
+    let ring = Arc::new(RingPool::new(2, Vec::<u8>::new).unwrap());
+    let a = ring.try_get_owned().unwrap();
+    let b = ring.try_get_owned().unwrap();
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            let r = Arc::clone(&ring);
+            tokio::spawn(async move { r.get_owned().await.map(drop) })
+        })
+        .collect();
+    until_waiters(&ring, 3).await;
+    ring.close();
+    for w in waiters {
+        let err: GetError = w.await.unwrap().unwrap_err();
+        assert_eq!(err.to_string(), "ring pool closed");
+    }
+    assert_eq!(ring.try_get().unwrap_err(), TryGetError::Closed);
+    assert!(ring.get().await.is_err());
+    drop((a, b));
+    let s = ring.stats();
+    assert!(s.closed);
+    assert_eq!((s.num_idle, s.num_waiters), (2, 0));
+    assert_accounting(&s);
+}
+
+#[tokio::test(start_paused = true)]
+async fn get_timeout_times_out_and_counts() {
+    let ring = RingPool::new(1, Vec::<u8>::new).unwrap();
+    let held = ring.get_timeout(Duration::from_secs(1)).await.unwrap();
+    let err = ring.get_timeout(Duration::from_secs(1)).await.unwrap_err();
+    assert_eq!(err, GetTimeoutError::Timeout);
+    assert_eq!(err.to_string(), "timed out waiting for a ring pool slot");
+    drop(held);
+    let s = ring.stats();
+    assert_eq!((s.timeout_count, s.num_waiters, s.num_idle), (1, 0, 1));
+}
+
+#[test]
+fn guards_dropped_on_other_workers_and_threads() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .build()
+        .unwrap();
+    let ring = Arc::new(RingPool::new(4, Tagged::new).unwrap());
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..64)
+            .map(|t| {
+                let ring = Arc::clone(&ring);
+                tokio::spawn(async move {
+                    for _ in 0..200 {
+                        let mut g: OwnedRingGuard<Tagged> = ring.get_owned().await.unwrap();
+                        g.hold();
+                        assert!(g.data.is_empty(), "reset before reuse");
+                        g.data.push(t as u8);
+                        tokio::task::yield_now().await; // maybe another worker
+                        g.release();
+                        if t % 8 == 0 {
+                            // Dropped on a blocking-pool thread.
+                            tokio::task::spawn_blocking(move || drop(g)).await.unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    let s = ring.stats();
+    assert_eq!(s.get_count, 64 * 200);
+    assert_eq!(s.created_count, 4, "never an object beyond the capacity");
+    assert_accounting(&s);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_inside_a_holder_returns_the_slot() {
+    let ring = Arc::new(RingPool::new(1, Vec::<u8>::new).unwrap());
+    let r = Arc::clone(&ring);
+    let task = tokio::spawn(async move {
+        let mut g = r.get_owned().await.unwrap();
+        g.push(1);
+        panic!("handler failed");
+    });
+    assert!(task.await.unwrap_err().is_panic());
+    let g = ring.try_get().expect("the slot came back");
+    assert!(g.is_empty());
+}
+
+#[test]
+fn a_panicking_reset_replaces_the_object() {
+    struct Fragile(bool);
+    impl Reset for Fragile {
+        fn reset(&mut self) {
+            if self.0 {
+                panic!("reset failed");
+            }
+        }
+    }
+    let ring = RingPool::new(1, || Fragile(false)).unwrap();
+    let mut g = ring.try_get().unwrap();
+    g.0 = true;
+    let r = std::panic::catch_unwind(AssertUnwindSafe(|| drop(g)));
+    assert!(r.is_err());
+    let g = ring.try_get().expect("slot back, with a fresh object");
+    assert!(!g.0);
+    drop(g);
+    let s = ring.stats();
+    assert_eq!((s.drop_discarded_count, s.created_count), (1, 2));
+    assert_accounting(&s);
+}
+
+#[test]
+fn oversized_detached_and_discarded_objects_are_replaced() {
+    let ring = RingPool::builder(1, || Vec::<u8>::with_capacity(8))
+        .retention_limit(64)
+        .build()
+        .unwrap();
+    let mut g: RingGuard<'_, Vec<u8>> = ring.try_get().unwrap();
+    g.resize(1000, 0);
+    drop(g);
+    assert_eq!(
+        ring.try_get().unwrap().capacity(),
+        8,
+        "replaced by a fresh one"
+    );
+    let mut g = ring.try_get().unwrap();
+    g.push(9);
+    assert_eq!(g.detach(), vec![9]);
+    ring.try_get().unwrap().discard();
+    let s = ring.stats();
+    assert_eq!(
+        (
+            s.drop_oversized_count,
+            s.detach_count,
+            s.drop_discarded_count
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!((s.created_count, s.num_idle), (4, 1));
+    assert_accounting(&s);
+}
+
+#[test]
+fn reset_closure_works_for_rings() {
+    struct Conn {
+        n: u32,
+    }
+    let ring = RingPool::builder(1, || Conn { n: 0 })
+        .reset(|c: &mut Conn| c.n = 0)
+        .build()
+        .unwrap();
+    ring.try_get().unwrap().n = 5;
+    assert_eq!(ring.try_get().unwrap().n, 0);
+}
+
+#[test]
+fn guard_types_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<RingPool<Vec<u8>>>();
+    send_sync::<RingGuard<'static, Vec<u8>>>();
+    send_sync::<OwnedRingGuard<Vec<u8>>>();
+}
