@@ -6,6 +6,8 @@
 //! - [`WorkerPool<T>`]: per-worker magazines tied to tokio worker threads
 //!   (no lock, no atomic, no shared cache line on the hot path) over a
 //!   `Pool` depot.
+//! - [`RingPool<T>`]: a fixed ring of objects made up front, one holder per
+//!   slot, with a FIFO, cancel-safe `get().await`: bounds in-flight work.
 //! - [`Pooled`] / [`OwnedPooled`]: guards that reset the object and return
 //!   it on drop, move across `.await` and between workers, and never hand
 //!   one object to two holders.
@@ -47,7 +49,7 @@
 //! | objects over 1 MiB | no pool, or a pool with a higher [`retention_limit`](PoolBuilder::retention_limit) and a small `max_idle` |
 //! | frequent, modest rate, any thread (blocking pool, plain threads) | [`Pool<T>`] |
 //! | hot path (>10k ops/s) on tokio workers | [`WorkerPool<T>`] |
-//! | predictable, bounded concurrency; wait for a free object | `RingPool<T>` (planned) |
+//! | predictable, bounded concurrency; wait for a free object | [`RingPool<T>`] |
 //! | codec frames of known sizes | `Slab` (planned) |
 //!
 //! # Zero allocations, proved
