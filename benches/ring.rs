@@ -5,6 +5,9 @@
 //!   each op is `get().await`, write, `yield_now().await` while holding
 //!   (a stand-in for I/O), drop.
 //!
+//! - `dispatch_boxed_future`: one handler future per request on one thread,
+//!   through a pooled `FutureSlot` (`ring_future_slot`) or `Box::pin`.
+//!
 //! Contestants: `ring_pool` (this crate), `semaphore_mutex_vec`
 //! (`tokio::sync::Semaphore` + `Mutex<Vec<T>>`), `deadpool` (unmanaged),
 //! `object_pool` (no async wait: `try_pull` in a `yield_now` loop).
@@ -235,5 +238,41 @@ fn main() {
     }
     group.finish();
 
+    // Boxed-future dispatch on one thread: a handler future per request,
+    // through a pooled `FutureSlot` or a fresh `Box::pin`.
+    let slots = RingPool::new(SLOTS, capacitor_pool::FutureSlot::<u64>::new).expect("slots > 0");
+    let mut group = crit.benchmark_group("dispatch_boxed_future");
+    group.bench_function("ring_future_slot", |b| {
+        b.iter(|| {
+            let mut slot = slots.try_get().expect("free slot");
+            slot.set(handler(black_box(7)));
+            black_box(poll_ready(&mut *slot))
+        })
+    });
+    group.bench_function("box_pin", |b| {
+        b.iter(|| {
+            let mut fut: std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send>> =
+                black_box(Box::pin(handler(black_box(7))));
+            black_box(poll_ready(&mut fut))
+        })
+    });
+    group.finish();
+
     crit.final_summary();
+}
+
+/// A handler with some state: a 256-byte future.
+async fn handler(x: u64) -> u64 {
+    let scratch = [x as u8; 256];
+    // Opaque, so neither contestant's work is folded away.
+    black_box(&scratch).iter().map(|&b| u64::from(b)).sum()
+}
+
+/// Polls a future that completes at once, with a no-op waker.
+fn poll_ready<F: std::future::Future + Unpin>(fut: &mut F) -> F::Output {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::Pin::new(fut).poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => unreachable!("the handler never waits"),
+    }
 }

@@ -8,6 +8,9 @@
 //!   `Pool` depot.
 //! - [`RingPool<T>`]: a fixed ring of objects made up front, one holder per
 //!   slot, with a FIFO, cancel-safe `get().await`: bounds in-flight work.
+//! - [`FutureSlot`]: reusable heap storage for boxed futures; a
+//!   `RingPool<FutureSlot<O>>` dispatches handlers with no allocation per
+//!   request.
 //! - [`Pooled`] / [`OwnedPooled`]: guards that reset the object and return
 //!   it on drop, move across `.await` and between workers, and never hand
 //!   one object to two holders.
@@ -74,6 +77,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod error;
+mod future;
 mod guard;
 mod loom;
 mod pool;
@@ -84,6 +88,7 @@ mod stats;
 mod worker;
 
 pub use crate::error::{BuildError, GetError, GetTimeoutError, TryGetError};
+pub use crate::future::FutureSlot;
 pub use crate::guard::{OwnedPooled, PoolKind, Pooled};
 pub use crate::pool::{DEFAULT_MAX_IDLE, DEFAULT_RETENTION_LIMIT, Pool, PoolBuilder};
 pub use crate::reset::{Recycle, Reset, ResetWith, UseReset};

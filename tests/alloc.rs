@@ -195,3 +195,62 @@ fn ring_cycles_allocate_nothing_waits_included() {
     assert_eq!(s.wait_count, OPS + 1000);
     assert_eq!(s.created_count, 1);
 }
+
+#[test]
+fn dispatching_through_future_slots_allocates_nothing_once_warm() {
+    use capacitor_pool::{FutureSlot, RingPool};
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let ring = RingPool::new(4, FutureSlot::<u64>::new).unwrap();
+    async fn small(x: u64) -> u64 {
+        tokio::task::yield_now().await;
+        x + 1
+    }
+    async fn large(x: u64) -> u64 {
+        let scratch = [x as u8; 512];
+        tokio::task::yield_now().await;
+        scratch.iter().map(|&b| u64::from(b)).sum()
+    }
+    let dispatch = |i: u64| {
+        let ring = &ring;
+        async move {
+            let mut slot = ring.get().await.unwrap();
+            // Handlers of different sizes share the slots.
+            if i % 3 == 0 {
+                slot.set(large(i));
+            } else {
+                slot.set(small(i));
+            }
+            (&mut *slot).await
+        }
+    };
+    let allocs = rt.block_on(async {
+        for i in 0..1000 {
+            black_box(dispatch(i).await);
+        }
+        let before = thread_allocs();
+        for i in 0..OPS {
+            black_box(dispatch(i).await);
+        }
+        thread_allocs() - before
+    });
+    assert_eq!(allocs, 0, "allocations in {OPS} dispatched requests");
+
+    // The same with `Box::pin` allocates once per request.
+    let boxed = rt.block_on(async {
+        let before = thread_allocs();
+        for i in 0..OPS {
+            let fut: std::pin::Pin<Box<dyn std::future::Future<Output = u64> + Send>> =
+                if i % 3 == 0 {
+                    Box::pin(large(i))
+                } else {
+                    Box::pin(small(i))
+                };
+            black_box(fut.await);
+        }
+        thread_allocs() - before
+    });
+    assert!(boxed >= OPS, "{boxed} allocations for {OPS} boxed requests");
+}

@@ -1,0 +1,142 @@
+//! A request dispatcher that runs boxed handler futures from a `RingPool`
+//! of `FutureSlot`s, next to the usual `Box::pin` per request.
+//!
+//! The ring bounds concurrency (at most `SLOTS` requests in flight) and
+//! recycles each slot's allocation, so once every slot has held a future as
+//! big as the biggest handler's, dispatching allocates nothing. The program
+//! runs the same requests both ways on a multi-thread runtime and prints
+//! allocations per request and throughput.
+//!
+//! Run it with `cargo run --release --example dispatch` (add `-- --small`
+//! for a quick run, `-- --one-worker` for a single worker thread).
+
+#[path = "../tests/support/counting_alloc.rs"]
+mod counting_alloc;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::LazyLock;
+use std::time::Instant;
+
+use capacitor_pool::{FutureSlot, RingPool};
+
+#[global_allocator]
+static ALLOC: counting_alloc::Counting = counting_alloc::Counting;
+
+const SLOTS: usize = 16;
+const CLIENTS: u64 = 16;
+
+/// Slots for handler futures: `SLOTS` requests in flight at most.
+static HANDLERS: LazyLock<RingPool<FutureSlot<u64>>> =
+    LazyLock::new(|| RingPool::new(SLOTS, FutureSlot::new).expect("SLOTS > 0"));
+
+// Three handlers whose futures differ in size, as a router's do.
+async fn health(id: u64) -> u64 {
+    id
+}
+
+async fn lookup(id: u64) -> u64 {
+    let key = id.to_le_bytes();
+    tokio::task::yield_now().await;
+    key.iter().map(|&b| u64::from(b)).sum()
+}
+
+async fn render(id: u64) -> u64 {
+    let mut page = [0u8; 768];
+    page[..8].copy_from_slice(&id.to_le_bytes());
+    tokio::task::yield_now().await;
+    page.iter().map(|&b| u64::from(b)).sum()
+}
+
+/// Dispatch through a pooled slot: no allocation once warm.
+async fn dispatch_pooled(id: u64) -> u64 {
+    let mut slot = HANDLERS.get().await.expect("ring open");
+    match id % 3 {
+        0 => slot.set(health(id)),
+        1 => slot.set(lookup(id)),
+        _ => slot.set(render(id)),
+    }
+    (&mut *slot).await
+}
+
+/// Dispatch the usual way: one `Box::pin` per request.
+async fn dispatch_boxed(id: u64) -> u64 {
+    let fut: Pin<Box<dyn Future<Output = u64> + Send>> = match id % 3 {
+        0 => Box::pin(health(id)),
+        1 => Box::pin(lookup(id)),
+        _ => Box::pin(render(id)),
+    };
+    fut.await
+}
+
+fn run(rt: &tokio::runtime::Runtime, requests: u64, pooled: bool) -> (f64, f64) {
+    let per_client = requests / CLIENTS;
+    let allocs = counting_alloc::allocs();
+    let start = Instant::now();
+    let sum = rt.block_on(async {
+        let clients: Vec<_> = (0..CLIENTS)
+            .map(|c| {
+                tokio::spawn(async move {
+                    let mut sum = 0u64;
+                    for i in 0..per_client {
+                        let id = c * per_client + i;
+                        sum = sum.wrapping_add(if pooled {
+                            dispatch_pooled(id).await
+                        } else {
+                            dispatch_boxed(id).await
+                        });
+                    }
+                    sum
+                })
+            })
+            .collect();
+        let mut sum = 0u64;
+        for c in clients {
+            sum = sum.wrapping_add(c.await.expect("client task"));
+        }
+        sum
+    });
+    std::hint::black_box(sum);
+    let secs = start.elapsed().as_secs_f64();
+    let done = (per_client * CLIENTS) as f64;
+    let allocs = (counting_alloc::allocs() - allocs) as f64;
+    (allocs / done, done / secs)
+}
+
+fn main() {
+    let small = std::env::args().any(|a| a == "--small");
+    let workers = if std::env::args().any(|a| a == "--one-worker") {
+        1
+    } else {
+        2
+    };
+    let requests = if small { 16_000 } else { 1_600_000 };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .build()
+        .expect("a tokio runtime");
+    // Warm up both ways: slots grow to the biggest handler once.
+    run(&rt, 16_000, true);
+    run(&rt, 16_000, false);
+    let (boxed_allocs, boxed_rate) = run(&rt, requests, false);
+    let (pooled_allocs, pooled_rate) = run(&rt, requests, true);
+    println!("{requests} requests, {CLIENTS} clients, {SLOTS} slots, {workers} worker(s)");
+    println!(
+        "{:<34} {:>12} {:>14}",
+        "dispatch", "allocs/req", "requests/s"
+    );
+    println!(
+        "{:<34} {:>12.4} {:>14.0}",
+        "Box::pin per request", boxed_allocs, boxed_rate
+    );
+    println!(
+        "{:<34} {:>12.4} {:>14.0}",
+        "RingPool<FutureSlot> (pooled)", pooled_allocs, pooled_rate
+    );
+    println!("(allocs/req counts the whole process, {CLIENTS} client task spawns included)");
+    let s = HANDLERS.stats();
+    println!(
+        "ring: {} gets, {} waits, {} slots made",
+        s.get_count, s.wait_count, s.created_count
+    );
+}
