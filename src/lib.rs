@@ -53,6 +53,7 @@
 //! | frequent, modest rate, any thread (blocking pool, plain threads) | [`Pool<T>`] |
 //! | hot path (>10k ops/s) on tokio workers | [`WorkerPool<T>`] |
 //! | predictable, bounded concurrency; wait for a free object | [`RingPool<T>`] |
+//! | a boxed future per request (`Box::pin(handler(req))`) | `RingPool<`[`FutureSlot<O>`]`>` |
 //! | codec frames of known sizes | `Slab` (planned) |
 //!
 //! # Zero allocations, proved
