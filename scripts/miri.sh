@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs the tests that exercise the crate's `unsafe` code under Miri (nightly
+# toolchain with the `miri` component). Not part of CI, which uses stable
+# only. Skips tests that need real I/O drivers, timers or long stress loops.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo +nightly miri test --test future -- \
+    --skip smoke --skip reused --skip in_place --skip ring_of_slots
+cargo +nightly miri test --test pool --test ring -- \
+    --skip stress --skip owned_guards_move --skip static_pool --skip mutex_is_not_needed \
+    --skip fifo --skip cancelled --skip close_fails --skip get_timeout \
+    --skip guards_dropped_on_other --skip panic_inside_a_holder --skip smoke --skip select
+cargo +nightly miri test --test worker -- \
+    smoke magazines_spill oversized threads_that_are_not detach_discard
