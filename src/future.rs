@@ -119,12 +119,14 @@ impl<O> FutureSlot<O> {
             // Grow to a multiple of 64 bytes aligned to at least 16, so that
             // futures of slightly different sizes and the usual alignments
             // fit the same allocation.
-            let size = layout.size().max(self.layout.size()).next_multiple_of(64);
-            let align = layout.align().max(self.layout.align()).max(MIN_ALIGN);
-            // Sizes and alignments both come from valid layouts, so this
-            // fails only past `isize::MAX`, where `Layout::new::<F>()`
-            // itself could not exist.
-            let grown = Layout::from_size_align(size, align).expect("a valid layout");
+            let size = layout.size().max(self.layout.size());
+            let align = layout.align().max(self.layout.align());
+            // Rounded up while that stays a valid layout (under
+            // `isize::MAX`); else the larger of both exactly; else `F`'s own
+            // layout, which is valid since `F` exists.
+            let grown = Layout::from_size_align(size.next_multiple_of(64), align.max(MIN_ALIGN))
+                .or_else(|_| Layout::from_size_align(size, align))
+                .unwrap_or(layout);
             self.reserve(grown);
         }
         let typed: *mut F = self.buf.as_ptr().cast();
@@ -178,7 +180,9 @@ impl<O> FutureSlot<O> {
             }
         };
         self.layout = layout;
-        self.grows += 1;
+        if layout.size() != 0 {
+            self.grows += 1;
+        }
     }
 
     /// Frees the allocation (the slot must be empty).
@@ -232,8 +236,15 @@ impl<O> Reset for FutureSlot<O> {
 
 impl<O> Drop for FutureSlot<O> {
     fn drop(&mut self) {
-        self.clear();
-        self.free();
+        /// Frees the allocation even if the future's destructor panics.
+        struct FreeOnExit<'a, O>(&'a mut FutureSlot<O>);
+        impl<O> Drop for FreeOnExit<'_, O> {
+            fn drop(&mut self) {
+                self.0.free();
+            }
+        }
+        let slot = FreeOnExit(self);
+        slot.0.clear();
     }
 }
 

@@ -23,7 +23,7 @@ use crossbeam_utils::CachePadded;
 use crate::guard::{OwnedPooled, PoolKind, Pooled, sealed};
 use crate::loom::Ordering;
 use crate::reset::{Recycle, Reset, ResetWith, UseReset};
-use crate::shard::{Counters, Shard, ShardGuard, Stack, free_slot, new_slot, take_slot};
+use crate::shard::{Counters, Shard, ShardGuard, Stack, free_all, free_slot, new_slot, take_slot};
 use crate::stats::PoolStats;
 
 /// Objects retaining more than this are dropped instead of kept (the Go
@@ -298,10 +298,8 @@ impl<T, R: Recycle<T>> Pool<T, R> {
             guard.bump(|c| &c.drops_aged, n as u64);
         }
         let n = aged.len();
-        for slot in aged {
-            // SAFETY: trimmed slots left the stacks and belong to us alone.
-            unsafe { free_slot(slot) };
-        }
+        // SAFETY: trimmed slots left the stacks and belong to us alone.
+        unsafe { free_all(aged.into_iter()) };
         n
     }
 
@@ -582,6 +580,11 @@ impl<T, R: Recycle<T>> Pool<T, R> {
         Counters::add(counter(&self.shards[hint & self.mask].counters), 1);
         // SAFETY: the caller hands us the slot's only use.
         unsafe { free_slot(slot) };
+    }
+
+    /// Counts objects dropped because the pool was full (a magazine spill).
+    pub(crate) fn count_full_drops(&self, hint: usize, n: u64) {
+        Counters::add(&self.shards[hint & self.mask].counters.drops_full, n);
     }
 
     pub(crate) fn count_detach(&self, hint: usize) {

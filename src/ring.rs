@@ -41,6 +41,11 @@ pub type OwnedRingGuard<T, R = UseReset> = OwnedPooled<T, RingPool<T, R>>;
 type Make<T> = Box<dyn Fn() -> T + Send + Sync>;
 
 /// One slot: the object, in place for the ring's whole life.
+///
+/// `repr(C)` with `value` first: `index_of` divides a value pointer's
+/// offset by the slot size, which needs every value at offset 0 of its slot
+/// (without it, rustc may place a zero-sized `value` after `uses`).
+#[repr(C)]
 struct RingSlot<T> {
     value: StdUnsafeCell<T>,
     /// Times the slot was handed out; written by its holder alone.

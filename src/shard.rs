@@ -38,6 +38,25 @@ pub(crate) unsafe fn free_slot<T>(slot: NonNull<T>) {
     drop(unsafe { Box::from_raw(slot.as_ptr()) });
 }
 
+/// Frees every slot `slots` yields, going on with the rest if one object's
+/// destructor panics (a second panic aborts, as for a `Vec`).
+///
+/// # Safety
+/// As for [`free_slot`], for every slot yielded.
+pub(crate) unsafe fn free_all<T, I: Iterator<Item = NonNull<T>>>(slots: I) {
+    struct Rest<T, I: Iterator<Item = NonNull<T>>>(I);
+    impl<T, I: Iterator<Item = NonNull<T>>> Drop for Rest<T, I> {
+        fn drop(&mut self) {
+            for slot in &mut self.0 {
+                // SAFETY: the caller of `free_all` hands us these slots.
+                unsafe { free_slot(slot) };
+            }
+        }
+    }
+    // Frees them all on the normal path too (its drop runs the loop).
+    drop(Rest(slots));
+}
+
 /// Moves the object out of `slot` and frees the slot.
 ///
 /// # Safety
@@ -62,13 +81,39 @@ pub(crate) struct Stack<T> {
 }
 
 impl<T> Stack<T> {
+    /// Places made up front; the buffer doubles on demand up to the
+    /// capacity, so a large `max_idle` costs memory only once used.
+    const INITIAL: usize = 256;
+
     pub(crate) fn with_capacity(cap: usize) -> Self {
         Self {
-            buf: vec![ptr::null_mut(); cap + 2 * PAD].into_boxed_slice(),
+            buf: Self::buffer(cap.min(Self::INITIAL)),
             len: 0,
             cap,
             low: 0,
         }
+    }
+
+    /// A padded buffer with `places` places.
+    fn buffer(places: usize) -> Box<[*mut T]> {
+        vec![ptr::null_mut(); places + 2 * PAD].into_boxed_slice()
+    }
+
+    /// Places in the buffer now.
+    #[inline(always)]
+    fn places(&self) -> usize {
+        self.buf.len() - 2 * PAD
+    }
+
+    /// Doubles the buffer (up to the capacity). Only while the stack reaches
+    /// a new high-water mark: never in the steady state.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self) {
+        let places = self.places().saturating_mul(2).clamp(1, self.cap);
+        let mut buf = Self::buffer(places);
+        buf[PAD..PAD + self.len].copy_from_slice(&self.buf[PAD..PAD + self.len]);
+        self.buf = buf;
     }
 
     #[inline]
@@ -90,6 +135,9 @@ impl<T> Stack<T> {
     pub(crate) fn push(&mut self, slot: NonNull<T>) -> Result<(), NonNull<T>> {
         if self.len == self.cap {
             return Err(slot);
+        }
+        if self.len == self.places() {
+            self.grow();
         }
         self.buf[PAD + self.len] = slot.as_ptr();
         self.len += 1;

@@ -35,7 +35,7 @@ use crate::guard::{OwnedPooled, PoolKind, Pooled, sealed};
 use crate::loom::{AtomicU64, Ordering, UnsafeCell};
 use crate::pool::{Arrival, Pool, PoolBuilder, shard_hint};
 use crate::reset::{Recycle, Reset, ResetWith, UseReset};
-use crate::shard::take_slot;
+use crate::shard::{free_all, take_slot};
 use crate::stats::PoolStats;
 
 /// The largest magazine, in objects.
@@ -232,7 +232,12 @@ impl<T> Magazine<T> {
 /// or key by OS thread. The crate gives each tokio worker thread, at its
 /// first use of any `WorkerPool`, a dense number of its own (recycled when
 /// the thread exits); the thread then owns magazine *n* of every pool, and
-/// exclusivity holds by construction, with no atomic at all. Measured here
+/// exclusivity holds by construction, with no atomic at all. A worker
+/// thread that enters `block_in_place` keeps its number (and magazine) while
+/// it blocks, still exclusively; the thread tokio starts in its place gets a
+/// new number, which may fall past the magazine array (then the depot serves
+/// it): leave headroom with [`WorkerPoolBuilder::workers`] if handlers block
+/// in place often. Measured here
 /// (DESIGN.md, "The hot path"), a thread-keyed magazine costs about a third
 /// of the `worker_index()` + atomic variant. A magazine whose thread exits
 /// keeps its objects for the next worker thread that gets the number.
@@ -604,12 +609,12 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
         Magazine::<T>::add(&mag.popped, half as u64);
         Magazine::<T>::add(&mag.spills, 1);
         Magazine::<T>::add(&mag.spilled, half as u64);
-        for &dropped in &overflow[..half - moved] {
-            if let Some(dropped) = NonNull::new(dropped) {
-                // SAFETY: it left the magazine and the depot has no room:
-                // ours alone.
-                unsafe { self.depot.drop_slot(dropped, w, |c| &c.drops_full) };
-            }
+        let dropped = &overflow[..half - moved];
+        if !dropped.is_empty() {
+            self.depot.count_full_drops(w, dropped.len() as u64);
+            // SAFETY: they left the magazine and the depot has no room for
+            // them: ours alone.
+            unsafe { free_all(dropped.iter().filter_map(|&p| NonNull::new(p))) };
         }
     }
 }

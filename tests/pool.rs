@@ -535,3 +535,16 @@ fn mutex_is_not_needed_around_a_shared_pool() {
     assert_eq!(*seen.lock().unwrap(), 4);
     assert_eq!(pool.stats().get_count, 4000);
 }
+
+#[test]
+fn a_huge_max_idle_allocates_only_what_is_used() {
+    let pool = Pool::builder(Vec::<u8>::new)
+        .max_idle(usize::MAX)
+        .shards(1)
+        .build();
+    let held: Vec<_> = (0..1000).map(|_| pool.get()).collect();
+    drop(held);
+    let s = pool.stats();
+    assert_eq!((s.num_idle, s.drop_full_count), (1000, 0));
+    assert_eq!(pool.max_idle(), usize::MAX);
+}

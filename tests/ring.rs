@@ -346,3 +346,30 @@ fn guard_types_are_send_and_sync() {
     send_sync::<RingGuard<'static, Vec<u8>>>();
     send_sync::<OwnedRingGuard<Vec<u8>>>();
 }
+
+#[test]
+fn zero_sized_objects_get_distinct_slots() {
+    #[derive(Debug)]
+    struct Permit;
+    impl Reset for Permit {
+        fn reset(&mut self) {}
+    }
+    for cap in [2, 64, 65] {
+        let ring = RingPool::new(cap, || Permit).unwrap();
+        let a = ring.try_get().unwrap();
+        let held: Vec<_> = (1..cap).map(|_| ring.try_get().unwrap()).collect();
+        let mut addrs: Vec<usize> = held
+            .iter()
+            .map(|g| &**g as *const Permit as usize)
+            .collect();
+        addrs.push(&*a as *const Permit as usize);
+        addrs.sort_unstable();
+        addrs.dedup();
+        assert_eq!(addrs.len(), cap, "every holder has its own slot");
+        drop(a); // frees its own slot, not a neighbour's
+        let again = ring.try_get().unwrap();
+        assert_eq!(ring.try_get().unwrap_err(), TryGetError::Empty);
+        drop((again, held));
+        assert_eq!(ring.stats().num_idle, cap as u64);
+    }
+}
