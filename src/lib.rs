@@ -99,3 +99,8 @@ pub use crate::worker::{
     DEFAULT_MAGAZINE_SIZE, MAX_MAGAZINE_SIZE, OwnedWorkerPooled, WorkerPool, WorkerPoolBuilder,
     WorkerPooled, WorkerStats,
 };
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
