@@ -49,3 +49,27 @@ impl SpinWait {
         self.backoff.snooze();
     }
 }
+
+/// Orders a sequentially consistent write before a later sequentially
+/// consistent read of another variable (Dekker's pattern).
+///
+/// With std, the crate's `SeqCst` accesses already give this (C11 forbids
+/// the store-buffering outcome between `SeqCst` accesses), so this is a
+/// no-op. Loom models `SeqCst` accesses as `AcqRel` and would report a false
+/// alarm, but it models `fence(SeqCst)` exactly, so under loom this is that
+/// fence: the models check the guarantee the real accesses have.
+#[inline(always)]
+pub(crate) fn dekker_fence() {
+    #[cfg(all(test, loom))]
+    loom::sync::atomic::fence(Ordering::SeqCst);
+}
+
+/// A full `SeqCst` fence (loom's under loom), for ordering this crate's
+/// accesses against another crate's non-`SeqCst` atomics.
+#[inline(always)]
+pub(crate) fn fence_seq_cst() {
+    #[cfg(all(test, loom))]
+    loom::sync::atomic::fence(Ordering::SeqCst);
+    #[cfg(not(all(test, loom)))]
+    std::sync::atomic::fence(Ordering::SeqCst);
+}

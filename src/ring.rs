@@ -23,12 +23,14 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::CachePadded;
-use tokio::sync::{Semaphore, TryAcquireError};
+#[cfg(not(all(test, loom)))]
+use tokio::sync::Semaphore;
 
 use crate::error::{BuildError, GetError, GetTimeoutError, TryGetError};
 use crate::guard::{OwnedPooled, PoolKind, Pooled, sealed};
-use crate::loom::{AtomicU64, AtomicUsize, Ordering, SpinWait};
+use crate::loom::{AtomicBool, AtomicU64, AtomicUsize, Ordering, dekker_fence};
 use crate::pool::{DEFAULT_RETENTION_LIMIT, shard_hint};
 use crate::reset::{Recycle, Reset, ResetWith, UseReset};
 
@@ -61,7 +63,6 @@ struct RingCounters {
     waits: AtomicU64,
     wait_nanos: AtomicU64,
     timeouts: AtomicU64,
-    waiters: AtomicUsize,
 }
 
 /// A bounded ring of objects made up front, handed to one holder at a time,
@@ -72,15 +73,22 @@ struct RingCounters {
 /// The Go guide's ring buffer pool hands out `items[next % size]` with an
 /// atomic counter, so once the counter wraps two callers hold the same
 /// object. Here a slot is *claimed*: a bitmap (one bit per slot, 64 per
-/// 128-byte-aligned word) records the free slots, and a
-/// [`tokio::sync::Semaphore`] holds exactly one permit per free slot.
+/// 128-byte-aligned word) records the free slots.
 ///
-/// - `get` takes a permit (`try_acquire` first; only if none is free does it
-///   wait, in the semaphore's FIFO queue, which allocates nothing and is
-///   cancel-safe), then clears one set bit with `fetch_and`. A permit
-///   guarantees a set bit exists, so the claim always succeeds.
-/// - Dropping the guard resets the object, sets its bit (`Release`) and adds
-///   the permit back, which wakes the first waiter.
+/// - `try_get`, and `get` when a slot is free, clear one set bit with
+///   `fetch_and`: one atomic read-modify-write, no lock.
+/// - A `get` that finds none registers as a waiter, looks at the bitmap once
+///   more, then waits for a permit of a [`tokio::sync::Semaphore`] (FIFO,
+///   cancel-safe, allocation-free) that starts with none.
+/// - Dropping a guard resets the object, then frees its slot: with no
+///   waiter registered, by setting its bit; with waiters, by handing the
+///   slot over (a queue of slot indices, one permit each), which wakes the
+///   first waiter. Registration and release both use sequentially
+///   consistent operations and look at each other's variable after writing
+///   their own (Dekker's pattern): a waiter that registers after a release
+///   looked sees that release's bit, and a release that comes after a
+///   registration hands its slot over. A slot handed over to a waiter that
+///   gave up goes back to the bitmap when the last waiter leaves.
 ///
 /// Objects never move and are never made after construction, except to
 /// replace one that was detached, discarded, too big to keep, or whose
@@ -117,7 +125,17 @@ struct RingCounters {
 /// ```
 pub struct RingPool<T, R = UseReset> {
     slots: Box<[RingSlot<T>]>,
+    /// One bit per slot, set while the slot is free and not handed over.
     free: Box<[CachePadded<AtomicU64>]>,
+    /// Tasks registered as waiting; a task registers before its last look at
+    /// `free`, so a releaser that sees none knows a later waiter will see
+    /// the bit it sets.
+    waiters: CachePadded<AtomicUsize>,
+    closed: AtomicBool,
+    /// Slots handed over to waiters, one semaphore permit each.
+    handoff: ArrayQueue<usize>,
+    /// Permits for the slots in `handoff`: waiting is FIFO, cancel-safe and
+    /// allocation-free, as `tokio::sync::Semaphore` makes it.
     sem: Semaphore,
     make: Make<T>,
     recycle: R,
@@ -185,8 +203,7 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     /// [`TryGetError::Closed`] after [`close`](RingPool::close).
     #[inline]
     pub fn try_get(&self) -> Result<RingGuard<'_, T, R>, TryGetError> {
-        self.try_acquire()?;
-        Ok(Pooled::new(self, self.claim(shard_hint())))
+        Ok(Pooled::new(self, self.try_claim()?))
     }
 
     /// Like [`try_get`](RingPool::try_get), for a ring in an [`Arc`].
@@ -195,8 +212,7 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     /// As for [`try_get`](RingPool::try_get).
     #[inline]
     pub fn try_get_owned(self: &Arc<Self>) -> Result<OwnedRingGuard<T, R>, TryGetError> {
-        self.try_acquire()?;
-        Ok(OwnedPooled::new(Arc::clone(self), self.claim(shard_hint())))
+        Ok(OwnedPooled::new(Arc::clone(self), self.try_claim()?))
     }
 
     /// Takes a free object, waiting for one if every slot is in use. Waiters
@@ -211,8 +227,7 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     /// [`GetError`] once the ring is [closed](RingPool::close), also for
     /// callers already waiting.
     pub async fn get(&self) -> Result<RingGuard<'_, T, R>, GetError> {
-        self.acquire().await?;
-        Ok(Pooled::new(self, self.claim(shard_hint())))
+        Ok(Pooled::new(self, self.acquire().await?))
     }
 
     /// Like [`get`](RingPool::get), for a ring in an [`Arc`]: the guard is
@@ -224,8 +239,7 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     /// # Errors
     /// As for [`get`](RingPool::get).
     pub async fn get_owned(self: &Arc<Self>) -> Result<OwnedRingGuard<T, R>, GetError> {
-        self.acquire().await?;
-        Ok(OwnedPooled::new(Arc::clone(self), self.claim(shard_hint())))
+        Ok(OwnedPooled::new(Arc::clone(self), self.acquire().await?))
     }
 
     /// Like [`get`](RingPool::get), but gives up after `timeout`. Needs the
@@ -259,12 +273,14 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     /// Closes the ring: waiting and later `get`s fail with [`GetError`].
     /// Guards still out return their objects as usual.
     pub fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
         self.sem.close();
+        self.drain_closed();
     }
 
     /// Whether [`close`](RingPool::close) was called.
     pub fn is_closed(&self) -> bool {
-        self.sem.is_closed()
+        self.closed.load(Ordering::Acquire)
     }
 
     /// The number of slots.
@@ -280,7 +296,8 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
             .free
             .iter()
             .map(|w| u64::from(w.load(Ordering::Relaxed).count_ones()))
-            .sum();
+            .sum::<u64>()
+            + self.handoff.len() as u64;
         let capacity = self.slots.len() as u64;
         let replaced =
             load(&c.replaced_oversized) + load(&c.replaced_discarded) + load(&c.detached);
@@ -297,98 +314,171 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
             wait_count: load(&c.waits),
             wait_time: Duration::from_nanos(load(&c.wait_nanos)),
             timeout_count: load(&c.timeouts),
-            num_waiters: c.waiters.load(Ordering::Relaxed) as u64,
+            num_waiters: self.waiters.load(Ordering::Relaxed) as u64,
             num_idle: idle,
             num_in_use: in_use,
-            closed: self.sem.is_closed(),
+            closed: self.is_closed(),
         }
     }
 
-    // ---- permits and slots.
+    // ---- claiming and freeing slots.
 
+    /// Claims a free slot without waiting.
     #[inline]
-    fn try_acquire(&self) -> Result<(), TryGetError> {
-        match self.sem.try_acquire() {
-            Ok(permit) => {
-                permit.forget();
-                Ok(())
-            }
-            Err(TryAcquireError::NoPermits) => Err(TryGetError::Empty),
-            Err(TryAcquireError::Closed) => Err(TryGetError::Closed),
+    fn try_claim(&self) -> Result<NonNull<T>, TryGetError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(TryGetError::Closed);
         }
+        self.claim(shard_hint()).ok_or(TryGetError::Empty)
     }
 
     #[inline]
-    async fn acquire(&self) -> Result<(), GetError> {
-        match self.try_acquire() {
-            Ok(()) => Ok(()),
+    async fn acquire(&self) -> Result<NonNull<T>, GetError> {
+        match self.try_claim() {
+            Ok(slot) => Ok(slot),
             Err(TryGetError::Closed) => Err(GetError(())),
             Err(TryGetError::Empty) => self.wait().await,
         }
     }
 
-    /// Waits for a permit in the semaphore's FIFO queue, counting the wait.
-    async fn wait(&self) -> Result<(), GetError> {
-        let _waiting = Waiting::start(&self.counters);
-        match self.sem.acquire().await {
-            Ok(permit) => {
-                permit.forget();
-                Ok(())
-            }
-            Err(_) => Err(GetError(())),
+    /// Registers as a waiter, looks once more, then waits in the
+    /// semaphore's FIFO queue for a slot handed over.
+    async fn wait(&self) -> Result<NonNull<T>, GetError> {
+        let _waiting = Waiting::register(self);
+        if let Some(slot) = self.claim(shard_hint()) {
+            return Ok(slot);
         }
+        let permit = self.sem.acquire().await.map_err(|_| GetError(()))?;
+        permit.forget();
+        // `None` only if `close` took the slots back in the meantime.
+        self.take_handoff().ok_or(GetError(()))
     }
 
-    /// Claims a free slot. The caller holds a permit (taken and forgotten),
-    /// so at least one bit is set for it; the words are scanned from one
-    /// picked by `hint` so that threads spread out.
+    /// Takes a slot handed over (the caller took its permit).
+    pub(crate) fn take_handoff(&self) -> Option<NonNull<T>> {
+        let index = self.handoff.pop()?;
+        Some(self.hand_out(index))
+    }
+
+    /// Claims a free slot from the bitmap, scanning from a word picked by
+    /// `hint` so that threads spread out; `None` if no bit is set.
     #[inline]
-    pub(crate) fn claim(&self, hint: usize) -> NonNull<T> {
+    pub(crate) fn claim(&self, hint: usize) -> Option<NonNull<T>> {
         let words = self.free.len();
         let start = if words == 1 { 0 } else { hint % words };
-        let mut wait = SpinWait::default();
-        loop {
-            for k in 0..words {
-                let w = if start + k < words {
-                    start + k
-                } else {
-                    start + k - words
-                };
-                let word = &self.free[w];
-                let mut bits = word.load(Ordering::Relaxed);
-                while bits != 0 {
-                    let mask = 1u64 << bits.trailing_zeros();
-                    // Acquire pairs with the Release of the `fetch_or` that
-                    // freed the slot: the last holder's writes are visible.
-                    let prev = word.fetch_and(!mask, Ordering::Acquire);
-                    if prev & mask != 0 {
-                        let index = w * 64 + mask.trailing_zeros() as usize;
-                        let slot = &self.slots[index];
-                        // Only this holder writes `uses` until it frees the
-                        // slot: a load and a store.
-                        slot.uses
-                            .store(slot.uses.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-                        return NonNull::from(&slot.value).cast();
-                    }
-                    bits = prev & !mask;
+        for k in 0..words {
+            let w = if start + k < words {
+                start + k
+            } else {
+                start + k - words
+            };
+            let word = &self.free[w];
+            // SeqCst: a waiter's look must be ordered after its
+            // registration (see the type's docs); on x86 it is a plain load.
+            let mut bits = word.load(Ordering::SeqCst);
+            while bits != 0 {
+                let mask = 1u64 << bits.trailing_zeros();
+                // Acquire (within SeqCst) pairs with the release of the
+                // `fetch_or` that freed the slot: the last holder's writes
+                // are visible.
+                let prev = word.fetch_and(!mask, Ordering::SeqCst);
+                if prev & mask != 0 {
+                    return Some(self.hand_out(w * 64 + mask.trailing_zeros() as usize));
                 }
+                bits = prev & !mask;
             }
-            // Another claimer took the bit we saw; ours is set elsewhere.
-            wait.wait();
+        }
+        None
+    }
+
+    /// The value pointer of slot `index`, counting the use.
+    #[inline]
+    fn hand_out(&self, index: usize) -> NonNull<T> {
+        let slot = &self.slots[index];
+        // Only this holder writes `uses` until it frees the slot.
+        slot.uses
+            .store(slot.uses.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        NonNull::from(&slot.value).cast()
+    }
+
+    /// Frees slot `index`: to the bitmap when no task waits, else to the
+    /// first waiter.
+    #[inline]
+    pub(crate) fn release(&self, index: usize) {
+        if self.waiters.load(Ordering::SeqCst) == 0 {
+            self.set_bit(index);
+            dekker_fence();
+            if self.waiters.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            // A task registered meanwhile and may have looked before the bit
+            // was set: hand the slot over, unless someone claimed it.
+            if !self.take_bit(index) {
+                return;
+            }
+        }
+        self.hand_off(index);
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn hand_off(&self, index: usize) {
+        if self.closed.load(Ordering::SeqCst) {
+            self.set_bit(index);
+            return;
+        }
+        // Never full: it holds at most one entry per slot.
+        let pushed = self.handoff.push(index);
+        debug_assert!(pushed.is_ok());
+        self.sem.add_permits(1);
+        // The semaphore's own atomics are not `SeqCst`: a full fence orders
+        // the permit before our look at `waiters` (the last waiter, leaving,
+        // does the same the other way round), so that either it sees the
+        // permit or we see it gone and take the slot back ourselves.
+        crate::loom::fence_seq_cst();
+        if self.waiters.load(Ordering::SeqCst) == 0 {
+            self.drain_handoffs();
+        }
+        // `close` may have drained the queue before our push.
+        if self.closed.load(Ordering::SeqCst) {
+            self.drain_closed();
         }
     }
 
-    /// Frees slot `index`: sets its bit, then returns its permit (which
-    /// wakes the first waiter).
-    #[inline]
-    pub(crate) fn release(&self, index: usize) {
-        self.release_bit(index);
-        self.sem.add_permits(1);
+    /// Slots handed over that no waiter will take (the waiters gave up):
+    /// back to the bitmap, while no task waits.
+    #[cold]
+    fn drain_handoffs(&self) {
+        while self.waiters.load(Ordering::SeqCst) == 0 {
+            let Ok(permit) = self.sem.try_acquire() else {
+                break;
+            };
+            permit.forget();
+            match self.handoff.pop() {
+                // Through `release`: a task that registers now gets it.
+                Some(index) => self.release(index),
+                None => break,
+            }
+        }
+    }
+
+    /// After `close`: every slot handed over goes back to the bitmap.
+    #[cold]
+    fn drain_closed(&self) {
+        while let Some(index) = self.handoff.pop() {
+            self.set_bit(index);
+        }
     }
 
     #[inline]
-    pub(crate) fn release_bit(&self, index: usize) {
-        self.free[index / 64].fetch_or(1 << (index % 64), Ordering::Release);
+    pub(crate) fn set_bit(&self, index: usize) {
+        self.free[index / 64].fetch_or(1 << (index % 64), Ordering::SeqCst);
+    }
+
+    /// Clears slot `index`'s bit; `true` if it was set (the slot is ours).
+    fn take_bit(&self, index: usize) -> bool {
+        let mask = 1u64 << (index % 64);
+        self.free[index / 64].fetch_and(!mask, Ordering::SeqCst) & mask != 0
     }
 
     /// The index of the slot whose value `ptr` points to.
@@ -418,28 +508,109 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     }
 }
 
-/// Counts a waiter while it waits (also if its future is dropped).
-struct Waiting<'a> {
-    counters: &'a RingCounters,
+/// Under loom, a counting semaphore made of loom atomics, so that the models
+/// see every permit operation (tokio's semaphore is invisible to loom). Only
+/// the non-waiting operations are used by the models.
+#[cfg(all(test, loom))]
+#[derive(Debug)]
+struct Semaphore {
+    permits: AtomicUsize,
+    closed: AtomicBool,
+}
+
+#[cfg(all(test, loom))]
+struct ModelPermit;
+
+#[cfg(all(test, loom))]
+impl ModelPermit {
+    fn forget(self) {}
+}
+
+#[cfg(all(test, loom))]
+impl Semaphore {
+    const MAX_PERMITS: usize = usize::MAX >> 3;
+
+    fn new(permits: usize) -> Self {
+        Self {
+            permits: AtomicUsize::new(permits),
+            closed: AtomicBool::new(false),
+        }
+    }
+
+    fn try_acquire(&self) -> Result<ModelPermit, ()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(());
+        }
+        let mut n = self.permits.load(Ordering::Acquire);
+        while n > 0 {
+            match self
+                .permits
+                .compare_exchange(n, n - 1, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Ok(ModelPermit),
+                Err(now) => n = now,
+            }
+        }
+        Err(())
+    }
+
+    async fn acquire(&self) -> Result<ModelPermit, ()> {
+        loop {
+            if self.closed.load(Ordering::Acquire) {
+                return Err(());
+            }
+            if let Ok(p) = self.try_acquire() {
+                return Ok(p);
+            }
+            loom::thread::yield_now();
+        }
+    }
+
+    fn add_permits(&self, n: usize) {
+        self.permits.fetch_add(n, Ordering::Release);
+    }
+
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    fn available_permits(&self) -> usize {
+        self.permits.load(Ordering::Acquire)
+    }
+}
+
+/// A registered waiter (also while its future is dropped early): counts
+/// it, times the wait, and when the last waiter leaves, takes back slots
+/// handed over to waiters that gave up.
+struct Waiting<'a, T, R: Recycle<T>> {
+    ring: &'a RingPool<T, R>,
     since: Instant,
 }
 
-impl<'a> Waiting<'a> {
-    fn start(counters: &'a RingCounters) -> Self {
-        counters.waiters.fetch_add(1, Ordering::Relaxed);
-        counters.waits.fetch_add(1, Ordering::Relaxed);
+impl<'a, T, R: Recycle<T>> Waiting<'a, T, R> {
+    fn register(ring: &'a RingPool<T, R>) -> Self {
+        ring.waiters.fetch_add(1, Ordering::SeqCst);
+        dekker_fence();
+        ring.counters.waits.fetch_add(1, Ordering::Relaxed);
         Self {
-            counters,
+            ring,
             since: Instant::now(),
         }
     }
 }
 
-impl Drop for Waiting<'_> {
+impl<T, R: Recycle<T>> Drop for Waiting<'_, T, R> {
     fn drop(&mut self) {
         let nanos = u64::try_from(self.since.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.counters.wait_nanos.fetch_add(nanos, Ordering::Relaxed);
-        self.counters.waiters.fetch_sub(1, Ordering::Relaxed);
+        self.ring
+            .counters
+            .wait_nanos
+            .fetch_add(nanos, Ordering::Relaxed);
+        if self.ring.waiters.fetch_sub(1, Ordering::SeqCst) == 1 {
+            // Pairs with the fence in `hand_off`.
+            crate::loom::fence_seq_cst();
+            self.ring.drain_handoffs();
+        }
     }
 }
 
@@ -618,7 +789,10 @@ impl<T: 'static, R> RingPoolBuilder<T, R> {
         Ok(RingPool {
             slots,
             free,
-            sem: Semaphore::new(capacity),
+            waiters: CachePadded::new(AtomicUsize::new(0)),
+            closed: AtomicBool::new(false),
+            handoff: ArrayQueue::new(capacity),
+            sem: Semaphore::new(0),
             make: self.make,
             recycle: self.recycle,
             retention_limit: self.retention_limit,
@@ -638,11 +812,15 @@ impl<T, R> fmt::Debug for RingPoolBuilder<T, R> {
 
 #[cfg(all(test, loom))]
 mod loom_models {
-    //! A loom model of slot claim and release against concurrent claimers.
-    //! The semaphore is modelled by a plain permit counter: what matters is
-    //! the crate's own claim logic (bitmap `fetch_and` / `fetch_or`).
+    //! Loom models of slot claim, release and hand-over against concurrent
+    //! claimers and waiters. A waiter here spins on the semaphore's
+    //! `try_acquire` (yielding to the model) instead of awaiting `acquire`:
+    //! a lost wake-up shows as a waiter that spins forever, which loom
+    //! reports. The crate's own protocol (bitmap, `waiters`, hand-over) runs
+    //! as is.
 
     use super::*;
+    use crate::loom::SpinWait;
     use loom::sync::Arc;
     use loom::thread;
     use std::sync::atomic::AtomicBool as StdBool;
@@ -653,25 +831,34 @@ mod loom_models {
         fn reset(&mut self) {}
     }
 
-    /// Takes a modelled permit, waiting (yielding) while none is free.
-    fn take_permit(permits: &AtomicUsize) {
+    /// `get` as the ring does it, with the wait made a spin.
+    fn get(ring: &RingPool<Obj>, hint: usize) -> NonNull<Obj> {
+        if let Some(slot) = ring.claim(hint) {
+            return slot;
+        }
+        let _waiting = Waiting::register(ring);
+        if let Some(slot) = ring.claim(hint) {
+            return slot;
+        }
         let mut wait = SpinWait::default();
-        loop {
-            let n = permits.load(Ordering::Acquire);
-            if n > 0
-                && permits
-                    .compare_exchange(n, n - 1, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
-            {
-                return;
+        for _ in 0..200 {
+            if let Ok(permit) = ring.sem.try_acquire() {
+                permit.forget();
+                return ring.take_handoff().expect("a permit pairs with a slot");
             }
             wait.wait();
         }
+        panic!(
+            "waiter never woken: waiters {}, bits {:b}, handed over {}, permits {}",
+            ring.waiters.load(Ordering::SeqCst),
+            ring.free[0].load(Ordering::SeqCst),
+            ring.handoff.len(),
+            ring.sem.available_permits()
+        );
     }
 
-    fn use_slot(ring: &RingPool<Obj>, permits: &AtomicUsize, hint: usize) {
-        take_permit(permits);
-        let slot = ring.claim(hint);
+    fn use_slot(ring: &RingPool<Obj>, hint: usize) {
+        let slot = get(ring, hint);
         // SAFETY: the claimed slot is ours until we free it.
         let obj = unsafe { slot.as_ref() };
         assert!(
@@ -679,31 +866,60 @@ mod loom_models {
             "claimed twice"
         );
         obj.0.store(false, std::sync::atomic::Ordering::SeqCst);
-        ring.release_bit(ring.index_of(slot));
-        permits.fetch_add(1, Ordering::Release);
+        ring.release(ring.index_of(slot));
     }
 
+    fn check_all_free(ring: &RingPool<Obj>) {
+        let s = ring.stats();
+        assert_eq!((s.num_idle, s.num_waiters), (s.capacity as u64, 0), "{s:?}");
+        assert!(ring.handoff.is_empty(), "no slot left with no waiter");
+    }
+
+    /// Three tasks, two slots: one of them has to wait for a hand-over.
     #[test]
-    fn claims_never_overlap_and_every_slot_comes_back() {
-        loom::model(|| {
+    fn waiters_are_handed_slots_and_none_is_lost() {
+        // The spinning waiter makes long paths; a lost wake-up would make an
+        // endless one, which still exceeds this bound.
+        let mut model = loom::model::Builder::new();
+        model.max_branches = 20_000;
+        model.check(|| {
             let ring = Arc::new(RingPool::new(2, || Obj(StdBool::new(false))).unwrap());
-            let permits = Arc::new(AtomicUsize::new(2));
             let threads: Vec<_> = (0..2)
                 .map(|t| {
-                    let (ring, permits) = (Arc::clone(&ring), Arc::clone(&permits));
-                    thread::spawn(move || use_slot(&ring, &permits, t))
+                    let ring = Arc::clone(&ring);
+                    thread::spawn(move || use_slot(&ring, t))
                 })
                 .collect();
-            use_slot(&ring, &permits, 0);
+            use_slot(&ring, 0);
             for t in threads {
                 t.join().unwrap();
             }
-            let free: u32 = ring
-                .free
-                .iter()
-                .map(|w| w.load(Ordering::Relaxed).count_ones())
-                .sum();
-            assert_eq!(free, 2);
+            check_all_free(&ring);
+        });
+    }
+
+    /// One slot; a waiter that gives up (its registration dropped without
+    /// taking a slot) while the slot is being freed: the slot must come
+    /// back to the bitmap, not stay handed over to nobody.
+    #[test]
+    fn a_waiter_that_gives_up_strands_no_slot() {
+        loom::model(|| {
+            let ring = Arc::new(RingPool::new(1, || Obj(StdBool::new(false))).unwrap());
+            let held = ring.claim(0).unwrap();
+            let quitter = {
+                let ring = Arc::clone(&ring);
+                thread::spawn(move || {
+                    let waiting = Waiting::register(&ring);
+                    if let Some(slot) = ring.claim(1) {
+                        ring.release(ring.index_of(slot));
+                    }
+                    drop(waiting); // gives up
+                })
+            };
+            ring.release(ring.index_of(held));
+            quitter.join().unwrap();
+            check_all_free(&ring);
+            assert!(ring.claim(0).is_some());
         });
     }
 }

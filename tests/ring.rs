@@ -62,11 +62,11 @@ fn assert_accounting(s: &RingStats) {
 
 /// Waits until `n` tasks wait on the ring.
 async fn until_waiters<T, R: capacitor_pool::Recycle<T>>(ring: &RingPool<T, R>, n: u64) {
-    for _ in 0..10_000 {
+    for _ in 0..5_000 {
         if ring.stats().num_waiters == n {
             return;
         }
-        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     panic!("never saw {n} waiters: {:?}", ring.stats());
 }
