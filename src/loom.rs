@@ -73,3 +73,43 @@ pub(crate) fn fence_seq_cst() {
     #[cfg(not(all(test, loom)))]
     std::sync::atomic::fence(Ordering::SeqCst);
 }
+
+/// What the loom models of every pool share: an object that catches being
+/// handed to two holders at once.
+#[cfg(all(test, loom))]
+pub(crate) mod model {
+    use std::ptr::NonNull;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A pooled object with a "held" flag (a std atomic: it checks the
+    /// model, it is not part of it).
+    pub(crate) struct Obj {
+        held: AtomicBool,
+    }
+
+    impl Obj {
+        pub(crate) fn new() -> Self {
+            Self {
+                held: AtomicBool::new(false),
+            }
+        }
+    }
+
+    impl crate::Reset for Obj {
+        fn reset(&mut self) {}
+    }
+
+    /// Marks the object in `slot` held; panics if it already was.
+    pub(crate) fn hold(slot: NonNull<Obj>) {
+        // SAFETY: the models only use the flag through `&`, and the slot is
+        // live while a model thread holds it.
+        let obj = unsafe { slot.as_ref() };
+        assert!(!obj.held.swap(true, Ordering::SeqCst), "handed out twice");
+    }
+
+    /// Marks the object in `slot` free again.
+    pub(crate) fn release(slot: NonNull<Obj>) {
+        // SAFETY: as in `hold`.
+        unsafe { slot.as_ref() }.held.store(false, Ordering::SeqCst);
+    }
+}

@@ -816,40 +816,16 @@ mod loom_models {
     use super::*;
     use loom::sync::Arc;
     use loom::thread;
-    use std::sync::atomic::AtomicBool as StdBool;
 
-    struct Obj {
-        held: StdBool,
-    }
-
-    impl Reset for Obj {
-        fn reset(&mut self) {}
-    }
-
-    fn hold(slot: NonNull<Obj>) {
-        // SAFETY: the model's threads only read the flag through `&`.
-        let obj = unsafe { slot.as_ref() };
-        assert!(
-            !obj.held.swap(true, std::sync::atomic::Ordering::SeqCst),
-            "handed out twice"
-        );
-    }
-
-    fn release(slot: NonNull<Obj>) {
-        // SAFETY: as in `hold`.
-        let obj = unsafe { slot.as_ref() };
-        obj.held.store(false, std::sync::atomic::Ordering::SeqCst);
-    }
+    use crate::loom::model::{Obj, hold, release};
 
     fn pool(shards: usize, max_idle: usize, prefill: usize) -> Arc<Pool<Obj>> {
         Arc::new(
-            Pool::builder(|| Obj {
-                held: StdBool::new(false),
-            })
-            .shards(shards)
-            .max_idle(max_idle)
-            .prefill(prefill)
-            .build(),
+            Pool::builder(Obj::new)
+                .shards(shards)
+                .max_idle(max_idle)
+                .prefill(prefill)
+                .build(),
         )
     }
 
@@ -932,14 +908,8 @@ mod loom_models {
             let spiller = {
                 let pool = Arc::clone(&pool);
                 thread::spawn(move || {
-                    let mag: Vec<*mut Obj> = (0..2)
-                        .map(|_| {
-                            new_slot(Obj {
-                                held: StdBool::new(false),
-                            })
-                            .as_ptr()
-                        })
-                        .collect();
+                    let mag: Vec<*mut Obj> =
+                        (0..2).map(|_| new_slot(Obj::new()).as_ptr()).collect();
                     let moved = pool.push_from(1, &mag);
                     for &slot in &mag[moved..] {
                         // SAFETY: slots left over are this thread's alone.

@@ -823,13 +823,8 @@ mod loom_models {
     use crate::loom::SpinWait;
     use loom::sync::Arc;
     use loom::thread;
-    use std::sync::atomic::AtomicBool as StdBool;
 
-    struct Obj(StdBool);
-
-    impl Reset for Obj {
-        fn reset(&mut self) {}
-    }
+    use crate::loom::model::{Obj, hold, release};
 
     /// `get` as the ring does it, with the wait made a spin.
     fn get(ring: &RingPool<Obj>, hint: usize) -> NonNull<Obj> {
@@ -859,13 +854,8 @@ mod loom_models {
 
     fn use_slot(ring: &RingPool<Obj>, hint: usize) {
         let slot = get(ring, hint);
-        // SAFETY: the claimed slot is ours until we free it.
-        let obj = unsafe { slot.as_ref() };
-        assert!(
-            !obj.0.swap(true, std::sync::atomic::Ordering::SeqCst),
-            "claimed twice"
-        );
-        obj.0.store(false, std::sync::atomic::Ordering::SeqCst);
+        hold(slot);
+        release(slot);
         ring.release(ring.index_of(slot));
     }
 
@@ -883,7 +873,7 @@ mod loom_models {
         let mut model = loom::model::Builder::new();
         model.max_branches = 20_000;
         model.check(|| {
-            let ring = Arc::new(RingPool::new(2, || Obj(StdBool::new(false))).unwrap());
+            let ring = Arc::new(RingPool::new(2, Obj::new).unwrap());
             let threads: Vec<_> = (0..2)
                 .map(|t| {
                     let ring = Arc::clone(&ring);
@@ -904,7 +894,7 @@ mod loom_models {
     #[test]
     fn a_waiter_that_gives_up_strands_no_slot() {
         loom::model(|| {
-            let ring = Arc::new(RingPool::new(1, || Obj(StdBool::new(false))).unwrap());
+            let ring = Arc::new(RingPool::new(1, Obj::new).unwrap());
             let held = ring.claim(0).unwrap();
             let quitter = {
                 let ring = Arc::clone(&ring);

@@ -874,42 +874,17 @@ mod loom_models {
     use super::*;
     use loom::sync::Arc;
     use loom::thread;
-    use std::sync::atomic::AtomicBool as StdBool;
 
-    struct Obj {
-        held: StdBool,
-    }
-
-    impl Reset for Obj {
-        fn reset(&mut self) {}
-    }
-
-    fn hold(slot: NonNull<Obj>) {
-        // SAFETY: the model's threads only use the flag through `&`.
-        let obj = unsafe { slot.as_ref() };
-        assert!(
-            !obj.held.swap(true, std::sync::atomic::Ordering::SeqCst),
-            "handed out twice"
-        );
-    }
-
-    fn release(slot: NonNull<Obj>) {
-        // SAFETY: as in `hold`.
-        unsafe { slot.as_ref() }
-            .held
-            .store(false, std::sync::atomic::Ordering::SeqCst);
-    }
+    use crate::loom::model::{Obj, hold, release};
 
     fn pool(depot_idle: usize) -> Arc<WorkerPool<Obj>> {
         Arc::new(
-            WorkerPool::builder(|| Obj {
-                held: StdBool::new(false),
-            })
-            .workers(2)
-            .magazine_size(2)
-            .shards(2)
-            .max_idle(depot_idle)
-            .build(),
+            WorkerPool::builder(Obj::new)
+                .workers(2)
+                .magazine_size(2)
+                .shards(2)
+                .max_idle(depot_idle)
+                .build(),
         )
     }
 

@@ -1,54 +1,16 @@
 //! Behaviour of `Pool<T>` and its guards.
 
+#[path = "support/tagged.rs"]
+mod tagged;
+
 use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, LazyLock, Mutex};
 
 use bytes::{BufMut, BytesMut};
 use capacitor_pool::{OwnedPooled, Pool, PoolStats, Pooled, Recycle, Reset};
-
-/// An object that knows its identity and whether someone holds it, so a
-/// test can catch an object handed to two holders at once.
-struct Tagged {
-    id: u64,
-    held: AtomicBool,
-    data: Vec<u8>,
-}
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-
-impl Tagged {
-    fn new() -> Self {
-        Self {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            held: AtomicBool::new(false),
-            data: Vec::new(),
-        }
-    }
-
-    /// Marks the object held; panics if it already was.
-    fn hold(&self) {
-        assert!(
-            !self.held.swap(true, Ordering::SeqCst),
-            "object {} handed out twice",
-            self.id
-        );
-    }
-
-    fn release(&self) {
-        assert!(self.held.swap(false, Ordering::SeqCst));
-    }
-}
-
-impl Reset for Tagged {
-    fn reset(&mut self) {
-        self.data.clear();
-    }
-    fn retained_bytes(&self) -> usize {
-        self.data.capacity()
-    }
-}
+use tagged::Tagged;
 
 /// `created + adopted == idle + in use + dropped + detached`.
 fn assert_accounting(s: &PoolStats) {

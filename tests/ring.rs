@@ -1,8 +1,10 @@
 //! Behaviour of `RingPool<T>`.
 
+#[path = "support/tagged.rs"]
+mod tagged;
+
 use std::collections::HashSet;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,44 +13,7 @@ use capacitor_pool::{
     TryGetError,
 };
 use futures_util::FutureExt;
-
-#[derive(Debug)]
-struct Tagged {
-    id: u64,
-    held: AtomicBool,
-    data: Vec<u8>,
-}
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-
-impl Tagged {
-    fn new() -> Self {
-        Self {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            held: AtomicBool::new(false),
-            data: Vec::new(),
-        }
-    }
-    fn hold(&self) {
-        assert!(
-            !self.held.swap(true, Ordering::SeqCst),
-            "object {} held twice",
-            self.id
-        );
-    }
-    fn release(&self) {
-        assert!(self.held.swap(false, Ordering::SeqCst));
-    }
-}
-
-impl Reset for Tagged {
-    fn reset(&mut self) {
-        self.data.clear();
-    }
-    fn retained_bytes(&self) -> usize {
-        self.data.capacity()
-    }
-}
+use tagged::Tagged;
 
 fn assert_accounting(s: &RingStats) {
     assert_eq!(s.num_idle + s.num_in_use, s.capacity as u64, "{s:?}");

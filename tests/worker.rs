@@ -1,48 +1,16 @@
 //! Behaviour of `WorkerPool<T>` on tokio runtimes.
 
+#[path = "support/tagged.rs"]
+mod tagged;
+
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
-use capacitor_pool::{OwnedWorkerPooled, PoolStats, Reset, WorkerPool, WorkerPooled};
+use capacitor_pool::{OwnedWorkerPooled, PoolStats, WorkerPool, WorkerPooled};
+use tagged::Tagged;
 use tokio::runtime::{Builder, Runtime};
-
-/// An object with a unique id and a "held" flag, to catch double hand-outs.
-struct Tagged {
-    id: u64,
-    held: AtomicBool,
-    data: Vec<u8>,
-}
-
-static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-
-impl Tagged {
-    fn new() -> Self {
-        Self {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
-            held: AtomicBool::new(false),
-            data: Vec::new(),
-        }
-    }
-    fn hold(&self) {
-        assert!(
-            !self.held.swap(true, Ordering::SeqCst),
-            "object {} handed out twice",
-            self.id
-        );
-    }
-    fn release(&self) {
-        assert!(self.held.swap(false, Ordering::SeqCst));
-    }
-}
-
-impl Reset for Tagged {
-    fn reset(&mut self) {
-        self.data.clear();
-    }
-}
 
 fn rt(workers: usize) -> Runtime {
     Builder::new_multi_thread()

@@ -1,0 +1,51 @@
+//! `Tagged`: a pooled object that knows its identity and whether someone
+//! holds it, so a test can catch one object handed to two holders at once.
+//! Shared by the pool tests (`#[path]`-included).
+
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use capacitor_pool::Reset;
+
+#[derive(Debug)]
+pub struct Tagged {
+    pub id: u64,
+    held: AtomicBool,
+    pub data: Vec<u8>,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+impl Tagged {
+    pub fn new() -> Self {
+        Self {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            held: AtomicBool::new(false),
+            data: Vec::new(),
+        }
+    }
+
+    /// Marks the object held; panics if it already was.
+    pub fn hold(&self) {
+        assert!(
+            !self.held.swap(true, Ordering::SeqCst),
+            "object {} handed out twice",
+            self.id
+        );
+    }
+
+    /// Marks the object free again; panics if it was not held.
+    pub fn release(&self) {
+        assert!(self.held.swap(false, Ordering::SeqCst));
+    }
+}
+
+impl Reset for Tagged {
+    fn reset(&mut self) {
+        self.data.clear();
+    }
+    fn retained_bytes(&self) -> usize {
+        self.data.capacity()
+    }
+}
