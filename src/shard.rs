@@ -127,7 +127,9 @@ impl<T> Stack<T> {
             return None;
         }
         self.len -= 1;
-        self.low = self.low.min(self.len);
+        if self.len < self.low {
+            self.low = self.len;
+        }
         NonNull::new(self.buf[PAD + self.len])
     }
 
