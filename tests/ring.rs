@@ -338,3 +338,62 @@ fn zero_sized_objects_get_distinct_slots() {
         assert_eq!(ring.stats().num_idle, cap as u64);
     }
 }
+
+#[test]
+fn stress_with_cancellation_timeouts_and_close_adds_up() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let ring = Arc::new(RingPool::new(3, Tagged::new).unwrap());
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..24u64)
+            .map(|t| {
+                let ring = Arc::clone(&ring);
+                tokio::spawn(async move {
+                    let mut served = 0u64;
+                    for i in 0..3000u64 {
+                        let got = match (t + i) % 4 {
+                            // Plain waits.
+                            0 | 1 => ring.get_owned().await.ok(),
+                            // Gets that give up quickly (cancelled waits).
+                            2 => tokio::time::timeout(Duration::from_micros(20), ring.get_owned())
+                                .await
+                                .ok()
+                                .and_then(Result::ok),
+                            // No waiting at all.
+                            _ => ring.try_get_owned().ok(),
+                        };
+                        let Some(g) = got else {
+                            if ring.is_closed() {
+                                break;
+                            }
+                            continue;
+                        };
+                        g.hold();
+                        tokio::task::yield_now().await;
+                        g.release();
+                        served += 1;
+                    }
+                    served
+                })
+            })
+            .collect();
+        // Close part-way: everyone still waiting fails, holders return.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        ring.close();
+        let mut served = 0;
+        for t in tasks {
+            served += t.await.unwrap();
+        }
+        assert!(served > 0);
+        assert!(served < 24 * 3000, "the close came before the end");
+    });
+    let s = ring.stats();
+    assert_eq!(s.num_waiters, 0, "{s:?}");
+    assert_eq!(s.num_in_use, 0, "{s:?}");
+    assert_eq!(s.num_idle, 3, "every slot back, none stranded: {s:?}");
+    assert!(s.wait_count > 0, "the waiting path ran: {s:?}");
+    assert_accounting(&s);
+}
