@@ -72,8 +72,10 @@ struct RingCounters {
 ///
 /// The Go guide's ring buffer pool hands out `items[next % size]` with an
 /// atomic counter, so once the counter wraps two callers hold the same
-/// object. Here a slot is *claimed*: a bitmap (one bit per slot, 64 per
-/// 128-byte-aligned word) records the free slots.
+/// object. Here a slot is *claimed*: a bitmap (one bit per slot, at most 64
+/// per 128-byte-aligned word, and at least one word per CPU, slots dealt out
+/// round-robin, each thread starting at its own word) records the free
+/// slots.
 ///
 /// - `try_get`, and `get` when a slot is free, clear one set bit with
 ///   `fetch_and`: one atomic read-modify-write, no lock.
@@ -383,7 +385,7 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
                 // are visible.
                 let prev = word.fetch_and(!mask, Ordering::SeqCst);
                 if prev & mask != 0 {
-                    return Some(self.hand_out(w * 64 + mask.trailing_zeros() as usize));
+                    return Some(self.hand_out(mask.trailing_zeros() as usize * words + w));
                 }
                 bits = prev & !mask;
             }
@@ -472,13 +474,15 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
 
     #[inline]
     pub(crate) fn set_bit(&self, index: usize) {
-        self.free[index / 64].fetch_or(1 << (index % 64), Ordering::SeqCst);
+        let words = self.free.len();
+        self.free[index % words].fetch_or(1 << (index / words), Ordering::SeqCst);
     }
 
     /// Clears slot `index`'s bit; `true` if it was set (the slot is ours).
     fn take_bit(&self, index: usize) -> bool {
-        let mask = 1u64 << (index % 64);
-        self.free[index / 64].fetch_and(!mask, Ordering::SeqCst) & mask != 0
+        let words = self.free.len();
+        let mask = 1u64 << (index / words);
+        self.free[index % words].fetch_and(!mask, Ordering::SeqCst) & mask != 0
     }
 
     /// The index of the slot whose value `ptr` points to.
@@ -775,9 +779,15 @@ impl<T: 'static, R> RingPoolBuilder<T, R> {
                 uses: AtomicU64::new(0),
             })
             .collect();
-        let free = (0..capacity.div_ceil(64))
+        // Slot `i` is bit `i / words` of word `i % words`. At least one word
+        // per CPU (while there are slots for it), so that each worker claims
+        // and frees in a cache line of its own in the common case, where a
+        // task frees its slot on the worker that claimed it.
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let words = capacity.div_ceil(64).max(cpus.min(capacity));
+        let free = (0..words)
             .map(|w| {
-                let bits = (capacity - w * 64).min(64);
+                let bits = (capacity - w).div_ceil(words);
                 let word = if bits == 64 {
                     u64::MAX
                 } else {
