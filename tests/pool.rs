@@ -9,18 +9,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, LazyLock, Mutex};
 
 use bytes::{BufMut, BytesMut};
-use capacitor_pool::{OwnedPooled, Pool, PoolStats, Pooled, Recycle, Reset};
-use tagged::Tagged;
-
-/// `created + adopted == idle + in use + dropped + detached`.
-fn assert_accounting(s: &PoolStats) {
-    assert_eq!(s.get_count, s.hit_count + s.miss_count, "{s}");
-    assert_eq!(
-        s.created_count + s.adopt_count,
-        s.num_idle + s.num_in_use + s.drop_count() + s.detach_count,
-        "{s}"
-    );
-}
+use capacitor_pool::{OwnedPooled, Pool, Pooled, Recycle, Reset};
+use tagged::{Tagged, assert_accounting};
 
 #[test]
 fn smoke() {

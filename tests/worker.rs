@@ -8,8 +8,8 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
-use capacitor_pool::{OwnedWorkerPooled, PoolStats, WorkerPool, WorkerPooled};
-use tagged::Tagged;
+use capacitor_pool::{OwnedWorkerPooled, WorkerPool, WorkerPooled};
+use tagged::{Tagged, assert_accounting};
 use tokio::runtime::{Builder, Runtime};
 
 fn rt(workers: usize) -> Runtime {
@@ -18,15 +18,6 @@ fn rt(workers: usize) -> Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-fn assert_accounting(s: &PoolStats) {
-    assert_eq!(s.get_count, s.hit_count + s.miss_count, "{s}");
-    assert_eq!(
-        s.created_count + s.adopt_count,
-        s.num_idle + s.num_in_use + s.drop_count() + s.detach_count,
-        "{s}"
-    );
 }
 
 /// Every idle object is distinct (taken all at once, none twice).

@@ -1,12 +1,13 @@
 //! `Tagged`: a pooled object that knows its identity and whether someone
-//! holds it, so a test can catch one object handed to two holders at once.
-//! Shared by the pool tests (`#[path]`-included).
+//! holds it, so a test can catch one object handed to two holders at once;
+//! and the accounting check every `PoolStats` must pass. Shared by the pool
+//! tests (`#[path]`-included).
 
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use capacitor_pool::Reset;
+use capacitor_pool::{PoolStats, Reset};
 
 #[derive(Debug)]
 pub struct Tagged {
@@ -48,4 +49,15 @@ impl Reset for Tagged {
     fn retained_bytes(&self) -> usize {
         self.data.capacity()
     }
+}
+
+/// Gets are hits plus misses, and every object that came in (made or put)
+/// is idle, in use, dropped or detached.
+pub fn assert_accounting(s: &PoolStats) {
+    assert_eq!(s.get_count, s.hit_count + s.miss_count, "{s}");
+    assert_eq!(
+        s.created_count + s.adopt_count,
+        s.num_idle + s.num_in_use + s.drop_count() + s.detach_count,
+        "{s}"
+    );
 }
