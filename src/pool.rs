@@ -394,14 +394,9 @@ impl<T, R: Recycle<T>> Pool<T, R> {
         new_slot(value)
     }
 
-    /// Counts a `try_get` that found nothing.
+    /// Counts a get that found no idle object (whether or not one is made).
     #[cold]
-    pub(crate) fn count_empty_get(&self, hint: usize) {
-        self.count_miss(hint);
-    }
-
-    #[cold]
-    fn count_miss(&self, hint: usize) {
+    pub(crate) fn count_miss(&self, hint: usize) {
         Counters::add(&self.shards[hint & self.mask].counters.misses, 1);
     }
 

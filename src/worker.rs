@@ -506,7 +506,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
         } else {
             let slot = self.depot.pop_slot(hint);
             if slot.is_none() {
-                self.depot.count_empty_get(hint);
+                self.depot.count_miss(hint);
             }
             slot
         }
@@ -537,7 +537,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
         if make {
             Some(self.depot.make_slot(w))
         } else {
-            self.depot.count_empty_get(w);
+            self.depot.count_miss(w);
             None
         }
     }
