@@ -107,6 +107,7 @@ mod pool;
 mod reset;
 mod ring;
 mod shard;
+mod slab;
 mod stats;
 mod worker;
 
@@ -116,6 +117,10 @@ pub use crate::guard::{OwnedPooled, PoolKind, Pooled};
 pub use crate::pool::{DEFAULT_MAX_IDLE, DEFAULT_RETENTION_LIMIT, Pool, PoolBuilder};
 pub use crate::reset::{Recycle, Reset, ResetWith, UseReset};
 pub use crate::ring::{OwnedRingGuard, RingGuard, RingPool, RingPoolBuilder, RingStats};
+pub use crate::slab::{
+    CapacityError, ClassStats, DEFAULT_MAX_CHUNK, DEFAULT_MAX_PAGES_PER_CLASS, DEFAULT_MIN_CHUNK,
+    DEFAULT_PAGE_SIZE, MAX_CHUNK_LIMIT, Slab, SlabBuf, SlabBuildError, SlabBuilder, SlabStats,
+};
 pub use crate::stats::PoolStats;
 pub use crate::worker::{
     DEFAULT_MAGAZINE_SIZE, MAX_MAGAZINE_SIZE, OwnedWorkerPooled, WorkerPool, WorkerPoolBuilder,

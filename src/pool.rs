@@ -577,6 +577,70 @@ impl<T, R: Recycle<T>> Pool<T, R> {
         unsafe { free_slot(slot) };
     }
 
+    /// Wraps a value made outside the pool in a new slot, counting it as
+    /// created (the [`Slab`](crate::Slab) carves chunks this way).
+    #[cold]
+    pub(crate) fn adopt_slot(&self, hint: usize, value: T) -> NonNull<T> {
+        Counters::add(&self.shards[hint & self.mask].counters.created, 1);
+        new_slot(value)
+    }
+
+    /// Pushes a returned slot like [`push_slot`](Self::push_slot), home
+    /// shard first, waiting for each lock; but first runs `gate` while
+    /// holding the lock of the shard that would take the slot, and hands
+    /// the slot back if `gate` says no (or every shard is full).
+    ///
+    /// The [`Slab`](crate::Slab) reads its closed flag and waiter count in
+    /// `gate`: in the same critical section as the push, so that a thread
+    /// that set the flag (or registered as a waiter) and then locked every
+    /// shard either saw the slot or is seen by `gate`.
+    pub(crate) fn push_slot_gated(
+        &self,
+        hint: usize,
+        mut slot: NonNull<T>,
+        mut gate: impl FnMut() -> bool,
+    ) -> Result<(), NonNull<T>> {
+        let home = hint & self.mask;
+        for k in 0..self.shards.len() {
+            let shard = &self.shards[(home + k) & self.mask];
+            let mut guard = match shard.try_lock() {
+                Some(guard) => guard,
+                None => shard.lock(),
+            };
+            if !gate() {
+                return Err(slot);
+            }
+            match guard.push_counted(slot, Arrival::Returned) {
+                Ok(()) => return Ok(()),
+                Err(back) => slot = back,
+            }
+        }
+        Err(slot)
+    }
+
+    /// Whether any shard holds an idle object, taking every shard's lock in
+    /// turn (the other side of [`push_slot_gated`](Self::push_slot_gated)).
+    pub(crate) fn has_idle_locked(&self) -> bool {
+        self.shards
+            .iter()
+            .any(|shard| shard.lock().with(|stack| stack.len() > 0))
+    }
+
+    /// Drops every idle object, counted as discarded; returns how many.
+    pub(crate) fn clear(&self) -> usize {
+        let mut idle = Vec::new();
+        for shard in self.shards.iter() {
+            let mut guard = shard.lock();
+            let before = idle.len();
+            guard.with(|stack| stack.drain(|slot| idle.push(slot)));
+            guard.bump(|c| &c.drops_discarded, (idle.len() - before) as u64);
+        }
+        let n = idle.len();
+        // SAFETY: drained slots left the stacks and belong to us alone.
+        unsafe { free_all(idle.into_iter()) };
+        n
+    }
+
     /// Counts objects dropped because the pool was full (a magazine spill).
     pub(crate) fn count_full_drops(&self, hint: usize, n: u64) {
         Counters::add(&self.shards[hint & self.mask].counters.drops_full, n);
@@ -758,7 +822,7 @@ impl<T, R> fmt::Debug for PoolBuilder<T, R> {
 }
 
 /// The default shard count: the current runtime's workers, or the CPUs.
-fn default_shards() -> usize {
+pub(crate) fn default_shards() -> usize {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = tokio::runtime::Handle::try_current().map_or(0, |h| h.metrics().num_workers());
     cpus.max(workers)

@@ -254,3 +254,75 @@ fn dispatching_through_future_slots_allocates_nothing_once_warm() {
     });
     assert!(boxed >= OPS, "{boxed} allocations for {OPS} boxed requests");
 }
+
+#[test]
+fn slab_frames_allocate_nothing_once_warm() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let slab = capacitor_pool::Slab::new();
+    let payload = [7u8; 20 * 1024];
+    // Warm-up: carve the chunks the loop will need (1,000 kept frames).
+    let warm: Vec<_> = (0..1001).map(|_| slab.alloc(100).unwrap()).collect();
+    drop(warm);
+    drop(slab.alloc(20 * 1024));
+    let mut kept = Vec::with_capacity(1000);
+    let before = thread_allocs();
+    for i in 0..OPS as usize {
+        // A frame dropped at once, a frame kept (1,000 at a time), and a
+        // 20 KiB frame.
+        black_box(slab.copy_from_slice(&payload[..100]));
+        if kept.len() == 1000 {
+            kept.clear();
+        }
+        kept.push(slab.copy_from_slice(&payload[..100 + i % 28]));
+        black_box(slab.copy_from_slice(&payload));
+    }
+    let allocs = thread_allocs() - before;
+    assert_eq!(allocs, 0, "{allocs} allocations in {OPS} slab cycles");
+    assert_eq!(slab.stats().heap_count(), 0);
+}
+
+#[test]
+fn slab_waits_allocate_nothing_once_warm() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let slab = capacitor_pool::Slab::builder()
+        .max_pages_per_class(1)
+        .build()
+        .unwrap();
+    let waits = rt.block_on(async {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let freer = tokio::spawn(async move {
+            while let Some(buf) = rx.recv().await {
+                tokio::task::yield_now().await;
+                drop::<capacitor_pool::SlabBuf>(buf);
+            }
+        });
+        let round = |n: u64| {
+            let slab = &slab;
+            let tx = tx.clone();
+            async move {
+                for _ in 0..n {
+                    // The 64 KiB class has one chunk: every other alloc waits.
+                    let buf = slab.alloc_wait(60_000).await;
+                    tx.send(buf).await.unwrap();
+                }
+            }
+        };
+        round(100).await;
+        let before = thread_allocs();
+        round(OPS / 10).await;
+        let allocs = thread_allocs() - before;
+        drop(tx);
+        freer.await.unwrap();
+        allocs
+    });
+    assert_eq!(
+        waits,
+        0,
+        "{waits} allocations in {} waiting allocs",
+        OPS / 10
+    );
+    assert_eq!(slab.class_stats(10).unwrap().pool.created_count, 1);
+}
