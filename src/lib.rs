@@ -99,6 +99,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![doc(test(attr(deny(warnings))))]
 
+#[cfg(feature = "codec")]
+mod codec;
 mod error;
 mod future;
 mod guard;
@@ -111,6 +113,11 @@ mod slab;
 mod stats;
 mod worker;
 
+#[cfg(feature = "codec")]
+pub use crate::codec::{
+    Backpressure, DEFAULT_MAX_FRAME_LENGTH, FrameError, FramedBuffers, LengthDelimited,
+    LengthDelimitedBuilder, PooledFramed, SlabDecoder,
+};
 pub use crate::error::{BuildError, GetError, GetTimeoutError, TryGetError};
 pub use crate::future::FutureSlot;
 pub use crate::guard::{OwnedPooled, PoolKind, Pooled};

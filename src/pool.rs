@@ -626,6 +626,12 @@ impl<T, R: Recycle<T>> Pool<T, R> {
             .any(|shard| shard.lock().with(|stack| stack.len() > 0))
     }
 
+    /// The idle objects, summed from the shards' gauges without locks.
+    #[inline]
+    pub(crate) fn idle_hint(&self) -> usize {
+        self.shards.iter().map(|shard| shard.idle()).sum()
+    }
+
     /// Drops every idle object, counted as discarded; returns how many.
     pub(crate) fn clear(&self) -> usize {
         let mut idle = Vec::new();

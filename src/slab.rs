@@ -5,11 +5,13 @@
 
 use std::alloc::{self, Layout};
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::ops::{Deref, DerefMut};
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::ptr::{self, NonNull};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
 use bytes::buf::UninitSlice;
 use bytes::{BufMut, Bytes};
@@ -119,7 +121,10 @@ struct Class {
     /// dropped instead of kept.
     closed: AtomicBool,
     waiters: AtomicUsize,
-    notify: Notify,
+    notify: Arc<Notify>,
+    /// Chunks left to carve in the current page (a hint, set under
+    /// `carve`).
+    carve_room: AtomicUsize,
 }
 
 /// The page chunks are being carved from.
@@ -215,7 +220,8 @@ impl Class {
             exhausted: AtomicU64::new(0),
             closed: AtomicBool::new(false),
             waiters: AtomicUsize::new(0),
-            notify: Notify::new(),
+            notify: Arc::new(Notify::new()),
+            carve_room: AtomicUsize::new(0),
         }
     }
 
@@ -280,6 +286,12 @@ impl Class {
         } else {
             None
         };
+        let room = if spent.is_some() {
+            0
+        } else {
+            this.chunks_per_page - carve.next
+        };
+        this.carve_room.store(room, Ordering::Relaxed);
         drop(carve);
         drop(spent); // its chunks keep it alive; never dropped under the lock
         Some(chunk)
@@ -307,6 +319,15 @@ impl Class {
         }
         let carve = self.carve.lock().unwrap_or_else(|e| e.into_inner());
         carve.page.is_some() || self.live_pages.load(Ordering::SeqCst) < self.max_pages
+    }
+
+    /// A lock-free guess at [`has_capacity`](Self::has_capacity), from
+    /// gauges that may be a moment stale.
+    #[inline]
+    fn has_capacity_hint(&self) -> bool {
+        self.pool.idle_hint() > 0
+            || self.carve_room.load(Ordering::Relaxed) > 0
+            || self.live_pages.load(Ordering::Relaxed) < self.max_pages
     }
 
     /// Takes a chunk back from a `SlabBuf`.
@@ -598,6 +619,9 @@ impl Slab {
                 .as_ref()
                 .is_some_and(|page| Arc::strong_count(page) == 1);
             let spent = if idle_page { carve.page.take() } else { None };
+            if spent.is_some() {
+                class.carve_room.store(0, Ordering::Relaxed);
+            }
             drop(carve);
             drop(spent);
         }
@@ -655,6 +679,96 @@ impl fmt::Debug for Slab {
             .field("min_chunk", &self.shared.classes[0].chunk_size)
             .field("max_chunk", &self.shared.max_chunk)
             .field("classes", &self.shared.classes.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A reusable, pollable wait for capacity in one class (the `Backpressure`
+/// stream of the `codec` feature keeps one). `Unpin`: its `Notified` lives
+/// in a box made at the first wait and reused by every later one.
+pub(crate) struct SlabWait {
+    class: Option<Arc<Class>>,
+    notified: Option<Pin<Box<Option<tokio::sync::futures::OwnedNotified>>>>,
+    registered: bool,
+}
+
+#[cfg_attr(not(feature = "codec"), allow(dead_code))]
+impl SlabWait {
+    /// A wait for a chunk of `len` bytes from `slab`; never waits over the
+    /// largest class.
+    pub(crate) fn new(slab: &Slab, len: usize) -> Self {
+        SlabWait {
+            class: slab
+                .class_index(len)
+                .map(|i| Arc::clone(&slab.shared.classes[i])),
+            notified: None,
+            registered: false,
+        }
+    }
+
+    fn unregister(&mut self) {
+        if std::mem::take(&mut self.registered) {
+            if let Some(class) = &self.class {
+                class.waiters.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        if let Some(slot) = self.notified.as_mut() {
+            slot.as_mut().set(None);
+        }
+    }
+
+    /// Ready when the class has (or, from a lock-free hint, seems to have)
+    /// capacity. Allocates nothing unless it has to wait, and then only
+    /// once per `SlabWait`.
+    pub(crate) fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let Some(class) = self.class.clone() else {
+            return Poll::Ready(());
+        };
+        loop {
+            if self.registered {
+                let slot = self
+                    .notified
+                    .as_mut()
+                    .expect("registered waits have a slot");
+                if let Some(notified) = slot.as_mut().as_pin_mut() {
+                    if notified.poll(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                }
+                self.unregister();
+            }
+            if class.has_capacity_hint() {
+                return Poll::Ready(());
+            }
+            // As in `Slab::wait_class`: the wake-up is armed, then the waiter
+            // counted, then every shard looked at under its lock.
+            let slot = self.notified.get_or_insert_with(|| Box::pin(None));
+            slot.as_mut()
+                .set(Some(Arc::clone(&class.notify).notified_owned()));
+            if let Some(notified) = slot.as_mut().as_pin_mut() {
+                notified.enable();
+            }
+            class.waiters.fetch_add(1, Ordering::SeqCst);
+            dekker_fence();
+            self.registered = true;
+            if class.has_capacity() {
+                self.unregister();
+                return Poll::Ready(());
+            }
+        }
+    }
+}
+
+impl Drop for SlabWait {
+    fn drop(&mut self) {
+        self.unregister();
+    }
+}
+
+impl fmt::Debug for SlabWait {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SlabWait")
+            .field("registered", &self.registered)
             .finish_non_exhaustive()
     }
 }

@@ -1,0 +1,911 @@
+//! `tokio_util::codec` integration (feature `codec`): frames in slab
+//! chunks, pooled `Framed` buffers, and backpressure on slab capacity.
+//!
+//! See [`LengthDelimited`] for the native decoder, [`SlabDecoder`] to wrap
+//! any other decoder, [`PooledFramed`] for pooled connection buffers and
+//! [`Backpressure`] for the stream wrapper that waits for slab capacity.
+//!
+//! # Why
+//!
+//! `tokio_util`'s `LengthDelimitedCodec` hands out each frame as a
+//! `split_to` view of the connection's read buffer. A frame kept by another
+//! task keeps the whole buffer alive (one 100-byte frame pins 8 KiB or
+//! more), the read buffer must then be reallocated, and a frame longer than
+//! the buffer grows it. Here each frame is copied once, as it arrives, into
+//! a slab chunk of its own size class: a kept frame pins only its chunk,
+//! the read buffer stays small and is reused, and in the steady state
+//! nothing is allocated.
+
+use std::fmt;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use futures_core::Stream;
+use futures_sink::Sink;
+use pin_project_lite::pin_project;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio_util::codec::{Decoder, Encoder, Framed, FramedRead, FramedWrite};
+
+use crate::guard::{OwnedPooled, PoolKind};
+use crate::reset::Recycle;
+use crate::slab::{Slab, SlabBuf, SlabWait};
+use crate::worker::WorkerPool;
+
+/// What went wrong with a frame; carried inside the `io::Error` that
+/// decoders and encoders return (get it back with
+/// [`io::Error::get_ref`] and `downcast_ref`).
+///
+/// ```
+/// use bytes::BytesMut;
+/// use capacitor_pool::{FrameError, LengthDelimited, Slab};
+/// use tokio_util::codec::Decoder;
+///
+/// let mut codec = LengthDelimited::builder().max_frame_length(1024).new_codec(&Slab::new());
+/// let mut src = BytesMut::from(&b"\xff\xff\xff\xff lies"[..]); // claims 4 GiB
+/// let err = codec.decode(&mut src).unwrap_err();
+/// assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+/// let why = err.get_ref().unwrap().downcast_ref::<FrameError>().unwrap();
+/// assert_eq!(*why, FrameError::TooLong { len: u32::MAX as u64, max: 1024 });
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// The length field is over the maximum frame length.
+    TooLong {
+        /// The length the field gave (before adjustment), or of the frame
+        /// to encode.
+        len: u64,
+        /// The maximum frame length.
+        max: usize,
+    },
+    /// The length adjustment took the length below zero or past `usize`.
+    BadAdjustment,
+    /// The stream ended inside a frame.
+    Truncated {
+        /// Bytes of the frame (header included) that did arrive.
+        received: usize,
+    },
+}
+
+impl fmt::Display for FrameError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FrameError::TooLong { len, max } => {
+                write!(f, "frame of {len} bytes is over the maximum of {max}")
+            }
+            FrameError::BadAdjustment => {
+                f.write_str("frame length out of range after the length adjustment")
+            }
+            FrameError::Truncated { received } => {
+                write!(f, "stream ended inside a frame ({received} bytes received)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for FrameError {}
+
+impl From<FrameError> for io::Error {
+    fn from(e: FrameError) -> io::Error {
+        let kind = match e {
+            FrameError::TooLong { .. } | FrameError::BadAdjustment => io::ErrorKind::InvalidData,
+            FrameError::Truncated { .. } => io::ErrorKind::InvalidData,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+/// The default maximum frame length: 8 MiB, as `LengthDelimitedCodec`.
+pub const DEFAULT_MAX_FRAME_LENGTH: usize = 8 * 1024 * 1024;
+
+/// Configures a [`LengthDelimited`] codec, with the header options of
+/// `tokio_util::codec::length_delimited::Builder`, the same defaults and the
+/// same meaning (a 4-byte big-endian length at offset 0, counting the
+/// payload only, 8 MiB at most).
+///
+/// ```
+/// use capacitor_pool::{LengthDelimited, Slab};
+///
+/// // A 2-byte little-endian length after a 1-byte tag, counting the whole
+/// // frame (so -3), with the tag kept in the frame.
+/// let codec = LengthDelimited::builder()
+///     .length_field_offset(1)
+///     .length_field_length(2)
+///     .little_endian()
+///     .length_adjustment(-3)
+///     .num_skip(0)
+///     .max_frame_length(64 * 1024)
+///     .new_codec(&Slab::new());
+/// # drop(codec);
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct LengthDelimitedBuilder {
+    max_frame_len: usize,
+    length_field_len: usize,
+    length_field_offset: usize,
+    length_adjustment: isize,
+    num_skip: Option<usize>,
+    big_endian: bool,
+}
+
+impl Default for LengthDelimitedBuilder {
+    fn default() -> Self {
+        LengthDelimitedBuilder {
+            max_frame_len: DEFAULT_MAX_FRAME_LENGTH,
+            length_field_len: 4,
+            length_field_offset: 0,
+            length_adjustment: 0,
+            num_skip: None,
+            big_endian: true,
+        }
+    }
+}
+
+impl LengthDelimitedBuilder {
+    /// A builder with the defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads and writes the length field big-endian (the default).
+    pub fn big_endian(&mut self) -> &mut Self {
+        self.big_endian = true;
+        self
+    }
+
+    /// Reads and writes the length field little-endian.
+    pub fn little_endian(&mut self) -> &mut Self {
+        self.big_endian = false;
+        self
+    }
+
+    /// Reads and writes the length field in the machine's byte order.
+    pub fn native_endian(&mut self) -> &mut Self {
+        self.big_endian = cfg!(target_endian = "big");
+        self
+    }
+
+    /// The longest frame accepted; a longer length field is an
+    /// `InvalidData` error before anything is allocated for the frame.
+    /// Clamped to what the length field can express.
+    pub fn max_frame_length(&mut self, len: usize) -> &mut Self {
+        self.max_frame_len = len;
+        self
+    }
+
+    /// Bytes in the length field, 1 to 8 (4 by default).
+    ///
+    /// # Panics
+    /// Outside 1 to 8, as `LengthDelimitedCodec`'s builder does.
+    pub fn length_field_length(&mut self, len: usize) -> &mut Self {
+        assert!(
+            (1..=8).contains(&len),
+            "length field length must be 1 to 8 bytes, not {len}"
+        );
+        self.length_field_len = len;
+        self
+    }
+
+    /// Bytes of header before the length field (decoding only).
+    pub fn length_field_offset(&mut self, offset: usize) -> &mut Self {
+        self.length_field_offset = offset;
+        self
+    }
+
+    /// Added to the length field to give the payload length (e.g. `-4`
+    /// when the field counts itself).
+    pub fn length_adjustment(&mut self, adjustment: isize) -> &mut Self {
+        self.length_adjustment = adjustment;
+        self
+    }
+
+    /// Header bytes dropped before the frame (decoding only); by default
+    /// the whole header (`length_field_offset + length_field_length`).
+    pub fn num_skip(&mut self, skip: usize) -> &mut Self {
+        self.num_skip = Some(skip);
+        self
+    }
+
+    /// A codec with this configuration, whose frames come from `slab`.
+    pub fn new_codec(&self, slab: &Slab) -> LengthDelimited {
+        let mut cfg = *self;
+        cfg.max_frame_len = cfg.max_frame_len.min(cfg.max_allowed());
+        LengthDelimited {
+            cfg,
+            slab: slab.clone(),
+            state: State::Head,
+        }
+    }
+
+    /// A `FramedRead` over `io` with this codec.
+    pub fn new_read<T: AsyncRead>(&self, io: T, slab: &Slab) -> FramedRead<T, LengthDelimited> {
+        FramedRead::new(io, self.new_codec(slab))
+    }
+
+    /// A `FramedWrite` over `io` with this codec.
+    pub fn new_write<T: AsyncWrite>(&self, io: T, slab: &Slab) -> FramedWrite<T, LengthDelimited> {
+        FramedWrite::new(io, self.new_codec(slab))
+    }
+
+    /// A `Framed` over `io` with this codec.
+    pub fn new_framed<T: AsyncRead + AsyncWrite>(
+        &self,
+        io: T,
+        slab: &Slab,
+    ) -> Framed<T, LengthDelimited> {
+        Framed::new(io, self.new_codec(slab))
+    }
+
+    fn head_len(&self) -> usize {
+        (self.length_field_offset + self.length_field_len).max(self.num_skip.unwrap_or(0))
+    }
+
+    fn skip(&self) -> usize {
+        self.num_skip
+            .unwrap_or(self.length_field_offset + self.length_field_len)
+    }
+
+    fn max_field_value(&self) -> u64 {
+        if self.length_field_len >= 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * self.length_field_len)) - 1
+        }
+    }
+
+    fn max_allowed(&self) -> usize {
+        let max = self
+            .max_field_value()
+            .saturating_add_signed(self.length_adjustment as i64);
+        usize::try_from(max).unwrap_or(usize::MAX)
+    }
+}
+
+#[derive(Debug)]
+enum State {
+    /// Waiting for a header.
+    Head,
+    /// Filling `frame` up to `len` bytes.
+    Data { frame: SlabBuf, len: usize },
+}
+
+/// A length-delimited codec whose frames are [`SlabBuf`]s: each payload is
+/// written into a slab chunk of its own size class as its bytes arrive, so
+/// that the read buffer never grows to hold a frame and a frame kept by
+/// another task pins only its chunk. Wire-compatible with
+/// `tokio_util::codec::LengthDelimitedCodec` for the same header options.
+///
+/// Frames longer than the slab's largest class (64 KiB by default), or
+/// arriving while their class is at its bound, are heap buffers of their
+/// exact length ([`SlabBuf::is_pooled`] is then `false`; the slab's stats
+/// count them). To wait for capacity instead, wrap the stream in
+/// [`Backpressure`].
+///
+/// # Errors
+/// A length field over [`max_frame_length`](LengthDelimitedBuilder::max_frame_length)
+/// or one the adjustment takes out of range is an `InvalidData` error
+/// before anything is allocated for the frame; a stream that ends inside
+/// a frame is an `InvalidData` error ([`FrameError::Truncated`]), where
+/// `LengthDelimitedCodec` says "bytes remaining on stream". Encoding a
+/// frame over the maximum is an `InvalidInput` error, as there.
+///
+/// ```
+/// use bytes::Bytes;
+/// use capacitor_pool::{LengthDelimited, Slab};
+/// use futures_util::{SinkExt, StreamExt};
+/// use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let slab = Slab::new();
+/// let (client, server) = tokio::io::duplex(64 * 1024);
+/// // A plain tokio_util writer on one end ...
+/// let mut tx = FramedWrite::new(client, LengthDelimitedCodec::new());
+/// tx.send(Bytes::from("hello")).await.unwrap();
+/// // ... and slab frames on the other.
+/// let mut rx = FramedRead::new(server, LengthDelimited::new(&slab));
+/// let frame = rx.next().await.unwrap().unwrap();
+/// assert_eq!(&frame[..], b"hello");
+/// assert!(frame.is_pooled());
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct LengthDelimited {
+    cfg: LengthDelimitedBuilder,
+    slab: Slab,
+    state: State,
+}
+
+impl LengthDelimited {
+    /// A codec with the default header (4-byte big-endian length), whose
+    /// frames come from `slab`.
+    pub fn new(slab: &Slab) -> Self {
+        LengthDelimitedBuilder::new().new_codec(slab)
+    }
+
+    /// A builder for other header options.
+    pub fn builder() -> LengthDelimitedBuilder {
+        LengthDelimitedBuilder::new()
+    }
+
+    /// The maximum frame length.
+    pub fn max_frame_length(&self) -> usize {
+        self.cfg.max_frame_len
+    }
+
+    /// The slab frames come from.
+    pub fn slab(&self) -> &Slab {
+        &self.slab
+    }
+
+    /// The length of the frame being decoded, if its header has been read.
+    pub fn pending_frame_len(&self) -> Option<usize> {
+        match &self.state {
+            State::Head => None,
+            State::Data { len, .. } => Some(*len),
+        }
+    }
+
+    /// Parses a header at the front of `src`: the payload length, checked.
+    fn parse_head(&self, src: &[u8]) -> Result<usize, FrameError> {
+        let cfg = &self.cfg;
+        let mut field = &src[cfg.length_field_offset..];
+        let raw = if cfg.big_endian {
+            field.get_uint(cfg.length_field_len)
+        } else {
+            field.get_uint_le(cfg.length_field_len)
+        };
+        if raw > cfg.max_frame_len as u64 {
+            return Err(FrameError::TooLong {
+                len: raw,
+                max: cfg.max_frame_len,
+            });
+        }
+        let raw = raw as usize; // checked above: no wider than usize
+        let len = if cfg.length_adjustment < 0 {
+            raw.checked_sub(cfg.length_adjustment.unsigned_abs())
+        } else {
+            raw.checked_add(cfg.length_adjustment as usize)
+        };
+        len.ok_or(FrameError::BadAdjustment)
+    }
+
+    /// Moves as much of `src` as the frame still needs into it.
+    fn fill(frame: &mut SlabBuf, len: usize, src: &mut BytesMut) -> bool {
+        let take = (len - frame.len()).min(src.len());
+        frame.extend_from_slice(&src[..take]);
+        src.advance(take);
+        frame.len() == len
+    }
+
+    fn encode_slice(&mut self, data: &[u8], dst: &mut BytesMut) -> io::Result<()> {
+        let cfg = &self.cfg;
+        let n = data.len();
+        if n > cfg.max_frame_len {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                FrameError::TooLong {
+                    len: n as u64,
+                    max: cfg.max_frame_len,
+                },
+            ));
+        }
+        let field = if cfg.length_adjustment < 0 {
+            n.checked_add(cfg.length_adjustment.unsigned_abs())
+        } else {
+            n.checked_sub(cfg.length_adjustment as usize)
+        };
+        let field = field
+            .filter(|&f| f as u64 <= cfg.max_field_value())
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, FrameError::BadAdjustment)
+            })?;
+        dst.reserve(cfg.length_field_len + n);
+        if cfg.big_endian {
+            dst.put_uint(field as u64, cfg.length_field_len);
+        } else {
+            dst.put_uint_le(field as u64, cfg.length_field_len);
+        }
+        dst.extend_from_slice(data);
+        Ok(())
+    }
+}
+
+impl Decoder for LengthDelimited {
+    type Item = SlabBuf;
+    type Error = io::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> io::Result<Option<SlabBuf>> {
+        if let State::Head = self.state {
+            let head = self.cfg.head_len();
+            if src.len() < head {
+                src.reserve(head - src.len());
+                return Ok(None);
+            }
+            let len = self.parse_head(src)?;
+            src.advance(self.cfg.skip());
+            let frame = self.slab.alloc_or_heap(len);
+            self.state = State::Data { frame, len };
+        }
+        let State::Data { frame, len } = &mut self.state else {
+            unreachable!("set above")
+        };
+        if !Self::fill(frame, *len, src) {
+            return Ok(None);
+        }
+        match std::mem::replace(&mut self.state, State::Head) {
+            State::Data { frame, .. } => Ok(Some(frame)),
+            State::Head => unreachable!("matched above"),
+        }
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> io::Result<Option<SlabBuf>> {
+        if let Some(frame) = self.decode(src)? {
+            return Ok(Some(frame));
+        }
+        let received = match std::mem::replace(&mut self.state, State::Head) {
+            State::Data { frame, .. } => frame.len() + self.cfg.skip() + src.len(),
+            State::Head if src.is_empty() => return Ok(None),
+            State::Head => src.len(),
+        };
+        src.clear();
+        Err(FrameError::Truncated { received }.into())
+    }
+}
+
+impl Encoder<SlabBuf> for LengthDelimited {
+    type Error = io::Error;
+
+    fn encode(&mut self, frame: SlabBuf, dst: &mut BytesMut) -> io::Result<()> {
+        self.encode_slice(&frame, dst)
+    }
+}
+
+impl Encoder<&SlabBuf> for LengthDelimited {
+    type Error = io::Error;
+
+    fn encode(&mut self, frame: &SlabBuf, dst: &mut BytesMut) -> io::Result<()> {
+        self.encode_slice(frame, dst)
+    }
+}
+
+impl Encoder<&[u8]> for LengthDelimited {
+    type Error = io::Error;
+
+    fn encode(&mut self, data: &[u8], dst: &mut BytesMut) -> io::Result<()> {
+        self.encode_slice(data, dst)
+    }
+}
+
+impl Encoder<Bytes> for LengthDelimited {
+    type Error = io::Error;
+
+    fn encode(&mut self, data: Bytes, dst: &mut BytesMut) -> io::Result<()> {
+        self.encode_slice(&data, dst)
+    }
+}
+
+/// Wraps any decoder whose frames are bytes (`BytesMut` from
+/// `LengthDelimitedCodec` or `BytesCodec`, `String` from `LinesCodec`, your
+/// own) and hands out each frame copied into a slab chunk of its size, so
+/// the frame no longer pins the connection's read buffer. Encoding goes to
+/// the wrapped codec unchanged.
+///
+/// ```
+/// use capacitor_pool::{Slab, SlabDecoder};
+/// use futures_util::StreamExt;
+/// use tokio_util::codec::{FramedRead, LinesCodec};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let slab = Slab::new();
+/// let io: &[u8] = b"first\nsecond\n";
+/// let mut lines = FramedRead::new(io, SlabDecoder::new(LinesCodec::new(), &slab));
+/// assert_eq!(&lines.next().await.unwrap().unwrap()[..], b"first");
+/// assert_eq!(&lines.next().await.unwrap().unwrap()[..], b"second");
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct SlabDecoder<D> {
+    inner: D,
+    slab: Slab,
+}
+
+impl<D> SlabDecoder<D> {
+    /// Wraps `inner`; frames come from `slab`.
+    pub fn new(inner: D, slab: &Slab) -> Self {
+        SlabDecoder {
+            inner,
+            slab: slab.clone(),
+        }
+    }
+
+    /// The wrapped codec.
+    pub fn get_ref(&self) -> &D {
+        &self.inner
+    }
+
+    /// The wrapped codec, mutably.
+    pub fn get_mut(&mut self) -> &mut D {
+        &mut self.inner
+    }
+
+    /// Unwraps the codec.
+    pub fn into_inner(self) -> D {
+        self.inner
+    }
+
+    /// The slab frames come from.
+    pub fn slab(&self) -> &Slab {
+        &self.slab
+    }
+}
+
+impl<D> Decoder for SlabDecoder<D>
+where
+    D: Decoder,
+    D::Item: AsRef<[u8]>,
+{
+    type Item = SlabBuf;
+    type Error = D::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> Result<Option<SlabBuf>, D::Error> {
+        Ok(self
+            .inner
+            .decode(src)?
+            .map(|frame| self.slab.copy_from_slice(frame.as_ref())))
+    }
+
+    fn decode_eof(&mut self, src: &mut BytesMut) -> Result<Option<SlabBuf>, D::Error> {
+        Ok(self
+            .inner
+            .decode_eof(src)?
+            .map(|frame| self.slab.copy_from_slice(frame.as_ref())))
+    }
+}
+
+impl<D: Encoder<I>, I> Encoder<I> for SlabDecoder<D> {
+    type Error = D::Error;
+
+    fn encode(&mut self, item: I, dst: &mut BytesMut) -> Result<(), D::Error> {
+        self.inner.encode(item, dst)
+    }
+}
+
+/// A framed transport that can lend its read and write buffers.
+///
+/// Implemented for `Framed`, `FramedRead` and `FramedWrite`; sealed.
+pub trait FramedBuffers: sealed::Sealed {
+    /// The read buffer, if the transport has one.
+    fn read_buf(&mut self) -> Option<&mut BytesMut>;
+    /// The write buffer, if the transport has one.
+    fn write_buf(&mut self) -> Option<&mut BytesMut>;
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+impl<T, U> sealed::Sealed for Framed<T, U> {}
+impl<T, U> FramedBuffers for Framed<T, U> {
+    fn read_buf(&mut self) -> Option<&mut BytesMut> {
+        Some(self.read_buffer_mut())
+    }
+    fn write_buf(&mut self) -> Option<&mut BytesMut> {
+        Some(self.write_buffer_mut())
+    }
+}
+
+impl<T, D> sealed::Sealed for FramedRead<T, D> {}
+impl<T, D> FramedBuffers for FramedRead<T, D> {
+    fn read_buf(&mut self) -> Option<&mut BytesMut> {
+        Some(self.read_buffer_mut())
+    }
+    fn write_buf(&mut self) -> Option<&mut BytesMut> {
+        None
+    }
+}
+
+impl<T, E> sealed::Sealed for FramedWrite<T, E> {}
+impl<T, E> FramedBuffers for FramedWrite<T, E> {
+    fn read_buf(&mut self) -> Option<&mut BytesMut> {
+        None
+    }
+    fn write_buf(&mut self) -> Option<&mut BytesMut> {
+        Some(self.write_buffer_mut())
+    }
+}
+
+pin_project! {
+    /// A `Framed`, `FramedRead` or `FramedWrite` whose buffers were taken
+    /// from a pool, and go back to it (reset, and dropped instead if a huge
+    /// frame grew them past the pool's retention limit) when the connection
+    /// ends. A server with many short connections then allocates nothing
+    /// per connection.
+    ///
+    /// It is a `Stream` and a `Sink` whenever the wrapped transport is.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::{LengthDelimited, PooledFramed, Slab, WorkerPool};
+    /// use futures_util::{SinkExt, StreamExt};
+    /// use std::sync::Arc;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let slab = Slab::new();
+    /// let buffers = Arc::new(
+    ///     WorkerPool::builder(|| BytesMut::with_capacity(8 * 1024))
+    ///         .retention_limit(64 * 1024) // a buffer grown past it is dropped
+    ///         .build(),
+    /// );
+    /// let (a, b) = tokio::io::duplex(1024);
+    /// let mut a = PooledFramed::framed(a, LengthDelimited::new(&slab), &buffers);
+    /// let mut b = PooledFramed::framed(b, LengthDelimited::new(&slab), &buffers);
+    /// a.send(&b"ping"[..]).await.unwrap();
+    /// assert_eq!(&b.next().await.unwrap().unwrap()[..], b"ping");
+    /// drop((a, b));
+    /// assert_eq!(buffers.stats().num_idle, 4); // two connections' buffers
+    /// # }
+    /// ```
+    #[project = PooledFramedProj]
+    pub struct PooledFramed<F, P>
+    where
+        F: FramedBuffers,
+        P: PoolKind<BytesMut>,
+    {
+        #[pin]
+        inner: F,
+        read: Option<OwnedPooled<BytesMut, P>>,
+        write: Option<OwnedPooled<BytesMut, P>>,
+    }
+
+    impl<F, P> PinnedDrop for PooledFramed<F, P>
+    where
+        F: FramedBuffers,
+        P: PoolKind<BytesMut>,
+    {
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            // SAFETY: only the transport's buffers are touched (swapped
+            // with the guards' placeholders); the transport itself, and the
+            // I/O object it pins, are not moved.
+            let inner = unsafe { this.inner.get_unchecked_mut() };
+            give_back(inner, this.read, this.write);
+        }
+    }
+}
+
+fn give_back<F: FramedBuffers, P: PoolKind<BytesMut>>(
+    inner: &mut F,
+    read: &mut Option<OwnedPooled<BytesMut, P>>,
+    write: &mut Option<OwnedPooled<BytesMut, P>>,
+) {
+    if let (Some(guard), Some(buf)) = (read.as_mut(), inner.read_buf()) {
+        std::mem::swap(&mut **guard, buf);
+    }
+    if let (Some(guard), Some(buf)) = (write.as_mut(), inner.write_buf()) {
+        std::mem::swap(&mut **guard, buf);
+    }
+}
+
+impl<F: FramedBuffers, P: PoolKind<BytesMut>> PooledFramed<F, P> {
+    /// Lends the buffers held by `read` and `write` to `inner` (whose own
+    /// buffers, empty if it was built with a capacity of 0, are kept in the
+    /// guards meanwhile). A transport without a read (or write) buffer
+    /// leaves that guard unused.
+    pub fn from_guards(
+        mut inner: F,
+        read: Option<OwnedPooled<BytesMut, P>>,
+        write: Option<OwnedPooled<BytesMut, P>>,
+    ) -> Self {
+        let (mut read, mut write) = (read, write);
+        give_back(&mut inner, &mut read, &mut write);
+        PooledFramed { inner, read, write }
+    }
+
+    /// The wrapped transport.
+    pub fn get_ref(&self) -> &F {
+        &self.inner
+    }
+
+    /// The wrapped transport, mutably.
+    pub fn get_mut(&mut self) -> &mut F
+    where
+        F: Unpin,
+    {
+        &mut self.inner
+    }
+}
+
+impl<T, U, R> PooledFramed<Framed<T, U>, WorkerPool<BytesMut, R>>
+where
+    T: AsyncRead + AsyncWrite,
+    R: Recycle<BytesMut> + 'static,
+{
+    /// A `Framed` over `io` whose read and write buffers come from `pool`.
+    pub fn framed(io: T, codec: U, pool: &Arc<WorkerPool<BytesMut, R>>) -> Self {
+        let mut inner = Framed::with_capacity(io, codec, 0);
+        inner.set_backpressure_boundary(8 * 1024);
+        Self::from_guards(inner, Some(pool.get_owned()), Some(pool.get_owned()))
+    }
+}
+
+impl<T, D, R> PooledFramed<FramedRead<T, D>, WorkerPool<BytesMut, R>>
+where
+    T: AsyncRead,
+    D: Decoder,
+    R: Recycle<BytesMut> + 'static,
+{
+    /// A `FramedRead` over `io` whose read buffer comes from `pool`.
+    pub fn framed_read(io: T, decoder: D, pool: &Arc<WorkerPool<BytesMut, R>>) -> Self {
+        Self::from_guards(
+            FramedRead::with_capacity(io, decoder, 0),
+            Some(pool.get_owned()),
+            None,
+        )
+    }
+}
+
+impl<T, E, R> PooledFramed<FramedWrite<T, E>, WorkerPool<BytesMut, R>>
+where
+    T: AsyncWrite,
+    R: Recycle<BytesMut> + 'static,
+{
+    /// A `FramedWrite` over `io` whose write buffer comes from `pool` (with
+    /// `tokio_util`'s default backpressure boundary of 8 KiB).
+    pub fn framed_write(io: T, encoder: E, pool: &Arc<WorkerPool<BytesMut, R>>) -> Self {
+        let mut inner = FramedWrite::with_capacity(io, encoder, 0);
+        inner.set_backpressure_boundary(8 * 1024);
+        Self::from_guards(inner, None, Some(pool.get_owned()))
+    }
+}
+
+impl<F, P> Stream for PooledFramed<F, P>
+where
+    F: FramedBuffers + Stream,
+    P: PoolKind<BytesMut>,
+{
+    type Item = F::Item;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<F::Item>> {
+        self.project().inner.poll_next(cx)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+impl<F, P, I> Sink<I> for PooledFramed<F, P>
+where
+    F: FramedBuffers + Sink<I>,
+    P: PoolKind<BytesMut>,
+{
+    type Error = F::Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), F::Error>> {
+        self.project().inner.poll_ready(cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: I) -> Result<(), F::Error> {
+        self.project().inner.start_send(item)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), F::Error>> {
+        self.project().inner.poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), F::Error>> {
+        self.project().inner.poll_close(cx)
+    }
+}
+
+impl<F: FramedBuffers + fmt::Debug, P: PoolKind<BytesMut>> fmt::Debug for PooledFramed<F, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PooledFramed")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+pin_project! {
+    /// A stream of frames that, before it polls for the next frame, waits
+    /// until its slab could hand out a chunk of `reserve` bytes. A consumer
+    /// that holds on to frames thus slows the reading of the socket (whose
+    /// read buffer stays as it is) instead of growing memory: at most one
+    /// frame per stream is decoded past the slab's bound (as a heap buffer,
+    /// counted in the slab's stats).
+    ///
+    /// Pass as `reserve` the frame size you expect (the class that must
+    /// have room); frames of other sizes are still decoded, into their own
+    /// class or the heap.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use capacitor_pool::{Backpressure, LengthDelimited, Slab};
+    /// use futures_util::{SinkExt, StreamExt};
+    /// use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// // One 64 KiB page of 128-byte chunks: 512 frames at most in flight.
+    /// let slab = Slab::builder().max_pages_per_class(1).build().unwrap();
+    /// let (client, server) = tokio::io::duplex(64 * 1024);
+    /// let mut tx = FramedWrite::new(client, LengthDelimitedCodec::new());
+    /// tokio::spawn(async move {
+    ///     for _ in 0..1000 {
+    ///         tx.send(Bytes::from(vec![7u8; 100])).await.unwrap();
+    ///     }
+    /// });
+    /// let frames = FramedRead::new(server, LengthDelimited::new(&slab));
+    /// let mut frames = Backpressure::new(frames, &slab, 100);
+    /// let mut kept = Vec::new();
+    /// for _ in 0..512 {
+    ///     kept.push(frames.next().await.unwrap().unwrap());
+    /// }
+    /// // The slab is full: the next frame waits until one is dropped.
+    /// let next = tokio::time::timeout(std::time::Duration::from_millis(50), frames.next());
+    /// assert!(next.await.is_err());
+    /// kept.clear();
+    /// assert!(frames.next().await.unwrap().is_ok());
+    /// # }
+    /// ```
+    #[project = BackpressureProj]
+    pub struct Backpressure<S> {
+        #[pin]
+        inner: S,
+        slab: Slab,
+        reserve: usize,
+        wait: SlabWait,
+    }
+}
+
+impl<S> Backpressure<S> {
+    /// Wraps `inner`, a stream of frames from `slab`.
+    pub fn new(inner: S, slab: &Slab, reserve: usize) -> Self {
+        Backpressure {
+            inner,
+            slab: slab.clone(),
+            reserve,
+            wait: SlabWait::new(slab, reserve),
+        }
+    }
+
+    /// The wrapped stream.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped stream, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the stream.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S: Stream> Stream for Backpressure<S> {
+    type Item = S::Item;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        let this = self.project();
+        ready!(this.wait.poll_ready(cx));
+        this.inner.poll_next(cx)
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for Backpressure<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Backpressure")
+            .field("inner", &self.inner)
+            .field("reserve", &self.reserve)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,659 @@
+//! The `codec` feature: slab frames against plain `tokio_util` codecs, over
+//! TCP and scripted readers, with bad input, pooled buffers and
+//! backpressure.
+#![cfg(feature = "codec")]
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use capacitor_pool::{
+    Backpressure, FrameError, LengthDelimited, PooledFramed, Slab, SlabBuf, SlabDecoder, WorkerPool,
+};
+use futures_util::{SinkExt, StreamExt};
+use proptest::prelude::*;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::{
+    Decoder, Encoder, FramedRead, FramedWrite, LengthDelimitedCodec, LinesCodec,
+};
+
+/// Header options, built the same way for both codecs.
+#[derive(Debug, Clone, Copy)]
+struct Opts {
+    field_len: usize,
+    offset: usize,
+    adjust: isize,
+    skip: Option<usize>,
+    big: bool,
+    max: usize,
+}
+
+impl Opts {
+    const DEFAULT: Opts = Opts {
+        field_len: 4,
+        offset: 0,
+        adjust: 0,
+        skip: None,
+        big: true,
+        max: 8 << 20,
+    };
+
+    /// The longest payload both codecs accept (the field's range, adjusted).
+    fn max_payload(&self) -> usize {
+        let field_max = if self.field_len == 8 {
+            u64::MAX
+        } else {
+            (1u64 << (8 * self.field_len)) - 1
+        };
+        let adjusted = field_max.saturating_add_signed(self.adjust as i64);
+        self.max
+            .min(usize::try_from(adjusted).unwrap_or(usize::MAX))
+    }
+
+    fn ours(&self, slab: &Slab) -> LengthDelimited {
+        let mut b = LengthDelimited::builder();
+        b.length_field_length(self.field_len)
+            .length_field_offset(self.offset)
+            .length_adjustment(self.adjust)
+            .max_frame_length(self.max);
+        if let Some(skip) = self.skip {
+            b.num_skip(skip);
+        }
+        if !self.big {
+            b.little_endian();
+        }
+        b.new_codec(slab)
+    }
+
+    fn theirs(&self) -> LengthDelimitedCodec {
+        let mut b = LengthDelimitedCodec::builder();
+        b.length_field_length(self.field_len)
+            .length_field_offset(self.offset)
+            .length_adjustment(self.adjust)
+            .max_frame_length(self.max);
+        if let Some(skip) = self.skip {
+            b.num_skip(skip);
+        }
+        if !self.big {
+            b.little_endian();
+        }
+        b.new_codec()
+    }
+}
+
+/// Header options that an encoder can produce (no bytes before the field).
+const ENCODABLE: [Opts; 5] = [
+    Opts::DEFAULT,
+    Opts {
+        field_len: 2,
+        big: false,
+        ..Opts::DEFAULT
+    },
+    Opts {
+        field_len: 1,
+        max: 255,
+        ..Opts::DEFAULT
+    },
+    Opts {
+        field_len: 8,
+        ..Opts::DEFAULT
+    },
+    Opts {
+        field_len: 3,
+        adjust: -3, // the field counts itself
+        ..Opts::DEFAULT
+    },
+];
+
+fn payloads(max: usize) -> Vec<Vec<u8>> {
+    [0usize, 1, 63, 64, 100, 1000, 4096, 20 * 1024, 70_000]
+        .into_iter()
+        .filter(|&n| n <= max)
+        .enumerate()
+        .map(|(i, n)| (0..n).map(|j| (i * 31 + j) as u8).collect())
+        .collect()
+}
+
+/// Feeds `chunks` to a decoder as a reader would, then ends the stream.
+fn decode_all<D>(codec: &mut D, chunks: &[&[u8]]) -> (Vec<Vec<u8>>, Option<io::Error>)
+where
+    D: Decoder<Error = io::Error>,
+    D::Item: AsRef<[u8]>,
+{
+    let mut buf = BytesMut::new();
+    let mut frames = Vec::new();
+    for chunk in chunks {
+        buf.extend_from_slice(chunk);
+        loop {
+            match codec.decode(&mut buf) {
+                Ok(Some(frame)) => frames.push(frame.as_ref().to_vec()),
+                Ok(None) => break,
+                Err(e) => return (frames, Some(e)),
+            }
+        }
+    }
+    loop {
+        match codec.decode_eof(&mut buf) {
+            Ok(Some(frame)) => frames.push(frame.as_ref().to_vec()),
+            Ok(None) => return (frames, None),
+            Err(e) => return (frames, Some(e)),
+        }
+    }
+}
+
+fn frame_error(e: &io::Error) -> FrameError {
+    *e.get_ref()
+        .and_then(|e| e.downcast_ref::<FrameError>())
+        .unwrap_or_else(|| panic!("not a FrameError: {e:?}"))
+}
+
+#[test]
+fn smoke() {
+    let slab = Slab::new();
+    let mut codec = LengthDelimited::new(&slab);
+    let mut wire = BytesMut::new();
+    codec.encode(&b"hello"[..], &mut wire).unwrap();
+    assert_eq!(&wire[..], b"\0\0\0\x05hello");
+    let frame = codec.decode(&mut wire).unwrap().unwrap();
+    assert_eq!(&frame[..], b"hello");
+    assert!(frame.is_pooled());
+    assert!(wire.is_empty());
+}
+
+#[test]
+fn encodes_byte_for_byte_like_tokio_util() {
+    let slab = Slab::new();
+    for opts in ENCODABLE {
+        let (mut ours, mut theirs) = (opts.ours(&slab), opts.theirs());
+        for payload in payloads(opts.max_payload() + 1) {
+            let (mut a, mut b) = (BytesMut::new(), BytesMut::new());
+            let ra = ours.encode(&payload[..], &mut a);
+            let rb = theirs.encode(Bytes::from(payload.clone()), &mut b);
+            assert_eq!(ra.is_ok(), rb.is_ok(), "{opts:?} len {}", payload.len());
+            assert_eq!(a, b, "{opts:?} len {}", payload.len());
+        }
+    }
+}
+
+#[test]
+fn decodes_every_split_of_every_header_option_like_tokio_util() {
+    let slab = Slab::new();
+    let mut all = ENCODABLE.to_vec();
+    // Options that only a decoder has: bytes around the field, kept or
+    // skipped.
+    all.push(Opts {
+        offset: 2,
+        ..Opts::DEFAULT
+    });
+    all.push(Opts {
+        offset: 1,
+        field_len: 2,
+        adjust: 3,
+        skip: Some(0), // the header stays in the frame
+        ..Opts::DEFAULT
+    });
+    all.push(Opts {
+        skip: Some(6), // two bytes after the field dropped too
+        ..Opts::DEFAULT
+    });
+    for opts in all {
+        // A stream of frames written with the field as the decoder reads
+        // it: `offset` tag bytes, the field, then the payload.
+        let mut wire = Vec::new();
+        // A header of `offset` tag bytes, the field, and any bytes up to
+        // `num_skip`; the frame (after `num_skip`) is `field + adjust` long.
+        let field_end = opts.offset + opts.field_len;
+        let head = field_end.max(opts.skip.unwrap_or(0));
+        let skip = opts.skip.unwrap_or(field_end);
+        for (i, payload) in payloads(opts.max.min(5000)).iter().enumerate() {
+            let frame_len = head - skip + payload.len();
+            let field = (frame_len as i64 - opts.adjust as i64) as u64;
+            wire.extend(std::iter::repeat_n(0xA0 + i as u8, opts.offset));
+            let bytes = if opts.big {
+                field.to_be_bytes()[8 - opts.field_len..].to_vec()
+            } else {
+                field.to_le_bytes()[..opts.field_len].to_vec()
+            };
+            wire.extend(bytes);
+            wire.extend(std::iter::repeat_n(0xEE, head - field_end));
+            wire.extend(payload);
+        }
+        let expected = decode_all(&mut opts.theirs(), &[&wire]);
+        assert!(expected.1.is_none(), "{opts:?}: {:?}", expected.1);
+        for split in 0..=wire.len() {
+            let (a, b) = wire.split_at(split);
+            let got = decode_all(&mut opts.ours(&slab), &[a, b]);
+            assert!(got.1.is_none(), "{opts:?} split {split}: {:?}", got.1);
+            assert_eq!(got.0, expected.0, "{opts:?} split {split}");
+        }
+        let bytes: Vec<&[u8]> = wire.chunks(1).collect();
+        assert_eq!(decode_all(&mut opts.ours(&slab), &bytes).0, expected.0);
+    }
+    assert_eq!(slab.stats().num_in_use(), 0);
+}
+
+#[tokio::test]
+async fn scripted_reader_split_at_every_boundary() {
+    let slab = Slab::new();
+    let mut wire = BytesMut::new();
+    let mut codec = LengthDelimitedCodec::new();
+    for n in [0usize, 5, 100, 300] {
+        codec
+            .encode(Bytes::from(vec![n as u8; n]), &mut wire)
+            .unwrap();
+    }
+    for split in 1..wire.len() {
+        let mock = tokio_test::io::Builder::new()
+            .read(&wire[..split])
+            .read(&wire[split..])
+            .build();
+        let frames: Vec<SlabBuf> = FramedRead::new(mock, LengthDelimited::new(&slab))
+            .map(Result::unwrap)
+            .collect()
+            .await;
+        let lens: Vec<usize> = frames.iter().map(|f| f.len()).collect();
+        assert_eq!(lens, [0, 5, 100, 300], "split at {split}");
+        assert!(frames.iter().all(|f| f.iter().all(|&b| b == f.len() as u8)));
+    }
+}
+
+async fn tcp_pair() -> (TcpStream, TcpStream) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (client, server) = tokio::join!(TcpStream::connect(addr), listener.accept());
+    (client.unwrap(), server.unwrap().0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interoperates_with_tokio_util_over_tcp_both_ways() {
+    let slab = Slab::new();
+    for opts in ENCODABLE {
+        let sent = payloads(opts.max_payload());
+        // tokio_util writes, we read.
+        let (client, server) = tcp_pair().await;
+        let writer = tokio::spawn({
+            let sent = sent.clone();
+            async move {
+                let mut tx = FramedWrite::new(client, opts.theirs());
+                for p in sent {
+                    tx.send(Bytes::from(p)).await.unwrap();
+                }
+            }
+        });
+        let got: Vec<Vec<u8>> = FramedRead::new(server, opts.ours(&slab))
+            .map(|f| f.unwrap().to_vec())
+            .collect()
+            .await;
+        writer.await.unwrap();
+        assert_eq!(got, sent, "{opts:?}");
+        // We write, tokio_util reads.
+        let (client, server) = tcp_pair().await;
+        let writer = tokio::spawn({
+            let sent = sent.clone();
+            let slab = slab.clone();
+            async move {
+                let mut tx = FramedWrite::new(client, opts.ours(&slab));
+                for p in sent {
+                    tx.send(slab.copy_from_slice(&p)).await.unwrap();
+                }
+            }
+        });
+        let got: Vec<Vec<u8>> = FramedRead::new(server, opts.theirs())
+            .map(|f| f.unwrap().to_vec())
+            .collect()
+            .await;
+        writer.await.unwrap();
+        assert_eq!(got, sent, "{opts:?}");
+    }
+    assert_eq!(slab.stats().num_in_use(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_kept_and_dropped_on_other_workers_while_decoding_goes_on() {
+    let slab = Slab::new();
+    let (client, server) = tcp_pair().await;
+    let writer = tokio::spawn(async move {
+        let mut tx = FramedWrite::new(client, LengthDelimitedCodec::new());
+        for i in 0..5000u32 {
+            let len = 50 + (i as usize * 7) % 3000;
+            tx.send(Bytes::from(vec![i as u8; len])).await.unwrap();
+        }
+    });
+    let mut rx = FramedRead::new(server, LengthDelimited::new(&slab));
+    let mut kept = Vec::new();
+    let mut droppers = Vec::new();
+    let mut i = 0u32;
+    while let Some(frame) = rx.next().await {
+        let frame = frame.unwrap();
+        assert!(frame.iter().all(|&b| b == i as u8), "frame {i}");
+        if i % 3 == 0 {
+            kept.push((i, frame));
+        } else {
+            droppers.push(tokio::spawn(async move {
+                tokio::task::yield_now().await;
+                assert!(frame.iter().all(|&b| b == i as u8));
+            }));
+        }
+        i += 1;
+    }
+    writer.await.unwrap();
+    assert_eq!(i, 5000);
+    for d in droppers {
+        d.await.unwrap();
+    }
+    for (i, frame) in &kept {
+        assert!(
+            frame.iter().all(|&b| b == *i as u8),
+            "kept frame {i} changed"
+        );
+    }
+    assert_eq!(slab.stats().num_in_use(), kept.len() as u64);
+    drop(kept);
+    assert_eq!(slab.stats().num_in_use(), 0);
+    assert_eq!(slab.stats().heap_count(), 0);
+}
+
+#[tokio::test]
+async fn bytes_clones_outlive_the_decoder_and_the_slab() {
+    let slab = Slab::new();
+    let io: &[u8] = b"\0\0\0\x05hello\0\0\0\x05world";
+    let frames: Vec<Bytes> = FramedRead::new(io, LengthDelimited::new(&slab))
+        .map(|f| f.unwrap().into_bytes())
+        .collect()
+        .await;
+    let clones: Vec<Bytes> = frames.iter().map(|b| b.slice(1..)).collect();
+    drop(frames);
+    drop(slab);
+    assert_eq!(&clones[0][..], b"ello");
+    assert_eq!(&clones[1][..], b"orld");
+}
+
+#[test]
+fn a_length_over_the_maximum_is_invalid_data_before_any_allocation() {
+    let slab = Slab::new();
+    let mut codec = LengthDelimited::builder()
+        .max_frame_length(1000)
+        .new_codec(&slab);
+    let (frames, err) = decode_all(&mut codec, &[b"\0\0\x03\xe9 and some bytes"]);
+    assert!(frames.is_empty());
+    let err = err.unwrap();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    assert_eq!(
+        frame_error(&err),
+        FrameError::TooLong {
+            len: 1001,
+            max: 1000
+        }
+    );
+    assert_eq!(slab.stats().alloc_count(), 0);
+    assert_eq!(slab.stats().heap_count(), 0);
+}
+
+#[test]
+fn a_lying_length_field_claiming_4_gib_is_refused() {
+    let slab = Slab::new();
+    let mut codec = LengthDelimited::new(&slab); // 8 MiB max, the default
+    let (_, err) = decode_all(&mut codec, &[b"\xff\xff\xff\xffxx"]);
+    let err = err.unwrap();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    assert!(err.to_string().contains("4294967295"), "{err}");
+    assert_eq!(slab.stats().heap_count(), 0);
+}
+
+#[test]
+fn an_adjustment_out_of_range_is_invalid_data() {
+    let slab = Slab::new();
+    let opts = Opts {
+        adjust: -4,
+        ..Opts::DEFAULT
+    };
+    let (_, err) = decode_all(&mut opts.ours(&slab), &[b"\0\0\0\x02xx"]);
+    let err = err.unwrap();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    assert_eq!(frame_error(&err), FrameError::BadAdjustment);
+}
+
+#[test]
+fn a_truncated_frame_at_eof_is_invalid_data_and_gives_its_chunk_back() {
+    let slab = Slab::new();
+    for wire in [&b"\0\0\0\x0ahello"[..], &b"\0\0"[..]] {
+        let (frames, err) = decode_all(&mut LengthDelimited::new(&slab), &[wire]);
+        assert!(frames.is_empty());
+        let err = err.unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(
+            frame_error(&err),
+            FrameError::Truncated {
+                received: wire.len()
+            }
+        );
+    }
+    assert_eq!(slab.stats().num_in_use(), 0);
+}
+
+#[test]
+fn encoding_over_the_maximum_is_invalid_input() {
+    let slab = Slab::new();
+    let mut codec = LengthDelimited::builder()
+        .length_field_length(1)
+        .new_codec(&slab);
+    assert_eq!(codec.max_frame_length(), 255); // clamped to the field
+    let err = codec
+        .encode(&[0u8; 256][..], &mut BytesMut::new())
+        .unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+}
+
+#[test]
+fn frames_over_the_largest_class_come_from_the_heap() {
+    let slab = Slab::builder().max_chunk(1024).build().unwrap();
+    let mut wire = BytesMut::new();
+    let mut codec = LengthDelimited::new(&slab);
+    codec.encode(&[9u8; 5000][..], &mut wire).unwrap();
+    let frame = codec.decode(&mut wire).unwrap().unwrap();
+    assert_eq!(frame.len(), 5000);
+    assert!(!frame.is_pooled());
+    assert_eq!(slab.stats().oversized_count, 1);
+}
+
+#[tokio::test]
+async fn slab_decoder_wraps_other_codecs() {
+    let slab = Slab::new();
+    let io: &[u8] = b"one\ntwo\nthree";
+    let lines: Vec<SlabBuf> = FramedRead::new(io, SlabDecoder::new(LinesCodec::new(), &slab))
+        .map(Result::unwrap)
+        .collect()
+        .await;
+    let lines: Vec<&[u8]> = lines.iter().map(|l| &l[..]).collect();
+    assert_eq!(lines, [&b"one"[..], b"two", b"three"]);
+
+    let mut wire = BytesMut::new();
+    let mut codec = SlabDecoder::new(LengthDelimitedCodec::new(), &slab);
+    codec
+        .encode(Bytes::from_static(b"framed"), &mut wire)
+        .unwrap();
+    let frame = codec.decode(&mut wire).unwrap().unwrap();
+    assert_eq!(&frame[..], b"framed");
+    assert!(frame.is_pooled());
+    // Errors of the wrapped codec come through unchanged.
+    let mut lines = SlabDecoder::new(LinesCodec::new_with_max_length(4), &slab);
+    assert!(
+        lines
+            .decode(&mut BytesMut::from(&b"toolong\n"[..]))
+            .is_err()
+    );
+}
+
+fn buffer_pool() -> Arc<WorkerPool<BytesMut>> {
+    Arc::new(
+        WorkerPool::builder(|| BytesMut::with_capacity(8 * 1024))
+            .retention_limit(64 * 1024)
+            .build(),
+    )
+}
+
+#[tokio::test]
+async fn pooled_framed_gives_its_buffers_back_when_the_connection_ends() {
+    let slab = Slab::new();
+    let pool = buffer_pool();
+    for round in 0..3 {
+        let (a, b) = tokio::io::duplex(4096);
+        let mut a = PooledFramed::framed(a, LengthDelimited::new(&slab), &pool);
+        let mut b = PooledFramed::framed_read(b, LengthDelimited::new(&slab), &pool);
+        a.send(&b"ping"[..]).await.unwrap();
+        assert_eq!(&b.next().await.unwrap().unwrap()[..], b"ping");
+        assert!(a.get_ref().read_buffer().capacity() >= 8000); // the pool's
+        drop((a, b));
+        let stats = pool.stats();
+        assert_eq!(stats.num_idle, 3, "round {round}");
+        assert_eq!(stats.created_count, 3, "round {round}: buffers not reused");
+    }
+}
+
+#[tokio::test]
+async fn a_buffer_grown_by_a_huge_frame_is_dropped_not_kept() {
+    let slab = Slab::new();
+    let pool = buffer_pool();
+    let (a, b) = tokio::io::duplex(1 << 20);
+    let reader = tokio::spawn(async move {
+        let mut rx = FramedRead::new(b, LengthDelimitedCodec::new());
+        rx.next().await.unwrap().unwrap().len()
+    });
+    // Encoding a 300 KB frame grows the write buffer to hold it.
+    let mut tx = PooledFramed::framed_write(a, LengthDelimited::new(&slab), &pool);
+    tx.send(&vec![1u8; 300_000][..]).await.unwrap();
+    assert!(tx.get_ref().write_buffer().capacity() < 1000); // flushed: empty ...
+    drop(tx); // ... but 300 KB are allocated: dropped, not kept
+    assert_eq!(reader.await.unwrap(), 300_000);
+    let stats = pool.stats();
+    assert_eq!(stats.drop_oversized_count, 1, "{stats:?}");
+    assert_eq!(stats.num_idle, 0);
+}
+
+#[tokio::test]
+async fn the_native_decoder_never_grows_the_read_buffer() {
+    let slab = Slab::new();
+    let pool = buffer_pool();
+    let (a, b) = tokio::io::duplex(1 << 20);
+    let mut tx = FramedWrite::new(a, LengthDelimitedCodec::new());
+    let mut rx = PooledFramed::framed_read(b, LengthDelimited::new(&slab), &pool);
+    for len in [300_000usize, 20_000, 60_000] {
+        tx.send(Bytes::from(vec![2u8; len])).await.unwrap();
+        let frame = rx.next().await.unwrap().unwrap();
+        assert_eq!(frame.len(), len);
+        assert!(rx.get_ref().read_buffer().capacity() <= 8 * 1024);
+    }
+    drop(rx);
+    assert_eq!(pool.stats().num_idle, 1);
+    assert_eq!(pool.stats().drop_oversized_count, 0);
+}
+
+#[tokio::test]
+async fn buffers_go_back_after_bad_input_too() {
+    let slab = Slab::new();
+    let pool = buffer_pool();
+    let mock = tokio_test::io::Builder::new()
+        .read(b"\0\0\0\x03ab") // truncated at EOF
+        .build();
+    let mut rx = PooledFramed::framed_read(mock, LengthDelimited::new(&slab), &pool);
+    let err = rx.next().await.unwrap().unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    drop(rx);
+    assert_eq!(pool.stats().num_idle, 1);
+    assert_eq!(slab.stats().num_in_use(), 0);
+}
+
+#[tokio::test]
+async fn backpressure_holds_the_reader_until_frames_are_dropped() {
+    // One 4 KiB page of 128-byte chunks: 32 frames in flight at most.
+    let slab = Slab::builder()
+        .page_size(4096)
+        .max_pages_per_class(1)
+        .build()
+        .unwrap();
+    let (client, server) = tokio::io::duplex(1 << 20);
+    let writer = tokio::spawn(async move {
+        let mut tx = FramedWrite::new(client, LengthDelimitedCodec::new());
+        for i in 0..200u8 {
+            tx.send(Bytes::from(vec![i; 100])).await.unwrap();
+        }
+    });
+    let frames = FramedRead::new(server, LengthDelimited::new(&slab));
+    let mut frames = Backpressure::new(frames, &slab, 100);
+    let mut kept = Vec::new();
+    for _ in 0..32 {
+        kept.push(frames.next().await.unwrap().unwrap());
+    }
+    let stalled = tokio::time::timeout(Duration::from_millis(50), frames.next()).await;
+    assert!(stalled.is_err(), "read past the slab's bound");
+    assert_eq!(slab.class_stats(1).unwrap().num_waiters, 1);
+    // A consumer on another task frees frames one by one.
+    let consumer = tokio::spawn(async move {
+        for frame in kept {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            drop(frame);
+        }
+    });
+    let mut n = 32;
+    while let Some(frame) = frames.next().await {
+        let frame = frame.unwrap();
+        assert_eq!(frame[0], n as u8);
+        n += 1;
+    }
+    assert_eq!(n, 200);
+    writer.await.unwrap();
+    consumer.await.unwrap();
+    let stats = slab.stats();
+    assert_eq!(stats.heap_count(), 0, "backpressure let the slab overflow");
+    assert_eq!(stats.class_stats_waiters(), 0);
+}
+
+trait Waiters {
+    fn class_stats_waiters(&self) -> usize;
+}
+
+impl Waiters for capacitor_pool::SlabStats {
+    fn class_stats_waiters(&self) -> usize {
+        self.classes.iter().map(|c| c.num_waiters).sum()
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Any byte stream, any header options, any split: no panic, the same
+    /// frames as `LengthDelimitedCodec` (or an error where it errs), bounded
+    /// memory, and every chunk back in the slab at the end.
+    #[test]
+    fn arbitrary_streams_decode_like_tokio_util_and_leak_nothing(
+        data in proptest::collection::vec(any::<u8>(), 0..600),
+        splits in proptest::collection::vec(0usize..600, 0..6),
+        field_len in 1usize..=8,
+        offset in 0usize..3,
+        adjust in -6isize..6,
+        skip in proptest::option::of(0usize..12),
+        big in any::<bool>(),
+        max in 0usize..400,
+    ) {
+        let opts = Opts { field_len, offset, adjust, skip, big, max };
+        let slab = Slab::builder().max_pages_per_class(2).page_size(4096).build().unwrap();
+        let mut cuts: Vec<usize> = splits.into_iter().map(|s| s.min(data.len())).collect();
+        cuts.sort_unstable();
+        let mut chunks = Vec::new();
+        let mut at = 0;
+        for cut in cuts.into_iter().chain([data.len()]) {
+            chunks.push(&data[at..cut]);
+            at = cut;
+        }
+        let (ours, our_err) = decode_all(&mut opts.ours(&slab), &chunks);
+        let (theirs, their_err) = decode_all(&mut opts.theirs(), &chunks);
+        prop_assert_eq!(&ours, &theirs);
+        prop_assert_eq!(our_err.is_some(), their_err.is_some());
+        let bound = (max as i64 + adjust.max(0) as i64) as usize;
+        prop_assert!(ours.iter().all(|f| f.len() <= bound));
+        let stats = slab.stats();
+        prop_assert_eq!(stats.num_in_use(), 0);
+        prop_assert!(stats.page_bytes() <= 2 * 4096 * stats.classes.len());
+    }
+}
