@@ -10,6 +10,11 @@ pub(crate) use loom::cell::UnsafeCell;
 #[cfg(all(test, loom))]
 pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
+#[cfg(all(test, loom))]
+pub(crate) use loom::sync::Mutex;
+
+#[cfg(not(all(test, loom)))]
+pub(crate) use std::sync::Mutex;
 #[cfg(not(all(test, loom)))]
 pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 

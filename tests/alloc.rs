@@ -326,3 +326,148 @@ fn slab_waits_allocate_nothing_once_warm() {
     );
     assert_eq!(slab.class_stats(10).unwrap().pool.created_count, 1);
 }
+
+/// Encodes `n` frames of `len` bytes the way `tokio_util` would.
+#[cfg(feature = "codec")]
+fn wire(n: usize, len: usize) -> BytesMut {
+    use tokio_util::codec::Encoder;
+    let mut wire = BytesMut::new();
+    let mut codec = tokio_util::codec::LengthDelimitedCodec::new();
+    for i in 0..n {
+        codec
+            .encode(bytes::Bytes::from(vec![i as u8; len]), &mut wire)
+            .unwrap();
+    }
+    wire
+}
+
+/// Feeds `wire` to `codec` in reads of up to 8 KiB (as `FramedRead` does,
+/// into a reused read buffer) and hands each frame to `sink`.
+#[cfg(feature = "codec")]
+fn decode_in_reads(
+    codec: &mut capacitor_pool::LengthDelimited,
+    read_buf: &mut BytesMut,
+    wire: &[u8],
+    mut sink: impl FnMut(capacitor_pool::SlabBuf),
+) {
+    use tokio_util::codec::Decoder;
+    for read in wire.chunks(8 * 1024) {
+        read_buf.reserve(read.len());
+        read_buf.extend_from_slice(read);
+        while let Some(frame) = codec.decode(read_buf).unwrap() {
+            sink(frame);
+        }
+    }
+}
+
+#[cfg(feature = "codec")]
+#[test]
+fn decoding_slab_frames_allocates_nothing_per_frame() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let slab = capacitor_pool::Slab::new();
+    let mut codec = capacitor_pool::LengthDelimited::new(&slab);
+    let mut read_buf = BytesMut::with_capacity(8 * 1024);
+    let small = wire(2000, 100);
+    let large = wire(200, 20 * 1024);
+    let mut kept = std::collections::VecDeque::with_capacity(1000);
+    let mut run = |kept: &mut std::collections::VecDeque<_>| {
+        let mut frames = 0u64;
+        // (a) 100 B frames dropped at once.
+        decode_in_reads(&mut codec, &mut read_buf, &small, |f| {
+            assert_eq!(f.len(), 100);
+            frames += 1;
+        });
+        // (b) 100 B frames kept 1,000 at a time.
+        decode_in_reads(&mut codec, &mut read_buf, &small, |f| {
+            if kept.len() == 1000 {
+                kept.pop_front();
+            }
+            kept.push_back(f);
+            frames += 1;
+        });
+        // (c) 20 KiB frames, over the read buffer's 8 KiB.
+        decode_in_reads(&mut codec, &mut read_buf, &large, |f| {
+            assert_eq!(f.len(), 20 * 1024);
+            frames += 1;
+        });
+        frames
+    };
+    run(&mut kept); // warm-up: chunks carved, buffers grown
+    let before = thread_allocs();
+    let frames = run(&mut kept) + run(&mut kept);
+    let allocs = thread_allocs() - before;
+    assert_eq!(frames, 2 * 4200);
+    assert_eq!(allocs, 0, "{allocs} allocations for {frames} frames");
+    assert_eq!(slab.stats().heap_count(), 0);
+}
+
+#[cfg(feature = "codec")]
+#[test]
+fn framed_read_with_a_consumer_task_allocates_nothing_per_frame() {
+    use futures_util::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let slab = capacitor_pool::Slab::new();
+    let buffers = Arc::new(capacitor_pool::WorkerPool::new(|| {
+        BytesMut::with_capacity(8 * 1024)
+    }));
+    let (allocs, frames) = rt.block_on(async {
+        let (mut client, mut server) = tokio::io::duplex(64 * 1024);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<capacitor_pool::SlabBuf>(64);
+        // Another task keeps the last 1,000 frames.
+        let consumer = tokio::spawn(async move {
+            let mut kept = std::collections::VecDeque::with_capacity(1000);
+            while let Some(frame) = rx.recv().await {
+                if kept.len() == 1000 {
+                    kept.pop_front();
+                }
+                kept.push_back(frame);
+            }
+        });
+        let mixed = {
+            let mut w = wire(3000, 100);
+            w.extend_from_slice(&wire(100, 20 * 1024));
+            w
+        };
+        let mut round = async || {
+            // A "connection" over the same pipe: pooled buffers each time.
+            let mut rx_frames = capacitor_pool::PooledFramed::framed_read(
+                &mut server,
+                capacitor_pool::LengthDelimited::new(&slab),
+                &buffers,
+            );
+            let writer = async {
+                client.write_all(&mixed).await.unwrap();
+                client.flush().await.unwrap();
+            };
+            let reader = async {
+                let mut n = 0u64;
+                while n < 3100 {
+                    let frame = rx_frames.next().await.unwrap().unwrap();
+                    tx.send(frame).await.unwrap();
+                    n += 1;
+                }
+                n
+            };
+            tokio::join!(writer, reader).1
+        };
+        round().await; // warm-up
+        round().await;
+        let before = thread_allocs();
+        let mut frames = 0;
+        for _ in 0..3 {
+            frames += round().await;
+        }
+        let allocs = thread_allocs() - before;
+        drop(tx);
+        consumer.await.unwrap();
+        (allocs, frames)
+    });
+    assert_eq!(frames, 9300);
+    assert_eq!(allocs, 0, "{allocs} allocations for {frames} frames");
+    assert_eq!(slab.stats().heap_count(), 0);
+    assert_eq!(buffers.stats().created_count, 1); // one read buffer, reused
+}
