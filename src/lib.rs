@@ -11,6 +11,15 @@
 //! - [`FutureSlot`]: reusable heap storage for boxed futures; a
 //!   `RingPool<FutureSlot<O>>` dispatches handlers with no allocation per
 //!   request.
+//! - [`Slab`]: byte chunks in power-of-two size classes carved from 64 KiB
+//!   pages, bounded per class; a [`SlabBuf`] is writable (`BufMut`), goes
+//!   back on drop from any thread, and becomes a `bytes::Bytes` without a
+//!   copy.
+//! - Codecs (feature `codec`): [`LengthDelimited`] decodes
+//!   `tokio_util`-compatible length-delimited frames straight into slab
+//!   chunks, [`SlabDecoder`] wraps any other decoder, [`PooledFramed`]
+//!   gives `Framed` pooled read and write buffers, and [`Backpressure`]
+//!   slows the socket when the slab is full.
 //! - [`Pooled`] / [`OwnedPooled`]: guards that reset the object and return
 //!   it on drop, move across `.await` and between workers, and never hand
 //!   one object to two holders.
@@ -54,7 +63,8 @@
 //! | hot path (>10k ops/s) on tokio workers | [`WorkerPool<T>`] |
 //! | predictable, bounded concurrency; wait for a free object | [`RingPool<T>`] |
 //! | a boxed future per request (`Box::pin(handler(req))`) | `RingPool<`[`FutureSlot<O>`]`>` |
-//! | codec frames of known sizes | `Slab` (planned) |
+//! | byte frames of many sizes, kept past the read (codecs, messages) | [`Slab`] + [`LengthDelimited`] or [`SlabDecoder`] |
+//! | a `Framed` per connection, many short connections | [`PooledFramed`] over a `WorkerPool<BytesMut>` |
 //!
 //! # Zero allocations, proved
 //!
@@ -87,8 +97,12 @@
 //!
 //! # Feature flags
 //!
-//! None yet: the crate depends on `tokio` (`rt`), `bytes` and
-//! `crossbeam-utils` only.
+//! - `codec` (on by default): the `tokio_util::codec` integration
+//!   ([`LengthDelimited`], [`SlabDecoder`], [`PooledFramed`],
+//!   [`Backpressure`]); adds `tokio-util`, `futures-core` and
+//!   `futures-sink`. Without it the crate depends on `tokio` (`rt`, `sync`,
+//!   `time`), `bytes`, `crossbeam-utils`, `crossbeam-queue` and
+//!   `pin-project-lite` only.
 
 #![warn(
     missing_docs,
@@ -98,6 +112,7 @@
 )]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![doc(test(attr(deny(warnings))))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[cfg(feature = "codec")]
 mod codec;
@@ -114,6 +129,7 @@ mod stats;
 mod worker;
 
 #[cfg(feature = "codec")]
+#[cfg_attr(docsrs, doc(cfg(feature = "codec")))]
 pub use crate::codec::{
     Backpressure, DEFAULT_MAX_FRAME_LENGTH, FrameError, FramedBuffers, LengthDelimited,
     LengthDelimitedBuilder, PooledFramed, SlabDecoder,
