@@ -13,3 +13,10 @@ cargo +nightly miri test --test pool -- \
 cargo +nightly miri test --test ring -- --skip guards_dropped_on_other --skip stress
 cargo +nightly miri test --test worker -- \
     smoke magazines_spill oversized threads_that_are_not detach_discard
+# The slab's chunk and page handling (the unsafe of `src/slab.rs`), minus
+# the many-thread stress tests.
+cargo +nightly miri test --test slab -- --skip many_waiters --skip frames_dropped_on_other \
+    --skip threads_hammering --skip live_chunks
+# The pooled `Framed` buffers (the pinned drop of `PooledFramed`).
+cargo +nightly miri test --test codec -- smoke pooled_framed buffers_go_back \
+    bytes_clones_outlive backpressure_holds
