@@ -326,6 +326,15 @@ enum Mode {
     Pooled,
 }
 
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Plain => "plain",
+            Mode::Pooled => "pooled",
+        }
+    }
+}
+
 /// What the plain server shares between connections.
 struct Plain {
     inflight: Arc<Semaphore>,
@@ -420,8 +429,16 @@ impl Server {
                             Server::Plain(plain) => serve_plain(socket, &plain).await,
                             Server::Pooled(pools) => serve_pooled(socket, &pools).await,
                         };
-                        if let Err(e) = served {
-                            eprintln!("demo: server connection: {e}");
+                        match served {
+                            // The client hung up first (it does so when a
+                            // reply is wrong): its error says why.
+                            Err(e)
+                                if matches!(
+                                    e.kind(),
+                                    io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+                                ) => {}
+                            Err(e) => eprintln!("demo: server connection: {e}"),
+                            Ok(()) => {}
                         }
                     });
                 }
@@ -706,10 +723,7 @@ fn run(mode: Mode, cfg: &Config) -> Result<Report, String> {
             )
             .progress_chars("=> "),
     );
-    bar.set_prefix(match mode {
-        Mode::Plain => "plain",
-        Mode::Pooled => "pooled",
-    });
+    bar.set_prefix(mode.name());
 
     // Everything from here on counts in the run's peak heap.
     let baseline = counting_alloc::live_bytes();
@@ -1053,10 +1067,7 @@ fn main() -> ExitCode {
             Ok(report) => {
                 println!(
                     "{:>6}: {} frames in {:.2?} (run: {:.2?})",
-                    match mode {
-                        Mode::Plain => "plain",
-                        Mode::Pooled => "pooled",
-                    },
+                    mode.name(),
                     report.frames,
                     report.elapsed,
                     started.elapsed()
@@ -1064,7 +1075,7 @@ fn main() -> ExitCode {
                 reports.push(report);
             }
             Err(e) => {
-                eprintln!("demo: {mode:?} run failed: {e}");
+                eprintln!("demo: the {} run failed: {e}", mode.name());
                 return ExitCode::FAILURE;
             }
         }
