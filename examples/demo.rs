@@ -337,7 +337,7 @@ impl Mode {
 
 /// What the plain server shares between connections.
 struct Plain {
-    inflight: Arc<Semaphore>,
+    inflight: Semaphore,
     /// Requests that had to wait for a permit.
     waits: AtomicU64,
 }
@@ -379,8 +379,9 @@ impl Pools {
                 .retention_limit(retain)
                 .build(),
         );
-        // Sized for the load: with every worker's magazine full and every
-        // in-flight request holding one, a worker still finds one idle.
+        // Sized for the load: with every other worker's magazine full and
+        // every in-flight request holding one, a worker still finds one in
+        // the depot.
         // (Without `prefill` the pool grows to this size by itself, one
         // miss at a time.)
         let scratch = WorkerPool::builder(move || Vec::with_capacity(size))
@@ -412,7 +413,7 @@ impl Server {
     fn new(mode: Mode, cfg: &Config) -> Server {
         match mode {
             Mode::Plain => Server::Plain(Arc::new(Plain {
-                inflight: Arc::new(Semaphore::new(cfg.inflight)),
+                inflight: Semaphore::new(cfg.inflight),
                 waits: AtomicU64::new(0),
             })),
             Mode::Pooled => Server::Pooled(Arc::new(Pools::new(cfg))),
