@@ -4,7 +4,7 @@
 //! crate's pools. It ends with a side-by-side table.
 //!
 //! ```sh
-//! cargo run --release --example demo              # the default run (about 15 s on 2 cores)
+//! cargo run --release --example demo              # the default run (5 to 20 s on 2 busy cores)
 //! cargo run --release --example demo -- --small   # a few seconds (what CI runs)
 //! cargo run --release --example demo -- --help    # the flags
 //! ```
