@@ -342,7 +342,12 @@ fn main() {
     );
     println!();
 
+    // Nine benchmarks in well under two minutes: fewer samples than the
+    // default, and no plots (on a busy 2-CPU machine they took longer than
+    // the measurements); bench_ratios.py reads the estimates.
     let mut crit = Criterion::default()
+        .sample_size(50)
+        .without_plots()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .configure_from_args();
