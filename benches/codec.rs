@@ -1,0 +1,364 @@
+//! Decoding length-delimited frames from memory: the slab decoder
+//! (`LengthDelimited`, frames in slab chunks) and the adapter
+//! (`SlabDecoder<LengthDelimitedCodec>`) beside plain `tokio_util`
+//! `LengthDelimitedCodec` (frames split off the read buffer).
+//!
+//! Groups, each timed in frames/s (`Throughput::Elements`):
+//!
+//! - `codec_small_dropped`: 1,000 frames of 100 B, each dropped at once.
+//! - `codec_small_kept_1000`: 1,000 frames of 100 B per iteration, kept by
+//!   a consumer in a ring of the last 1,000 (push the new one, drop the
+//!   oldest); the ring stays full from one iteration to the next.
+//! - `codec_20k_dropped`: 100 frames of 20 KiB, each dropped at once.
+//!
+//! Contestants: `length_delimited_codec` (plain `tokio_util`, the base),
+//! `slab_length_delimited` (this crate's native decoder) and
+//! `slab_decoder_adapter` (`SlabDecoder` around `LengthDelimitedCodec`).
+//!
+//! There is no I/O: a wire buffer of encoded frames is fed into a long-lived
+//! read buffer the way `FramedRead` reads a socket (start at 8 KiB,
+//! `reserve(1)` before each read, read into the spare capacity), except that
+//! a read returns at most 8 KiB, as a socket with a full receive queue
+//! would. Then `decode` runs until it returns `None`. The loop is the same
+//! for every contestant; only the codec differs.
+//!
+//! Before the groups run, `main` prints allocations per frame (allocations
+//! and reallocations on the bench thread, counted by the counting allocator
+//! over 20 passes after 5 warm-up passes) and the peak heap bytes while
+//! 10,000 consecutive 100 B frames are decoded and kept (fresh slab, fresh
+//! read buffer; the `Vec` that keeps them is allocated beforehand and not
+//! counted), and the same for 10,000 frames kept out of 100,000 (every 10th).
+//!
+//! ```text
+//! cargo bench --features codec --bench codec -- --warm-up-time 1 --measurement-time 3
+//! python3 scripts/bench_ratios.py codec_ --base length_delimited_codec --also ''
+//! ```
+
+#[path = "../tests/support/counting_alloc.rs"]
+mod counting_alloc;
+
+use std::collections::VecDeque;
+use std::fmt::Debug;
+use std::hint::black_box;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use capacitor_pool::{LengthDelimited, Slab, SlabDecoder};
+use criterion::{Criterion, Throughput};
+use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
+
+#[global_allocator]
+static ALLOC: counting_alloc::Counting = counting_alloc::Counting;
+
+/// `FramedRead`'s initial read buffer capacity.
+const READ_BUF: usize = 8 * 1024;
+/// The most one simulated socket read returns.
+const MAX_READ: usize = 8 * 1024;
+/// Frames a consumer keeps in `codec_small_kept_1000`.
+const KEEP: usize = 1000;
+/// Passes run before allocations are counted.
+const WARM_PASSES: usize = 5;
+/// Passes over which allocations are counted.
+const COUNT_PASSES: usize = 20;
+
+/// One benchmark case: a wire buffer of `frames` frames of `size` bytes.
+struct Case {
+    group: &'static str,
+    label: &'static str,
+    frames: usize,
+    size: usize,
+    keep: bool,
+}
+
+const CASES: [Case; 3] = [
+    Case {
+        group: "codec_small_dropped",
+        label: "(a) 100 B dropped",
+        frames: 1000,
+        size: 100,
+        keep: false,
+    },
+    Case {
+        group: "codec_small_kept_1000",
+        label: "(b) 100 B kept 1000",
+        frames: 1000,
+        size: 100,
+        keep: true,
+    },
+    Case {
+        group: "codec_20k_dropped",
+        label: "(c) 20 KiB dropped",
+        frames: 100,
+        size: 20 * 1024,
+        keep: false,
+    },
+];
+
+/// `frames` length-delimited frames of `size` bytes, each with different
+/// contents, encoded by `tokio_util`.
+fn wire(frames: usize, size: usize) -> Bytes {
+    let mut codec = LengthDelimitedCodec::new();
+    let mut out = BytesMut::new();
+    for i in 0..frames {
+        let payload: Vec<u8> = (0..size).map(|j| (i + j) as u8).collect();
+        codec
+            .encode(Bytes::from(payload), &mut out)
+            .expect("frame under the maximum");
+    }
+    out.freeze()
+}
+
+/// Feeds `wire` through `buf` into `codec` as `FramedRead` would, handing
+/// every frame to `on_frame`; returns the number of frames.
+#[inline(always)]
+fn drive<D>(
+    codec: &mut D,
+    buf: &mut BytesMut,
+    wire: &[u8],
+    mut on_frame: impl FnMut(D::Item),
+) -> usize
+where
+    D: Decoder,
+    D::Error: Debug,
+{
+    let mut at = 0;
+    let mut frames = 0;
+    loop {
+        while let Some(frame) = codec.decode(buf).expect("valid wire") {
+            on_frame(frame);
+            frames += 1;
+        }
+        if at == wire.len() {
+            assert!(buf.is_empty(), "bytes left over after the last frame");
+            return frames;
+        }
+        // As `FramedRead`: room for at least one byte, then read into the
+        // spare capacity.
+        buf.reserve(1);
+        let n = (buf.capacity() - buf.len())
+            .min(MAX_READ)
+            .min(wire.len() - at);
+        buf.extend_from_slice(&wire[at..at + n]);
+        at += n;
+    }
+}
+
+/// One contestant: a codec and the read buffer of its "connection", both
+/// long-lived, and the ring its consumer keeps frames in.
+trait Contestant {
+    fn name(&self) -> &'static str;
+    /// Decodes all of `wire`, dropping each frame or keeping it in the ring.
+    fn pass(&mut self, wire: &[u8], keep: bool) -> usize;
+    /// Heap fallbacks of its slab, if it has one.
+    fn heap_count(&self) -> u64;
+}
+
+struct Runner<D: Decoder> {
+    name: &'static str,
+    codec: D,
+    buf: BytesMut,
+    kept: VecDeque<D::Item>,
+    slab: Option<Slab>,
+}
+
+impl<D: Decoder> Runner<D> {
+    fn new(name: &'static str, codec: D, slab: Option<Slab>) -> Self {
+        Runner {
+            name,
+            codec,
+            buf: BytesMut::with_capacity(READ_BUF),
+            kept: VecDeque::with_capacity(KEEP),
+            slab,
+        }
+    }
+}
+
+impl<D> Contestant for Runner<D>
+where
+    D: Decoder,
+    D::Error: Debug,
+    D::Item: AsRef<[u8]>,
+{
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn pass(&mut self, wire: &[u8], keep: bool) -> usize {
+        let kept = &mut self.kept;
+        drive(&mut self.codec, &mut self.buf, wire, |frame| {
+            black_box(frame.as_ref().first());
+            if keep {
+                if kept.len() == KEEP {
+                    kept.pop_front();
+                }
+                kept.push_back(frame);
+            }
+        })
+    }
+
+    fn heap_count(&self) -> u64 {
+        self.slab.as_ref().map_or(0, |s| s.stats().heap_count())
+    }
+}
+
+/// The three contestants, each with its own slab (the default one: 256
+/// pages of 64 KiB per class, far more than any case needs).
+fn contestants() -> Vec<Box<dyn Contestant>> {
+    let native = Slab::new();
+    let adapter = Slab::new();
+    vec![
+        Box::new(Runner::new(
+            "length_delimited_codec",
+            LengthDelimitedCodec::new(),
+            None,
+        )),
+        Box::new(Runner::new(
+            "slab_length_delimited",
+            LengthDelimited::new(&native),
+            Some(native),
+        )),
+        Box::new(Runner::new(
+            "slab_decoder_adapter",
+            SlabDecoder::new(LengthDelimitedCodec::new(), &adapter),
+            Some(adapter),
+        )),
+    ]
+}
+
+/// Allocations per frame, steady state, on this thread.
+fn allocs_per_frame(c: &mut dyn Contestant, wire: &[u8], keep: bool) -> f64 {
+    for _ in 0..WARM_PASSES {
+        c.pass(wire, keep);
+    }
+    let before = counting_alloc::thread_allocs();
+    let mut frames = 0;
+    for _ in 0..COUNT_PASSES {
+        frames += c.pass(wire, keep);
+    }
+    (counting_alloc::thread_allocs() - before) as f64 / frames as f64
+}
+
+/// Peak and retained heap bytes while `wire` (of `frames` frames) is
+/// decoded by a fresh codec (and slab) into a fresh read buffer, keeping
+/// every `every`-th frame; and the slab's heap fallbacks.
+fn peak_heap<D, F>(make: F, wire: &[u8], frames: usize, every: usize) -> (usize, usize, u64)
+where
+    D: Decoder,
+    D::Error: Debug,
+    F: FnOnce(&Slab) -> D,
+{
+    let slab = Slab::new();
+    let mut codec = make(&slab);
+    let mut kept: Vec<D::Item> = Vec::with_capacity(frames.div_ceil(every));
+    let base = counting_alloc::live_bytes();
+    counting_alloc::reset_peak();
+    let mut buf = BytesMut::with_capacity(READ_BUF);
+    let mut i = 0;
+    drive(&mut codec, &mut buf, wire, |frame| {
+        if i % every == 0 {
+            kept.push(frame);
+        }
+        i += 1;
+    });
+    let peak = counting_alloc::peak_bytes() - base;
+    let retained = counting_alloc::live_bytes() - base;
+    black_box(&kept);
+    drop((kept, buf, codec));
+    (peak, retained, slab.stats().heap_count())
+}
+
+fn kib(bytes: usize) -> String {
+    format!("{:.1} KiB", bytes as f64 / 1024.0)
+}
+
+fn print_peaks(title: &str, frames: usize, every: usize) {
+    let wire = &wire(frames, 100);
+    let rows = [
+        (
+            "length_delimited_codec",
+            peak_heap(|_| LengthDelimitedCodec::new(), wire, frames, every),
+        ),
+        (
+            "slab_length_delimited",
+            peak_heap(LengthDelimited::new, wire, frames, every),
+        ),
+        (
+            "slab_decoder_adapter",
+            peak_heap(
+                |slab| SlabDecoder::new(LengthDelimitedCodec::new(), slab),
+                wire,
+                frames,
+                every,
+            ),
+        ),
+    ];
+    let plain = rows[0].1.0 as f64;
+    println!("{title}");
+    println!(
+        "  {:<24} {:>12} {:>12} {:>10} {:>6}",
+        "contestant", "peak", "retained", "vs plain", "heap"
+    );
+    for (name, (peak, retained, heap)) in rows {
+        println!(
+            "  {name:<24} {:>12} {:>12} {:>9.3}x {heap:>6}",
+            kib(peak),
+            kib(retained),
+            peak as f64 / plain
+        );
+    }
+}
+
+fn main() {
+    let wires: Vec<Bytes> = CASES.iter().map(|c| wire(c.frames, c.size)).collect();
+
+    println!(
+        "allocations per frame ({COUNT_PASSES} passes after {WARM_PASSES} warm-up passes, bench thread)"
+    );
+    print!("  {:<22}", "case");
+    let names: Vec<&str> = contestants().iter().map(|c| c.name()).collect();
+    for name in &names {
+        print!(" {name:>24}");
+    }
+    println!();
+    for (case, wire) in CASES.iter().zip(&wires) {
+        print!("  {:<22}", case.label);
+        for mut c in contestants() {
+            let per_frame = allocs_per_frame(&mut *c, wire, case.keep);
+            assert_eq!(c.heap_count(), 0, "{}: slab fell back to heap", c.name());
+            print!(" {per_frame:>24.4}");
+        }
+        println!();
+    }
+    println!();
+    print_peaks(
+        "heap while 10,000 consecutive 100 B frames are decoded and kept",
+        10_000,
+        1,
+    );
+    print_peaks(
+        "heap while 100,000 100 B frames are decoded and every 10th is kept (10,000 kept)",
+        100_000,
+        10,
+    );
+    println!();
+
+    // Nine benchmarks in well under two minutes: fewer samples than the
+    // default, and no plots (on a busy 2-CPU machine they took longer than
+    // the measurements); bench_ratios.py reads the estimates.
+    let mut crit = Criterion::default()
+        .sample_size(50)
+        .without_plots()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3))
+        .configure_from_args();
+    for (case, wire) in CASES.iter().zip(&wires) {
+        let mut group = crit.benchmark_group(case.group);
+        group.throughput(Throughput::Elements(case.frames as u64));
+        for mut c in contestants() {
+            group.bench_function(c.name(), |b| b.iter(|| c.pass(wire, case.keep)));
+            assert_eq!(c.heap_count(), 0, "{}: slab fell back to heap", c.name());
+        }
+        group.finish();
+    }
+    crit.final_summary();
+}
