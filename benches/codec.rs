@@ -30,7 +30,7 @@
 //! counted), and the same for 10,000 frames kept out of 100,000 (every 10th).
 //!
 //! ```text
-//! cargo bench --features codec --bench codec -- --warm-up-time 1 --measurement-time 3
+//! cargo bench --bench codec -- --warm-up-time 1 --measurement-time 3
 //! python3 scripts/bench_ratios.py codec_ --base length_delimited_codec --also ''
 //! ```
 

@@ -8,14 +8,13 @@
 //! Run it with
 //!
 //! ```text
-//! cargo run --release --features codec --example codec
-//! cargo run --release --features codec --example codec -- --small
-//! cargo run --release --features codec --example codec -- --frames 50000 --size 20480 --connections 8
+//! cargo run --release --example codec
+//! cargo run --release --example codec -- --small
+//! cargo run --release --example codec -- --frames 50000 --size 20480 --connections 8
 //! ```
 //!
-//! The example needs the `codec` feature: without `--features codec`,
-//! cargo refuses to build it ("target `codec` in package `capacitor-pool`
-//! requires the features: `codec`").
+//! The example needs the `codec` feature, which is on by default (with
+//! `--no-default-features`, add `--features codec`).
 //!
 //! The server runs on a current-thread runtime on a thread of its own, so
 //! its allocations can be read from that thread's counter; the clients run
