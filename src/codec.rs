@@ -352,12 +352,10 @@ impl LengthDelimited {
     /// Parses a header at the front of `src`: the payload length, checked.
     fn parse_head(&self, src: &[u8]) -> Result<usize, FrameError> {
         let cfg = &self.cfg;
-        let mut field = &src[cfg.length_field_offset..];
-        let raw = if cfg.big_endian {
-            field.get_uint(cfg.length_field_len)
-        } else {
-            field.get_uint_le(cfg.length_field_len)
-        };
+        let raw = read_field(
+            &src[cfg.length_field_offset..cfg.length_field_offset + cfg.length_field_len],
+            cfg.big_endian,
+        );
         if raw > cfg.max_frame_len as u64 {
             return Err(FrameError::TooLong {
                 len: raw,
@@ -414,6 +412,27 @@ impl LengthDelimited {
     }
 }
 
+/// Reads a length field of 1 to 8 bytes; the common widths compile to one
+/// load and a byte swap.
+#[inline(always)]
+fn read_field(field: &[u8], big_endian: bool) -> u64 {
+    fn fixed<const N: usize>(field: &[u8]) -> [u8; N] {
+        let mut bytes = [0u8; N];
+        bytes.copy_from_slice(&field[..N]);
+        bytes
+    }
+    match (field.len(), big_endian) {
+        (2, true) => u16::from_be_bytes(fixed(field)).into(),
+        (2, false) => u16::from_le_bytes(fixed(field)).into(),
+        (4, true) => u32::from_be_bytes(fixed(field)).into(),
+        (4, false) => u32::from_le_bytes(fixed(field)).into(),
+        (8, true) => u64::from_be_bytes(fixed(field)),
+        (8, false) => u64::from_le_bytes(fixed(field)),
+        (n, true) => (&field[..]).get_uint(n),
+        (n, false) => (&field[..]).get_uint_le(n),
+    }
+}
+
 impl Decoder for LengthDelimited {
     type Item = SlabBuf;
     type Error = io::Error;
@@ -426,12 +445,25 @@ impl Decoder for LengthDelimited {
                 return Ok(None);
             }
             let len = self.parse_head(src)?;
-            src.advance(self.cfg.skip());
-            let frame = self.slab.alloc_or_heap(len);
+            let skip = self.cfg.skip();
+            let mut frame = self.slab.alloc_or_heap(len);
+            let end = skip + len;
+            if src.len() >= end {
+                // The whole frame is here (the common case): one copy, one
+                // advance, and the frame goes straight to the caller.
+                frame.extend_from_slice(&src[skip..end]);
+                src.advance(end);
+                return Ok(Some(frame));
+            }
+            frame.extend_from_slice(&src[skip..]);
+            // Advanced, not cleared: a cleared `BytesMut` keeps its read
+            // position, so the next `reserve` would not take the room back.
+            src.advance(src.len());
             self.state = State::Data { frame, len };
+            return Ok(None);
         }
         let State::Data { frame, len } = &mut self.state else {
-            unreachable!("set above")
+            unreachable!("the Head state returned above")
         };
         if !Self::fill(frame, *len, src) {
             return Ok(None);
