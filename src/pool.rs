@@ -594,19 +594,43 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     /// `gate`: in the same critical section as the push, so that a thread
     /// that set the flag (or registered as a waiter) and then locked every
     /// shard either saw the slot or is seen by `gate`.
+    #[inline(always)]
     pub(crate) fn push_slot_gated(
         &self,
         hint: usize,
-        mut slot: NonNull<T>,
+        slot: NonNull<T>,
         mut gate: impl FnMut() -> bool,
     ) -> Result<(), NonNull<T>> {
         let home = hint & self.mask;
-        for k in 0..self.shards.len() {
-            let shard = &self.shards[(home + k) & self.mask];
-            let mut guard = match shard.try_lock() {
-                Some(guard) => guard,
-                None => shard.lock(),
-            };
+        if let Some(mut guard) = self.shards[home].try_lock() {
+            if !gate() {
+                return Err(slot);
+            }
+            match guard.push_counted(slot, Arrival::Returned) {
+                Ok(()) => return Ok(()),
+                Err(back) => {
+                    drop(guard);
+                    return self.push_gated_slow(home, back, gate, false);
+                }
+            }
+        }
+        self.push_gated_slow(home, slot, gate, true)
+    }
+
+    /// The home shard was busy or full: every shard in turn, waiting for
+    /// each lock.
+    #[cold]
+    #[inline(never)]
+    fn push_gated_slow(
+        &self,
+        home: usize,
+        mut slot: NonNull<T>,
+        mut gate: impl FnMut() -> bool,
+        home_busy: bool,
+    ) -> Result<(), NonNull<T>> {
+        let start = if home_busy { 0 } else { 1 };
+        for k in start..self.shards.len() {
+            let mut guard = self.shards[(home + k) & self.mask].lock();
             if !gate() {
                 return Err(slot);
             }
