@@ -289,7 +289,8 @@ enum State {
 /// or one the adjustment takes out of range is an `InvalidData` error
 /// before anything is allocated for the frame; a stream that ends inside
 /// a frame is an `InvalidData` error ([`FrameError::Truncated`]), where
-/// `LengthDelimitedCodec` says "bytes remaining on stream". Encoding a
+/// `LengthDelimitedCodec` says "bytes remaining on stream" (or, when the
+/// stream stops right after a header, nothing at all). Encoding a
 /// frame over the maximum is an `InvalidInput` error, as there.
 ///
 /// ```
@@ -718,10 +719,24 @@ fn give_back<F: FramedBuffers, P: PoolKind<BytesMut>>(
 ) {
     if let (Some(guard), Some(buf)) = (read.as_mut(), inner.read_buf()) {
         std::mem::swap(&mut **guard, buf);
+        reclaim(guard);
     }
     if let (Some(guard), Some(buf)) = (write.as_mut(), inner.write_buf()) {
         std::mem::swap(&mut **guard, buf);
+        reclaim(guard);
     }
+}
+
+/// Clears a buffer coming back from a transport and takes back, without
+/// allocating, the room that was consumed off its front or hidden by a small
+/// `reserve`, so that its `capacity` (what the pool's retention limit looks
+/// at) covers at least half of the allocation it holds: a buffer that one
+/// huge frame grew is then seen as huge, and dropped instead of kept.
+fn reclaim(buf: &mut BytesMut) {
+    buf.clear();
+    // Doubling probes: each success means the allocation is at least that
+    // large; a buffer that is all there fails the first one.
+    while buf.try_reclaim(buf.capacity().saturating_mul(2).max(64)) {}
 }
 
 impl<F: FramedBuffers, P: PoolKind<BytesMut>> PooledFramed<F, P> {

@@ -102,18 +102,9 @@ impl Reset for String {
 }
 
 impl Reset for BytesMut {
-    /// Clears the buffer and takes back, without allocating, the room that
-    /// was split off its front (as `split_to` frames do) or hidden by a
-    /// small `reserve`, so that `capacity` (hence
-    /// [`retained_bytes`](Reset::retained_bytes)) covers at least half of
-    /// the allocation the buffer holds, and a buffer that one huge frame
-    /// grew is seen as huge.
     #[inline]
     fn reset(&mut self) {
         self.clear();
-        // Doubling probes: each success means the allocation is at least
-        // that large; a fresh buffer fails the first one.
-        while self.try_reclaim(self.capacity().saturating_mul(2).max(64)) {}
     }
 
     #[inline]

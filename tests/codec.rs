@@ -649,7 +649,16 @@ proptest! {
         let (ours, our_err) = decode_all(&mut opts.ours(&slab), &chunks);
         let (theirs, their_err) = decode_all(&mut opts.theirs(), &chunks);
         prop_assert_eq!(&ours, &theirs);
-        prop_assert_eq!(our_err.is_some(), their_err.is_some());
+        match (&our_err, &their_err) {
+            (Some(_), Some(_)) | (None, None) => {}
+            // `LengthDelimitedCodec` ends quietly when the stream stops right
+            // after a header; this codec reports the truncated frame.
+            (Some(e), None) => prop_assert!(
+                matches!(frame_error(e), FrameError::Truncated { .. }),
+                "{:?}", e
+            ),
+            (None, Some(e)) => prop_assert!(false, "only tokio_util failed: {:?}", e),
+        }
         let bound = (max as i64 + adjust.max(0) as i64) as usize;
         prop_assert!(ours.iter().all(|f| f.len() <= bound));
         let stats = slab.stats();
