@@ -11,6 +11,9 @@
 //! - [`FutureSlot`]: reusable heap storage for boxed futures; a
 //!   `RingPool<FutureSlot<O>>` dispatches handlers with no allocation per
 //!   request.
+//! - [`PooledCache<K, V>`]: a sharded, bounded concurrent cache (CLOCK
+//!   eviction, per-entry TTL) whose overwritten, removed, evicted and
+//!   expired values are reset and reused: overwriting allocates nothing.
 //! - [`Pooled`] / [`OwnedPooled`]: guards that reset the object and return
 //!   it on drop, move across `.await` and between workers, and never hand
 //!   one object to two holders.
@@ -99,6 +102,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![doc(test(attr(deny(warnings))))]
 
+mod cache;
 mod error;
 mod future;
 mod guard;
@@ -110,6 +114,9 @@ mod shard;
 mod stats;
 mod worker;
 
+pub use crate::cache::{
+    CacheStats, DEFAULT_MAX_ENTRIES, DefaultHashBuilder, PooledCache, PooledCacheBuilder,
+};
 pub use crate::error::{BuildError, GetError, GetTimeoutError, TryGetError};
 pub use crate::future::FutureSlot;
 pub use crate::guard::{OwnedPooled, PoolKind, Pooled};
