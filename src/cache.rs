@@ -28,32 +28,44 @@
 //!
 //! The Go original is a map under one `RWMutex` with entries from a
 //! `sync.Pool`. Here the map is split into shards (a power of two, by default
-//! four per CPU, rounded up), each a [`std::sync::RwLock`] in its own
-//! 128-byte block, so readers and writers on different workers rarely touch
-//! the same lock. A key is hashed once (with [`foldhash`] by default, a `S:
-//! BuildHasher` parameter as in std); bits 25 and up pick the shard, and the
-//! same hash, kept beside the entry, serves the shard's
-//! [`hashbrown::HashTable`], which never hashes a key again (not even when
-//! it grows). The table maps a key to an index into the shard's arena of
-//! slots: entries never move, and a slot freed by `remove` or expiry keeps
-//! its reset value, so the next `insert_with` in that shard fills that value
-//! in place.
+//! four per CPU, rounded up, as `dashmap` does), each a
+//! [`std::sync::RwLock`] in its own 128-byte block, so readers and writers
+//! on different workers rarely meet. A key is hashed once (with
+//! [`foldhash`] by default; a `S: BuildHasher` parameter as in std): bits 25
+//! and up pick the shard, and the same hash probes the shard's
+//! [`hashbrown::HashTable`] (which probes with the low bits and tags with
+//! the top 7). Entries live in the table's buckets (40 bytes for a `u64` key
+//! and a `Vec` value: key, value, and one word for the deadline and the
+//! CLOCK bit), so a hit reads the lock's line and one bucket. A read takes
+//! the shared lock and counts the hit in the lock's own line; it never
+//! clones.
+//!
+//! Each shard also keeps **spares**: reset values of entries that left it,
+//! at most as many as the shard has free room for. An overwrite by
+//! [`insert_with`](PooledCache::insert_with) resets the key's value and
+//! fills it in place; a new key takes a spare, or the value of the entry it
+//! evicts, so in the steady state no write allocates (the counting
+//! allocator in the tests checks it). Once a shard first fills up, its
+//! table is sized to twice the bound, so churn at the bound never grows it
+//! (hashbrown then clears tombstones by rehashing in place).
 //!
 //! **Eviction is CLOCK** (second chance; Corbató 1968, as in most OS page
-//! caches). Every slot has a reference bit; a read sets it (a relaxed load,
+//! caches). Every entry has a reference bit; a read sets it (a relaxed load,
 //! and a store only when it was clear, so a hot entry's line is not written
 //! on every read), which works under the shard's *shared* lock. When an
-//! insert finds its shard full, the shard's hand sweeps the slots: an
-//! expired entry is taken at once, a referenced one has its bit cleared and
-//! is passed over, and the first unreferenced one is the victim, whose value
-//! is reset and filled for the new key in place. Hot keys keep their bit set
+//! insert finds its shard full, the shard's hand sweeps the table's buckets:
+//! an expired entry is taken at once, a referenced one has its bit cleared
+//! and is passed over, and the first unreferenced one is the victim, whose
+//! value is reset and filled for the new key. Hot keys keep their bit set
 //! and survive; a key written once and never read (inserted with the bit
 //! clear) is the first to go. CLOCK was chosen over sampled LRU because a
-//! hit costs no timestamp write and no clock read, and eviction is amortised
-//! O(1) with no random sampling. The bound is split over the shards
-//! (`max_entries / shards` each, spread so they add up to `max_entries`), so
-//! a shard can evict while the cache as a whole has room: `len()` never
-//! exceeds `max_entries`, but a skewed key set may hold fewer.
+//! hit costs no timestamp write and no clock read (sampled LRU stores a
+//! timestamp on every hit, dirtying the entry's line for every reader), and
+//! eviction is amortised O(1) with no random sampling. The bound is split
+//! over the shards (`max_entries / shards` each, spread so they add up to
+//! `max_entries`), so a shard can evict while the cache as a whole has
+//! room: `len()` never exceeds `max_entries`, but a skewed key set may hold
+//! fewer.
 //!
 //! **Time to live** is an optional deadline per entry ([`insert_ttl`],
 //! [`insert_with_ttl`], or the builder's
@@ -67,12 +79,12 @@
 //! expired) is reset with the cache's [`Recycle`] policy ([`Reset`] by
 //! default, or the builder's [`reset`](PooledCacheBuilder::reset) closure)
 //! and dropped instead if it then retains more than the retention limit
-//! (1 MiB by default). A value displaced in place (by `insert_with`,
-//! eviction, removal, expiry) stays in its slot. A value displaced by
-//! [`insert`](PooledCache::insert) (which brings its own) goes to the
-//! cache's [`WorkerPool`], which also makes fresh values (with `V::default`
-//! or the builder's constructor) when `insert_with` finds no spare; the
-//! pool is bounded, and values it has no room for are dropped and counted
+//! (1 MiB by default). It is refilled in place or kept as a spare of its
+//! shard; a value displaced by [`insert`](PooledCache::insert) (which brings
+//! its own) when the shard has no room for a spare goes to the cache's
+//! [`WorkerPool`]. The pool also makes fresh values (with `V::default` or
+//! the builder's constructor) when `insert_with` finds no spare; it is
+//! bounded, and values it has no room for are dropped and counted
 //! ([`CacheStats::discard_count`]).
 //!
 //! # Using it from async code
@@ -119,7 +131,7 @@ use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
 use std::mem;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
@@ -195,30 +207,39 @@ pub struct PooledCache<K, V, S = DefaultHashBuilder, R = UseReset> {
     retention_limit: usize,
     default_ttl: Option<Duration>,
     max_entries: usize,
+    /// Deadlines are nanoseconds since this instant.
+    epoch: Instant,
 }
 
-/// One shard: its lock, and the counters readers bump under a shared lock
-/// (in the same 128-byte block: a reader has that line already).
+/// One shard, in a 128-byte-aligned block: the counters readers bump under
+/// the shared lock, the lock word and the table's header share the first
+/// 64-byte line (a read touches no other line of the shard); the counters
+/// writers bump come last, on the next line.
+#[repr(C)]
 struct Shard<K, V> {
-    inner: RwLock<Inner<K, V>>,
     hits: AtomicU64,
     misses: AtomicU64,
-    /// Spare values dropped outside the lock (the pool was full).
+    inner: RwLock<Inner<K, V>>,
+    /// Values dropped outside the lock (the cache's pool was full).
     discards: AtomicU64,
 }
 
-/// What the shard lock guards.
+/// What the shard lock guards; the table first, the counters last (see
+/// [`Shard`]).
+#[repr(C)]
 struct Inner<K, V> {
-    /// Live (and expired, not yet recycled) entries: key hash to slot index.
-    table: HashTable<usize>,
-    /// The arena; slots never move. Grows up to `cap`.
-    slots: Vec<Slot<K, V>>,
-    /// Slots without a key; their value, if any, is reset and spare.
-    free: Vec<usize>,
-    /// The CLOCK hand: the next slot the sweep looks at.
+    /// The entries, in the table's buckets (live ones, and expired ones not
+    /// yet recycled).
+    table: HashTable<Entry<K, V>>,
+    /// Reset values of removed, expired and replaced entries, ready for
+    /// `insert_with`; `spares.len() + table.len() <= cap`.
+    spares: Vec<V>,
+    /// The CLOCK hand: the next bucket the sweep looks at.
     hand: usize,
     /// The most entries this shard holds.
     cap: usize,
+    /// Whether the table was sized for churn at the bound.
+    sized: bool,
     counts: Counts,
 }
 
@@ -234,30 +255,63 @@ struct Counts {
     discards: u64,
 }
 
-struct Slot<K, V> {
-    hash: u64,
-    /// `Some` while the slot holds an entry.
-    key: Option<K>,
-    /// `Some` while the slot holds an entry (then it is the entry's value);
-    /// in a free slot, a reset spare or nothing.
-    value: Option<V>,
-    deadline: Option<Instant>,
-    /// CLOCK's reference bit.
-    referenced: AtomicBool,
+/// An entry, in place in a bucket of its shard's table: 40 bytes for a
+/// `u64` key and a `Vec` value.
+struct Entry<K, V> {
+    key: K,
+    value: V,
+    /// CLOCK's reference bit (bit 0) and the deadline (bits 1 and up, see
+    /// [`LazyNow`]; 0 for none). Readers set the bit under the shared lock
+    /// with a plain store (every reader stores the same value, and writers
+    /// are excluded); writers change it under the exclusive lock.
+    meta: AtomicU64,
 }
 
-/// The current time, read at most once, and only if needed.
-struct LazyNow(Option<Instant>);
+/// Bit 0 of [`Entry::meta`].
+const REFERENCED: u64 = 1;
+
+/// The largest deadline code; a TTL past it means no expiry.
+const MAX_DEADLINE: u64 = u64::MAX >> 2;
+
+/// The current time as a deadline code (nanoseconds since the cache's
+/// epoch, plus 1, so that 0 means "no deadline"), read at most once, and
+/// only if needed.
+struct LazyNow {
+    epoch: Instant,
+    now: Option<u64>,
+}
 
 impl LazyNow {
     #[inline]
-    fn get(&mut self) -> Instant {
-        *self.0.get_or_insert_with(Instant::now)
+    fn new(epoch: Instant) -> Self {
+        LazyNow { epoch, now: None }
     }
 
     #[inline]
-    fn expired(&mut self, deadline: Option<Instant>) -> bool {
-        deadline.is_some_and(|d| self.get() >= d)
+    fn get(&mut self) -> u64 {
+        let epoch = self.epoch;
+        *self.now.get_or_insert_with(|| {
+            let nanos = epoch.elapsed().as_nanos();
+            u64::try_from(nanos).map_or(MAX_DEADLINE, |n| n.min(MAX_DEADLINE - 1) + 1)
+        })
+    }
+
+    /// Whether an entry with this `meta` has expired.
+    #[inline]
+    fn expired(&mut self, meta: u64) -> bool {
+        let deadline = meta >> 1;
+        deadline != 0 && self.get() >= deadline
+    }
+
+    /// The deadline code of an entry that lives `ttl` from now (0: none).
+    fn deadline(&mut self, ttl: Option<Duration>) -> u64 {
+        let Some(ttl) = ttl else { return 0 };
+        let end = u128::from(self.get()) + ttl.as_nanos();
+        if end >= u128::from(MAX_DEADLINE) {
+            0
+        } else {
+            end as u64
+        }
     }
 }
 
@@ -290,10 +344,10 @@ impl<K, V> Shard<K, V> {
         CachePadded::new(Shard {
             inner: RwLock::new(Inner {
                 table: HashTable::new(),
-                slots: Vec::new(),
-                free: Vec::new(),
+                spares: Vec::new(),
                 hand: 0,
                 cap,
+                sized: false,
                 counts: Counts::default(),
             }),
             hits: AtomicU64::new(0),
@@ -302,8 +356,8 @@ impl<K, V> Shard<K, V> {
         })
     }
 
-    // A panic in a caller's closure poisons the lock only after the shard
-    // was made consistent again (see `write`), so poison is ignored.
+    // A panic in a caller's closure leaves the shard consistent (see
+    // `Unfill`), so poison is ignored.
     #[inline]
     fn read(&self) -> RwLockReadGuard<'_, Inner<K, V>> {
         self.inner.read().unwrap_or_else(PoisonError::into_inner)
@@ -315,73 +369,62 @@ impl<K, V> Shard<K, V> {
     }
 }
 
-impl<K, V> Inner<K, V> {
-    /// The slot index of `key`'s entry (live or expired).
-    #[inline]
-    fn find<Q>(&self, hash: u64, key: &Q) -> Option<usize>
-    where
-        K: Borrow<Q>,
-        Q: Eq + ?Sized,
-    {
-        let slots = &self.slots;
-        self.table
-            .find(hash, |&i| {
-                slots
-                    .get(i)
-                    .and_then(|s| s.key.as_ref())
-                    .is_some_and(|k| k.borrow() == key)
-            })
-            .copied()
-    }
+/// Sizes a full shard's table and spare list so that churn (evictions,
+/// removals and inserts at the bound) never allocates: with room for twice
+/// the bound, hashbrown clears its tombstones by rehashing in place instead
+/// of growing.
+#[cold]
+fn reserve_for_churn<K, V>(
+    table: &mut HashTable<Entry<K, V>>,
+    spares: &mut Vec<V>,
+    cap: usize,
+    rehash: impl Fn(&Entry<K, V>) -> u64,
+) {
+    let want = cap.saturating_mul(2).saturating_add(2);
+    table.reserve(want.saturating_sub(table.len()), rehash);
+    spares.reserve(cap.saturating_sub(spares.len()));
+}
 
-    /// Takes slot `i` out of the table and frees it; its value stays, for
-    /// the caller to reset.
-    fn unlink(&mut self, i: usize) {
-        let hash = self.slots[i].hash;
-        if let Ok(entry) = self.table.find_entry(hash, |&j| j == i) {
-            entry.remove();
+/// CLOCK: the bucket of the entry to evict from a full shard. Expired
+/// entries go first; a referenced entry has its bit cleared and is passed
+/// over; the first unreferenced one is the victim.
+fn clock_victim<K, V>(
+    table: &mut HashTable<Entry<K, V>>,
+    hand: &mut usize,
+    now: &mut LazyNow,
+) -> Option<usize> {
+    let n = table.num_buckets();
+    let mut first_passed = None;
+    // Two laps clear every bit, so the sweep ends within them.
+    for _ in 0..2 * n {
+        let i = if *hand >= n { 0 } else { *hand };
+        *hand = i + 1;
+        let Some(entry) = table.get_bucket_mut(i) else {
+            continue;
+        };
+        let meta = entry.meta.get_mut();
+        if now.expired(*meta) || *meta & REFERENCED == 0 {
+            return Some(i);
         }
-        let slot = &mut self.slots[i];
-        slot.key = None;
-        slot.deadline = None;
+        *meta &= !REFERENCED;
+        first_passed.get_or_insert(i);
     }
+    first_passed
+}
 
-    /// Sizes the table and the free list, once the shard is full, so that
-    /// churn (evictions, removals and inserts at the bound) never allocates:
-    /// with room for twice the bound, hashbrown clears its tombstones by
-    /// rehashing in place instead of growing.
-    #[cold]
-    fn reserve_for_churn(&mut self) {
-        let want = self.cap.saturating_mul(2).saturating_add(2);
-        let slots = &self.slots;
-        self.table
-            .reserve(want.saturating_sub(self.table.len()), |&j| slots[j].hash);
-        self.free.reserve(self.cap);
-    }
+/// Removes the entry being filled in place by `insert_with` if its `fill`
+/// panics, so a half-written value is never returned. Forgotten on
+/// success.
+struct Unfill<'a, K, V> {
+    table: &'a mut HashTable<Entry<K, V>>,
+    bucket: usize,
+}
 
-    /// CLOCK: the slot to evict from a full shard (every slot live), and
-    /// whether its entry had expired.
-    fn victim(&mut self, now: &mut LazyNow) -> (usize, bool) {
-        let n = self.slots.len();
-        // Two laps clear every bit, so the sweep ends within them.
-        for _ in 0..2 * n {
-            let i = self.hand;
-            self.hand = if i + 1 == n { 0 } else { i + 1 };
-            let slot = &mut self.slots[i];
-            if slot.key.is_none() {
-                continue;
-            }
-            if now.expired(slot.deadline) {
-                return (i, true);
-            }
-            let referenced = slot.referenced.get_mut();
-            if *referenced {
-                *referenced = false;
-            } else {
-                return (i, false);
-            }
+impl<K, V> Drop for Unfill<'_, K, V> {
+    fn drop(&mut self) {
+        if let Ok(entry) = self.table.get_bucket_entry(self.bucket) {
+            drop(entry.remove());
         }
-        (self.hand, false)
     }
 }
 
@@ -497,22 +540,21 @@ where
         let hash = self.hasher.hash_one(key);
         let shard = self.shard(hash);
         let inner = shard.read();
-        let found = inner.find(hash, key);
-        if let Some(i) = found {
-            let slot = &inner.slots[i];
-            if !LazyNow(None).expired(slot.deadline) {
-                if let Some(value) = slot.value.as_ref() {
-                    if !slot.referenced.load(Ordering::Relaxed) {
-                        slot.referenced.store(true, Ordering::Relaxed);
-                    }
-                    shard.hits.fetch_add(1, Ordering::Relaxed);
-                    return Some(f(value));
+        let found = inner.table.find(hash, |e| e.key.borrow() == key);
+        if let Some(entry) = found {
+            let meta = entry.meta.load(Ordering::Relaxed);
+            if !self.expired(meta) {
+                if meta & REFERENCED == 0 {
+                    entry.meta.store(meta | REFERENCED, Ordering::Relaxed);
                 }
+                shard.hits.fetch_add(1, Ordering::Relaxed);
+                return Some(f(&entry.value));
             }
         }
         shard.misses.fetch_add(1, Ordering::Relaxed);
+        let expired = found.is_some();
         drop(inner);
-        if found.is_some() {
+        if expired {
             // Found, but expired: recycle it now.
             self.reclaim_expired(hash, key);
         }
@@ -562,9 +604,10 @@ where
     /// Sets `key` to `value`, with the default TTL (if any). Returns whether
     /// it replaced a live entry.
     ///
-    /// The replaced value is reset and handed to the cache's pool, for a
-    /// later [`insert_with`](PooledCache::insert_with); prefer that method
-    /// where you can fill a value in place: it allocates nothing when it
+    /// The replaced value is reset and kept for a later
+    /// [`insert_with`](PooledCache::insert_with) (in its shard while the
+    /// shard has room, else in the cache's pool); prefer that method where
+    /// you can fill a value in place: it allocates nothing when it
     /// overwrites.
     ///
     /// ```
@@ -608,7 +651,9 @@ where
     ///
     /// `fill` runs under the shard's lock: keep it short and do not call the
     /// cache from it. If it panics, the entry is removed, its half-written
-    /// value dropped (counted as a discard), and the panic goes on.
+    /// value dropped, and the panic goes on; the shard stays consistent (an
+    /// overwritten entry counts as replaced, or expired, and the write is
+    /// not counted as an insert).
     ///
     /// ```
     /// use capacitor_pool::PooledCache;
@@ -660,17 +705,25 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hasher.hash_one(key);
-        let mut inner = self.shard(hash).write();
-        let Some(i) = inner.find(hash, key) else {
+        let mut guard = self.shard(hash).write();
+        let Inner {
+            table,
+            spares,
+            counts,
+            ..
+        } = &mut *guard;
+        let Ok(found) = table.find_entry(hash, |e| e.key.borrow() == key) else {
             return false;
         };
-        let expired = LazyNow(None).expired(inner.slots[i].deadline);
+        let (entry, _) = found.remove();
+        let expired = self.expired(entry.meta.into_inner());
         if expired {
-            inner.counts.expirations += 1;
+            counts.expirations += 1;
         } else {
-            inner.counts.removes += 1;
+            counts.removes += 1;
         }
-        self.release(&mut inner, i);
+        counts.recycled += 1;
+        self.keep_spare(spares, counts, entry.value);
         !expired
     }
 
@@ -686,30 +739,34 @@ where
     /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(8);
     /// cache.insert_ttl(1, vec![1], Duration::ZERO);
     /// cache.insert(2, vec![2]);
-    /// assert_eq!(cache.len(), 2); // the expired entry still holds its slot
+    /// assert_eq!(cache.len(), 2); // the expired entry is still held
     /// assert_eq!(cache.trim(), 1);
     /// assert_eq!(cache.len(), 1);
     /// ```
     pub fn trim(&self) -> usize {
         let mut total = 0;
-        let mut now = LazyNow(None);
+        let mut now = LazyNow::new(self.epoch);
         for shard in self.shards.iter() {
-            let mut inner = shard.write();
-            for i in 0..inner.slots.len() {
-                let slot = &inner.slots[i];
-                if slot.key.is_some() && now.expired(slot.deadline) {
-                    inner.counts.expirations += 1;
-                    self.release(&mut inner, i);
-                    total += 1;
-                }
+            let mut guard = shard.write();
+            let Inner {
+                table,
+                spares,
+                counts,
+                ..
+            } = &mut *guard;
+            for entry in table.extract_if(|e| now.expired(*e.meta.get_mut())) {
+                counts.expirations += 1;
+                counts.recycled += 1;
+                self.keep_spare(spares, counts, entry.value);
+                total += 1;
             }
         }
         self.pool.trim();
         total
     }
 
-    /// Removes every entry; their values are reset and kept as spares (up
-    /// to the bound), as [`remove`](PooledCache::remove) does.
+    /// Removes every entry; their values are reset and kept as spares, as
+    /// [`remove`](PooledCache::remove) does.
     ///
     /// ```
     /// use capacitor_pool::PooledCache;
@@ -723,12 +780,17 @@ where
     /// ```
     pub fn clear(&self) {
         for shard in self.shards.iter() {
-            let mut inner = shard.write();
-            for i in 0..inner.slots.len() {
-                if inner.slots[i].key.is_some() {
-                    inner.counts.removes += 1;
-                    self.release(&mut inner, i);
-                }
+            let mut guard = shard.write();
+            let Inner {
+                table,
+                spares,
+                counts,
+                ..
+            } = &mut *guard;
+            for entry in table.drain() {
+                counts.removes += 1;
+                counts.recycled += 1;
+                self.keep_spare(spares, counts, entry.value);
             }
         }
     }
@@ -742,98 +804,166 @@ where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
     {
-        let mut inner = self.shard(hash).write();
-        if let Some(i) = inner.find(hash, key) {
-            if LazyNow(None).expired(inner.slots[i].deadline) {
-                inner.counts.expirations += 1;
-                self.release(&mut inner, i);
-            }
+        let mut guard = self.shard(hash).write();
+        let Inner {
+            table,
+            spares,
+            counts,
+            ..
+        } = &mut *guard;
+        let mut now = LazyNow::new(self.epoch);
+        if let Ok(found) = table.find_entry(hash, |e| {
+            e.key.borrow() == key && now.expired(e.meta.load(Ordering::Relaxed))
+        }) {
+            let (entry, _) = found.remove();
+            counts.expirations += 1;
+            counts.recycled += 1;
+            self.keep_spare(spares, counts, entry.value);
         }
     }
 
-    /// Unlinks slot `i`, resets its value in place and frees the slot.
-    fn release(&self, inner: &mut Inner<K, V>, i: usize) {
-        inner.unlink(i);
-        self.recycle_in_place(inner, i);
-        inner.free.push(i);
-    }
-
-    /// Resets the value of slot `i` (just displaced from the map), or
-    /// drops it if it then retains more than the retention limit.
-    fn recycle_in_place(&self, inner: &mut Inner<K, V>, i: usize) {
-        let Inner { slots, counts, .. } = inner;
-        let value = &mut slots[i].value;
-        if let Some(v) = value.as_mut() {
-            self.recycle.reset(v);
-            if self.recycle.retained_bytes(v) > self.retention_limit {
-                *value = None;
-                counts.discards += 1;
-            }
+    /// Resets a value that left the map and keeps it as a spare (the caller
+    /// made room: one entry fewer), or drops it if it retains more than the
+    /// retention limit.
+    fn keep_spare(&self, spares: &mut Vec<V>, counts: &mut Counts, mut value: V) {
+        self.recycle.reset(&mut value);
+        if self.recycle.retained_bytes(&value) > self.retention_limit {
+            counts.discards += 1;
+        } else {
+            spares.push(value);
         }
-        counts.recycled += 1;
     }
 
-    fn deadline(&self, ttl: Option<Duration>, now: &mut LazyNow) -> Option<Instant> {
-        ttl.and_then(|ttl| now.get().checked_add(ttl))
+    /// Resets a value to be filled in place: the same value, or a fresh
+    /// one if it retains more than the retention limit.
+    fn reset_for_fill(&self, value: &mut V, spares: &mut Vec<V>, counts: &mut Counts) {
+        self.recycle.reset(value);
+        if self.recycle.retained_bytes(value) > self.retention_limit {
+            counts.discards += 1;
+            *value = self.fresh(spares);
+        }
+    }
+
+    /// A reset value for a new entry: a spare, else one from the pool.
+    fn fresh(&self, spares: &mut Vec<V>) -> V {
+        spares.pop().unwrap_or_else(|| self.pool.get().detach())
+    }
+
+    /// Whether an entry with this `meta` has expired; reads the clock only
+    /// for an entry with a deadline.
+    #[inline]
+    fn expired(&self, meta: u64) -> bool {
+        meta >> 1 != 0 && LazyNow::new(self.epoch).expired(meta)
     }
 
     /// The write path of the `insert` methods.
     fn write<F: FnOnce(&mut V)>(&self, key: K, ttl: Option<Duration>, fill: Fill<V, F>) -> bool {
         let hash = self.hasher.hash_one(&key);
-        let mut now = LazyNow(None);
-        let deadline = self.deadline(ttl, &mut now);
+        let mut now = LazyNow::new(self.epoch);
+        let deadline = now.deadline(ttl);
         let shard = self.shard(hash);
         let mut guard = shard.write();
-        let inner = &mut *guard;
-        inner.counts.inserts += 1;
-        let found = inner.find(hash, &key);
-        let (i, replaced, linked) = match found {
-            Some(i) => {
-                // Overwrite: the old entry is displaced in place.
-                let expired = now.expired(inner.slots[i].deadline);
+        let Inner {
+            table,
+            spares,
+            hand,
+            cap,
+            sized,
+            counts,
+        } = &mut *guard;
+        let cap = *cap;
+        // A value displaced by `insert`, for the pool (outside the lock).
+        let mut spill = None;
+        let found = table.find_bucket_index(hash, |e| e.key == key);
+        let replaced = match found.and_then(|i| table.get_bucket_mut(i).map(|e| (i, e))) {
+            Some((bucket, entry)) => {
+                // Overwrite, in place.
+                let meta = entry.meta.get_mut();
+                let expired = now.expired(*meta);
                 if expired {
-                    inner.counts.expirations += 1;
+                    counts.expirations += 1;
                 } else {
-                    inner.counts.replaces += 1;
+                    counts.replaces += 1;
                 }
-                if matches!(fill, Fill::With(_)) {
-                    self.recycle_in_place(inner, i);
-                } else {
-                    // The value is replaced below and recycled by the pool.
-                    inner.counts.recycled += 1;
+                counts.recycled += 1;
+                *meta = deadline << 1 | REFERENCED;
+                match fill {
+                    Fill::Value(value) => {
+                        let old = mem::replace(&mut entry.value, value);
+                        if spares.len() + table.len() < cap {
+                            self.keep_spare(spares, counts, old);
+                        } else {
+                            spill = Some(old);
+                        }
+                    }
+                    Fill::With(f) => {
+                        self.reset_for_fill(&mut entry.value, spares, counts);
+                        let unfill = Unfill {
+                            table: &mut *table,
+                            bucket,
+                        };
+                        if let Some(entry) = unfill.table.get_bucket_mut(bucket) {
+                            f(&mut entry.value);
+                        }
+                        mem::forget(unfill);
+                    }
                 }
-                (i, !expired, true)
+                !expired
             }
-            None => (self.claim(inner, &mut now), false, false),
-        };
-        let slot = &mut inner.slots[i];
-        slot.deadline = deadline;
-        *slot.referenced.get_mut() = linked;
-        let spill = match fill {
-            Fill::Value(value) => slot.value.replace(value),
-            Fill::With(f) => {
-                if slot.value.is_none() {
-                    slot.value = Some(self.pool.get().detach());
+            None => {
+                // A new entry; at the bound, the CLOCK victim makes room.
+                let mut evicted = None;
+                if table.len() >= cap {
+                    let victim = clock_victim(table, hand, &mut now);
+                    if let Some(Ok(found)) = victim.map(|i| table.get_bucket_entry(i)) {
+                        let (old, _) = found.remove();
+                        if now.expired(old.meta.into_inner()) {
+                            counts.expirations += 1;
+                        } else {
+                            counts.evictions += 1;
+                        }
+                        counts.recycled += 1;
+                        evicted = Some(old.value);
+                    }
                 }
-                let filling = Filling {
-                    inner: &mut *inner,
-                    slot: i,
-                    linked,
+                let value = match fill {
+                    Fill::Value(value) => {
+                        if let Some(old) = evicted {
+                            spill = Some(old);
+                        }
+                        value
+                    }
+                    Fill::With(f) => {
+                        let mut value = match evicted {
+                            Some(mut old) => {
+                                self.reset_for_fill(&mut old, spares, counts);
+                                old
+                            }
+                            None => self.fresh(spares),
+                        };
+                        // A panic here drops `value`; the table has no
+                        // trace of it.
+                        f(&mut value);
+                        value
+                    }
                 };
-                if let Some(v) = filling.inner.slots[i].value.as_mut() {
-                    f(v);
+                let entry = Entry {
+                    key,
+                    value,
+                    meta: AtomicU64::new(deadline << 1),
+                };
+                table.insert_unique(hash, entry, |e| self.hasher.hash_one(&e.key));
+                if table.len() + spares.len() > cap {
+                    spill = spill.or_else(|| spares.pop());
                 }
-                mem::forget(filling);
-                None
+                if table.len() >= cap && !*sized {
+                    *sized = true;
+                    reserve_for_churn(table, spares, cap, |e| self.hasher.hash_one(&e.key));
+                }
+                false
             }
         };
-        if !linked {
-            let slot = &mut inner.slots[i];
-            slot.hash = hash;
-            slot.key = Some(key);
-            let slots = &inner.slots;
-            inner.table.insert_unique(hash, i, |&j| slots[j].hash);
-        }
+        counts.inserts += 1;
         drop(guard);
         if let Some(old) = spill {
             if self.pool.put(old).is_err() {
@@ -841,37 +971,6 @@ where
             }
         }
         replaced
-    }
-
-    /// A free slot for a new key: a freed one, a new one while the shard is
-    /// under its bound, else the CLOCK victim's (evicted and recycled).
-    fn claim(&self, inner: &mut Inner<K, V>, now: &mut LazyNow) -> usize {
-        if let Some(i) = inner.free.pop() {
-            return i;
-        }
-        if inner.slots.len() < inner.cap {
-            inner.slots.push(Slot {
-                hash: 0,
-                key: None,
-                value: None,
-                deadline: None,
-                referenced: AtomicBool::new(false),
-            });
-            let i = inner.slots.len() - 1;
-            if inner.slots.len() == inner.cap {
-                inner.reserve_for_churn();
-            }
-            return i;
-        }
-        let (i, expired) = inner.victim(now);
-        if expired {
-            inner.counts.expirations += 1;
-        } else {
-            inner.counts.evictions += 1;
-        }
-        inner.unlink(i);
-        self.recycle_in_place(inner, i);
-        i
     }
 
     /// Entries held now, including expired ones not yet recycled.
@@ -930,11 +1029,7 @@ where
             s.recycled_count += c.recycled;
             s.discard_count += c.discards;
             s.num_entries += inner.table.len() as u64;
-            s.num_spare += inner
-                .free
-                .iter()
-                .filter(|&&i| inner.slots[i].value.is_some())
-                .count() as u64;
+            s.num_spare += inner.spares.len() as u64;
             drop(inner);
             s.hit_count += shard.hits.load(Ordering::Relaxed);
             s.miss_count += shard.misses.load(Ordering::Relaxed);
@@ -967,31 +1062,6 @@ impl<K, V, S, R> PooledCache<K, V, S, R> {
     /// ```
     pub fn num_shards(&self) -> usize {
         self.shards.len()
-    }
-}
-
-/// Removes a half-filled entry if `fill` panics: the shard stays
-/// consistent and the half-written value is reset, never returned.
-struct Filling<'a, K, V> {
-    inner: &'a mut Inner<K, V>,
-    slot: usize,
-    linked: bool,
-}
-
-impl<K, V> Drop for Filling<'_, K, V> {
-    fn drop(&mut self) {
-        // Only reached by unwinding out of `fill` (success forgets us). The
-        // value cannot be reset here without the recycler, so it is dropped;
-        // the slot is freed.
-        let i = self.slot;
-        if self.linked {
-            self.inner.unlink(i);
-        }
-        self.inner.slots[i].value = None;
-        self.inner.counts.removes += 1;
-        self.inner.counts.recycled += 1;
-        self.inner.counts.discards += 1;
-        self.inner.free.push(i);
     }
 }
 
@@ -1039,12 +1109,11 @@ pub struct CacheStats {
     pub hit_count: u64,
     /// Reads that found no entry, or an expired one.
     pub miss_count: u64,
-    /// Calls of the `insert` methods.
+    /// Completed calls of the `insert` methods.
     pub insert_count: u64,
     /// Inserts that replaced a live entry.
     pub replace_count: u64,
-    /// Live entries removed by `remove` or `clear` (or by a panic in an
-    /// `insert_with` closure).
+    /// Live entries removed by `remove` or `clear`.
     pub remove_count: u64,
     /// Live entries evicted to keep the bound.
     pub eviction_count: u64,
@@ -1054,12 +1123,12 @@ pub struct CacheStats {
     /// Values displaced from the map (replaced, removed, evicted, expired)
     /// and reset for reuse.
     pub recycled_count: u64,
-    /// Reset values dropped instead of kept: over the retention limit, no
-    /// room in the cache's pool, or left half-filled by a panic.
+    /// Reset values dropped instead of kept: over the retention limit, or
+    /// no room in the cache's pool.
     pub discard_count: u64,
     /// Entries held now, including expired ones not yet recycled.
     pub num_entries: u64,
-    /// Reset values kept in free slots, ready for `insert_with`.
+    /// Reset values kept by the shards (spares), ready for `insert_with`.
     pub num_spare: u64,
     /// The cache's pool: fresh values it made (`created_count`), values
     /// displaced by `insert` that it keeps (`num_idle`).
@@ -1163,7 +1232,7 @@ impl<K, V: 'static, S, R> PooledCacheBuilder<K, V, S, R> {
     }
 
     /// The most spare values the cache's pool keeps (its `max_idle`, default
-    /// [`DEFAULT_MAX_IDLE`](crate::DEFAULT_MAX_IDLE)); spares in free slots
+    /// [`DEFAULT_MAX_IDLE`](crate::DEFAULT_MAX_IDLE)); spares kept by the shards
     /// are bounded by `max_entries` already.
     pub fn max_spare(mut self, max_spare: usize) -> Self {
         self.max_spare = max_spare;
@@ -1285,6 +1354,7 @@ impl<K, V: 'static, S, R> PooledCacheBuilder<K, V, S, R> {
             retention_limit: self.retention_limit,
             default_ttl: self.default_ttl,
             max_entries,
+            epoch: Instant::now(),
         })
     }
 }

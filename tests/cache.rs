@@ -332,17 +332,38 @@ fn a_panicking_fill_removes_the_entry_and_the_cache_stays_usable() {
 }
 
 #[test]
-fn insert_hands_the_replaced_value_to_the_pool_for_insert_with() {
-    let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(16);
+fn insert_keeps_the_replaced_value_for_insert_with() {
+    let cache = PooledCache::<u64, Vec<u8>>::builder()
+        .max_entries(16)
+        .shards(1) // spares stay in their shard: keep both keys in one
+        .build()
+        .unwrap();
     cache.insert(1, Vec::with_capacity(100));
-    cache.insert(1, vec![2]); // the first value goes to the pool, reset
-    assert_eq!(cache.stats().pool.num_idle, 1);
+    cache.insert(1, vec![2]); // the first value is reset and kept
+    assert_eq!(cache.stats().num_spare, 1);
     cache.insert_with(2, |v| {
-        assert!(v.is_empty() && v.capacity() >= 100, "the pooled value");
+        assert!(v.is_empty() && v.capacity() >= 100, "the kept value");
         v.push(2);
     });
     let s = cache.stats();
-    assert_eq!((s.pool.num_idle, s.pool.created_count), (0, 0));
+    assert_eq!((s.num_spare, s.pool.created_count), (0, 0));
+}
+
+#[test]
+fn values_displaced_by_insert_at_the_bound_go_to_the_pool() {
+    let cache = PooledCache::<u64, Vec<u8>>::builder()
+        .max_entries(1)
+        .build()
+        .unwrap();
+    cache.insert(1, Vec::with_capacity(100));
+    cache.insert(2, vec![2]); // evicts 1: no room for a spare
+    assert_eq!(cache.stats().pool.num_idle, 1);
+    cache.remove(&2); // its value is kept as a spare
+    cache.insert_with(3, |v| v.push(3)); // uses the spare
+    cache.insert_with(3, |v| v.push(4)); // in place
+    let s = cache.stats();
+    assert_eq!((s.pool.num_idle, s.pool.created_count), (1, 0));
+    assert_adds_up(&s);
 }
 
 #[test]
