@@ -37,8 +37,8 @@
 //! the top 7). Entries live in the table's buckets (40 bytes for a `u64` key
 //! and a `Vec` value: key, value, and one word for the deadline and the
 //! CLOCK bit), so a hit reads the lock's line and one bucket. A read takes
-//! the shared lock and counts the hit in the lock's own line; it never
-//! clones.
+//! the shared lock and never clones. Counters are striped by thread, each
+//! stripe in its own cache line, and summed by [`stats`](PooledCache::stats).
 //!
 //! Each shard also keeps **spares**: reset values of entries that left it,
 //! at most as many as the shard has free room for. An overwrite by
@@ -139,14 +139,14 @@ use crossbeam_utils::CachePadded;
 use hashbrown::HashTable;
 
 use crate::error::BuildError;
-use crate::pool::{DEFAULT_MAX_IDLE, DEFAULT_RETENTION_LIMIT};
+use crate::pool::{DEFAULT_MAX_IDLE, DEFAULT_RETENTION_LIMIT, shard_hint};
 use crate::reset::{Recycle, Reset, ResetWith, UseReset};
 use crate::stats::PoolStats;
 use crate::worker::WorkerPool;
 
 // The cache is lock-based (std `RwLock` per shard) and has no lock-free
-// protocol for loom to check, so it uses std's atomics directly: the two
-// atomics below (reference bits, hit and miss counts) are only ever read
+// protocol for loom to check, so it uses std's atomics directly: its
+// atomics (reference bits and deadlines, counters) are only ever read
 // and written with `Relaxed` as independent counters and flags.
 
 /// The hasher [`PooledCache`] uses unless told otherwise: [`foldhash`]'s
@@ -201,6 +201,8 @@ const SHARD_SHIFT: u32 = 25;
 pub struct PooledCache<K, V, S = DefaultHashBuilder, R = UseReset> {
     shards: Box<[CachePadded<Shard<K, V>>]>,
     mask: usize,
+    /// A power of two of them.
+    counters: Box<[CachePadded<Counters>]>,
     hasher: S,
     recycle: Arc<R>,
     pool: WorkerPool<V, SharedRecycle<R>>,
@@ -211,22 +213,13 @@ pub struct PooledCache<K, V, S = DefaultHashBuilder, R = UseReset> {
     epoch: Instant,
 }
 
-/// One shard, in a 128-byte-aligned block: the counters readers bump under
-/// the shared lock, the lock word and the table's header share the first
-/// 64-byte line (a read touches no other line of the shard); the counters
-/// writers bump come last, on the next line.
-#[repr(C)]
+/// One shard: its lock, in its own 128-byte-aligned block, with the
+/// table's header in the same line as the lock word.
 struct Shard<K, V> {
-    hits: AtomicU64,
-    misses: AtomicU64,
     inner: RwLock<Inner<K, V>>,
-    /// Values dropped outside the lock (the cache's pool was full).
-    discards: AtomicU64,
 }
 
-/// What the shard lock guards; the table first, the counters last (see
-/// [`Shard`]).
-#[repr(C)]
+/// What the shard lock guards.
 struct Inner<K, V> {
     /// The entries, in the table's buckets (live ones, and expired ones not
     /// yet recycled).
@@ -240,19 +233,28 @@ struct Inner<K, V> {
     cap: usize,
     /// Whether the table was sized for churn at the bound.
     sized: bool,
-    counts: Counts,
 }
 
-/// Counters written under the write lock.
-#[derive(Default, Clone, Copy)]
-struct Counts {
-    inserts: u64,
-    replaces: u64,
-    removes: u64,
-    evictions: u64,
-    expirations: u64,
-    recycled: u64,
-    discards: u64,
+/// The cache's counters, striped by thread (see [`shard_hint`]): each
+/// stripe in its own 128-byte block, so counting never moves a cache line
+/// between threads, and never touches the shard's lock line. Summed on
+/// read.
+#[derive(Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    inserts: AtomicU64,
+    replaces: AtomicU64,
+    removes: AtomicU64,
+    evictions: AtomicU64,
+    expirations: AtomicU64,
+    discards: AtomicU64,
+}
+
+/// Adds 1 to a counter.
+#[inline(always)]
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
 }
 
 /// An entry, in place in a bucket of its shard's table: 40 bytes for a
@@ -348,11 +350,7 @@ impl<K, V> Shard<K, V> {
                 hand: 0,
                 cap,
                 sized: false,
-                counts: Counts::default(),
             }),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
-            discards: AtomicU64::new(0),
         })
     }
 
@@ -516,6 +514,12 @@ where
         &self.shards[(hash >> SHARD_SHIFT) as usize & self.mask]
     }
 
+    /// The calling thread's stripe of counters.
+    #[inline]
+    fn counters(&self) -> &Counters {
+        &self.counters[shard_hint() & (self.counters.len() - 1)]
+    }
+
     /// Runs `f` on the value of `key`, under the shard's shared lock, and
     /// returns what it returns; `None` on a miss (no entry, or an expired
     /// one). The value is not cloned.
@@ -547,11 +551,11 @@ where
                 if meta & REFERENCED == 0 {
                     entry.meta.store(meta | REFERENCED, Ordering::Relaxed);
                 }
-                shard.hits.fetch_add(1, Ordering::Relaxed);
+                bump(&self.counters().hits);
                 return Some(f(&entry.value));
             }
         }
-        shard.misses.fetch_add(1, Ordering::Relaxed);
+        bump(&self.counters().misses);
         let expired = found.is_some();
         drop(inner);
         if expired {
@@ -706,24 +710,18 @@ where
     {
         let hash = self.hasher.hash_one(key);
         let mut guard = self.shard(hash).write();
-        let Inner {
-            table,
-            spares,
-            counts,
-            ..
-        } = &mut *guard;
+        let Inner { table, spares, .. } = &mut *guard;
         let Ok(found) = table.find_entry(hash, |e| e.key.borrow() == key) else {
             return false;
         };
         let (entry, _) = found.remove();
         let expired = self.expired(entry.meta.into_inner());
         if expired {
-            counts.expirations += 1;
+            bump(&self.counters().expirations);
         } else {
-            counts.removes += 1;
+            bump(&self.counters().removes);
         }
-        counts.recycled += 1;
-        self.keep_spare(spares, counts, entry.value);
+        self.keep_spare(spares, entry.value);
         !expired
     }
 
@@ -748,16 +746,10 @@ where
         let mut now = LazyNow::new(self.epoch);
         for shard in self.shards.iter() {
             let mut guard = shard.write();
-            let Inner {
-                table,
-                spares,
-                counts,
-                ..
-            } = &mut *guard;
+            let Inner { table, spares, .. } = &mut *guard;
             for entry in table.extract_if(|e| now.expired(*e.meta.get_mut())) {
-                counts.expirations += 1;
-                counts.recycled += 1;
-                self.keep_spare(spares, counts, entry.value);
+                bump(&self.counters().expirations);
+                self.keep_spare(spares, entry.value);
                 total += 1;
             }
         }
@@ -781,16 +773,10 @@ where
     pub fn clear(&self) {
         for shard in self.shards.iter() {
             let mut guard = shard.write();
-            let Inner {
-                table,
-                spares,
-                counts,
-                ..
-            } = &mut *guard;
+            let Inner { table, spares, .. } = &mut *guard;
             for entry in table.drain() {
-                counts.removes += 1;
-                counts.recycled += 1;
-                self.keep_spare(spares, counts, entry.value);
+                bump(&self.counters().removes);
+                self.keep_spare(spares, entry.value);
             }
         }
     }
@@ -805,30 +791,24 @@ where
         Q: Eq + ?Sized,
     {
         let mut guard = self.shard(hash).write();
-        let Inner {
-            table,
-            spares,
-            counts,
-            ..
-        } = &mut *guard;
+        let Inner { table, spares, .. } = &mut *guard;
         let mut now = LazyNow::new(self.epoch);
         if let Ok(found) = table.find_entry(hash, |e| {
             e.key.borrow() == key && now.expired(e.meta.load(Ordering::Relaxed))
         }) {
             let (entry, _) = found.remove();
-            counts.expirations += 1;
-            counts.recycled += 1;
-            self.keep_spare(spares, counts, entry.value);
+            bump(&self.counters().expirations);
+            self.keep_spare(spares, entry.value);
         }
     }
 
     /// Resets a value that left the map and keeps it as a spare (the caller
     /// made room: one entry fewer), or drops it if it retains more than the
     /// retention limit.
-    fn keep_spare(&self, spares: &mut Vec<V>, counts: &mut Counts, mut value: V) {
+    fn keep_spare(&self, spares: &mut Vec<V>, mut value: V) {
         self.recycle.reset(&mut value);
         if self.recycle.retained_bytes(&value) > self.retention_limit {
-            counts.discards += 1;
+            bump(&self.counters().discards);
         } else {
             spares.push(value);
         }
@@ -836,10 +816,10 @@ where
 
     /// Resets a value to be filled in place: the same value, or a fresh
     /// one if it retains more than the retention limit.
-    fn reset_for_fill(&self, value: &mut V, spares: &mut Vec<V>, counts: &mut Counts) {
+    fn reset_for_fill(&self, value: &mut V, spares: &mut Vec<V>) {
         self.recycle.reset(value);
         if self.recycle.retained_bytes(value) > self.retention_limit {
-            counts.discards += 1;
+            bump(&self.counters().discards);
             *value = self.fresh(spares);
         }
     }
@@ -859,6 +839,7 @@ where
     /// The write path of the `insert` methods.
     fn write<F: FnOnce(&mut V)>(&self, key: K, ttl: Option<Duration>, fill: Fill<V, F>) -> bool {
         let hash = self.hasher.hash_one(&key);
+        let counters = self.counters();
         let mut now = LazyNow::new(self.epoch);
         let deadline = now.deadline(ttl);
         let shard = self.shard(hash);
@@ -869,7 +850,6 @@ where
             hand,
             cap,
             sized,
-            counts,
         } = &mut *guard;
         let cap = *cap;
         // A value displaced by `insert`, for the pool (outside the lock).
@@ -881,23 +861,22 @@ where
                 let meta = entry.meta.get_mut();
                 let expired = now.expired(*meta);
                 if expired {
-                    counts.expirations += 1;
+                    bump(&counters.expirations);
                 } else {
-                    counts.replaces += 1;
+                    bump(&counters.replaces);
                 }
-                counts.recycled += 1;
                 *meta = deadline << 1 | REFERENCED;
                 match fill {
                     Fill::Value(value) => {
                         let old = mem::replace(&mut entry.value, value);
                         if spares.len() + table.len() < cap {
-                            self.keep_spare(spares, counts, old);
+                            self.keep_spare(spares, old);
                         } else {
                             spill = Some(old);
                         }
                     }
                     Fill::With(f) => {
-                        self.reset_for_fill(&mut entry.value, spares, counts);
+                        self.reset_for_fill(&mut entry.value, spares);
                         let unfill = Unfill {
                             table: &mut *table,
                             bucket,
@@ -918,11 +897,10 @@ where
                     if let Some(Ok(found)) = victim.map(|i| table.get_bucket_entry(i)) {
                         let (old, _) = found.remove();
                         if now.expired(old.meta.into_inner()) {
-                            counts.expirations += 1;
+                            bump(&counters.expirations);
                         } else {
-                            counts.evictions += 1;
+                            bump(&counters.evictions);
                         }
-                        counts.recycled += 1;
                         evicted = Some(old.value);
                     }
                 }
@@ -936,7 +914,7 @@ where
                     Fill::With(f) => {
                         let mut value = match evicted {
                             Some(mut old) => {
-                                self.reset_for_fill(&mut old, spares, counts);
+                                self.reset_for_fill(&mut old, spares);
                                 old
                             }
                             None => self.fresh(spares),
@@ -963,11 +941,11 @@ where
                 false
             }
         };
-        counts.inserts += 1;
         drop(guard);
+        bump(&counters.inserts);
         if let Some(old) = spill {
             if self.pool.put(old).is_err() {
-                shard.discards.fetch_add(1, Ordering::Relaxed);
+                bump(&counters.discards);
             }
         }
         replaced
@@ -1018,22 +996,22 @@ where
             pool: self.pool.stats(),
             ..CacheStats::default()
         };
+        for c in self.counters.iter() {
+            let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+            s.hit_count += load(&c.hits);
+            s.miss_count += load(&c.misses);
+            s.insert_count += load(&c.inserts);
+            s.replace_count += load(&c.replaces);
+            s.remove_count += load(&c.removes);
+            s.eviction_count += load(&c.evictions);
+            s.expiration_count += load(&c.expirations);
+            s.discard_count += load(&c.discards);
+        }
+        s.recycled_count = s.replace_count + s.remove_count + s.eviction_count + s.expiration_count;
         for shard in self.shards.iter() {
             let inner = shard.read();
-            let c = inner.counts;
-            s.insert_count += c.inserts;
-            s.replace_count += c.replaces;
-            s.remove_count += c.removes;
-            s.eviction_count += c.evictions;
-            s.expiration_count += c.expirations;
-            s.recycled_count += c.recycled;
-            s.discard_count += c.discards;
             s.num_entries += inner.table.len() as u64;
             s.num_spare += inner.spares.len() as u64;
-            drop(inner);
-            s.hit_count += shard.hits.load(Ordering::Relaxed);
-            s.miss_count += shard.misses.load(Ordering::Relaxed);
-            s.discard_count += shard.discards.load(Ordering::Relaxed);
         }
         s
     }
@@ -1345,9 +1323,11 @@ impl<K, V: 'static, S, R> PooledCacheBuilder<K, V, S, R> {
             .retention_limit(self.retention_limit)
             .recycler(SharedRecycle(Arc::clone(&recycle)))
             .build();
+        let stripes = default_stripes().next_power_of_two();
         Ok(PooledCache {
             shards,
             mask: n - 1,
+            counters: (0..stripes).map(|_| CachePadded::default()).collect(),
             hasher: self.hasher,
             recycle,
             pool,
@@ -1373,7 +1353,13 @@ impl<K, V, S, R> fmt::Debug for PooledCacheBuilder<K, V, S, R> {
 
 /// Four shards per CPU (or runtime worker, if more).
 fn default_shards() -> usize {
+    default_stripes().saturating_mul(SHARDS_PER_CPU)
+}
+
+/// One stripe of counters per CPU (or runtime worker, if more), at most
+/// [`MAX_SHARDS`].
+fn default_stripes() -> usize {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = tokio::runtime::Handle::try_current().map_or(0, |h| h.metrics().num_workers());
-    cpus.max(workers).saturating_mul(SHARDS_PER_CPU)
+    cpus.max(workers).clamp(1, MAX_SHARDS)
 }
