@@ -72,8 +72,8 @@
 //! [`default_ttl`](PooledCacheBuilder::default_ttl)). The clock is read only
 //! for entries that have one. Expired entries are never returned; they are
 //! recycled lazily (by the read that finds one, by the next write of their
-//! key, by the CLOCK sweep, which takes them first) or all at once by
-//! [`trim`](PooledCache::trim).
+//! key, by the CLOCK sweep, which takes one whatever its reference bit)
+//! or all at once by [`trim`](PooledCache::trim).
 //!
 //! **Recycling.** A displaced value (overwritten, removed, evicted or
 //! expired) is reset with the cache's [`Recycle`] policy ([`Reset`] by

@@ -191,13 +191,13 @@ fn expired_entries_are_never_returned_and_are_recycled() {
         .build()
         .unwrap();
     cache.insert_ttl(1, vec![1], Duration::ZERO);
-    cache.insert_with_ttl(2, Duration::from_millis(30), |v| v.push(2));
+    cache.insert_with_ttl(2, Duration::from_millis(500), |v| v.push(2));
     cache.insert_ttl(3, vec![3], Duration::MAX); // never expires
     cache.insert(4, vec![4]); // no default TTL: never expires
     assert_eq!(cache.get(&1), None);
     assert!(!cache.contains_key(&1));
     assert_eq!(cache.get(&2), Some(vec![2]));
-    std::thread::sleep(Duration::from_millis(40));
+    std::thread::sleep(Duration::from_millis(600));
     assert_eq!(cache.get_with(&2, |v| v.clone()), None);
     assert_eq!(cache.get(&3), Some(vec![3]));
     assert_eq!(cache.get(&4), Some(vec![4]));
@@ -226,7 +226,7 @@ fn expired_entries_are_never_returned_and_are_recycled() {
 fn trim_recycles_expired_entries_and_default_ttl_applies() {
     let cache = PooledCache::<u64, Vec<u8>>::builder()
         .max_entries(1000)
-        .default_ttl(Duration::from_millis(20))
+        .default_ttl(Duration::from_millis(500))
         .build()
         .unwrap();
     for k in 0..100 {
@@ -234,7 +234,7 @@ fn trim_recycles_expired_entries_and_default_ttl_applies() {
     }
     cache.insert_ttl(1000, vec![0], Duration::MAX);
     assert_eq!(cache.trim(), 0);
-    std::thread::sleep(Duration::from_millis(30));
+    std::thread::sleep(Duration::from_millis(600));
     assert_eq!(cache.len(), 101); // expired, still held
     assert_eq!(cache.trim(), 100);
     assert_eq!(cache.len(), 1);
@@ -287,6 +287,29 @@ fn clock_keeps_hot_keys_while_cold_keys_stream_through() {
         cache.insert_with(cold, |v| v.push(0));
     }
     assert_eq!(cache.len(), 100);
+}
+
+#[test]
+fn eviction_takes_expired_entries_before_referenced_ones() {
+    let cache = PooledCache::<u64, Vec<u8>>::builder()
+        .max_entries(4)
+        .shards(1)
+        .build()
+        .unwrap();
+    cache.insert(1, vec![1]);
+    cache.insert(2, vec![2]);
+    cache.insert_ttl(3, vec![3], Duration::ZERO);
+    cache.insert_ttl(4, vec![4], Duration::ZERO);
+    for round in 0..2 {
+        for live in [1, 2, 10] {
+            cache.contains_key(&live); // sets the reference bits
+        }
+        cache.insert_with(10 + round, |v| v.push(1)); // full: an expired one goes
+    }
+    let s = cache.stats();
+    assert_eq!((s.expiration_count, s.eviction_count), (2, 0));
+    assert!(cache.contains_key(&1) && cache.contains_key(&2));
+    assert_adds_up(&s);
 }
 
 #[test]
