@@ -734,7 +734,7 @@ where
     /// use capacitor_pool::PooledCache;
     /// use std::time::Duration;
     ///
-    /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(8);
+    /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(100);
     /// cache.insert_ttl(1, vec![1], Duration::ZERO);
     /// cache.insert(2, vec![2]);
     /// assert_eq!(cache.len(), 2); // the expired entry is still held
@@ -763,7 +763,7 @@ where
     /// ```
     /// use capacitor_pool::PooledCache;
     ///
-    /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(8);
+    /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(100);
     /// cache.insert(1, vec![1]);
     /// cache.insert(2, vec![2]);
     /// cache.clear();
