@@ -164,6 +164,11 @@ pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
 /// otherwise.
 const SHARDS_PER_CPU: usize = 4;
 
+/// The fewest entries per shard the default shard count leaves (the bound is
+/// split over the shards, so two keys of a one-entry shard evict each
+/// other).
+const MIN_SHARD_ENTRIES: usize = 32;
+
 /// The most shards a cache has.
 const MAX_SHARDS: usize = 1 << 16;
 
@@ -1183,9 +1188,9 @@ impl<K, V: 'static, S, R> PooledCacheBuilder<K, V, S, R> {
 
     /// The number of shards, rounded up to a power of two (0 counts as 1),
     /// at most 65,536 and at most the largest power of two not over
-    /// `max_entries`. The
-    /// default is four per CPU (or per runtime worker, if more), rounded
-    /// up.
+    /// `max_entries`. The default is four per CPU (or per runtime worker,
+    /// if more), rounded up, but no more than leaves each shard 32 entries
+    /// (a small cache gets fewer shards, or one).
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
         self
@@ -1307,10 +1312,13 @@ impl<K, V: 'static, S, R> PooledCacheBuilder<K, V, S, R> {
         if max_entries == 0 {
             return Err(BuildError::ZeroEntries);
         }
-        let wanted = self
-            .shards
-            .unwrap_or_else(default_shards)
-            .clamp(1, MAX_SHARDS);
+        let wanted = match self.shards {
+            Some(n) => n.clamp(1, MAX_SHARDS),
+            // Small caches get fewer shards, each holding a useful share.
+            None => default_shards()
+                .clamp(1, MAX_SHARDS)
+                .min(1 << (max_entries / MIN_SHARD_ENTRIES).max(1).ilog2()),
+        };
         // Every shard holds at least one entry.
         let most = 1usize << max_entries.ilog2();
         let n = wanted.checked_next_power_of_two().unwrap_or(most).min(most);

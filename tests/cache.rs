@@ -99,6 +99,12 @@ fn shards_are_a_power_of_two_and_never_more_than_the_bound() {
     assert_eq!(shards(1 << 20, usize::MAX), 1 << 16);
     let default = PooledCache::<u64, Vec<u8>>::new(1 << 20).num_shards();
     assert!(default.is_power_of_two() && default >= 4);
+    // By default, small caches get fewer shards of at least 32 entries.
+    assert_eq!(PooledCache::<u64, Vec<u8>>::new(8).num_shards(), 1);
+    assert_eq!(
+        PooledCache::<u64, Vec<u8>>::new(64).num_shards(),
+        2.min(default)
+    );
 }
 
 #[test]
