@@ -501,6 +501,39 @@ fn concurrent_readers_and_writers_count_up_and_never_mix_values() {
     }
 }
 
+#[test]
+fn counts_add_up_across_many_short_lived_threads() {
+    // More threads than the cache has owned counter stripes, some at once
+    // and some one after another (their numbers are recycled).
+    let cache = Arc::new(PooledCache::<u64, Vec<u8>>::new(4096));
+    let reads = Arc::new(AtomicU64::new(0));
+    for _wave in 0..3 {
+        let handles: Vec<_> = (0..24u64)
+            .map(|t| {
+                let (cache, reads) = (Arc::clone(&cache), Arc::clone(&reads));
+                std::thread::spawn(move || {
+                    for i in 0..500u64 {
+                        let key = (t * 7919 + i) % 1000;
+                        if i % 3 == 0 {
+                            cache.insert_with(key, |v| fill_for(key, 1, v));
+                        } else {
+                            cache.get_with(&key, |v| assert!(belongs_to(key, v)));
+                            reads.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    }
+    let s = cache.stats();
+    assert_eq!(s.hit_count + s.miss_count, reads.load(Ordering::Relaxed));
+    assert_eq!(s.insert_count, 3 * 24 * 167);
+    assert_adds_up(&s);
+}
+
 /// Overwrites of existing keys, in the steady state, allocate nothing.
 #[test]
 fn overwriting_an_existing_key_allocates_nothing() {
