@@ -248,6 +248,7 @@ struct Inner<K, V> {
 struct Counters {
     hits: AtomicU64,
     misses: AtomicU64,
+    /// Writes that added an entry (not those counted in `replaces`).
     inserts: AtomicU64,
     replaces: AtomicU64,
     removes: AtomicU64,
@@ -421,12 +422,16 @@ fn clock_victim<K, V>(
 struct Unfill<'a, K, V> {
     table: &'a mut HashTable<Entry<K, V>>,
     bucket: usize,
+    removes: Option<&'a AtomicU64>,
 }
 
 impl<K, V> Drop for Unfill<'_, K, V> {
     fn drop(&mut self) {
         if let Ok(entry) = self.table.get_bucket_entry(self.bucket) {
             drop(entry.remove());
+            if let Some(removes) = self.removes {
+                bump(removes);
+            }
         }
     }
 }
@@ -660,9 +665,9 @@ where
     ///
     /// `fill` runs under the shard's lock: keep it short and do not call the
     /// cache from it. If it panics, the entry is removed, its half-written
-    /// value dropped, and the panic goes on; the shard stays consistent (an
-    /// overwritten entry counts as replaced, or expired, and the write is
-    /// not counted as an insert).
+    /// value dropped, and the panic goes on; the shard stays consistent (the
+    /// write is not counted as an insert, and a live entry it was
+    /// overwriting counts as removed).
     ///
     /// ```
     /// use capacitor_pool::PooledCache;
@@ -867,8 +872,6 @@ where
                 let expired = now.expired(*meta);
                 if expired {
                     bump(&counters.expirations);
-                } else {
-                    bump(&counters.replaces);
                 }
                 *meta = deadline << 1 | REFERENCED;
                 match fill {
@@ -885,6 +888,8 @@ where
                         let unfill = Unfill {
                             table: &mut *table,
                             bucket,
+                            // A live entry lost to a panic counts as removed.
+                            removes: (!expired).then_some(&counters.removes),
                         };
                         if let Some(entry) = unfill.table.get_bucket_mut(bucket) {
                             f(&mut entry.value);
@@ -947,7 +952,12 @@ where
             }
         };
         drop(guard);
-        bump(&counters.inserts);
+        // One atomic per write: a replace is counted as such only.
+        bump(if replaced {
+            &counters.replaces
+        } else {
+            &counters.inserts
+        });
         if let Some(old) = spill {
             if self.pool.put(old).is_err() {
                 bump(&counters.discards);
@@ -1012,6 +1022,7 @@ where
             s.expiration_count += load(&c.expirations);
             s.discard_count += load(&c.discards);
         }
+        s.insert_count += s.replace_count;
         s.recycled_count = s.replace_count + s.remove_count + s.eviction_count + s.expiration_count;
         for shard in self.shards.iter() {
             let inner = shard.read();
@@ -1096,7 +1107,8 @@ pub struct CacheStats {
     pub insert_count: u64,
     /// Inserts that replaced a live entry.
     pub replace_count: u64,
-    /// Live entries removed by `remove` or `clear`.
+    /// Live entries removed by `remove` or `clear` (or lost to a panic in
+    /// the closure of an `insert_with` that was overwriting them).
     pub remove_count: u64,
     /// Live entries evicted to keep the bound.
     pub eviction_count: u64,

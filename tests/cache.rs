@@ -346,6 +346,9 @@ fn a_panicking_fill_removes_the_entry_and_the_cache_stays_usable() {
     }));
     assert!(r.is_err());
     assert_eq!(cache.get(&1), None, "no half-written value is returned");
+    let s = cache.stats();
+    assert_eq!((s.insert_count, s.remove_count), (1, 1)); // the lost entry
+    assert_adds_up(&s);
     let r = catch_unwind(AssertUnwindSafe(|| {
         cache.insert_with(2, |_| panic!("fill failed"));
     }));
