@@ -1193,6 +1193,16 @@ pub struct PooledCacheBuilder<K, V, S = DefaultHashBuilder, R = UseReset> {
 impl<K, V: 'static, S, R> PooledCacheBuilder<K, V, S, R> {
     /// The most entries the cache holds (default [`DEFAULT_MAX_ENTRIES`]);
     /// 0 makes [`build`](PooledCacheBuilder::build) fail.
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    ///
+    /// let cache = PooledCache::<u64, String>::builder().max_entries(2).build().unwrap();
+    /// for k in 0..10 {
+    ///     cache.insert(k, k.to_string());
+    /// }
+    /// assert_eq!(cache.len(), 2);
+    /// ```
     pub fn max_entries(mut self, max_entries: usize) -> Self {
         self.max_entries = max_entries;
         self
@@ -1203,6 +1213,17 @@ impl<K, V: 'static, S, R> PooledCacheBuilder<K, V, S, R> {
     /// `max_entries`. The default is four per CPU (or per runtime worker,
     /// if more), rounded up, but no more than leaves each shard 32 entries
     /// (a small cache gets fewer shards, or one).
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    ///
+    /// let cache = PooledCache::<u64, String>::builder()
+    ///     .max_entries(4)
+    ///     .shards(64) // at most one shard per entry
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(cache.num_shards(), 4);
+    /// ```
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
         self
@@ -1229,6 +1250,19 @@ impl<K, V: 'static, S, R> PooledCacheBuilder<K, V, S, R> {
     /// The most spare values the cache's pool keeps (its `max_idle`, default
     /// [`DEFAULT_MAX_IDLE`](crate::DEFAULT_MAX_IDLE)); spares kept by the shards
     /// are bounded by `max_entries` already.
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    ///
+    /// let cache = PooledCache::<u64, Vec<u8>>::builder()
+    ///     .max_entries(1)
+    ///     .max_spare(0) // keep no values beyond the entries
+    ///     .build()
+    ///     .unwrap();
+    /// cache.insert(1, vec![1]);
+    /// cache.insert(2, vec![2]); // evicts 1; its value has nowhere to go
+    /// assert_eq!(cache.stats().discard_count, 1);
+    /// ```
     pub fn max_spare(mut self, max_spare: usize) -> Self {
         self.max_spare = max_spare;
         self
@@ -1237,6 +1271,18 @@ impl<K, V: 'static, S, R> PooledCacheBuilder<K, V, S, R> {
     /// Values that retain more bytes than this after their reset are
     /// dropped instead of kept (default
     /// [`DEFAULT_RETENTION_LIMIT`](crate::DEFAULT_RETENTION_LIMIT), 1 MiB).
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    ///
+    /// let cache = PooledCache::<u64, Vec<u8>>::builder()
+    ///     .retention_limit(1024)
+    ///     .build()
+    ///     .unwrap();
+    /// cache.insert(1, vec![0; 4096]);
+    /// cache.remove(&1); // reset, but too big to keep
+    /// assert_eq!(cache.stats().num_spare, 0);
+    /// ```
     pub fn retention_limit(mut self, bytes: usize) -> Self {
         self.retention_limit = bytes;
         self
@@ -1297,6 +1343,30 @@ impl<K, V: 'static, S, R> PooledCacheBuilder<K, V, S, R> {
     }
 
     /// Recycles displaced values with a [`Recycle`] policy.
+    ///
+    /// ```
+    /// use capacitor_pool::{PooledCache, Recycle};
+    ///
+    /// // Clear strings, and keep none over 256 bytes of capacity.
+    /// struct Small;
+    /// impl Recycle<String> for Small {
+    ///     fn reset(&self, s: &mut String) {
+    ///         s.clear();
+    ///     }
+    ///     fn retained_bytes(&self, s: &String) -> usize {
+    ///         s.capacity()
+    ///     }
+    /// }
+    ///
+    /// let cache = PooledCache::<u64, String>::builder()
+    ///     .recycler(Small)
+    ///     .retention_limit(256)
+    ///     .build()
+    ///     .unwrap();
+    /// cache.insert(1, "x".repeat(1000));
+    /// cache.remove(&1);
+    /// assert_eq!(cache.stats().discard_count, 1);
+    /// ```
     pub fn recycler<R2: Recycle<V>>(self, recycle: R2) -> PooledCacheBuilder<K, V, S, R2> {
         PooledCacheBuilder {
             make: self.make,
@@ -1315,6 +1385,15 @@ impl<K, V: 'static, S, R> PooledCacheBuilder<K, V, S, R> {
     ///
     /// # Errors
     /// [`BuildError::ZeroEntries`] for a `max_entries` of 0.
+    ///
+    /// ```
+    /// use capacitor_pool::{BuildError, PooledCache};
+    ///
+    /// let cache = PooledCache::<u64, String>::builder().max_entries(100).build();
+    /// assert!(cache.is_ok());
+    /// let none = PooledCache::<u64, String>::builder().max_entries(0).build();
+    /// assert_eq!(none.unwrap_err(), BuildError::ZeroEntries);
+    /// ```
     pub fn build(self) -> Result<PooledCache<K, V, S, R>, BuildError>
     where
         R: Recycle<V>,
