@@ -55,7 +55,8 @@ impl fmt::Display for GetTimeoutError {
 
 impl std::error::Error for GetTimeoutError {}
 
-/// The error of [`RingPoolBuilder::build`](crate::RingPoolBuilder::build).
+/// The error of [`RingPoolBuilder::build`](crate::RingPoolBuilder::build)
+/// and [`PooledCacheBuilder::build`](crate::PooledCacheBuilder::build).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BuildError {
@@ -68,6 +69,8 @@ pub enum BuildError {
         /// The most allowed.
         max: usize,
     },
+    /// A cache needs room for at least one entry.
+    ZeroEntries,
 }
 
 impl fmt::Display for BuildError {
@@ -79,6 +82,9 @@ impl fmt::Display for BuildError {
                     f,
                     "ring pool capacity {requested} is over the maximum of {max}"
                 )
+            }
+            BuildError::ZeroEntries => {
+                f.write_str("a pooled cache needs a max_entries of at least 1")
             }
         }
     }

@@ -20,6 +20,9 @@
 //!   chunks, [`SlabDecoder`] wraps any other decoder, [`PooledFramed`]
 //!   gives `Framed` pooled read and write buffers, and [`Backpressure`]
 //!   slows the socket when the slab is full.
+//! - [`PooledCache<K, V>`]: a sharded, bounded concurrent cache (CLOCK
+//!   eviction, per-entry TTL) whose overwritten, removed, evicted and
+//!   expired values are reset and reused: overwriting allocates nothing.
 //! - [`Pooled`] / [`OwnedPooled`]: guards that reset the object and return
 //!   it on drop, move across `.await` and between workers, and never hand
 //!   one object to two holders.
@@ -114,6 +117,7 @@
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod cache;
 #[cfg(feature = "codec")]
 mod codec;
 mod error;
@@ -128,6 +132,9 @@ mod slab;
 mod stats;
 mod worker;
 
+pub use crate::cache::{
+    CacheStats, DEFAULT_MAX_ENTRIES, DefaultHashBuilder, PooledCache, PooledCacheBuilder,
+};
 #[cfg(feature = "codec")]
 #[cfg_attr(docsrs, doc(cfg(feature = "codec")))]
 pub use crate::codec::{

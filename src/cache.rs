@@ -1,0 +1,1464 @@
+//! `PooledCache<K, V>`: a sharded, bounded concurrent cache whose values are
+//! recycled: overwriting a key fills the old value in place, and removed,
+//! evicted and expired values are reset and reused.
+//!
+//! ```
+//! use capacitor_pool::PooledCache;
+//! use std::time::Duration;
+//!
+//! let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(10_000);
+//! cache.insert_with(7, |v| v.extend_from_slice(b"seven")); // fills a pooled value
+//! assert_eq!(cache.get_with(&7, |v| v.len()), Some(5)); // read in place, no clone
+//! assert_eq!(cache.get(&7).as_deref(), Some(&b"seven"[..])); // or a clone
+//! assert_eq!(cache.get(&8), None); // a miss
+//!
+//! cache.insert_with(7, |v| v.push(1)); // overwrite: reset, then refilled in place
+//! assert_eq!(cache.get(&7), Some(vec![1]));
+//!
+//! cache.insert_ttl(9, vec![9], Duration::from_millis(1));
+//! std::thread::sleep(Duration::from_millis(2));
+//! assert_eq!(cache.get(&9), None); // expired: never returned
+//!
+//! assert!(cache.remove(&7)); // the value is reset and kept for the next insert
+//! let stats = cache.stats();
+//! assert_eq!((stats.hit_count, stats.miss_count), (3, 2));
+//! ```
+//!
+//! # How it works
+//!
+//! The Go original is a map under one `RWMutex` with entries from a
+//! `sync.Pool`. Here the map is split into shards (a power of two, by default
+//! four per CPU, rounded up, as `dashmap` does), each a
+//! [`std::sync::RwLock`] in its own 128-byte block, so readers and writers
+//! on different workers rarely meet. A key is hashed once (with
+//! [`foldhash`] by default; a `S: BuildHasher` parameter as in std): bits 25
+//! and up pick the shard, and the same hash probes the shard's
+//! [`hashbrown::HashTable`] (which probes with the low bits and tags with
+//! the top 7). Entries live in the table's buckets (40 bytes for a `u64` key
+//! and a `Vec` value: key, value, and one word for the deadline and the
+//! CLOCK bit), so a hit reads the lock's line and one bucket. A read takes
+//! the shared lock and never clones. Counters are striped by thread, each
+//! stripe in its own cache line, and summed by [`stats`](PooledCache::stats).
+//!
+//! Each shard also keeps **spares**: reset values of entries that left it,
+//! at most as many as the shard has free room for. An overwrite by
+//! [`insert_with`](PooledCache::insert_with) resets the key's value and
+//! fills it in place; a new key takes a spare, or the value of the entry it
+//! evicts, so in the steady state no write allocates (the counting
+//! allocator in the tests checks it). Once a shard first fills up, its
+//! table is sized to twice the bound, so churn at the bound never grows it
+//! (hashbrown then clears tombstones by rehashing in place).
+//!
+//! **Eviction is CLOCK** (second chance; Corbató 1968, as in most OS page
+//! caches). Every entry has a reference bit; a read sets it (a relaxed load,
+//! and a store only when it was clear, so a hot entry's line is not written
+//! on every read), which works under the shard's *shared* lock. When an
+//! insert finds its shard full, the shard's hand sweeps the table's buckets:
+//! an expired entry is taken at once, a referenced one has its bit cleared
+//! and is passed over, and the first unreferenced one is the victim, whose
+//! value is reset and filled for the new key. Hot keys keep their bit set
+//! and survive; a key written once and never read (inserted with the bit
+//! clear) is the first to go. CLOCK was chosen over sampled LRU because a
+//! hit costs no timestamp write and no clock read (sampled LRU stores a
+//! timestamp on every hit, dirtying the entry's line for every reader), and
+//! eviction is amortised O(1) with no random sampling. The bound is split
+//! over the shards (`max_entries / shards` each, spread so they add up to
+//! `max_entries`), so a shard can evict while the cache as a whole has
+//! room: `len()` never exceeds `max_entries`, but a skewed key set may hold
+//! fewer.
+//!
+//! **Time to live** is an optional deadline per entry ([`insert_ttl`],
+//! [`insert_with_ttl`], or the builder's
+//! [`default_ttl`](PooledCacheBuilder::default_ttl)). The clock is read only
+//! for entries that have one. Expired entries are never returned; they are
+//! recycled lazily (by the read that finds one, by the next write of their
+//! key, by the CLOCK sweep, which takes one whatever its reference bit)
+//! or all at once by [`trim`](PooledCache::trim).
+//!
+//! **Recycling.** A displaced value (overwritten, removed, evicted or
+//! expired) is reset with the cache's [`Recycle`] policy ([`Reset`] by
+//! default, or the builder's [`reset`](PooledCacheBuilder::reset) closure)
+//! and dropped instead if it then retains more than the retention limit
+//! (1 MiB by default). It is refilled in place or kept as a spare of its
+//! shard; a value displaced by [`insert`](PooledCache::insert) (which brings
+//! its own) when the shard has no room for a spare goes to the cache's
+//! [`WorkerPool`]. The pool also makes fresh values (with `V::default` or
+//! the builder's constructor) when `insert_with` finds no spare; it is
+//! bounded, and values it has no room for are dropped and counted
+//! ([`CacheStats::discard_count`]).
+//!
+//! # Using it from async code
+//!
+//! Every method is synchronous and returns owned data; the shard lock is
+//! taken and released inside the call (for one hash-table probe, plus the
+//! closure you pass), and no guard escapes, so no lock can be held across
+//! an `.await`. Share the cache as `Arc<PooledCache<..>>` or in a `static`
+//! and call it from handlers directly. Keep the closures of
+//! [`get_with`](PooledCache::get_with) and
+//! [`insert_with`](PooledCache::insert_with) short (they run under the
+//! shard lock), copy out what you need before awaiting, and never call the
+//! cache from inside them (that can deadlock).
+//!
+//! ```
+//! use capacitor_pool::PooledCache;
+//! use std::sync::LazyLock;
+//!
+//! static SESSIONS: LazyLock<PooledCache<u64, String>> =
+//!     LazyLock::new(|| PooledCache::new(1024));
+//!
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() {
+//! let handler = tokio::spawn(async {
+//!     SESSIONS.insert_with(1, |s| s.push_str("alice"));
+//!     let name_len = SESSIONS.get_with(&1, |s| s.len()); // lock released here
+//!     tokio::task::yield_now().await; // nothing held across the await
+//!     name_len
+//! });
+//! assert_eq!(handler.await.unwrap(), Some(5));
+//! # }
+//! ```
+//!
+//! A miss is `None`, as with std's maps, rather than a `NotFound` error:
+//! a miss is an expected outcome of a cache, not a failure, and `Option`
+//! composes with `?` and `.ok_or(MyError::NotFound)` where a caller wants
+//! Go's `ErrNotFound`.
+//!
+//! [`insert_ttl`]: PooledCache::insert_ttl
+//! [`insert_with_ttl`]: PooledCache::insert_with_ttl
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::marker::PhantomData;
+use std::mem;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use crossbeam_utils::CachePadded;
+use hashbrown::HashTable;
+
+use crate::error::BuildError;
+use crate::pool::{DEFAULT_MAX_IDLE, DEFAULT_RETENTION_LIMIT, shard_hint};
+use crate::reset::{Recycle, Reset, ResetWith, UseReset};
+use crate::stats::PoolStats;
+use crate::worker::WorkerPool;
+
+// The cache is lock-based (std `RwLock` per shard) and has no lock-free
+// protocol for loom to check, so it uses std's atomics directly: its
+// atomics (reference bits and deadlines, counters) are only ever read
+// and written with `Relaxed` as independent counters and flags.
+
+/// The hasher [`PooledCache`] uses unless told otherwise: [`foldhash`]'s
+/// fast, randomly seeded hasher (the default of `hashbrown` too). It is not
+/// HashDoS-resistant in the way std's SipHash is; pass
+/// [`std::collections::hash_map::RandomState`] to
+/// [`PooledCacheBuilder::hasher`] for keys an attacker chooses.
+pub type DefaultHashBuilder = foldhash::fast::RandomState;
+
+/// The bound of [`PooledCache::builder`] unless
+/// [`max_entries`](PooledCacheBuilder::max_entries) says otherwise.
+pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
+
+/// Shards per CPU unless [`shards`](PooledCacheBuilder::shards) says
+/// otherwise.
+const SHARDS_PER_CPU: usize = 4;
+
+/// The fewest entries per shard the default shard count leaves (the bound is
+/// split over the shards, so two keys of a one-entry shard evict each
+/// other).
+const MIN_SHARD_ENTRIES: usize = 32;
+
+/// The most shards a cache has.
+const MAX_SHARDS: usize = 1 << 16;
+
+/// Shard index: the hash bits from 25 up. hashbrown probes with the low bits
+/// and tags with the top 7, so neither loses entropy inside a shard.
+const SHARD_SHIFT: u32 = 25;
+
+/// A concurrent, bounded cache whose values are recycled; see the [module
+/// docs](crate::PooledCache#how-it-works) for the design.
+///
+/// `K` is the key, `V` the value, `S` the [`BuildHasher`] (default
+/// [`DefaultHashBuilder`]), `R` the [`Recycle`] policy that resets
+/// displaced values (default [`UseReset`], the [`Reset`] trait).
+///
+/// # Examples
+///
+/// ```
+/// use capacitor_pool::PooledCache;
+/// use std::time::Duration;
+///
+/// let cache = PooledCache::<String, Vec<u8>>::builder()
+///     .max_entries(2)
+///     .shards(1)
+///     .default_ttl(Duration::from_secs(60))
+///     .build()
+///     .unwrap();
+/// cache.insert_with("a".to_string(), |v| v.push(1));
+/// cache.insert_with("b".to_string(), |v| v.push(2));
+/// cache.get_with("a", |_| ()); // "a" is hot now
+/// cache.insert_with("c".to_string(), |v| v.push(3)); // full: evicts "b"
+/// assert_eq!(cache.len(), 2);
+/// assert!(cache.contains_key("a") && !cache.contains_key("b"));
+/// assert_eq!(cache.stats().eviction_count, 1);
+/// ```
+pub struct PooledCache<K, V, S = DefaultHashBuilder, R = UseReset> {
+    shards: Box<[CachePadded<Shard<K, V>>]>,
+    mask: usize,
+    /// A power of two of them.
+    counters: Box<[CachePadded<Counters>]>,
+    hasher: S,
+    recycle: Arc<R>,
+    pool: WorkerPool<V, SharedRecycle<R>>,
+    retention_limit: usize,
+    default_ttl: Option<Duration>,
+    max_entries: usize,
+    /// Deadlines are nanoseconds since this instant.
+    epoch: Instant,
+}
+
+/// One shard: its lock, in its own 128-byte-aligned block, with the
+/// table's header in the same line as the lock word.
+struct Shard<K, V> {
+    inner: RwLock<Inner<K, V>>,
+}
+
+/// What the shard lock guards.
+struct Inner<K, V> {
+    /// The entries, in the table's buckets (live ones, and expired ones not
+    /// yet recycled).
+    table: HashTable<Entry<K, V>>,
+    /// Reset values of removed, expired and replaced entries, ready for
+    /// `insert_with`; `spares.len() + table.len() <= cap`.
+    spares: Vec<V>,
+    /// The CLOCK hand: the next bucket the sweep looks at.
+    hand: usize,
+    /// The most entries this shard holds.
+    cap: usize,
+    /// Whether the table was sized for churn at the bound.
+    sized: bool,
+}
+
+/// The cache's counters, striped by thread (see [`shard_hint`]): each
+/// stripe in its own 128-byte block, so counting never moves a cache line
+/// between threads, and never touches the shard's lock line. Summed on
+/// read.
+#[derive(Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    /// Writes that added an entry (not those counted in `replaces`).
+    inserts: AtomicU64,
+    replaces: AtomicU64,
+    removes: AtomicU64,
+    evictions: AtomicU64,
+    expirations: AtomicU64,
+    discards: AtomicU64,
+}
+
+/// Adds 1 to a counter.
+#[inline(always)]
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// An entry, in place in a bucket of its shard's table: 40 bytes for a
+/// `u64` key and a `Vec` value.
+struct Entry<K, V> {
+    key: K,
+    value: V,
+    /// CLOCK's reference bit (bit 0) and the deadline (bits 1 and up, see
+    /// [`LazyNow`]; 0 for none). Readers set the bit under the shared lock
+    /// with a plain store (every reader stores the same value, and writers
+    /// are excluded); writers change it under the exclusive lock.
+    meta: AtomicU64,
+}
+
+/// Bit 0 of [`Entry::meta`].
+const REFERENCED: u64 = 1;
+
+/// The largest deadline code; a TTL past it means no expiry.
+const MAX_DEADLINE: u64 = u64::MAX >> 2;
+
+/// The current time as a deadline code (nanoseconds since the cache's
+/// epoch, plus 1, so that 0 means "no deadline"), read at most once, and
+/// only if needed.
+struct LazyNow {
+    epoch: Instant,
+    now: Option<u64>,
+}
+
+impl LazyNow {
+    #[inline]
+    fn new(epoch: Instant) -> Self {
+        LazyNow { epoch, now: None }
+    }
+
+    #[inline]
+    fn get(&mut self) -> u64 {
+        let epoch = self.epoch;
+        *self.now.get_or_insert_with(|| {
+            let nanos = epoch.elapsed().as_nanos();
+            u64::try_from(nanos).map_or(MAX_DEADLINE, |n| n.min(MAX_DEADLINE - 1) + 1)
+        })
+    }
+
+    /// Whether an entry with this `meta` has expired.
+    #[inline]
+    fn expired(&mut self, meta: u64) -> bool {
+        let deadline = meta >> 1;
+        deadline != 0 && self.get() >= deadline
+    }
+
+    /// The deadline code of an entry that lives `ttl` from now (0: none).
+    fn deadline(&mut self, ttl: Option<Duration>) -> u64 {
+        let Some(ttl) = ttl else { return 0 };
+        let end = u128::from(self.get()) + ttl.as_nanos();
+        if end >= u128::from(MAX_DEADLINE) {
+            0
+        } else {
+            end as u64
+        }
+    }
+}
+
+/// The recycler, shared between the cache (which resets values in place)
+/// and its pool.
+struct SharedRecycle<R>(Arc<R>);
+
+impl<T, R: Recycle<T>> Recycle<T> for SharedRecycle<R> {
+    #[inline]
+    fn reset(&self, value: &mut T) {
+        self.0.reset(value);
+    }
+
+    #[inline]
+    fn retained_bytes(&self, value: &T) -> usize {
+        self.0.retained_bytes(value)
+    }
+}
+
+/// How a write fills its entry.
+enum Fill<V, F> {
+    /// With a value the caller brings.
+    Value(V),
+    /// In place, with a reset value.
+    With(F),
+}
+
+impl<K, V> Shard<K, V> {
+    fn new(cap: usize) -> CachePadded<Self> {
+        CachePadded::new(Shard {
+            inner: RwLock::new(Inner {
+                table: HashTable::new(),
+                spares: Vec::new(),
+                hand: 0,
+                cap,
+                sized: false,
+            }),
+        })
+    }
+
+    // A panic in a caller's closure leaves the shard consistent (see
+    // `Unfill`), so poison is ignored.
+    #[inline]
+    fn read(&self) -> RwLockReadGuard<'_, Inner<K, V>> {
+        self.inner.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    #[inline]
+    fn write(&self) -> RwLockWriteGuard<'_, Inner<K, V>> {
+        self.inner.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Sizes a full shard's table and spare list so that churn (evictions,
+/// removals and inserts at the bound) never allocates: with room for twice
+/// the bound, hashbrown clears its tombstones by rehashing in place instead
+/// of growing.
+#[cold]
+fn reserve_for_churn<K, V>(
+    table: &mut HashTable<Entry<K, V>>,
+    spares: &mut Vec<V>,
+    cap: usize,
+    rehash: impl Fn(&Entry<K, V>) -> u64,
+) {
+    let want = cap.saturating_mul(2).saturating_add(2);
+    table.reserve(want.saturating_sub(table.len()), rehash);
+    spares.reserve(cap.saturating_sub(spares.len()));
+}
+
+/// CLOCK: the bucket of the entry to evict from a full shard. Expired
+/// entries go first; a referenced entry has its bit cleared and is passed
+/// over; the first unreferenced one is the victim.
+fn clock_victim<K, V>(
+    table: &mut HashTable<Entry<K, V>>,
+    hand: &mut usize,
+    now: &mut LazyNow,
+) -> Option<usize> {
+    let n = table.num_buckets();
+    let mut first_passed = None;
+    // Two laps clear every bit, so the sweep ends within them.
+    for _ in 0..2 * n {
+        let i = if *hand >= n { 0 } else { *hand };
+        *hand = i + 1;
+        let Some(entry) = table.get_bucket_mut(i) else {
+            continue;
+        };
+        let meta = entry.meta.get_mut();
+        if now.expired(*meta) || *meta & REFERENCED == 0 {
+            return Some(i);
+        }
+        *meta &= !REFERENCED;
+        first_passed.get_or_insert(i);
+    }
+    first_passed
+}
+
+/// Removes the entry being filled in place by `insert_with` if its `fill`
+/// panics, so a half-written value is never returned. Forgotten on
+/// success.
+struct Unfill<'a, K, V> {
+    table: &'a mut HashTable<Entry<K, V>>,
+    bucket: usize,
+    removes: Option<&'a AtomicU64>,
+}
+
+impl<K, V> Drop for Unfill<'_, K, V> {
+    fn drop(&mut self) {
+        if let Ok(entry) = self.table.get_bucket_entry(self.bucket) {
+            drop(entry.remove());
+            if let Some(removes) = self.removes {
+                bump(removes);
+            }
+        }
+    }
+}
+
+impl<K, V> PooledCache<K, V>
+where
+    K: Hash + Eq,
+    V: Reset + Default + Send + 'static,
+{
+    /// A cache of at most `max_entries` entries, with the default shards,
+    /// hasher and no TTL; values are made with `V::default` and reset with
+    /// [`Reset`].
+    ///
+    /// A `max_entries` of 0 counts as 1; [`builder`](PooledCache::builder)
+    /// rejects it instead.
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    ///
+    /// let cache: PooledCache<u64, String> = PooledCache::new(100);
+    /// cache.insert(1, "one".to_string());
+    /// assert_eq!(cache.get(&1).as_deref(), Some("one"));
+    /// assert_eq!(cache.max_entries(), 100);
+    /// ```
+    pub fn new(max_entries: usize) -> Self {
+        match Self::builder().max_entries(max_entries.max(1)).build() {
+            Ok(cache) => cache,
+            Err(_) => unreachable!("a bound of at least 1 always builds"),
+        }
+    }
+}
+
+impl<K, V> PooledCache<K, V>
+where
+    V: Default + Send + 'static,
+{
+    /// A builder for a cache whose fresh values come from `V::default`.
+    ///
+    /// ```
+    /// use capacitor_pool::{BuildError, PooledCache};
+    ///
+    /// let err = PooledCache::<u64, Vec<u8>>::builder().max_entries(0).build();
+    /// assert_eq!(err.unwrap_err(), BuildError::ZeroEntries);
+    /// ```
+    pub fn builder() -> PooledCacheBuilder<K, V> {
+        Self::builder_with(V::default)
+    }
+}
+
+impl<K, V> PooledCache<K, V>
+where
+    V: Send + 'static,
+{
+    /// A builder for a cache whose fresh values come from `make`, for a `V`
+    /// without a useful `Default`.
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    ///
+    /// let cache = PooledCache::<u64, Vec<u8>>::builder_with(|| Vec::with_capacity(64))
+    ///     .max_entries(16)
+    ///     .build()
+    ///     .unwrap();
+    /// cache.insert_with(1, |v| v.push(1));
+    /// assert!(cache.get_with(&1, |v| v.capacity() >= 64).unwrap());
+    /// ```
+    pub fn builder_with(make: impl Fn() -> V + Send + Sync + 'static) -> PooledCacheBuilder<K, V> {
+        PooledCacheBuilder {
+            make: Box::new(make),
+            recycle: UseReset,
+            hasher: DefaultHashBuilder::default(),
+            max_entries: DEFAULT_MAX_ENTRIES,
+            shards: None,
+            default_ttl: None,
+            max_spare: DEFAULT_MAX_IDLE,
+            retention_limit: DEFAULT_RETENTION_LIMIT,
+            _key: PhantomData,
+        }
+    }
+}
+
+impl<K, V, S, R> PooledCache<K, V, S, R>
+where
+    K: Hash + Eq,
+    S: BuildHasher,
+    R: Recycle<V>,
+{
+    #[inline]
+    fn shard(&self, hash: u64) -> &Shard<K, V> {
+        &self.shards[(hash >> SHARD_SHIFT) as usize & self.mask]
+    }
+
+    /// The calling thread's stripe of counters.
+    #[inline]
+    fn counters(&self) -> &Counters {
+        &self.counters[shard_hint() & (self.counters.len() - 1)]
+    }
+
+    /// Runs `f` on the value of `key`, under the shard's shared lock, and
+    /// returns what it returns; `None` on a miss (no entry, or an expired
+    /// one). The value is not cloned.
+    ///
+    /// `f` must not call back into the cache: a write to the same shard
+    /// from inside it deadlocks.
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    ///
+    /// let cache: PooledCache<&str, Vec<u8>> = PooledCache::new(8);
+    /// cache.insert("k", b"value".to_vec());
+    /// assert_eq!(cache.get_with("k", |v| v.len()), Some(5));
+    /// assert_eq!(cache.get_with("other", |v| v.len()), None);
+    /// ```
+    #[inline]
+    pub fn get_with<Q, T>(&self, key: &Q, f: impl FnOnce(&V) -> T) -> Option<T>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hasher.hash_one(key);
+        let shard = self.shard(hash);
+        let inner = shard.read();
+        let found = inner.table.find(hash, |e| e.key.borrow() == key);
+        if let Some(entry) = found {
+            let meta = entry.meta.load(Ordering::Relaxed);
+            if !self.expired(meta) {
+                if meta & REFERENCED == 0 {
+                    entry.meta.store(meta | REFERENCED, Ordering::Relaxed);
+                }
+                bump(&self.counters().hits);
+                return Some(f(&entry.value));
+            }
+        }
+        bump(&self.counters().misses);
+        let expired = found.is_some();
+        drop(inner);
+        if expired {
+            // Found, but expired: recycle it now.
+            self.reclaim_expired(hash, key);
+        }
+        None
+    }
+
+    /// A clone of the value of `key`; `None` on a miss. Use
+    /// [`get_with`](PooledCache::get_with) to read without cloning.
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    ///
+    /// let cache: PooledCache<u64, String> = PooledCache::new(8);
+    /// cache.insert(1, "one".into());
+    /// assert_eq!(cache.get(&1), Some("one".to_string()));
+    /// assert_eq!(cache.get(&2), None);
+    /// ```
+    #[inline]
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+    {
+        self.get_with(key, V::clone)
+    }
+
+    /// Whether `key` has an entry that has not expired. Counted as a hit or
+    /// a miss, and marks the entry as used, as a read does.
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    ///
+    /// let cache: PooledCache<u64, String> = PooledCache::new(8);
+    /// cache.insert(1, String::new());
+    /// assert!(cache.contains_key(&1));
+    /// assert!(!cache.contains_key(&2));
+    /// ```
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.get_with(key, |_| ()).is_some()
+    }
+
+    /// Sets `key` to `value`, with the default TTL (if any). Returns whether
+    /// it replaced a live entry.
+    ///
+    /// The replaced value is reset and kept for a later
+    /// [`insert_with`](PooledCache::insert_with) (in its shard while the
+    /// shard has room, else in the cache's pool); prefer that method where
+    /// you can fill a value in place: it allocates nothing when it
+    /// overwrites.
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    ///
+    /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(8);
+    /// assert!(!cache.insert(1, vec![1]));
+    /// assert!(cache.insert(1, vec![2])); // replaced; vec![1] is recycled
+    /// assert_eq!(cache.get(&1), Some(vec![2]));
+    /// ```
+    pub fn insert(&self, key: K, value: V) -> bool {
+        self.write(key, self.default_ttl, Fill::<V, fn(&mut V)>::Value(value))
+    }
+
+    /// Like [`insert`](PooledCache::insert), with a time to live for this
+    /// entry (instead of the default TTL). A TTL too long to represent as
+    /// an `Instant` (such as `Duration::MAX`) means no expiry.
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    /// use std::time::Duration;
+    ///
+    /// let cache: PooledCache<u64, String> = PooledCache::new(8);
+    /// cache.insert_ttl(1, "short".into(), Duration::ZERO);
+    /// assert_eq!(cache.get(&1), None); // expired at once
+    /// cache.insert_ttl(2, "forever".into(), Duration::MAX);
+    /// assert!(cache.get(&2).is_some());
+    /// ```
+    pub fn insert_ttl(&self, key: K, value: V, ttl: Duration) -> bool {
+        self.write(key, Some(ttl), Fill::<V, fn(&mut V)>::Value(value))
+    }
+
+    /// Sets `key` to a value that `fill` writes in place, with the default
+    /// TTL (if any). Returns whether it replaced a live entry.
+    ///
+    /// `fill` gets a reset value: the old value of `key` if there was one,
+    /// else a spare the shard kept from a removed or expired entry, else the
+    /// value of the entry this insert evicts, else one from the cache's
+    /// pool (made with the cache's constructor when the pool is empty). In
+    /// the steady state, overwriting a key allocates nothing.
+    ///
+    /// `fill` runs under the shard's lock: keep it short and do not call the
+    /// cache from it. If it panics, the entry is removed, its half-written
+    /// value dropped, and the panic goes on; the shard stays consistent (the
+    /// write is not counted as an insert, and a live entry it was
+    /// overwriting counts as removed).
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    ///
+    /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(8);
+    /// cache.insert_with(1, |v| v.extend_from_slice(b"first"));
+    /// cache.insert_with(1, |v| {
+    ///     assert!(v.is_empty()); // reset, capacity kept
+    ///     v.extend_from_slice(b"second");
+    /// });
+    /// assert_eq!(cache.get(&1).as_deref(), Some(&b"second"[..]));
+    /// ```
+    pub fn insert_with(&self, key: K, fill: impl FnOnce(&mut V)) -> bool {
+        self.write(key, self.default_ttl, Fill::With(fill))
+    }
+
+    /// Like [`insert_with`](PooledCache::insert_with), with a time to live
+    /// for this entry; see [`insert_ttl`](PooledCache::insert_ttl).
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    /// use std::time::Duration;
+    ///
+    /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(8);
+    /// cache.insert_with_ttl(1, Duration::from_secs(30), |v| v.push(1));
+    /// assert_eq!(cache.get(&1), Some(vec![1]));
+    /// ```
+    pub fn insert_with_ttl(&self, key: K, ttl: Duration, fill: impl FnOnce(&mut V)) -> bool {
+        self.write(key, Some(ttl), Fill::With(fill))
+    }
+
+    /// Removes the entry of `key`; its value is reset and kept for a later
+    /// [`insert_with`](PooledCache::insert_with). Returns whether a live
+    /// entry was removed (an expired one is recycled too, and counted as an
+    /// expiration).
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    ///
+    /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(8);
+    /// cache.insert(1, vec![1]);
+    /// assert!(cache.remove(&1));
+    /// assert!(!cache.remove(&1));
+    /// assert_eq!(cache.stats().remove_count, 1);
+    /// ```
+    pub fn remove<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hasher.hash_one(key);
+        let mut guard = self.shard(hash).write();
+        let Inner { table, spares, .. } = &mut *guard;
+        let Ok(found) = table.find_entry(hash, |e| e.key.borrow() == key) else {
+            return false;
+        };
+        let (entry, _) = found.remove();
+        let expired = self.expired(entry.meta.into_inner());
+        if expired {
+            bump(&self.counters().expirations);
+        } else {
+            bump(&self.counters().removes);
+        }
+        self.keep_spare(spares, entry.value);
+        !expired
+    }
+
+    /// Recycles every expired entry, and ages the cache's pool (see
+    /// [`WorkerPool::trim`]). Returns the number of expired entries
+    /// recycled. Call it periodically where expired entries should not wait
+    /// for a read, a write or an eviction to recycle them.
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    /// use std::time::Duration;
+    ///
+    /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(100);
+    /// cache.insert_ttl(1, vec![1], Duration::ZERO);
+    /// cache.insert(2, vec![2]);
+    /// assert_eq!(cache.len(), 2); // the expired entry is still held
+    /// assert_eq!(cache.trim(), 1);
+    /// assert_eq!(cache.len(), 1);
+    /// ```
+    pub fn trim(&self) -> usize {
+        let mut total = 0;
+        let mut now = LazyNow::new(self.epoch);
+        for shard in self.shards.iter() {
+            let mut guard = shard.write();
+            let Inner { table, spares, .. } = &mut *guard;
+            for entry in table.extract_if(|e| now.expired(*e.meta.get_mut())) {
+                bump(&self.counters().expirations);
+                self.keep_spare(spares, entry.value);
+                total += 1;
+            }
+        }
+        self.pool.trim();
+        total
+    }
+
+    /// Removes every entry; their values are reset and kept as spares, as
+    /// [`remove`](PooledCache::remove) does.
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    ///
+    /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(100);
+    /// cache.insert(1, vec![1]);
+    /// cache.insert(2, vec![2]);
+    /// cache.clear();
+    /// assert!(cache.is_empty());
+    /// assert_eq!(cache.stats().remove_count, 2);
+    /// ```
+    pub fn clear(&self) {
+        for shard in self.shards.iter() {
+            let mut guard = shard.write();
+            let Inner { table, spares, .. } = &mut *guard;
+            for entry in table.drain() {
+                bump(&self.counters().removes);
+                self.keep_spare(spares, entry.value);
+            }
+        }
+    }
+
+    /// Recycles `key`'s entry if it is still there and expired (after a
+    /// read found it so).
+    #[cold]
+    #[inline(never)]
+    fn reclaim_expired<Q>(&self, hash: u64, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let mut guard = self.shard(hash).write();
+        let Inner { table, spares, .. } = &mut *guard;
+        let mut now = LazyNow::new(self.epoch);
+        if let Ok(found) = table.find_entry(hash, |e| {
+            e.key.borrow() == key && now.expired(e.meta.load(Ordering::Relaxed))
+        }) {
+            let (entry, _) = found.remove();
+            bump(&self.counters().expirations);
+            self.keep_spare(spares, entry.value);
+        }
+    }
+
+    /// Resets a value that left the map and keeps it as a spare (the caller
+    /// made room: one entry fewer), or drops it if it retains more than the
+    /// retention limit.
+    fn keep_spare(&self, spares: &mut Vec<V>, mut value: V) {
+        self.recycle.reset(&mut value);
+        if self.recycle.retained_bytes(&value) > self.retention_limit {
+            bump(&self.counters().discards);
+        } else {
+            spares.push(value);
+        }
+    }
+
+    /// Resets a value to be filled in place: the same value, or a fresh
+    /// one if it retains more than the retention limit.
+    fn reset_for_fill(&self, value: &mut V, spares: &mut Vec<V>) {
+        self.recycle.reset(value);
+        if self.recycle.retained_bytes(value) > self.retention_limit {
+            bump(&self.counters().discards);
+            *value = self.fresh(spares);
+        }
+    }
+
+    /// A reset value for a new entry: a spare, else one from the pool.
+    fn fresh(&self, spares: &mut Vec<V>) -> V {
+        spares.pop().unwrap_or_else(|| self.pool.get().detach())
+    }
+
+    /// Whether an entry with this `meta` has expired; reads the clock only
+    /// for an entry with a deadline.
+    #[inline]
+    fn expired(&self, meta: u64) -> bool {
+        meta >> 1 != 0 && LazyNow::new(self.epoch).expired(meta)
+    }
+
+    /// The write path of the `insert` methods.
+    fn write<F: FnOnce(&mut V)>(&self, key: K, ttl: Option<Duration>, fill: Fill<V, F>) -> bool {
+        let hash = self.hasher.hash_one(&key);
+        let counters = self.counters();
+        let mut now = LazyNow::new(self.epoch);
+        let deadline = now.deadline(ttl);
+        let shard = self.shard(hash);
+        let mut guard = shard.write();
+        let Inner {
+            table,
+            spares,
+            hand,
+            cap,
+            sized,
+        } = &mut *guard;
+        let cap = *cap;
+        // A value displaced by `insert`, for the pool (outside the lock).
+        let mut spill = None;
+        let found = table.find_bucket_index(hash, |e| e.key == key);
+        let replaced = match found.and_then(|i| table.get_bucket_mut(i).map(|e| (i, e))) {
+            Some((bucket, entry)) => {
+                // Overwrite, in place.
+                let meta = entry.meta.get_mut();
+                let expired = now.expired(*meta);
+                if expired {
+                    bump(&counters.expirations);
+                }
+                *meta = deadline << 1 | REFERENCED;
+                match fill {
+                    Fill::Value(value) => {
+                        let old = mem::replace(&mut entry.value, value);
+                        if spares.len() + table.len() < cap {
+                            self.keep_spare(spares, old);
+                        } else {
+                            spill = Some(old);
+                        }
+                    }
+                    Fill::With(f) => {
+                        self.reset_for_fill(&mut entry.value, spares);
+                        let unfill = Unfill {
+                            table: &mut *table,
+                            bucket,
+                            // A live entry lost to a panic counts as removed.
+                            removes: (!expired).then_some(&counters.removes),
+                        };
+                        if let Some(entry) = unfill.table.get_bucket_mut(bucket) {
+                            f(&mut entry.value);
+                        }
+                        mem::forget(unfill);
+                    }
+                }
+                !expired
+            }
+            None => {
+                // A new entry; at the bound, the CLOCK victim makes room.
+                let mut evicted = None;
+                if table.len() >= cap {
+                    let victim = clock_victim(table, hand, &mut now);
+                    if let Some(Ok(found)) = victim.map(|i| table.get_bucket_entry(i)) {
+                        let (old, _) = found.remove();
+                        if now.expired(old.meta.into_inner()) {
+                            bump(&counters.expirations);
+                        } else {
+                            bump(&counters.evictions);
+                        }
+                        evicted = Some(old.value);
+                    }
+                }
+                let value = match fill {
+                    Fill::Value(value) => {
+                        if let Some(old) = evicted {
+                            spill = Some(old);
+                        }
+                        value
+                    }
+                    Fill::With(f) => {
+                        let mut value = match evicted {
+                            Some(mut old) => {
+                                self.reset_for_fill(&mut old, spares);
+                                old
+                            }
+                            None => self.fresh(spares),
+                        };
+                        // A panic here drops `value`; the table has no
+                        // trace of it.
+                        f(&mut value);
+                        value
+                    }
+                };
+                let entry = Entry {
+                    key,
+                    value,
+                    meta: AtomicU64::new(deadline << 1),
+                };
+                table.insert_unique(hash, entry, |e| self.hasher.hash_one(&e.key));
+                if table.len() + spares.len() > cap {
+                    spill = spill.or_else(|| spares.pop());
+                }
+                if table.len() >= cap && !*sized {
+                    *sized = true;
+                    reserve_for_churn(table, spares, cap, |e| self.hasher.hash_one(&e.key));
+                }
+                false
+            }
+        };
+        drop(guard);
+        // One atomic per write: a replace is counted as such only.
+        bump(if replaced {
+            &counters.replaces
+        } else {
+            &counters.inserts
+        });
+        if let Some(old) = spill {
+            if self.pool.put(old).is_err() {
+                bump(&counters.discards);
+            }
+        }
+        replaced
+    }
+
+    /// Entries held now, including expired ones not yet recycled.
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    ///
+    /// let cache: PooledCache<u64, String> = PooledCache::new(8);
+    /// assert_eq!(cache.len(), 0);
+    /// cache.insert(1, String::new());
+    /// assert_eq!(cache.len(), 1);
+    /// ```
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.read().table.len()).sum()
+    }
+
+    /// Whether [`len`](PooledCache::len) is 0.
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    ///
+    /// let cache: PooledCache<u64, String> = PooledCache::new(8);
+    /// assert!(cache.is_empty());
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.shards.iter().all(|s| s.read().table.len() == 0)
+    }
+
+    /// A snapshot of the cache's counters and its pool's.
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    ///
+    /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(8);
+    /// cache.insert_with(1, |v| v.push(1)); // a fresh value from the pool
+    /// cache.get_with(&1, |_| ());
+    /// cache.get_with(&2, |_| ());
+    /// let s = cache.stats();
+    /// assert_eq!((s.hit_count, s.miss_count, s.insert_count), (1, 1, 1));
+    /// assert_eq!(s.num_entries, 1);
+    /// assert_eq!(s.pool.created_count, 1);
+    /// ```
+    pub fn stats(&self) -> CacheStats {
+        let mut s = CacheStats {
+            pool: self.pool.stats(),
+            ..CacheStats::default()
+        };
+        for c in self.counters.iter() {
+            let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+            s.hit_count += load(&c.hits);
+            s.miss_count += load(&c.misses);
+            s.insert_count += load(&c.inserts);
+            s.replace_count += load(&c.replaces);
+            s.remove_count += load(&c.removes);
+            s.eviction_count += load(&c.evictions);
+            s.expiration_count += load(&c.expirations);
+            s.discard_count += load(&c.discards);
+        }
+        s.insert_count += s.replace_count;
+        s.recycled_count = s.replace_count + s.remove_count + s.eviction_count + s.expiration_count;
+        for shard in self.shards.iter() {
+            let inner = shard.read();
+            s.num_entries += inner.table.len() as u64;
+            s.num_spare += inner.spares.len() as u64;
+        }
+        s
+    }
+}
+
+impl<K, V, S, R> PooledCache<K, V, S, R> {
+    /// The bound on entries.
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    ///
+    /// let cache: PooledCache<u64, String> = PooledCache::new(1000);
+    /// assert_eq!(cache.max_entries(), 1000);
+    /// ```
+    pub fn max_entries(&self) -> usize {
+        self.max_entries
+    }
+
+    /// The number of shards (a power of two).
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    ///
+    /// let cache = PooledCache::<u64, String>::builder().shards(5).build().unwrap();
+    /// assert_eq!(cache.num_shards(), 8);
+    /// ```
+    pub fn num_shards(&self) -> usize {
+        self.shards.len()
+    }
+}
+
+impl<K, V, S, R> fmt::Debug for PooledCache<K, V, S, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PooledCache")
+            .field("max_entries", &self.max_entries)
+            .field("shards", &self.shards.len())
+            .field("default_ttl", &self.default_ttl)
+            .field("retention_limit", &self.retention_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A snapshot of a [`PooledCache`]'s counters, from
+/// [`PooledCache::stats`].
+///
+/// Counters are kept per shard and summed on read, so a snapshot taken
+/// while other threads use the cache is only approximately consistent. Once
+/// the cache is quiet, it adds up:
+///
+/// - `num_entries == insert_count - replace_count - remove_count - eviction_count - expiration_count`
+/// - `recycled_count == replace_count + remove_count + eviction_count + expiration_count`
+///
+/// Names follow tokio's `RuntimeMetrics`: `num_*` for gauges, `*_count`
+/// for monotonic counters.
+///
+/// ```
+/// use capacitor_pool::PooledCache;
+///
+/// let cache = PooledCache::<u64, Vec<u8>>::builder().max_entries(1).build().unwrap();
+/// cache.insert_with(1, |v| v.push(1));
+/// cache.insert_with(1, |v| v.push(2)); // replace
+/// cache.insert_with(2, |v| v.push(3)); // evicts 1
+/// let s = cache.stats();
+/// assert_eq!(s.insert_count, 3);
+/// assert_eq!((s.replace_count, s.eviction_count), (1, 1));
+/// assert_eq!(s.recycled_count, 2);
+/// assert_eq!(s.num_entries, 1);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Reads that found a live entry.
+    pub hit_count: u64,
+    /// Reads that found no entry, or an expired one.
+    pub miss_count: u64,
+    /// Completed calls of the `insert` methods.
+    pub insert_count: u64,
+    /// Inserts that replaced a live entry.
+    pub replace_count: u64,
+    /// Live entries removed by `remove` or `clear` (or lost to a panic in
+    /// the closure of an `insert_with` that was overwriting them).
+    pub remove_count: u64,
+    /// Live entries evicted to keep the bound.
+    pub eviction_count: u64,
+    /// Expired entries recycled (by a read, a write, an eviction sweep,
+    /// `remove` or `trim`).
+    pub expiration_count: u64,
+    /// Values displaced from the map (replaced, removed, evicted, expired)
+    /// and reset for reuse.
+    pub recycled_count: u64,
+    /// Reset values dropped instead of kept: over the retention limit, or
+    /// no room in the cache's pool.
+    pub discard_count: u64,
+    /// Entries held now, including expired ones not yet recycled.
+    pub num_entries: u64,
+    /// Reset values kept by the shards (spares), ready for `insert_with`.
+    pub num_spare: u64,
+    /// The cache's pool: fresh values it made (`created_count`), values
+    /// displaced by `insert` that it keeps (`num_idle`).
+    pub pool: PoolStats,
+}
+
+impl CacheStats {
+    /// Hits per read, from 0.0 to 1.0; 0.0 before the first read.
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    ///
+    /// let cache: PooledCache<u64, String> = PooledCache::new(8);
+    /// cache.insert(1, String::new());
+    /// cache.get_with(&1, |_| ());
+    /// cache.get_with(&2, |_| ());
+    /// assert_eq!(cache.stats().hit_rate(), 0.5);
+    /// ```
+    pub fn hit_rate(&self) -> f64 {
+        let reads = self.hit_count + self.miss_count;
+        if reads == 0 {
+            0.0
+        } else {
+            self.hit_count as f64 / reads as f64
+        }
+    }
+}
+
+impl fmt::Display for CacheStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "reads {} (hits {}, misses {}, hit rate {:.1}%), inserts {} (replaced {}), \
+             removed {}, evicted {}, expired {}, recycled {}, discarded {}, entries {}, spare {}",
+            self.hit_count + self.miss_count,
+            self.hit_count,
+            self.miss_count,
+            self.hit_rate() * 100.0,
+            self.insert_count,
+            self.replace_count,
+            self.remove_count,
+            self.eviction_count,
+            self.expiration_count,
+            self.recycled_count,
+            self.discard_count,
+            self.num_entries,
+            self.num_spare,
+        )
+    }
+}
+
+/// Builds a [`PooledCache`]; made by [`PooledCache::builder`] or
+/// [`PooledCache::builder_with`].
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct PooledCacheBuilder<K, V, S = DefaultHashBuilder, R = UseReset> {
+    make: Box<dyn Fn() -> V + Send + Sync>,
+    recycle: R,
+    hasher: S,
+    max_entries: usize,
+    shards: Option<usize>,
+    default_ttl: Option<Duration>,
+    max_spare: usize,
+    retention_limit: usize,
+    _key: PhantomData<fn() -> K>,
+}
+
+impl<K, V: 'static, S, R> PooledCacheBuilder<K, V, S, R> {
+    /// The most entries the cache holds (default [`DEFAULT_MAX_ENTRIES`]);
+    /// 0 makes [`build`](PooledCacheBuilder::build) fail.
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    ///
+    /// let cache = PooledCache::<u64, String>::builder().max_entries(2).build().unwrap();
+    /// for k in 0..10 {
+    ///     cache.insert(k, k.to_string());
+    /// }
+    /// assert_eq!(cache.len(), 2);
+    /// ```
+    pub fn max_entries(mut self, max_entries: usize) -> Self {
+        self.max_entries = max_entries;
+        self
+    }
+
+    /// The number of shards, rounded up to a power of two (0 counts as 1),
+    /// at most 65,536 and at most the largest power of two not over
+    /// `max_entries`. The default is four per CPU (or per runtime worker,
+    /// if more), rounded up, but no more than leaves each shard 32 entries
+    /// (a small cache gets fewer shards, or one).
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    ///
+    /// let cache = PooledCache::<u64, String>::builder()
+    ///     .max_entries(4)
+    ///     .shards(64) // at most one shard per entry
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(cache.num_shards(), 4);
+    /// ```
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.shards = Some(shards);
+        self
+    }
+
+    /// The time to live of entries inserted without one (default: none).
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    /// use std::time::Duration;
+    ///
+    /// let cache = PooledCache::<u64, String>::builder()
+    ///     .default_ttl(Duration::ZERO)
+    ///     .build()
+    ///     .unwrap();
+    /// cache.insert(1, "gone".into());
+    /// assert_eq!(cache.get(&1), None);
+    /// ```
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = Some(ttl);
+        self
+    }
+
+    /// The most spare values the cache's pool keeps (its `max_idle`, default
+    /// [`DEFAULT_MAX_IDLE`](crate::DEFAULT_MAX_IDLE)); spares kept by the shards
+    /// are bounded by `max_entries` already.
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    ///
+    /// let cache = PooledCache::<u64, Vec<u8>>::builder()
+    ///     .max_entries(1)
+    ///     .max_spare(0) // keep no values beyond the entries
+    ///     .build()
+    ///     .unwrap();
+    /// cache.insert(1, vec![1]);
+    /// cache.insert(2, vec![2]); // evicts 1; its value has nowhere to go
+    /// assert_eq!(cache.stats().discard_count, 1);
+    /// ```
+    pub fn max_spare(mut self, max_spare: usize) -> Self {
+        self.max_spare = max_spare;
+        self
+    }
+
+    /// Values that retain more bytes than this after their reset are
+    /// dropped instead of kept (default
+    /// [`DEFAULT_RETENTION_LIMIT`](crate::DEFAULT_RETENTION_LIMIT), 1 MiB).
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    ///
+    /// let cache = PooledCache::<u64, Vec<u8>>::builder()
+    ///     .retention_limit(1024)
+    ///     .build()
+    ///     .unwrap();
+    /// cache.insert(1, vec![0; 4096]);
+    /// cache.remove(&1); // reset, but too big to keep
+    /// assert_eq!(cache.stats().num_spare, 0);
+    /// ```
+    pub fn retention_limit(mut self, bytes: usize) -> Self {
+        self.retention_limit = bytes;
+        self
+    }
+
+    /// Hashes keys with `hasher` instead of [`DefaultHashBuilder`].
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    /// use std::collections::hash_map::RandomState;
+    ///
+    /// let cache = PooledCache::<String, String>::builder()
+    ///     .hasher(RandomState::new()) // SipHash, for untrusted keys
+    ///     .build()
+    ///     .unwrap();
+    /// cache.insert("k".into(), "v".into());
+    /// assert!(cache.contains_key("k"));
+    /// ```
+    pub fn hasher<S2>(self, hasher: S2) -> PooledCacheBuilder<K, V, S2, R> {
+        PooledCacheBuilder {
+            make: self.make,
+            recycle: self.recycle,
+            hasher,
+            max_entries: self.max_entries,
+            shards: self.shards,
+            default_ttl: self.default_ttl,
+            max_spare: self.max_spare,
+            retention_limit: self.retention_limit,
+            _key: PhantomData,
+        }
+    }
+
+    /// Resets displaced values with a closure instead of the [`Reset`]
+    /// trait. A closure cannot report retained capacity, so the retention
+    /// limit does not apply; implement [`Recycle`] to have both.
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    ///
+    /// #[derive(Clone, Default)]
+    /// struct Row { cols: Vec<String>, version: u64 }
+    ///
+    /// let cache = PooledCache::<u64, Row>::builder()
+    ///     .reset(|r: &mut Row| {
+    ///         r.cols.clear();
+    ///         r.version = 0;
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// cache.insert_with(1, |r| r.version = 7);
+    /// cache.insert_with(1, |r| assert_eq!(r.version, 0)); // reset first
+    /// ```
+    pub fn reset<F>(self, reset: F) -> PooledCacheBuilder<K, V, S, ResetWith<F>>
+    where
+        F: Fn(&mut V) + Send + Sync,
+    {
+        self.recycler(ResetWith(reset))
+    }
+
+    /// Recycles displaced values with a [`Recycle`] policy.
+    ///
+    /// ```
+    /// use capacitor_pool::{PooledCache, Recycle};
+    ///
+    /// // Clear strings, and keep none over 256 bytes of capacity.
+    /// struct Small;
+    /// impl Recycle<String> for Small {
+    ///     fn reset(&self, s: &mut String) {
+    ///         s.clear();
+    ///     }
+    ///     fn retained_bytes(&self, s: &String) -> usize {
+    ///         s.capacity()
+    ///     }
+    /// }
+    ///
+    /// let cache = PooledCache::<u64, String>::builder()
+    ///     .recycler(Small)
+    ///     .retention_limit(256)
+    ///     .build()
+    ///     .unwrap();
+    /// cache.insert(1, "x".repeat(1000));
+    /// cache.remove(&1);
+    /// assert_eq!(cache.stats().discard_count, 1);
+    /// ```
+    pub fn recycler<R2: Recycle<V>>(self, recycle: R2) -> PooledCacheBuilder<K, V, S, R2> {
+        PooledCacheBuilder {
+            make: self.make,
+            recycle,
+            hasher: self.hasher,
+            max_entries: self.max_entries,
+            shards: self.shards,
+            default_ttl: self.default_ttl,
+            max_spare: self.max_spare,
+            retention_limit: self.retention_limit,
+            _key: PhantomData,
+        }
+    }
+
+    /// Builds the cache. Its storage grows with use, up to the bound.
+    ///
+    /// # Errors
+    /// [`BuildError::ZeroEntries`] for a `max_entries` of 0.
+    ///
+    /// ```
+    /// use capacitor_pool::{BuildError, PooledCache};
+    ///
+    /// let cache = PooledCache::<u64, String>::builder().max_entries(100).build();
+    /// assert!(cache.is_ok());
+    /// let none = PooledCache::<u64, String>::builder().max_entries(0).build();
+    /// assert_eq!(none.unwrap_err(), BuildError::ZeroEntries);
+    /// ```
+    pub fn build(self) -> Result<PooledCache<K, V, S, R>, BuildError>
+    where
+        R: Recycle<V>,
+        V: Send,
+    {
+        let max_entries = self.max_entries;
+        if max_entries == 0 {
+            return Err(BuildError::ZeroEntries);
+        }
+        let wanted = match self.shards {
+            Some(n) => n.clamp(1, MAX_SHARDS),
+            // Small caches get fewer shards, each holding a useful share.
+            None => default_shards()
+                .clamp(1, MAX_SHARDS)
+                .min(1 << (max_entries / MIN_SHARD_ENTRIES).max(1).ilog2()),
+        };
+        // Every shard holds at least one entry.
+        let most = 1usize << max_entries.ilog2();
+        let n = wanted.checked_next_power_of_two().unwrap_or(most).min(most);
+        let shards: Box<[_]> = (0..n)
+            .map(|i| Shard::new(max_entries / n + usize::from(i < max_entries % n)))
+            .collect();
+        let recycle = Arc::new(self.recycle);
+        let pool = WorkerPool::builder(self.make)
+            .max_idle(self.max_spare)
+            .retention_limit(self.retention_limit)
+            .recycler(SharedRecycle(Arc::clone(&recycle)))
+            .build();
+        let stripes = default_stripes().next_power_of_two();
+        Ok(PooledCache {
+            shards,
+            mask: n - 1,
+            counters: (0..stripes).map(|_| CachePadded::default()).collect(),
+            hasher: self.hasher,
+            recycle,
+            pool,
+            retention_limit: self.retention_limit,
+            default_ttl: self.default_ttl,
+            max_entries,
+            epoch: Instant::now(),
+        })
+    }
+}
+
+impl<K, V, S, R> fmt::Debug for PooledCacheBuilder<K, V, S, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PooledCacheBuilder")
+            .field("max_entries", &self.max_entries)
+            .field("shards", &self.shards)
+            .field("default_ttl", &self.default_ttl)
+            .field("max_spare", &self.max_spare)
+            .field("retention_limit", &self.retention_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Four shards per CPU (or runtime worker, if more).
+fn default_shards() -> usize {
+    default_stripes().saturating_mul(SHARDS_PER_CPU)
+}
+
+/// One stripe of counters per CPU (or runtime worker, if more), at most
+/// [`MAX_SHARDS`].
+fn default_stripes() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = tokio::runtime::Handle::try_current().map_or(0, |h| h.metrics().num_workers());
+    cpus.max(workers).clamp(1, MAX_SHARDS)
+}

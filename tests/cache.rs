@@ -1,0 +1,614 @@
+//! `PooledCache`: behaviour, recycling, TTL, eviction, concurrency and
+//! zero allocations per overwrite (with a counting global allocator).
+
+#[path = "support/counting_alloc.rs"]
+mod counting_alloc;
+
+use std::hint::black_box;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use capacitor_pool::{BuildError, CacheStats, PooledCache, Recycle};
+use counting_alloc::{Counting, thread_allocs};
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+/// The value a key's writer stores: the key's bytes, `len` times.
+fn fill_for(key: u64, len: usize, v: &mut Vec<u8>) {
+    for _ in 0..len {
+        v.extend_from_slice(&key.to_le_bytes());
+    }
+}
+
+/// Whether `v` holds only `key`'s bytes (and at least one copy).
+fn belongs_to(key: u64, v: &[u8]) -> bool {
+    !v.is_empty() && v.len() % 8 == 0 && v.chunks(8).all(|c| c == key.to_le_bytes())
+}
+
+fn assert_adds_up(s: &CacheStats) {
+    assert_eq!(
+        s.num_entries,
+        s.insert_count - s.replace_count - s.remove_count - s.eviction_count - s.expiration_count,
+        "entries: {s}"
+    );
+    assert_eq!(
+        s.recycled_count,
+        s.replace_count + s.remove_count + s.eviction_count + s.expiration_count,
+        "recycled: {s}"
+    );
+}
+
+#[test]
+fn smoke() {
+    let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(100);
+    assert!(cache.is_empty());
+    assert!(!cache.insert_with(1, |v| v.extend_from_slice(b"one")));
+    assert!(!cache.insert(2, b"two".to_vec()));
+    assert_eq!(cache.get(&1).as_deref(), Some(&b"one"[..]));
+    assert_eq!(cache.get_with(&2, |v| v.len()), Some(3));
+    assert_eq!(cache.get(&3), None);
+    assert!(cache.insert_with(1, |v| v.extend_from_slice(b"uno")));
+    assert_eq!(cache.get(&1).as_deref(), Some(&b"uno"[..]));
+    assert_eq!(cache.len(), 2);
+    assert!(cache.remove(&1));
+    assert!(!cache.remove(&1));
+    assert_eq!(cache.len(), 1);
+    let s = cache.stats();
+    assert_eq!((s.hit_count, s.miss_count), (3, 1));
+    assert_eq!((s.insert_count, s.replace_count, s.remove_count), (3, 1, 1));
+    assert_eq!(s.num_spare, 1);
+    assert_adds_up(&s);
+}
+
+#[test]
+fn zero_max_entries_is_a_build_error_and_new_counts_it_as_one() {
+    let err = PooledCache::<u64, Vec<u8>>::builder()
+        .max_entries(0)
+        .build()
+        .unwrap_err();
+    assert_eq!(err, BuildError::ZeroEntries);
+    assert_eq!(
+        err.to_string(),
+        "a pooled cache needs a max_entries of at least 1"
+    );
+    let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(0);
+    assert_eq!(cache.max_entries(), 1);
+    cache.insert(1, vec![1]);
+    cache.insert(2, vec![2]);
+    assert_eq!(cache.len(), 1);
+    assert_eq!(cache.get(&2), Some(vec![2]));
+}
+
+#[test]
+fn shards_are_a_power_of_two_and_never_more_than_the_bound() {
+    let shards = |max, n| {
+        PooledCache::<u64, Vec<u8>>::builder()
+            .max_entries(max)
+            .shards(n)
+            .build()
+            .unwrap()
+            .num_shards()
+    };
+    assert_eq!(shards(1000, 5), 8);
+    assert_eq!(shards(1000, 0), 1);
+    assert_eq!(shards(3, 64), 2);
+    assert_eq!(shards(1, 64), 1);
+    assert_eq!(shards(1 << 20, usize::MAX), 1 << 16);
+    let default = PooledCache::<u64, Vec<u8>>::new(1 << 20).num_shards();
+    assert!(default.is_power_of_two() && default >= 4);
+    // By default, small caches get fewer shards of at least 32 entries.
+    assert_eq!(PooledCache::<u64, Vec<u8>>::new(8).num_shards(), 1);
+    assert_eq!(
+        PooledCache::<u64, Vec<u8>>::new(64).num_shards(),
+        2.min(default)
+    );
+}
+
+#[test]
+fn recycled_values_never_leak_into_another_key() {
+    // One shard of 8: plenty of evictions, removals and overwrites, each
+    // handing a used value to a different key.
+    let cache = PooledCache::<u64, Vec<u8>>::builder()
+        .max_entries(8)
+        .shards(1)
+        .build()
+        .unwrap();
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    for round in 0..20_000u64 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let key = x % 32;
+        match round % 5 {
+            0 => {
+                cache.remove(&key);
+            }
+            1 => {
+                let mut v = Vec::new();
+                fill_for(key, 1 + (x as usize >> 40) % 4, &mut v);
+                cache.insert(key, v);
+            }
+            _ => {
+                cache.insert_with(key, |v| {
+                    assert!(v.is_empty(), "a reused value was not reset");
+                    fill_for(key, 1 + (x as usize >> 40) % 4, v);
+                });
+            }
+        }
+        for k in 0..32 {
+            if let Some(ok) = cache.get_with(&k, |v| belongs_to(k, v)) {
+                assert!(ok, "key {k} returned another key's bytes");
+            }
+        }
+        assert!(cache.len() <= 8);
+    }
+    let s = cache.stats();
+    assert!(s.eviction_count > 0 && s.remove_count > 0 && s.replace_count > 0);
+    assert!(
+        s.pool.adopt_count > 0,
+        "insert's displaced values go to the pool"
+    );
+    assert_adds_up(&s);
+}
+
+#[test]
+fn reset_closure_runs_on_every_displaced_value() {
+    #[derive(Default, Clone)]
+    struct Row {
+        owner: Option<u64>,
+        cols: Vec<u32>,
+    }
+    let resets = Arc::new(AtomicU64::new(0));
+    let counted = Arc::clone(&resets);
+    let cache = PooledCache::<u64, Row>::builder()
+        .max_entries(2)
+        .shards(1)
+        .reset(move |r: &mut Row| {
+            counted.fetch_add(1, Ordering::Relaxed);
+            r.owner = None;
+            r.cols.clear();
+        })
+        .build()
+        .unwrap();
+    for key in 0..10 {
+        cache.insert_with(key, |r| {
+            assert!(r.owner.is_none() && r.cols.is_empty());
+            r.owner = Some(key);
+            r.cols.push(key as u32);
+        });
+        cache.insert_with(key, |r| {
+            assert!(r.owner.is_none());
+            r.owner = Some(key);
+        });
+        assert_eq!(cache.get_with(&key, |r| r.owner), Some(Some(key)));
+    }
+    // 10 overwrites and 8 evictions, each reset once.
+    assert_eq!(resets.load(Ordering::Relaxed), 18);
+    assert_eq!(cache.stats().recycled_count, 18);
+}
+
+#[test]
+fn expired_entries_are_never_returned_and_are_recycled() {
+    let cache = PooledCache::<u64, Vec<u8>>::builder()
+        .max_entries(64)
+        .build()
+        .unwrap();
+    cache.insert_ttl(1, vec![1], Duration::ZERO);
+    cache.insert_with_ttl(2, Duration::from_millis(500), |v| v.push(2));
+    cache.insert_ttl(3, vec![3], Duration::MAX); // never expires
+    cache.insert(4, vec![4]); // no default TTL: never expires
+    assert_eq!(cache.get(&1), None);
+    assert!(!cache.contains_key(&1));
+    assert_eq!(cache.get(&2), Some(vec![2]));
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(cache.get_with(&2, |v| v.clone()), None);
+    assert_eq!(cache.get(&3), Some(vec![3]));
+    assert_eq!(cache.get(&4), Some(vec![4]));
+    // The reads recycled both expired entries.
+    let s = cache.stats();
+    assert_eq!(s.expiration_count, 2);
+    assert_eq!(s.num_entries, 2);
+    assert_eq!(s.num_spare, 2);
+    assert_adds_up(&s);
+    // A write over an expired entry counts an expiration, not a replace.
+    cache.insert_ttl(5, vec![5], Duration::ZERO);
+    assert!(!cache.insert(5, vec![55]));
+    assert_eq!(cache.get(&5), Some(vec![55]));
+    // remove() of an expired entry recycles it but reports no removal.
+    cache.insert_ttl(6, vec![6], Duration::ZERO);
+    assert!(!cache.remove(&6));
+    let s = cache.stats();
+    assert_eq!(
+        (s.expiration_count, s.replace_count, s.remove_count),
+        (4, 0, 0)
+    );
+    assert_adds_up(&s);
+}
+
+#[test]
+fn trim_recycles_expired_entries_and_default_ttl_applies() {
+    let cache = PooledCache::<u64, Vec<u8>>::builder()
+        .max_entries(1000)
+        .default_ttl(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    for k in 0..100 {
+        cache.insert_with(k, |v| v.push(k as u8));
+    }
+    cache.insert_ttl(1000, vec![0], Duration::MAX);
+    assert_eq!(cache.trim(), 0);
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(cache.len(), 101); // expired, still held
+    assert_eq!(cache.trim(), 100);
+    assert_eq!(cache.len(), 1);
+    let s = cache.stats();
+    assert_eq!((s.expiration_count, s.num_spare), (100, 100));
+    assert_adds_up(&s);
+    // The spares are filled in place by the next inserts: no new values.
+    let created = s.pool.created_count;
+    for k in 0..100 {
+        cache.insert_with(k, |v| {
+            assert!(v.is_empty());
+            v.push(1);
+        });
+    }
+    assert_eq!(cache.stats().pool.created_count, created);
+}
+
+#[test]
+fn eviction_keeps_the_bound() {
+    let cache = PooledCache::<u64, Vec<u8>>::builder()
+        .max_entries(1000)
+        .shards(8)
+        .build()
+        .unwrap();
+    for k in 0..20_000 {
+        cache.insert_with(k, |v| fill_for(k, 1, v));
+        assert!(cache.len() <= 1000);
+    }
+    let s = cache.stats();
+    assert_eq!(s.num_entries, 1000, "each shard fills to its share");
+    assert_eq!(s.eviction_count, 19_000);
+    assert_eq!(s.pool.created_count, 1000, "evicted values are reused");
+    assert_adds_up(&s);
+}
+
+#[test]
+fn clock_keeps_hot_keys_while_cold_keys_stream_through() {
+    let cache = PooledCache::<u64, Vec<u8>>::builder()
+        .max_entries(100)
+        .shards(1)
+        .build()
+        .unwrap();
+    for hot in 0..10 {
+        cache.insert_with(hot, |v| v.push(1));
+    }
+    for cold in 1000..11_000 {
+        for hot in 0..10 {
+            assert!(cache.contains_key(&hot), "hot key {hot} evicted");
+        }
+        cache.insert_with(cold, |v| v.push(0));
+    }
+    assert_eq!(cache.len(), 100);
+}
+
+#[test]
+fn eviction_takes_expired_entries_before_referenced_ones() {
+    let cache = PooledCache::<u64, Vec<u8>>::builder()
+        .max_entries(4)
+        .shards(1)
+        .build()
+        .unwrap();
+    cache.insert(1, vec![1]);
+    cache.insert(2, vec![2]);
+    cache.insert_ttl(3, vec![3], Duration::ZERO);
+    cache.insert_ttl(4, vec![4], Duration::ZERO);
+    for round in 0..2 {
+        for live in [1, 2, 10] {
+            cache.contains_key(&live); // sets the reference bits
+        }
+        cache.insert_with(10 + round, |v| v.push(1)); // full: an expired one goes
+    }
+    let s = cache.stats();
+    assert_eq!((s.expiration_count, s.eviction_count), (2, 0));
+    assert!(cache.contains_key(&1) && cache.contains_key(&2));
+    assert_adds_up(&s);
+}
+
+#[test]
+fn oversized_values_are_dropped_not_kept() {
+    let cache = PooledCache::<u64, Vec<u8>>::builder()
+        .max_entries(4)
+        .retention_limit(1024)
+        .build()
+        .unwrap();
+    cache.insert_with(1, |v| v.resize(4096, 7));
+    cache.insert_with(1, |v| {
+        assert_eq!(v.capacity(), 0, "the big value was dropped");
+        v.push(1);
+    });
+    let s = cache.stats();
+    assert_eq!((s.recycled_count, s.discard_count), (1, 1));
+}
+
+#[test]
+fn a_panicking_fill_removes_the_entry_and_the_cache_stays_usable() {
+    let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(16);
+    cache.insert(1, vec![1]);
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        cache.insert_with(1, |v| {
+            v.push(0xee);
+            panic!("fill failed");
+        })
+    }));
+    assert!(r.is_err());
+    assert_eq!(cache.get(&1), None, "no half-written value is returned");
+    let s = cache.stats();
+    assert_eq!((s.insert_count, s.remove_count), (1, 1)); // the lost entry
+    assert_adds_up(&s);
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        cache.insert_with(2, |_| panic!("fill failed"));
+    }));
+    assert!(r.is_err());
+    assert_eq!(cache.get(&2), None);
+    assert!(cache.is_empty());
+    cache.insert_with(2, |v| {
+        assert!(v.is_empty());
+        v.push(2);
+    });
+    assert_eq!(cache.get(&2), Some(vec![2]));
+    assert_adds_up(&cache.stats());
+}
+
+#[test]
+fn insert_keeps_the_replaced_value_for_insert_with() {
+    let cache = PooledCache::<u64, Vec<u8>>::builder()
+        .max_entries(16)
+        .shards(1) // spares stay in their shard: keep both keys in one
+        .build()
+        .unwrap();
+    cache.insert(1, Vec::with_capacity(100));
+    cache.insert(1, vec![2]); // the first value is reset and kept
+    assert_eq!(cache.stats().num_spare, 1);
+    cache.insert_with(2, |v| {
+        assert!(v.is_empty() && v.capacity() >= 100, "the kept value");
+        v.push(2);
+    });
+    let s = cache.stats();
+    assert_eq!((s.num_spare, s.pool.created_count), (0, 0));
+}
+
+#[test]
+fn values_displaced_by_insert_at_the_bound_go_to_the_pool() {
+    let cache = PooledCache::<u64, Vec<u8>>::builder()
+        .max_entries(1)
+        .build()
+        .unwrap();
+    cache.insert(1, Vec::with_capacity(100));
+    cache.insert(2, vec![2]); // evicts 1: no room for a spare
+    assert_eq!(cache.stats().pool.num_idle, 1);
+    cache.remove(&2); // its value is kept as a spare
+    cache.insert_with(3, |v| v.push(3)); // uses the spare
+    cache.insert_with(3, |v| v.push(4)); // in place
+    let s = cache.stats();
+    assert_eq!((s.pool.num_idle, s.pool.created_count), (1, 0));
+    assert_adds_up(&s);
+}
+
+#[test]
+fn borrowed_keys_and_a_custom_hasher_work() {
+    let cache = PooledCache::<String, String>::builder()
+        .hasher(std::collections::hash_map::RandomState::new())
+        .build()
+        .unwrap();
+    cache.insert("alpha".to_string(), "a".to_string());
+    assert_eq!(cache.get("alpha").as_deref(), Some("a"));
+    assert!(cache.remove("alpha"));
+    cache.insert("beta".into(), "b".into());
+    cache.clear();
+    assert!(cache.is_empty());
+}
+
+#[test]
+fn cache_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<PooledCache<u64, Vec<u8>>>();
+    check::<PooledCache<String, String>>();
+}
+
+#[test]
+fn concurrent_readers_and_writers_count_up_and_never_mix_values() {
+    const TASKS: u64 = 8;
+    const OPS: u64 = 20_000;
+    const KEYS: u64 = 512;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .build()
+        .unwrap();
+    let cache = Arc::new(
+        PooledCache::<u64, Vec<u8>>::builder()
+            .max_entries(256) // below the key count: evictions too
+            .default_ttl(Duration::from_secs(60))
+            .build()
+            .unwrap(),
+    );
+    let totals = rt.block_on(async {
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|t| {
+                let cache = Arc::clone(&cache);
+                tokio::spawn(async move {
+                    let (mut hits, mut misses, mut inserts, mut removes) = (0u64, 0, 0, 0);
+                    let mut x = 0x2545_f491_4f6c_dd1d_u64 ^ (t + 1);
+                    for i in 0..OPS {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        let key = x % KEYS;
+                        match x >> 60 {
+                            0..=9 => match cache.get_with(&key, |v| belongs_to(key, v)) {
+                                Some(ok) => {
+                                    assert!(ok, "key {key} read another key's value");
+                                    hits += 1;
+                                }
+                                None => misses += 1,
+                            },
+                            10..=13 => {
+                                cache.insert_with(key, |v| {
+                                    assert!(v.is_empty());
+                                    fill_for(key, 1 + (x as usize >> 32) % 8, v);
+                                });
+                                inserts += 1;
+                            }
+                            14 => {
+                                let mut v = Vec::with_capacity(16);
+                                fill_for(key, 2, &mut v);
+                                cache.insert(key, v);
+                                inserts += 1;
+                            }
+                            _ => {
+                                removes += u64::from(cache.remove(&key));
+                            }
+                        }
+                        if i % 256 == 0 {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                    (hits, misses, inserts, removes)
+                })
+            })
+            .collect();
+        let mut totals = (0, 0, 0, 0);
+        for t in tasks {
+            let (h, m, i, r) = t.await.unwrap();
+            totals = (totals.0 + h, totals.1 + m, totals.2 + i, totals.3 + r);
+        }
+        totals
+    });
+    let s = cache.stats();
+    assert_eq!(s.hit_count, totals.0);
+    assert_eq!(s.miss_count, totals.1);
+    assert_eq!(s.insert_count, totals.2);
+    assert_eq!(s.remove_count, totals.3);
+    assert_eq!(s.expiration_count, 0);
+    assert!(s.eviction_count > 0 && s.hit_count > 0);
+    assert!(s.num_entries <= 256);
+    assert_eq!(s.num_entries as usize, cache.len());
+    assert_adds_up(&s);
+    for k in 0..KEYS {
+        if let Some(ok) = cache.get_with(&k, |v| belongs_to(k, v)) {
+            assert!(ok);
+        }
+    }
+}
+
+#[test]
+fn counts_add_up_across_many_short_lived_threads() {
+    // More threads than the cache has owned counter stripes, some at once
+    // and some one after another (their numbers are recycled).
+    let cache = Arc::new(PooledCache::<u64, Vec<u8>>::new(4096));
+    let reads = Arc::new(AtomicU64::new(0));
+    for _wave in 0..3 {
+        let handles: Vec<_> = (0..24u64)
+            .map(|t| {
+                let (cache, reads) = (Arc::clone(&cache), Arc::clone(&reads));
+                std::thread::spawn(move || {
+                    for i in 0..500u64 {
+                        let key = (t * 7919 + i) % 1000;
+                        if i % 3 == 0 {
+                            cache.insert_with(key, |v| fill_for(key, 1, v));
+                        } else {
+                            cache.get_with(&key, |v| assert!(belongs_to(key, v)));
+                            reads.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+    }
+    let s = cache.stats();
+    assert_eq!(s.hit_count + s.miss_count, reads.load(Ordering::Relaxed));
+    assert_eq!(s.insert_count, 3 * 24 * 167);
+    assert_adds_up(&s);
+}
+
+/// Overwrites of existing keys, in the steady state, allocate nothing.
+#[test]
+fn overwriting_an_existing_key_allocates_nothing() {
+    const KEYS: u64 = 1000;
+    const OPS: u64 = 100_000;
+    let cache = PooledCache::<u64, Vec<u8>>::builder()
+        .max_entries(4 * KEYS as usize) // room for every key in every shard
+        .default_ttl(Duration::from_secs(3600)) // the deadline path too
+        .build()
+        .unwrap();
+    // Warm-up: every key holds a value with its full capacity.
+    for k in 0..KEYS {
+        cache.insert_with(k, |v| v.extend_from_slice(&[k as u8; 64]));
+    }
+    assert_eq!(cache.len() as u64, KEYS);
+    let before = thread_allocs();
+    for i in 0..OPS {
+        let k = i % KEYS;
+        cache.insert_with(k, |v| v.extend_from_slice(&[i as u8; 64]));
+        black_box(cache.get_with(&k, |v| v[0]));
+    }
+    let allocs = thread_allocs() - before;
+    assert_eq!(allocs, 0, "{allocs} allocations in {OPS} overwrites");
+    assert_eq!(cache.stats().replace_count, OPS);
+}
+
+/// Evicting, removing and refilling in place allocates nothing once the
+/// shards are full.
+#[test]
+fn eviction_and_removal_churn_allocates_nothing() {
+    let cache = PooledCache::<u64, Vec<u8>>::builder()
+        .max_entries(256)
+        .build()
+        .unwrap();
+    let fill = |k: u64, v: &mut Vec<u8>| v.extend_from_slice(&[k as u8; 64]);
+    for k in 0..4096 {
+        cache.insert_with(k, |v| fill(k, v));
+    }
+    let before = thread_allocs();
+    for k in 4096..40_000u64 {
+        cache.insert_with(k, |v| fill(k, v)); // evicts
+        if k % 3 == 0 {
+            cache.remove(&(k - 1)); // frees a slot for the next insert
+        }
+        black_box(cache.get_with(&k, |v| v.len()));
+    }
+    let allocs = thread_allocs() - before;
+    assert_eq!(allocs, 0, "{allocs} allocations in the churn");
+    let s = cache.stats();
+    assert!(s.eviction_count > 20_000 && s.remove_count > 10_000, "{s}");
+}
+
+#[test]
+fn a_recycler_policy_sees_every_displaced_value() {
+    struct Clear(Arc<AtomicU64>);
+    impl Recycle<Vec<u8>> for Clear {
+        fn reset(&self, v: &mut Vec<u8>) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+            v.clear();
+        }
+        fn retained_bytes(&self, v: &Vec<u8>) -> usize {
+            v.capacity()
+        }
+    }
+    let n = Arc::new(AtomicU64::new(0));
+    let cache = PooledCache::<u64, Vec<u8>>::builder()
+        .max_entries(4)
+        .recycler(Clear(Arc::clone(&n)))
+        .build()
+        .unwrap();
+    cache.insert_with(1, |v| v.push(1));
+    cache.insert_with(1, |v| v.push(2));
+    cache.remove(&1);
+    assert_eq!(n.load(Ordering::Relaxed), 2);
+}
