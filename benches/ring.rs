@@ -186,7 +186,13 @@ fn contended(rt: &Runtime, c: &Contestant, ops: u64) -> (Duration, u64) {
 
 fn main() {
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        // 2 workers, or `BENCH_WORKERS` for runs on a larger machine.
+        .worker_threads(
+            std::env::var("BENCH_WORKERS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(2),
+        )
         .build()
         .expect("runtime");
     let contestants = Contestant::all();

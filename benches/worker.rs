@@ -72,8 +72,18 @@ use tokio::runtime::Runtime;
 #[global_allocator]
 static ALLOC: counting_alloc::Counting = counting_alloc::Counting;
 
-/// Worker threads of the runtime.
-const WORKERS: usize = 2;
+/// Worker threads of the runtime: 2, or `BENCH_WORKERS` (for scaling runs
+/// on a larger machine, which add groups for 4, 8, ... busy workers).
+fn workers() -> usize {
+    static WORKERS: std::sync::LazyLock<usize> = std::sync::LazyLock::new(|| {
+        std::env::var("BENCH_WORKERS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|&n: &usize| n >= 2)
+            .unwrap_or(2)
+    });
+    *WORKERS
+}
 /// Magazines of the `WorkerPool`s: more than any worker number this process
 /// gives out, so every worker has one.
 const MAGAZINES: usize = 64;
@@ -494,10 +504,10 @@ fn contestants<V: Visit>(v: &mut V) {
     );
 }
 
-/// The runtime the work runs on: 2 worker threads.
+/// The runtime the work runs on: `workers()` worker threads.
 fn runtime() -> Runtime {
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
+        .worker_threads(workers())
         .enable_all()
         .build()
         .expect("tokio runtime")
@@ -522,7 +532,7 @@ fn run_tasks<C: Contestant>(
     tasks: usize,
     iters: u64,
 ) -> Vec<TaskRun> {
-    assert!(tasks <= WORKERS, "one task per worker at most");
+    assert!(tasks <= workers(), "one task per worker at most");
     let barrier = Arc::new(Barrier::new(tasks));
     let runs: Vec<TaskRun> = rt.block_on(async {
         let handles: Vec<_> = (0..tasks)
@@ -663,12 +673,21 @@ enum Mode {
     Cross,
 }
 
-/// The modes benched, with the names their groups end with.
-const MODES: [(Mode, &str); 3] = [
-    (Mode::Tasks(1), "1_worker"),
-    (Mode::Tasks(2), "2_workers"),
-    (Mode::Cross, "cross_worker"),
-];
+/// The modes benched, with the names their groups end with: 1 and 2 busy
+/// workers and the cross-worker case, then 4, 8, ... up to `workers()`.
+fn modes() -> Vec<(Mode, String)> {
+    let mut modes = vec![
+        (Mode::Tasks(1), "1_worker".to_string()),
+        (Mode::Tasks(2), "2_workers".to_string()),
+        (Mode::Cross, "cross_worker".to_string()),
+    ];
+    let mut n = 4;
+    while n <= workers() {
+        modes.push((Mode::Tasks(n), format!("{n}_workers")));
+        n *= 2;
+    }
+    modes
+}
 
 /// The slowest task's time.
 fn slowest(runs: &[TaskRun]) -> Duration {
@@ -679,7 +698,8 @@ fn slowest(runs: &[TaskRun]) -> Duration {
 /// contestant, in each mode (`None` where it is not run).
 struct AllocCount<'r> {
     rt: &'r Runtime,
-    rows: Vec<(&'static str, [Option<f64>; MODES.len()])>,
+    modes: Vec<(Mode, String)>,
+    rows: Vec<(&'static str, Vec<Option<f64>>)>,
 }
 
 impl AllocCount<'_> {
@@ -690,8 +710,8 @@ impl AllocCount<'_> {
 
 impl Visit for AllocCount<'_> {
     fn visit<C: Contestant>(&mut self, name: &'static str, contestant: Arc<C>) {
-        let mut per_op = [None; MODES.len()];
-        for (slot, &(mode, _)) in per_op.iter_mut().zip(&MODES) {
+        let mut per_op = vec![None; self.modes.len()];
+        for (slot, &(mode, _)) in per_op.iter_mut().zip(&self.modes) {
             if let Mode::Tasks(tasks) = mode {
                 run_tasks(self.rt, &contestant, tasks, WARM_OPS);
                 let runs = run_tasks(self.rt, &contestant, tasks, COUNT_OPS);
@@ -703,7 +723,8 @@ impl Visit for AllocCount<'_> {
 
     fn visit_cross<C: Cross>(&mut self, name: &'static str, contestant: Arc<C>) {
         self.visit(name, Arc::clone(&contestant));
-        let cross = MODES
+        let cross = self
+            .modes
             .iter()
             .position(|&(mode, _)| matches!(mode, Mode::Cross))
             .expect("a cross mode");
@@ -720,12 +741,14 @@ fn print_alloc_table(rt: &Runtime) {
          transfer across workers; {COUNT_OPS} ops per task after warm-up)"
     );
     print!("{:<6} {:<16}", "kind", "contestant");
-    for (_, label) in MODES {
+    let modes = modes();
+    for (_, label) in &modes {
         print!(" {label:>12}");
     }
     println!();
     let mut count = AllocCount {
         rt,
+        modes,
         rows: Vec::new(),
     };
     contestants(&mut count);
@@ -792,7 +815,7 @@ fn main() {
         .measurement_time(Duration::from_secs(2))
         .warm_up_time(Duration::from_millis(500))
         .configure_from_args();
-    for (mode, label) in MODES {
+    for (mode, label) in modes() {
         let mut group = c.benchmark_group(format!("worker_4k_{label}"));
         contestants(&mut Bench {
             group: &mut group,
