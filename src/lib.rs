@@ -82,21 +82,26 @@
 //! VM, `cargo bench --bench pool` and `--bench worker`; full tables in
 //! `docs/BENCHMARKS.md`):
 //!
-//! | | 1 thread or worker | 2 busy at once |
-//! |---|---:|---:|
-//! | owned buffer, no pool (floor) | 2.1 | 2.5 |
-//! | [`WorkerPool`] (tasks on workers) | 6.7 | 8.1 |
-//! | [`Pool`] (plain threads) | 10.4 | 14.0 |
-//! | `lockfree-object-pool` (linear) | 7.9 | 103.9 |
-//! | `crossbeam_queue::ArrayQueue` pool | 22.9 | 48.7 |
-//! | `object-pool` | 24.3 | 109.8 |
-//! | `Mutex<Vec<T>>` | 29.7 | 269.6 |
-//! | allocate and drop | 62.5 | 155.0 |
+//! | | 1 thread or worker | 2 busy at once | 16 workers (16-core machine) |
+//! |---|---:|---:|---:|
+//! | owned buffer, no pool (floor) | 2.4 | 2.4 | 3.3 |
+//! | [`WorkerPool`] (tasks on workers) | 7.1 | 8.4 | 9.1 |
+//! | [`Pool`] (plain threads) | 12.2 | 14.1 | |
+//! | `lockfree-object-pool` (linear) | 7.2 | 111.7 | 2095 |
+//! | `crossbeam_queue::ArrayQueue` pool | 22.2 | 160.6 | |
+//! | `object-pool` | 24.7 | 115.7 | 39668 |
+//! | `sharded-slab` | 47.5 | 50.4 | 69.8 |
+//! | `Mutex<Vec<T>>` | 28.9 | 318.5 | 8551 |
+//! | allocate and drop | 77.1 | 129.8 | 2684 |
+//!
+//! (`sharded-slab` from the worker bench; the 16-worker column from
+//! `BENCH_WORKERS=16 cargo bench --bench worker` on a 16-core Intel Xeon.)
 //!
 //! What only this crate has among them: per-worker magazines keyed to tokio
 //! worker threads, a bounded ring with FIFO async waiting and pooled
-//! boxed-future storage, retention limits, victim-cache aging, and per-shard
-//! statistics.
+//! boxed-future storage, retention limits, victim-cache aging, per-shard
+//! statistics, a byte-frame slab with `tokio_util` codecs, and a cache whose
+//! values are recycled.
 //!
 //! # Feature flags
 //!
