@@ -68,6 +68,7 @@
 //! | a boxed future per request (`Box::pin(handler(req))`) | `RingPool<`[`FutureSlot<O>`]`>` |
 //! | byte frames of many sizes, kept past the read (codecs, messages) | [`Slab`] + [`LengthDelimited`] or [`SlabDecoder`] |
 //! | a `Framed` per connection, many short connections | [`PooledFramed`] over a `WorkerPool<BytesMut>` |
+//! | a concurrent cache whose values are recycled | [`PooledCache<K, V>`] |
 //!
 //! # Zero allocations, proved
 //!
