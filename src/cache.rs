@@ -154,10 +154,29 @@ use crate::worker::WorkerPool;
 /// HashDoS-resistant in the way std's SipHash is; pass
 /// [`std::collections::hash_map::RandomState`] to
 /// [`PooledCacheBuilder::hasher`] for keys an attacker chooses.
+///
+/// ```
+/// use capacitor_pool::{DefaultHashBuilder, PooledCache};
+///
+/// // The cache's third type parameter, written out and passed explicitly.
+/// let cache: PooledCache<u64, String, DefaultHashBuilder> = PooledCache::builder()
+///     .hasher(DefaultHashBuilder::default())
+///     .build()
+///     .unwrap();
+/// cache.insert(7, "seven".into());
+/// assert!(cache.contains_key(&7));
+/// ```
 pub type DefaultHashBuilder = foldhash::fast::RandomState;
 
 /// The bound of [`PooledCache::builder`] unless
 /// [`max_entries`](PooledCacheBuilder::max_entries) says otherwise.
+///
+/// ```
+/// use capacitor_pool::{DEFAULT_MAX_ENTRIES, PooledCache};
+///
+/// let cache = PooledCache::<u64, String>::builder().build().unwrap();
+/// assert_eq!(cache.max_entries(), DEFAULT_MAX_ENTRIES);
+/// ```
 pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
 
 /// Shards per CPU unless [`shards`](PooledCacheBuilder::shards) says
@@ -1177,6 +1196,16 @@ impl fmt::Display for CacheStats {
 
 /// Builds a [`PooledCache`]; made by [`PooledCache::builder`] or
 /// [`PooledCache::builder_with`].
+///
+/// ```
+/// use capacitor_pool::{PooledCache, PooledCacheBuilder};
+/// use std::time::Duration;
+///
+/// let builder: PooledCacheBuilder<u64, Vec<u8>> = PooledCache::builder();
+/// let cache = builder.max_entries(64).default_ttl(Duration::from_secs(60)).build().unwrap();
+/// cache.insert_with(1, |v| v.extend_from_slice(b"value"));
+/// assert_eq!(cache.get(&1).as_deref(), Some(&b"value"[..]));
+/// ```
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct PooledCacheBuilder<K, V, S = DefaultHashBuilder, R = UseReset> {
     make: Box<dyn Fn() -> V + Send + Sync>,

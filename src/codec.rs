@@ -99,6 +99,13 @@ impl From<FrameError> for io::Error {
 }
 
 /// The default maximum frame length: 8 MiB, as `LengthDelimitedCodec`.
+///
+/// ```
+/// use capacitor_pool::{DEFAULT_MAX_FRAME_LENGTH, LengthDelimited, Slab};
+///
+/// let codec = LengthDelimited::new(&Slab::new());
+/// assert_eq!(codec.max_frame_length(), DEFAULT_MAX_FRAME_LENGTH);
+/// ```
 pub const DEFAULT_MAX_FRAME_LENGTH: usize = 8 * 1024 * 1024;
 
 /// Configures a [`LengthDelimited`] codec, with the header options of
@@ -146,23 +153,76 @@ impl Default for LengthDelimitedBuilder {
 
 impl LengthDelimitedBuilder {
     /// A builder with the defaults.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::{LengthDelimitedBuilder, Slab};
+    /// use tokio_util::codec::Encoder;
+    ///
+    /// let mut codec = LengthDelimitedBuilder::new().new_codec(&Slab::new());
+    /// let mut dst = BytesMut::new();
+    /// codec.encode(&b"hi"[..], &mut dst).unwrap();
+    /// assert_eq!(&dst[..], b"\0\0\0\x02hi"); // 4-byte big-endian length
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
 
     /// Reads and writes the length field big-endian (the default).
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use tokio_util::codec::Encoder;
+    ///
+    /// let mut codec = LengthDelimited::builder()
+    ///     .length_field_length(2)
+    ///     .big_endian()
+    ///     .new_codec(&Slab::new());
+    /// let mut dst = BytesMut::new();
+    /// codec.encode(&b"hi"[..], &mut dst).unwrap();
+    /// assert_eq!(&dst[..], b"\x00\x02hi");
+    /// ```
     pub fn big_endian(&mut self) -> &mut Self {
         self.big_endian = true;
         self
     }
 
     /// Reads and writes the length field little-endian.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use tokio_util::codec::Encoder;
+    ///
+    /// let mut codec = LengthDelimited::builder()
+    ///     .length_field_length(2)
+    ///     .little_endian()
+    ///     .new_codec(&Slab::new());
+    /// let mut dst = BytesMut::new();
+    /// codec.encode(&b"hi"[..], &mut dst).unwrap();
+    /// assert_eq!(&dst[..], b"\x02\x00hi");
+    /// ```
     pub fn little_endian(&mut self) -> &mut Self {
         self.big_endian = false;
         self
     }
 
     /// Reads and writes the length field in the machine's byte order.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use tokio_util::codec::Encoder;
+    ///
+    /// let mut codec = LengthDelimited::builder()
+    ///     .length_field_length(2)
+    ///     .native_endian()
+    ///     .new_codec(&Slab::new());
+    /// let mut dst = BytesMut::new();
+    /// codec.encode(&b"hi"[..], &mut dst).unwrap();
+    /// assert_eq!(dst[..2], 2u16.to_ne_bytes());
+    /// ```
     pub fn native_endian(&mut self) -> &mut Self {
         self.big_endian = cfg!(target_endian = "big");
         self
@@ -171,6 +231,20 @@ impl LengthDelimitedBuilder {
     /// The longest frame accepted; a longer length field is an
     /// `InvalidData` error before anything is allocated for the frame.
     /// Clamped to what the length field can express.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use std::io::ErrorKind;
+    /// use tokio_util::codec::{Decoder, Encoder};
+    ///
+    /// let mut codec = LengthDelimited::builder().max_frame_length(4).new_codec(&Slab::new());
+    /// let mut dst = BytesMut::new();
+    /// let err = codec.encode(&b"hello"[..], &mut dst).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    /// let mut src = BytesMut::from(&b"\0\0\0\x05hello"[..]);
+    /// assert_eq!(codec.decode(&mut src).unwrap_err().kind(), ErrorKind::InvalidData);
+    /// ```
     pub fn max_frame_length(&mut self, len: usize) -> &mut Self {
         self.max_frame_len = len;
         self
@@ -180,6 +254,18 @@ impl LengthDelimitedBuilder {
     ///
     /// # Panics
     /// Outside 1 to 8, as `LengthDelimitedCodec`'s builder does.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use tokio_util::codec::Encoder;
+    ///
+    /// let mut codec = LengthDelimited::builder().length_field_length(1).new_codec(&Slab::new());
+    /// assert_eq!(codec.max_frame_length(), 255); // what one byte can say
+    /// let mut dst = BytesMut::new();
+    /// codec.encode(&b"hi"[..], &mut dst).unwrap();
+    /// assert_eq!(&dst[..], b"\x02hi");
+    /// ```
     pub fn length_field_length(&mut self, len: usize) -> &mut Self {
         assert!(
             (1..=8).contains(&len),
@@ -190,6 +276,20 @@ impl LengthDelimitedBuilder {
     }
 
     /// Bytes of header before the length field (decoding only).
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use tokio_util::codec::Decoder;
+    ///
+    /// // A 1-byte tag, then a 2-byte length; the whole header is skipped.
+    /// let mut codec = LengthDelimited::builder()
+    ///     .length_field_offset(1)
+    ///     .length_field_length(2)
+    ///     .new_codec(&Slab::new());
+    /// let mut src = BytesMut::from(&b"\x07\x00\x02hi"[..]);
+    /// assert_eq!(&codec.decode(&mut src).unwrap().unwrap()[..], b"hi");
+    /// ```
     pub fn length_field_offset(&mut self, offset: usize) -> &mut Self {
         self.length_field_offset = offset;
         self
@@ -197,6 +297,17 @@ impl LengthDelimitedBuilder {
 
     /// Added to the length field to give the payload length (e.g. `-4`
     /// when the field counts itself).
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use tokio_util::codec::Decoder;
+    ///
+    /// // The length field counts its own 4 bytes.
+    /// let mut codec = LengthDelimited::builder().length_adjustment(-4).new_codec(&Slab::new());
+    /// let mut src = BytesMut::from(&b"\0\0\0\x06hi"[..]);
+    /// assert_eq!(&codec.decode(&mut src).unwrap().unwrap()[..], b"hi");
+    /// ```
     pub fn length_adjustment(&mut self, adjustment: isize) -> &mut Self {
         self.length_adjustment = adjustment;
         self
@@ -204,12 +315,39 @@ impl LengthDelimitedBuilder {
 
     /// Header bytes dropped before the frame (decoding only); by default
     /// the whole header (`length_field_offset + length_field_length`).
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use tokio_util::codec::Decoder;
+    ///
+    /// // Keep the header in the frame: skip nothing, and count the header in.
+    /// let mut codec = LengthDelimited::builder()
+    ///     .num_skip(0)
+    ///     .length_adjustment(4)
+    ///     .new_codec(&Slab::new());
+    /// let mut src = BytesMut::from(&b"\0\0\0\x02hi"[..]);
+    /// assert_eq!(&codec.decode(&mut src).unwrap().unwrap()[..], b"\0\0\0\x02hi");
+    /// ```
     pub fn num_skip(&mut self, skip: usize) -> &mut Self {
         self.num_skip = Some(skip);
         self
     }
 
     /// A codec with this configuration, whose frames come from `slab`.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use tokio_util::codec::Decoder;
+    ///
+    /// let slab = Slab::new();
+    /// let mut codec = LengthDelimited::builder().new_codec(&slab);
+    /// let mut src = BytesMut::from(&b"\0\0\0\x02hi"[..]);
+    /// let frame = codec.decode(&mut src).unwrap().unwrap();
+    /// assert_eq!(&frame[..], b"hi");
+    /// assert_eq!(slab.stats().num_in_use(), 1); // the frame's chunk
+    /// ```
     pub fn new_codec(&self, slab: &Slab) -> LengthDelimited {
         let mut cfg = *self;
         cfg.max_frame_len = cfg.max_frame_len.min(cfg.max_allowed());
@@ -221,16 +359,59 @@ impl LengthDelimitedBuilder {
     }
 
     /// A `FramedRead` over `io` with this codec.
+    ///
+    /// ```
+    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use futures_util::StreamExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let io: &[u8] = b"\0\0\0\x02hi\0\0\0\x01!";
+    /// let mut frames = LengthDelimited::builder().new_read(io, &Slab::new());
+    /// assert_eq!(&frames.next().await.unwrap().unwrap()[..], b"hi");
+    /// assert_eq!(&frames.next().await.unwrap().unwrap()[..], b"!");
+    /// assert!(frames.next().await.is_none());
+    /// # }
+    /// ```
     pub fn new_read<T: AsyncRead>(&self, io: T, slab: &Slab) -> FramedRead<T, LengthDelimited> {
         FramedRead::new(io, self.new_codec(slab))
     }
 
     /// A `FramedWrite` over `io` with this codec.
+    ///
+    /// ```
+    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use futures_util::SinkExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let mut sink = LengthDelimited::builder()
+    ///     .length_field_length(1)
+    ///     .new_write(Vec::new(), &Slab::new());
+    /// sink.send(&b"hi"[..]).await.unwrap();
+    /// assert_eq!(&sink.get_ref()[..], b"\x02hi");
+    /// # }
+    /// ```
     pub fn new_write<T: AsyncWrite>(&self, io: T, slab: &Slab) -> FramedWrite<T, LengthDelimited> {
         FramedWrite::new(io, self.new_codec(slab))
     }
 
     /// A `Framed` over `io` with this codec.
+    ///
+    /// ```
+    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use futures_util::{SinkExt, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let slab = Slab::new();
+    /// let (a, b) = tokio::io::duplex(1024);
+    /// let mut a = LengthDelimited::builder().new_framed(a, &slab);
+    /// let mut b = LengthDelimited::builder().new_framed(b, &slab);
+    /// a.send(&b"ping"[..]).await.unwrap();
+    /// assert_eq!(&b.next().await.unwrap().unwrap()[..], b"ping");
+    /// # }
+    /// ```
     pub fn new_framed<T: AsyncRead + AsyncWrite>(
         &self,
         io: T,
@@ -323,26 +504,86 @@ pub struct LengthDelimited {
 impl LengthDelimited {
     /// A codec with the default header (4-byte big-endian length), whose
     /// frames come from `slab`.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use tokio_util::codec::Decoder;
+    ///
+    /// let mut codec = LengthDelimited::new(&Slab::new());
+    /// let mut src = BytesMut::from(&b"\0\0\0\x05hello"[..]);
+    /// let frame = codec.decode(&mut src).unwrap().unwrap();
+    /// assert_eq!(&frame[..], b"hello");
+    /// assert!(frame.is_pooled() && src.is_empty());
+    /// ```
     pub fn new(slab: &Slab) -> Self {
         LengthDelimitedBuilder::new().new_codec(slab)
     }
 
     /// A builder for other header options.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use tokio_util::codec::Decoder;
+    ///
+    /// let mut codec = LengthDelimited::builder().length_field_length(2).new_codec(&Slab::new());
+    /// let mut src = BytesMut::from(&b"\x00\x03abc"[..]);
+    /// assert_eq!(&codec.decode(&mut src).unwrap().unwrap()[..], b"abc");
+    /// ```
     pub fn builder() -> LengthDelimitedBuilder {
         LengthDelimitedBuilder::new()
     }
 
     /// The maximum frame length.
+    ///
+    /// ```
+    /// use capacitor_pool::{LengthDelimited, Slab};
+    ///
+    /// let slab = Slab::new();
+    /// let codec = LengthDelimited::builder().max_frame_length(1024).new_codec(&slab);
+    /// assert_eq!(codec.max_frame_length(), 1024);
+    /// let codec = LengthDelimited::builder().length_field_length(1).new_codec(&slab);
+    /// assert_eq!(codec.max_frame_length(), 255); // clamped to the field
+    /// ```
     pub fn max_frame_length(&self) -> usize {
         self.cfg.max_frame_len
     }
 
     /// The slab frames come from.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use tokio_util::codec::Decoder;
+    ///
+    /// let mut codec = LengthDelimited::new(&Slab::new());
+    /// let mut src = BytesMut::from(&b"\0\0\0\x02hi"[..]);
+    /// let frame = codec.decode(&mut src).unwrap().unwrap();
+    /// assert_eq!(codec.slab().stats().num_in_use(), 1);
+    /// drop(frame);
+    /// assert_eq!(codec.slab().stats().num_in_use(), 0);
+    /// ```
     pub fn slab(&self) -> &Slab {
         &self.slab
     }
 
     /// The length of the frame being decoded, if its header has been read.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use tokio_util::codec::Decoder;
+    ///
+    /// let mut codec = LengthDelimited::new(&Slab::new());
+    /// assert_eq!(codec.pending_frame_len(), None);
+    /// let mut src = BytesMut::from(&b"\0\0\0\x05he"[..]); // 2 of 5 bytes
+    /// assert!(codec.decode(&mut src).unwrap().is_none());
+    /// assert_eq!(codec.pending_frame_len(), Some(5));
+    /// src.extend_from_slice(b"llo");
+    /// assert_eq!(&codec.decode(&mut src).unwrap().unwrap()[..], b"hello");
+    /// assert_eq!(codec.pending_frame_len(), None);
+    /// ```
     pub fn pending_frame_len(&self) -> Option<usize> {
         match &self.state {
             State::Head => None,
@@ -549,6 +790,18 @@ pub struct SlabDecoder<D> {
 
 impl<D> SlabDecoder<D> {
     /// Wraps `inner`; frames come from `slab`.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::{Slab, SlabDecoder};
+    /// use tokio_util::codec::{BytesCodec, Decoder};
+    ///
+    /// let mut decoder = SlabDecoder::new(BytesCodec::new(), &Slab::new());
+    /// let mut src = BytesMut::from("abc");
+    /// let frame = decoder.decode(&mut src).unwrap().unwrap();
+    /// assert_eq!(&frame[..], b"abc");
+    /// assert!(frame.is_pooled());
+    /// ```
     pub fn new(inner: D, slab: &Slab) -> Self {
         SlabDecoder {
             inner,
@@ -557,21 +810,59 @@ impl<D> SlabDecoder<D> {
     }
 
     /// The wrapped codec.
+    ///
+    /// ```
+    /// use capacitor_pool::{Slab, SlabDecoder};
+    /// use tokio_util::codec::LinesCodec;
+    ///
+    /// let decoder = SlabDecoder::new(LinesCodec::new_with_max_length(80), &Slab::new());
+    /// assert_eq!(decoder.get_ref().max_length(), 80);
+    /// ```
     pub fn get_ref(&self) -> &D {
         &self.inner
     }
 
     /// The wrapped codec, mutably.
+    ///
+    /// ```
+    /// use capacitor_pool::{Slab, SlabDecoder};
+    /// use tokio_util::codec::LengthDelimitedCodec;
+    ///
+    /// let mut decoder = SlabDecoder::new(LengthDelimitedCodec::new(), &Slab::new());
+    /// decoder.get_mut().set_max_frame_length(16);
+    /// assert_eq!(decoder.get_ref().max_frame_length(), 16);
+    /// ```
     pub fn get_mut(&mut self) -> &mut D {
         &mut self.inner
     }
 
     /// Unwraps the codec.
+    ///
+    /// ```
+    /// use capacitor_pool::{Slab, SlabDecoder};
+    /// use tokio_util::codec::LinesCodec;
+    ///
+    /// let decoder = SlabDecoder::new(LinesCodec::new_with_max_length(80), &Slab::new());
+    /// let lines: LinesCodec = decoder.into_inner();
+    /// assert_eq!(lines.max_length(), 80);
+    /// ```
     pub fn into_inner(self) -> D {
         self.inner
     }
 
     /// The slab frames come from.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::{Slab, SlabDecoder};
+    /// use tokio_util::codec::{Decoder, LinesCodec};
+    ///
+    /// let mut decoder = SlabDecoder::new(LinesCodec::new(), &Slab::new());
+    /// let mut src = BytesMut::from("hello\n");
+    /// let line = decoder.decode(&mut src).unwrap().unwrap();
+    /// assert_eq!(&line[..], b"hello");
+    /// assert_eq!(decoder.slab().stats().num_in_use(), 1);
+    /// ```
     pub fn slab(&self) -> &Slab {
         &self.slab
     }
@@ -611,6 +902,19 @@ impl<D: Encoder<I>, I> Encoder<I> for SlabDecoder<D> {
 /// A framed transport that can lend its read and write buffers.
 ///
 /// Implemented for `Framed`, `FramedRead` and `FramedWrite`; sealed.
+///
+/// ```
+/// use capacitor_pool::FramedBuffers;
+/// use tokio_util::codec::{BytesCodec, FramedRead, FramedWrite};
+///
+/// fn buffers<F: FramedBuffers>(f: &mut F) -> (bool, bool) {
+///     (f.read_buf().is_some(), f.write_buf().is_some())
+/// }
+/// let io: &[u8] = b"";
+/// assert_eq!(buffers(&mut FramedRead::new(io, BytesCodec::new())), (true, false));
+/// let sink = Vec::<u8>::new();
+/// assert_eq!(buffers(&mut FramedWrite::new(sink, BytesCodec::new())), (false, true));
+/// ```
 pub trait FramedBuffers: sealed::Sealed {
     /// The read buffer, if the transport has one.
     fn read_buf(&mut self) -> Option<&mut BytesMut>;
@@ -744,6 +1048,25 @@ impl<F: FramedBuffers, P: PoolKind<BytesMut>> PooledFramed<F, P> {
     /// buffers, empty if it was built with a capacity of 0, are kept in the
     /// guards meanwhile). A transport without a read (or write) buffer
     /// leaves that guard unused.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::{Pool, PooledFramed};
+    /// use futures_util::StreamExt;
+    /// use std::sync::Arc;
+    /// use tokio_util::codec::{FramedRead, LinesCodec};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = Arc::new(Pool::new(|| BytesMut::with_capacity(4096)));
+    /// let io: &[u8] = b"one\ntwo\n";
+    /// let inner = FramedRead::with_capacity(io, LinesCodec::new(), 0);
+    /// let mut lines = PooledFramed::from_guards(inner, Some(pool.get_owned()), None);
+    /// assert_eq!(lines.next().await.unwrap().unwrap(), "one");
+    /// drop(lines);
+    /// assert_eq!(pool.stats().num_idle, 1); // the read buffer is back
+    /// # }
+    /// ```
     pub fn from_guards(
         mut inner: F,
         read: Option<OwnedPooled<BytesMut, P>>,
@@ -755,11 +1078,36 @@ impl<F: FramedBuffers, P: PoolKind<BytesMut>> PooledFramed<F, P> {
     }
 
     /// The wrapped transport.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::{Pool, PooledFramed};
+    /// use std::sync::Arc;
+    /// use tokio_util::codec::{FramedRead, LinesCodec};
+    ///
+    /// let pool = Arc::new(Pool::new(|| BytesMut::with_capacity(4096)));
+    /// let inner = FramedRead::with_capacity(tokio::io::empty(), LinesCodec::new(), 0);
+    /// let lines = PooledFramed::from_guards(inner, Some(pool.get_owned()), None);
+    /// assert!(lines.get_ref().read_buffer().capacity() >= 4096); // the pooled one
+    /// ```
     pub fn get_ref(&self) -> &F {
         &self.inner
     }
 
     /// The wrapped transport, mutably.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::{Pool, PooledFramed};
+    /// use std::sync::Arc;
+    /// use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
+    ///
+    /// let pool = Arc::new(Pool::new(|| BytesMut::with_capacity(4096)));
+    /// let inner = FramedRead::with_capacity(tokio::io::empty(), LengthDelimitedCodec::new(), 0);
+    /// let mut frames = PooledFramed::from_guards(inner, Some(pool.get_owned()), None);
+    /// frames.get_mut().decoder_mut().set_max_frame_length(16);
+    /// assert_eq!(frames.get_ref().decoder().max_frame_length(), 16);
+    /// ```
     pub fn get_mut(&mut self) -> &mut F
     where
         F: Unpin,
@@ -774,6 +1122,20 @@ where
     R: Recycle<BytesMut> + 'static,
 {
     /// A `Framed` over `io` whose read and write buffers come from `pool`.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::{LengthDelimited, PooledFramed, Slab, WorkerPool};
+    /// use std::sync::Arc;
+    ///
+    /// let buffers = Arc::new(WorkerPool::new(|| BytesMut::with_capacity(8 * 1024)));
+    /// let (io, _peer) = tokio::io::duplex(1024);
+    /// let framed = PooledFramed::framed(io, LengthDelimited::new(&Slab::new()), &buffers);
+    /// assert!(framed.get_ref().read_buffer().capacity() >= 8 * 1024);
+    /// assert!(framed.get_ref().write_buffer().capacity() >= 8 * 1024);
+    /// drop(framed);
+    /// assert_eq!(buffers.stats().num_idle, 2);
+    /// ```
     pub fn framed(io: T, codec: U, pool: &Arc<WorkerPool<BytesMut, R>>) -> Self {
         let mut inner = Framed::with_capacity(io, codec, 0);
         inner.set_backpressure_boundary(8 * 1024);
@@ -788,6 +1150,24 @@ where
     R: Recycle<BytesMut> + 'static,
 {
     /// A `FramedRead` over `io` whose read buffer comes from `pool`.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::{PooledFramed, WorkerPool};
+    /// use futures_util::StreamExt;
+    /// use std::sync::Arc;
+    /// use tokio_util::codec::LinesCodec;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let buffers = Arc::new(WorkerPool::new(|| BytesMut::with_capacity(8 * 1024)));
+    /// let io: &[u8] = b"one\ntwo\n";
+    /// let mut lines = PooledFramed::framed_read(io, LinesCodec::new(), &buffers);
+    /// assert_eq!(lines.next().await.unwrap().unwrap(), "one");
+    /// drop(lines);
+    /// assert_eq!(buffers.stats().num_idle, 1);
+    /// # }
+    /// ```
     pub fn framed_read(io: T, decoder: D, pool: &Arc<WorkerPool<BytesMut, R>>) -> Self {
         Self::from_guards(
             FramedRead::with_capacity(io, decoder, 0),
@@ -804,6 +1184,22 @@ where
 {
     /// A `FramedWrite` over `io` whose write buffer comes from `pool` (with
     /// `tokio_util`'s default backpressure boundary of 8 KiB).
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::{PooledFramed, WorkerPool};
+    /// use futures_util::SinkExt;
+    /// use std::sync::Arc;
+    /// use tokio_util::codec::LinesCodec;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let buffers = Arc::new(WorkerPool::new(|| BytesMut::with_capacity(8 * 1024)));
+    /// let mut sink = PooledFramed::framed_write(Vec::new(), LinesCodec::new(), &buffers);
+    /// sink.send("hi").await.unwrap();
+    /// assert_eq!(&sink.get_ref().get_ref()[..], b"hi\n");
+    /// # }
+    /// ```
     pub fn framed_write(io: T, encoder: E, pool: &Arc<WorkerPool<BytesMut, R>>) -> Self {
         let mut inner = FramedWrite::with_capacity(io, encoder, 0);
         inner.set_backpressure_boundary(8 * 1024);
@@ -913,6 +1309,21 @@ pin_project! {
 
 impl<S> Backpressure<S> {
     /// Wraps `inner`, a stream of frames from `slab`.
+    ///
+    /// ```
+    /// use capacitor_pool::{Backpressure, LengthDelimited, Slab};
+    /// use futures_util::StreamExt;
+    /// use tokio_util::codec::FramedRead;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let slab = Slab::new();
+    /// let io: &[u8] = b"\0\0\0\x02hi";
+    /// let frames = FramedRead::new(io, LengthDelimited::new(&slab));
+    /// let mut frames = Backpressure::new(frames, &slab, 100); // room for 100 B first
+    /// assert_eq!(&frames.next().await.unwrap().unwrap()[..], b"hi");
+    /// # }
+    /// ```
     pub fn new(inner: S, slab: &Slab, reserve: usize) -> Self {
         Backpressure {
             inner,
@@ -923,16 +1334,52 @@ impl<S> Backpressure<S> {
     }
 
     /// The wrapped stream.
+    ///
+    /// ```
+    /// use capacitor_pool::{Backpressure, LengthDelimited, Slab};
+    /// use tokio_util::codec::FramedRead;
+    ///
+    /// let slab = Slab::new();
+    /// let io: &[u8] = b"";
+    /// let frames = FramedRead::new(io, LengthDelimited::new(&slab));
+    /// let frames = Backpressure::new(frames, &slab, 100);
+    /// assert_eq!(frames.get_ref().decoder().max_frame_length(), 8 * 1024 * 1024);
+    /// ```
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
 
     /// The wrapped stream, mutably.
+    ///
+    /// ```
+    /// use capacitor_pool::{Backpressure, Slab};
+    /// use futures_util::{StreamExt, stream};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let slab = Slab::new();
+    /// let mut items = Backpressure::new(stream::iter([1, 2]), &slab, 100);
+    /// assert_eq!(items.get_mut().next().await, Some(1)); // no wait for the slab
+    /// assert_eq!(items.next().await, Some(2));
+    /// # }
+    /// ```
     pub fn get_mut(&mut self) -> &mut S {
         &mut self.inner
     }
 
     /// Unwraps the stream.
+    ///
+    /// ```
+    /// use capacitor_pool::{Backpressure, Slab};
+    /// use futures_util::{StreamExt, stream};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let items = Backpressure::new(stream::iter([1, 2, 3]), &Slab::new(), 100);
+    /// let rest: Vec<i32> = items.into_inner().collect().await;
+    /// assert_eq!(rest, [1, 2, 3]);
+    /// # }
+    /// ```
     pub fn into_inner(self) -> S {
         self.inner
     }

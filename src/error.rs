@@ -4,6 +4,18 @@ use std::fmt;
 
 /// The error of [`RingPool::get`](crate::RingPool::get): the ring was
 /// closed, before or while waiting.
+///
+/// ```
+/// use capacitor_pool::RingPool;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let ring = RingPool::new(1, Vec::<u8>::new).unwrap();
+/// ring.close();
+/// let err = ring.get().await.unwrap_err();
+/// assert_eq!(err.to_string(), "ring pool closed");
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GetError(pub(crate) ());
 
@@ -16,6 +28,17 @@ impl fmt::Display for GetError {
 impl std::error::Error for GetError {}
 
 /// The error of [`RingPool::try_get`](crate::RingPool::try_get).
+///
+/// ```
+/// use capacitor_pool::{RingPool, TryGetError};
+///
+/// let ring = RingPool::new(1, Vec::<u8>::new).unwrap();
+/// let _held = ring.try_get().unwrap();
+/// match ring.try_get() {
+///     Err(TryGetError::Empty) => {} // all slots in use: try later, or `get().await`
+///     other => panic!("unexpected: {other:?}"),
+/// }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TryGetError {
     /// Every slot is in use.
@@ -36,6 +59,22 @@ impl fmt::Display for TryGetError {
 impl std::error::Error for TryGetError {}
 
 /// The error of [`RingPool::get_timeout`](crate::RingPool::get_timeout).
+///
+/// ```
+/// use capacitor_pool::{GetTimeoutError, RingPool};
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let ring = RingPool::new(1, Vec::<u8>::new).unwrap();
+/// let _held = ring.try_get().unwrap();
+/// let err = ring.get_timeout(Duration::from_millis(5)).await.unwrap_err();
+/// assert_eq!(err, GetTimeoutError::Timeout);
+/// ring.close();
+/// let err = ring.get_timeout(Duration::from_millis(5)).await.unwrap_err();
+/// assert_eq!(err, GetTimeoutError::Closed);
+/// # }
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GetTimeoutError {
     /// No slot came free in time.
@@ -57,6 +96,16 @@ impl std::error::Error for GetTimeoutError {}
 
 /// The error of [`RingPoolBuilder::build`](crate::RingPoolBuilder::build)
 /// and [`PooledCacheBuilder::build`](crate::PooledCacheBuilder::build).
+///
+/// ```
+/// use capacitor_pool::{BuildError, PooledCache, RingPool};
+///
+/// let err = RingPool::new(0, String::new).unwrap_err();
+/// assert_eq!(err, BuildError::ZeroCapacity);
+/// assert_eq!(err.to_string(), "a ring pool needs a capacity of at least 1");
+/// let err = PooledCache::<u64, String>::builder().max_entries(0).build().unwrap_err();
+/// assert_eq!(err, BuildError::ZeroEntries);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum BuildError {

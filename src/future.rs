@@ -88,6 +88,14 @@ unsafe impl<O> Sync for FutureSlot<O> {}
 impl<O> FutureSlot<O> {
     /// An empty slot; allocates nothing until the first
     /// [`set`](FutureSlot::set).
+    ///
+    /// ```
+    /// use capacitor_pool::FutureSlot;
+    ///
+    /// let slot = FutureSlot::<u32>::new();
+    /// assert!(!slot.is_set());
+    /// assert_eq!((slot.capacity(), slot.grow_count()), (0, 0)); // no allocation yet
+    /// ```
     pub fn new() -> Self {
         Self {
             buf: NonNull::dangling(),
@@ -99,6 +107,16 @@ impl<O> FutureSlot<O> {
 
     /// An empty slot with room for futures of up to `size` bytes aligned to
     /// at most 16.
+    ///
+    /// ```
+    /// use capacitor_pool::FutureSlot;
+    ///
+    /// let mut slot = FutureSlot::with_capacity(256);
+    /// assert_eq!(slot.capacity(), 256);
+    /// let made = slot.grow_count();
+    /// slot.set(async { 7 });
+    /// assert_eq!(slot.grow_count(), made); // fits: no new allocation
+    /// ```
     pub fn with_capacity(size: usize) -> Self {
         let mut slot = Self::new();
         if let Ok(layout) = Layout::from_size_align(size, MIN_ALIGN) {
@@ -109,6 +127,21 @@ impl<O> FutureSlot<O> {
 
     /// Drops the current future (if any) and puts `future` in its place,
     /// reusing the allocation if `future` fits, else growing it.
+    ///
+    /// ```
+    /// use capacitor_pool::FutureSlot;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let mut slot = FutureSlot::new();
+    /// slot.set(async { 1 });
+    /// assert_eq!((&mut slot).await, 1);
+    /// let big = [1u8; 1024];
+    /// slot.set(async move { big.len() }); // too big for the allocation: grown
+    /// assert!(slot.capacity() >= 1024);
+    /// assert_eq!((&mut slot).await, 1024);
+    /// # }
+    /// ```
     pub fn set<F>(&mut self, future: F)
     where
         F: Future<Output = O> + Send + 'static,
@@ -140,6 +173,17 @@ impl<O> FutureSlot<O> {
     }
 
     /// Drops the current future, if any; keeps the allocation.
+    ///
+    /// ```
+    /// use capacitor_pool::FutureSlot;
+    ///
+    /// let mut slot = FutureSlot::new();
+    /// slot.set(async { 1 });
+    /// let capacity = slot.capacity();
+    /// slot.clear(); // the future is dropped unpolled
+    /// assert!(!slot.is_set());
+    /// assert_eq!(slot.capacity(), capacity);
+    /// ```
     pub fn clear(&mut self) {
         if let Some(fut) = self.fut.take() {
             // SAFETY: `fut` points to the live future written by `set`,
@@ -150,16 +194,50 @@ impl<O> FutureSlot<O> {
     }
 
     /// Whether a future is in the slot.
+    ///
+    /// ```
+    /// use capacitor_pool::FutureSlot;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let mut slot = FutureSlot::new();
+    /// slot.set(async { "done" });
+    /// assert!(slot.is_set());
+    /// assert_eq!((&mut slot).await, "done");
+    /// assert!(!slot.is_set()); // dropped once complete
+    /// # }
+    /// ```
     pub fn is_set(&self) -> bool {
         self.fut.is_some()
     }
 
     /// Bytes of future the slot holds without growing.
+    ///
+    /// ```
+    /// use capacitor_pool::FutureSlot;
+    ///
+    /// let mut slot = FutureSlot::new();
+    /// assert_eq!(slot.capacity(), 0);
+    /// slot.set(async { 1 });
+    /// assert_eq!(slot.capacity(), 64); // rounded up to a multiple of 64 bytes
+    /// ```
     pub fn capacity(&self) -> usize {
         self.layout.size()
     }
 
     /// How many times the allocation was made or grown.
+    ///
+    /// ```
+    /// use capacitor_pool::FutureSlot;
+    ///
+    /// let mut slot = FutureSlot::new();
+    /// slot.set(async { 1 });
+    /// slot.set(async { 2 }); // same size: reused
+    /// assert_eq!(slot.grow_count(), 1);
+    /// let big = [0u8; 1024];
+    /// slot.set(async move { big[0] });
+    /// assert_eq!(slot.grow_count(), 2);
+    /// ```
     pub fn grow_count(&self) -> u64 {
         self.grows
     }

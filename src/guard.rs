@@ -52,6 +52,20 @@ pub(crate) mod sealed {
 ///
 /// This trait is sealed; it only names the pool type in
 /// [`Pooled<'a, T, P>`](Pooled) and [`OwnedPooled<T, P>`](OwnedPooled).
+///
+/// ```
+/// use capacitor_pool::{Pool, PoolKind, Pooled, RingPool};
+///
+/// // One function for guards from any of the crate's pools.
+/// fn fill<P: PoolKind<Vec<u8>>>(mut buf: Pooled<'_, Vec<u8>, P>) -> usize {
+///     buf.extend_from_slice(b"abc");
+///     buf.len()
+/// }
+/// let pool = Pool::new(Vec::new);
+/// let ring = RingPool::new(1, Vec::new).unwrap();
+/// assert_eq!(fill(pool.get()), 3);
+/// assert_eq!(fill(ring.try_get().unwrap()), 3);
+/// ```
 pub trait PoolKind<T>: sealed::Home<T> {}
 
 /// An object borrowed from a pool; returned to the pool when dropped.
@@ -152,6 +166,15 @@ impl<'a, T, P: PoolKind<T>> Pooled<'a, T, P> {
     }
 
     /// The pool the object returns to.
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    ///
+    /// let pool = Pool::new(String::new);
+    /// let s = pool.get();
+    /// assert!(std::ptr::eq(s.pool(), &pool));
+    /// assert_eq!(s.pool().stats().num_in_use, 1);
+    /// ```
     pub fn pool(&self) -> &'a P {
         self.pool
     }
@@ -253,6 +276,18 @@ impl<T, P: PoolKind<T>> OwnedPooled<T, P> {
     }
 
     /// Takes the object out of the pool's care; see [`Pooled::detach`].
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    /// use std::sync::Arc;
+    ///
+    /// let pool = Arc::new(Pool::new(String::new));
+    /// let mut s = pool.get_owned();
+    /// s.push_str("kept");
+    /// let s: String = s.detach();
+    /// assert_eq!(s, "kept");
+    /// assert_eq!(pool.stats().detach_count, 1);
+    /// ```
     pub fn detach(self) -> T {
         let (pool, slot) = self.into_parts();
         // SAFETY: the slot came from `pool` and the consumed guard no longer
@@ -261,6 +296,16 @@ impl<T, P: PoolKind<T>> OwnedPooled<T, P> {
     }
 
     /// Drops the object instead of returning it; see [`Pooled::discard`].
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    /// use std::sync::Arc;
+    ///
+    /// let pool = Arc::new(Pool::new(Vec::<u8>::new));
+    /// pool.get_owned().discard();
+    /// assert_eq!(pool.stats().num_idle, 0);
+    /// assert_eq!(pool.stats().drop_discarded_count, 1);
+    /// ```
     pub fn discard(self) {
         let (pool, slot) = self.into_parts();
         // SAFETY: as in `detach`.
@@ -268,6 +313,16 @@ impl<T, P: PoolKind<T>> OwnedPooled<T, P> {
     }
 
     /// The pool the object returns to.
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    /// use std::sync::Arc;
+    ///
+    /// let pool = Arc::new(Pool::new(String::new));
+    /// let s = pool.get_owned();
+    /// assert!(Arc::ptr_eq(s.pool(), &pool));
+    /// assert_eq!(Arc::strong_count(&pool), 2); // the guard holds one
+    /// ```
     pub fn pool(&self) -> &Arc<P> {
         &self.pool
     }

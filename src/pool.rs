@@ -28,9 +28,24 @@ use crate::stats::PoolStats;
 
 /// Objects retaining more than this are dropped instead of kept (the Go
 /// guide's "don't pool objects over 1 MB").
+///
+/// ```
+/// use capacitor_pool::{DEFAULT_RETENTION_LIMIT, Pool};
+///
+/// let pool = Pool::new(Vec::<u8>::new);
+/// assert_eq!(pool.retention_limit(), DEFAULT_RETENTION_LIMIT);
+/// pool.get().reserve(DEFAULT_RETENTION_LIMIT + 1);
+/// assert_eq!(pool.stats().drop_oversized_count, 1); // too big to keep
+/// ```
 pub const DEFAULT_RETENTION_LIMIT: usize = 1 << 20;
 
 /// Idle objects a pool keeps at most unless its builder says otherwise.
+///
+/// ```
+/// use capacitor_pool::{DEFAULT_MAX_IDLE, Pool};
+///
+/// assert_eq!(Pool::new(String::new).max_idle(), DEFAULT_MAX_IDLE);
+/// ```
 pub const DEFAULT_MAX_IDLE: usize = 1024;
 
 type Make<T> = Box<dyn Fn() -> T + Send + Sync>;
@@ -235,6 +250,18 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     }
 
     /// Like [`try_get`](Pool::try_get), for a pool in an [`Arc`].
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    /// use std::sync::Arc;
+    ///
+    /// let pool = Arc::new(Pool::new(String::new));
+    /// assert!(pool.try_get_owned().is_none()); // never makes one
+    /// drop(pool.get_owned());
+    /// let s = pool.try_get_owned().unwrap(); // 'static: no borrow of `pool`
+    /// std::thread::spawn(move || drop(s)).join().unwrap();
+    /// assert_eq!(pool.stats().return_count, 2);
+    /// ```
     #[inline]
     pub fn try_get_owned(self: &Arc<Self>) -> Option<OwnedPooled<T, Self>> {
         let hint = shard_hint();
@@ -304,6 +331,18 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     }
 
     /// A snapshot of the pool's counters, summed over its shards.
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    ///
+    /// let pool = Pool::new(Vec::<u8>::new);
+    /// let held = pool.get();
+    /// drop(pool.get());
+    /// let stats = pool.stats();
+    /// assert_eq!((stats.get_count, stats.created_count), (2, 2));
+    /// assert_eq!((stats.num_in_use, stats.num_idle), (1, 1));
+    /// drop(held);
+    /// ```
     pub fn stats(&self) -> PoolStats {
         let mut s = PoolStats::default();
         for shard in self.shards.iter() {
@@ -325,16 +364,37 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     }
 
     /// The most idle objects the pool keeps.
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    ///
+    /// let pool = Pool::builder(String::new).max_idle(16).build();
+    /// assert_eq!(pool.max_idle(), 16);
+    /// ```
     pub fn max_idle(&self) -> usize {
         self.max_idle
     }
 
     /// Objects retaining more bytes than this are dropped on return.
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    ///
+    /// let pool = Pool::builder(String::new).retention_limit(4096).build();
+    /// assert_eq!(pool.retention_limit(), 4096);
+    /// ```
     pub fn retention_limit(&self) -> usize {
         self.retention_limit
     }
 
     /// The number of shards (a power of two).
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    ///
+    /// let pool = Pool::builder(String::new).shards(3).build();
+    /// assert_eq!(pool.num_shards(), 4); // rounded up to a power of two
+    /// ```
     pub fn num_shards(&self) -> usize {
         self.shards.len()
     }
@@ -726,6 +786,14 @@ impl<T, R: Recycle<T>> fmt::Debug for Pool<T, R> {
 }
 
 /// Builds a [`Pool`]; made by [`Pool::builder`].
+///
+/// ```
+/// use capacitor_pool::{Pool, PoolBuilder};
+///
+/// let builder: PoolBuilder<Vec<u8>> = Pool::builder(Vec::new);
+/// let pool = builder.max_idle(8).shards(2).build();
+/// assert_eq!((pool.max_idle(), pool.num_shards()), (8, 2));
+/// ```
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct PoolBuilder<T, R = UseReset> {
     make: Make<T>,
@@ -740,6 +808,16 @@ impl<T: 'static, R> PoolBuilder<T, R> {
     /// The most idle objects the pool keeps (default
     /// [`DEFAULT_MAX_IDLE`]); objects returned to a full pool are dropped.
     /// 0 makes a pool that keeps nothing.
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    ///
+    /// let pool = Pool::builder(Vec::<u8>::new).max_idle(1).shards(1).build();
+    /// let (a, b) = (pool.get(), pool.get());
+    /// drop((a, b)); // the second finds the pool full
+    /// let stats = pool.stats();
+    /// assert_eq!((stats.num_idle, stats.drop_full_count), (1, 1));
+    /// ```
     pub fn max_idle(mut self, max_idle: usize) -> Self {
         self.max_idle = max_idle;
         self
@@ -747,6 +825,16 @@ impl<T: 'static, R> PoolBuilder<T, R> {
 
     /// Objects that retain more bytes than this after their reset are
     /// dropped on return (default [`DEFAULT_RETENTION_LIMIT`], 1 MiB).
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    ///
+    /// let pool = Pool::builder(Vec::<u8>::new).retention_limit(1024).build();
+    /// pool.get().reserve(4096); // grown past the limit: dropped on return
+    /// drop(pool.get()); // small: kept
+    /// let stats = pool.stats();
+    /// assert_eq!((stats.drop_oversized_count, stats.num_idle), (1, 1));
+    /// ```
     pub fn retention_limit(mut self, bytes: usize) -> Self {
         self.retention_limit = bytes;
         self
@@ -755,12 +843,27 @@ impl<T: 'static, R> PoolBuilder<T, R> {
     /// The number of shards, rounded up to a power of two (0 counts as 1).
     /// The default is the runtime's worker count when built inside a tokio
     /// runtime, else the number of CPUs, rounded up.
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    ///
+    /// let pool = Pool::builder(Vec::<u8>::new).shards(0).build();
+    /// assert_eq!(pool.num_shards(), 1); // 0 counts as 1
+    /// ```
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
         self
     }
 
     /// Makes this many objects up front (at most `max_idle`).
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    ///
+    /// let pool = Pool::builder(|| Vec::<u8>::with_capacity(512)).max_idle(4).prefill(10).build();
+    /// assert_eq!(pool.stats().num_idle, 4); // at most max_idle
+    /// assert!(pool.try_get().is_some());
+    /// ```
     pub fn prefill(mut self, count: usize) -> Self {
         self.prefill = count;
         self
@@ -795,6 +898,22 @@ impl<T: 'static, R> PoolBuilder<T, R> {
     }
 
     /// Recycles objects with a [`Recycle`] policy.
+    ///
+    /// ```
+    /// use capacitor_pool::{Pool, Recycle};
+    ///
+    /// // Objects keep their contents; only the size limit applies.
+    /// struct KeepAll;
+    /// impl Recycle<Vec<u8>> for KeepAll {
+    ///     fn reset(&self, _: &mut Vec<u8>) {}
+    ///     fn retained_bytes(&self, v: &Vec<u8>) -> usize {
+    ///         v.capacity()
+    ///     }
+    /// }
+    /// let pool = Pool::builder(Vec::new).recycler(KeepAll).shards(1).build();
+    /// pool.get().push(7);
+    /// assert_eq!(*pool.get(), [7]);
+    /// ```
     pub fn recycler<R2: Recycle<T>>(self, recycle: R2) -> PoolBuilder<T, R2> {
         PoolBuilder {
             make: self.make,
@@ -807,6 +926,13 @@ impl<T: 'static, R> PoolBuilder<T, R> {
     }
 
     /// Builds the pool (and makes the prefill objects).
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    ///
+    /// let pool = Pool::builder(Vec::<u8>::new).prefill(2).build();
+    /// assert_eq!(pool.stats().created_count, 2); // the prefill, made by `build`
+    /// ```
     pub fn build(self) -> Pool<T, R>
     where
         R: Recycle<T>,

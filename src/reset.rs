@@ -191,6 +191,18 @@ pub trait Recycle<T>: Send + Sync {
 }
 
 /// The default [`Recycle`] policy: the object's own [`Reset`] impl.
+///
+/// ```
+/// use capacitor_pool::{Pool, Recycle, UseReset};
+///
+/// // The default policy, named: the same pool as `Pool::new(Vec::new)`.
+/// let pool: Pool<Vec<u8>, UseReset> = Pool::builder(Vec::new).recycler(UseReset).build();
+/// pool.get().push(1);
+/// assert!(pool.get().is_empty());
+/// let mut v = vec![1u8, 2];
+/// UseReset.reset(&mut v); // calls `Reset::reset`
+/// assert!(v.is_empty());
+/// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct UseReset;
 
@@ -212,6 +224,19 @@ impl<T: Reset> Recycle<T> for UseReset {
 /// A closure cannot say how much memory the object retains, so pools with
 /// this policy never drop an object for its size; use your own [`Recycle`]
 /// impl where you need both.
+///
+/// ```
+/// use capacitor_pool::{Pool, Recycle, ResetWith};
+///
+/// let zero = ResetWith(|v: &mut Vec<u8>| v.fill(0));
+/// let mut v = vec![1u8, 2];
+/// zero.reset(&mut v);
+/// assert_eq!(v, [0, 0]);
+/// assert_eq!(zero.retained_bytes(&v), 0); // never too big to keep
+/// let pool = Pool::builder(|| vec![0u8; 2]).recycler(zero).build();
+/// pool.get()[0] = 9;
+/// assert_eq!(*pool.get(), [0, 0]);
+/// ```
 #[derive(Clone, Copy)]
 pub struct ResetWith<F>(pub F);
 

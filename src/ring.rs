@@ -35,9 +35,31 @@ use crate::pool::{DEFAULT_RETENTION_LIMIT, shard_hint};
 use crate::reset::{Recycle, Reset, ResetWith, UseReset};
 
 /// A guard from a [`RingPool`]: [`Pooled`] with the pool type filled in.
+///
+/// ```
+/// use capacitor_pool::{RingGuard, RingPool};
+///
+/// fn fill(mut buf: RingGuard<'_, Vec<u8>>) -> usize {
+///     buf.extend_from_slice(b"data");
+///     buf.len()
+/// }
+/// let ring = RingPool::new(1, Vec::<u8>::new).unwrap();
+/// assert_eq!(fill(ring.try_get().unwrap()), 4);
+/// assert!(ring.try_get().unwrap().is_empty()); // back, and reset
+/// ```
 pub type RingGuard<'a, T, R = UseReset> = Pooled<'a, T, RingPool<T, R>>;
 
 /// An owned guard from a [`RingPool`] in an [`Arc`].
+///
+/// ```
+/// use capacitor_pool::{OwnedRingGuard, RingPool};
+/// use std::sync::Arc;
+///
+/// let ring = Arc::new(RingPool::new(1, String::new).unwrap());
+/// let mut s: OwnedRingGuard<String> = ring.try_get_owned().unwrap();
+/// std::thread::spawn(move || s.push_str("elsewhere")).join().unwrap();
+/// assert_eq!(ring.stats().return_count, 1);
+/// ```
 pub type OwnedRingGuard<T, R = UseReset> = OwnedPooled<T, RingPool<T, R>>;
 
 type Make<T> = Box<dyn Fn() -> T + Send + Sync>;
@@ -203,6 +225,17 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     /// # Errors
     /// [`TryGetError::Empty`] when every slot is in use,
     /// [`TryGetError::Closed`] after [`close`](RingPool::close).
+    ///
+    /// ```
+    /// use capacitor_pool::{RingPool, TryGetError};
+    ///
+    /// let ring = RingPool::new(1, Vec::<u8>::new).unwrap();
+    /// let held = ring.try_get().unwrap();
+    /// assert_eq!(ring.try_get().unwrap_err(), TryGetError::Empty);
+    /// drop(held);
+    /// ring.close();
+    /// assert_eq!(ring.try_get().unwrap_err(), TryGetError::Closed);
+    /// ```
     #[inline]
     pub fn try_get(&self) -> Result<RingGuard<'_, T, R>, TryGetError> {
         Ok(Pooled::new(self, self.try_claim()?))
@@ -212,6 +245,17 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     ///
     /// # Errors
     /// As for [`try_get`](RingPool::try_get).
+    ///
+    /// ```
+    /// use capacitor_pool::{RingPool, TryGetError};
+    /// use std::sync::Arc;
+    ///
+    /// let ring = Arc::new(RingPool::new(1, Vec::<u8>::new).unwrap());
+    /// let held = ring.try_get_owned().unwrap(); // 'static: no borrow of `ring`
+    /// assert_eq!(ring.try_get_owned().unwrap_err(), TryGetError::Empty);
+    /// drop(held);
+    /// assert!(ring.try_get_owned().is_ok());
+    /// ```
     #[inline]
     pub fn try_get_owned(self: &Arc<Self>) -> Result<OwnedRingGuard<T, R>, TryGetError> {
         Ok(OwnedPooled::new(Arc::clone(self), self.try_claim()?))
@@ -228,6 +272,25 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     /// # Errors
     /// [`GetError`] once the ring is [closed](RingPool::close), also for
     /// callers already waiting.
+    ///
+    /// ```
+    /// use capacitor_pool::RingPool;
+    /// use std::sync::Arc;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let ring = Arc::new(RingPool::new(1, Vec::<u8>::new).unwrap());
+    /// let held = ring.get().await.unwrap();
+    /// let waiter = tokio::spawn({
+    ///     let ring = Arc::clone(&ring);
+    ///     async move { ring.get().await.map(|buf| buf.len()) }
+    /// });
+    /// tokio::task::yield_now().await;
+    /// assert_eq!(ring.stats().num_waiters, 1);
+    /// drop(held); // hands the slot to the waiter
+    /// assert_eq!(waiter.await.unwrap(), Ok(0));
+    /// # }
+    /// ```
     pub async fn get(&self) -> Result<RingGuard<'_, T, R>, GetError> {
         Ok(Pooled::new(self, self.acquire().await?))
     }
@@ -240,6 +303,23 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     ///
     /// # Errors
     /// As for [`get`](RingPool::get).
+    ///
+    /// ```
+    /// use capacitor_pool::RingPool;
+    /// use std::sync::Arc;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let ring = Arc::new(RingPool::new(2, String::new).unwrap());
+    /// let mut s = ring.get_owned().await.unwrap();
+    /// let len = tokio::spawn(async move {
+    ///     s.push_str("owned");
+    ///     s.len()
+    /// });
+    /// assert_eq!(len.await.unwrap(), 5);
+    /// assert_eq!(ring.stats().num_idle, 2);
+    /// # }
+    /// ```
     pub async fn get_owned(self: &Arc<Self>) -> Result<OwnedRingGuard<T, R>, GetError> {
         Ok(OwnedPooled::new(Arc::clone(self), self.acquire().await?))
     }
@@ -253,6 +333,20 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     /// # Errors
     /// [`GetTimeoutError::Timeout`] when no slot came free in time,
     /// [`GetTimeoutError::Closed`] when the ring is closed.
+    ///
+    /// ```
+    /// use capacitor_pool::{GetTimeoutError, RingPool};
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+    /// # async fn main() {
+    /// let ring = RingPool::new(1, Vec::<u8>::new).unwrap();
+    /// let _held = ring.get_timeout(Duration::from_millis(10)).await.unwrap();
+    /// let err = ring.get_timeout(Duration::from_millis(10)).await.unwrap_err();
+    /// assert_eq!(err, GetTimeoutError::Timeout);
+    /// assert_eq!(ring.stats().timeout_count, 1);
+    /// # }
+    /// ```
     pub async fn get_timeout(
         &self,
         timeout: Duration,
@@ -274,6 +368,24 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
 
     /// Closes the ring: waiting and later `get`s fail with [`GetError`].
     /// Guards still out return their objects as usual.
+    ///
+    /// ```
+    /// use capacitor_pool::RingPool;
+    /// use std::sync::Arc;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let ring = Arc::new(RingPool::new(1, Vec::<u8>::new).unwrap());
+    /// let _held = ring.get().await.unwrap();
+    /// let waiter = tokio::spawn({
+    ///     let ring = Arc::clone(&ring);
+    ///     async move { ring.get().await.is_err() }
+    /// });
+    /// tokio::task::yield_now().await;
+    /// ring.close();
+    /// assert!(waiter.await.unwrap()); // the waiter fails too
+    /// # }
+    /// ```
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
         self.sem.close();
@@ -281,16 +393,44 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     }
 
     /// Whether [`close`](RingPool::close) was called.
+    ///
+    /// ```
+    /// use capacitor_pool::RingPool;
+    ///
+    /// let ring = RingPool::new(1, Vec::<u8>::new).unwrap();
+    /// assert!(!ring.is_closed());
+    /// ring.close();
+    /// assert!(ring.is_closed());
+    /// ```
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
 
     /// The number of slots.
+    ///
+    /// ```
+    /// use capacitor_pool::RingPool;
+    ///
+    /// let ring = RingPool::new(3, Vec::<u8>::new).unwrap();
+    /// let _held = ring.try_get().unwrap();
+    /// assert_eq!(ring.capacity(), 3); // fixed, whatever is in use
+    /// ```
     pub fn capacity(&self) -> usize {
         self.slots.len()
     }
 
     /// A snapshot of the ring's counters.
+    ///
+    /// ```
+    /// use capacitor_pool::RingPool;
+    ///
+    /// let ring = RingPool::new(2, Vec::<u8>::new).unwrap();
+    /// let held = ring.try_get().unwrap();
+    /// let stats = ring.stats();
+    /// assert_eq!((stats.num_in_use, stats.num_idle), (1, 1));
+    /// drop(held);
+    /// assert_eq!(ring.stats().return_count, 1);
+    /// ```
     pub fn stats(&self) -> RingStats {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let c = &self.counters;
@@ -683,6 +823,18 @@ impl<T, R: Recycle<T>> fmt::Debug for RingPool<T, R> {
 ///
 /// Once the ring is quiet: `created_count == capacity + drop_count() +
 /// detach_count` and `num_idle + num_in_use == capacity`.
+///
+/// ```
+/// use capacitor_pool::RingPool;
+///
+/// let ring = RingPool::new(4, Vec::<u8>::new).unwrap();
+/// for _ in 0..10 {
+///     drop(ring.try_get().unwrap());
+/// }
+/// let stats = ring.stats();
+/// assert_eq!((stats.capacity, stats.get_count, stats.return_count), (4, 10, 10));
+/// assert_eq!(stats.created_count, 4); // every get served by a preallocated object
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RingStats {
@@ -721,12 +873,30 @@ pub struct RingStats {
 
 impl RingStats {
     /// Objects replaced for any reason (oversized or discarded).
+    ///
+    /// ```
+    /// use capacitor_pool::RingPool;
+    ///
+    /// let ring = RingPool::builder(1, Vec::<u8>::new).retention_limit(1024).build().unwrap();
+    /// ring.try_get().unwrap().reserve(4096); // too big to keep: replaced
+    /// let stats = ring.stats();
+    /// assert_eq!((stats.drop_count(), stats.drop_oversized_count), (1, 1));
+    /// assert_eq!(stats.created_count, 2);
+    /// ```
     pub fn drop_count(&self) -> u64 {
         self.drop_oversized_count + self.drop_discarded_count
     }
 }
 
 /// Builds a [`RingPool`]; made by [`RingPool::builder`].
+///
+/// ```
+/// use capacitor_pool::{RingPool, RingPoolBuilder};
+///
+/// let builder: RingPoolBuilder<Vec<u8>> = RingPool::builder(2, Vec::new);
+/// let ring = builder.retention_limit(4096).build().unwrap();
+/// assert_eq!(ring.capacity(), 2);
+/// ```
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct RingPoolBuilder<T, R = UseReset> {
     capacity: usize,
@@ -738,6 +908,15 @@ pub struct RingPoolBuilder<T, R = UseReset> {
 impl<T: 'static, R> RingPoolBuilder<T, R> {
     /// Objects that retain more bytes than this after their reset are
     /// replaced by a fresh one on return (default 1 MiB).
+    ///
+    /// ```
+    /// use capacitor_pool::RingPool;
+    ///
+    /// let ring = RingPool::builder(1, Vec::<u8>::new).retention_limit(1024).build().unwrap();
+    /// ring.try_get().unwrap().reserve(4096);
+    /// assert_eq!(ring.stats().drop_oversized_count, 1);
+    /// assert_eq!(ring.try_get().unwrap().capacity(), 0); // a fresh object
+    /// ```
     pub fn retention_limit(mut self, bytes: usize) -> Self {
         self.retention_limit = bytes;
         self
@@ -745,6 +924,14 @@ impl<T: 'static, R> RingPoolBuilder<T, R> {
 
     /// Resets objects with a closure instead of the [`Reset`] trait; see
     /// [`PoolBuilder::reset`](crate::PoolBuilder::reset).
+    ///
+    /// ```
+    /// use capacitor_pool::RingPool;
+    ///
+    /// let ring = RingPool::builder(1, || vec![0u8; 4]).reset(|v| v.fill(0)).build().unwrap();
+    /// ring.try_get().unwrap()[0] = 9;
+    /// assert_eq!(*ring.try_get().unwrap(), [0, 0, 0, 0]); // zeroed, length kept
+    /// ```
     pub fn reset<F>(self, reset: F) -> RingPoolBuilder<T, ResetWith<F>>
     where
         F: Fn(&mut T) + Send + Sync,
@@ -753,6 +940,15 @@ impl<T: 'static, R> RingPoolBuilder<T, R> {
     }
 
     /// Recycles objects with a [`Recycle`] policy.
+    ///
+    /// ```
+    /// use capacitor_pool::{RingPool, UseReset};
+    ///
+    /// // `UseReset` is the default policy: the `Reset` trait.
+    /// let ring = RingPool::builder(1, String::new).recycler(UseReset).build().unwrap();
+    /// ring.try_get().unwrap().push_str("x");
+    /// assert!(ring.try_get().unwrap().is_empty());
+    /// ```
     pub fn recycler<R2: Recycle<T>>(self, recycle: R2) -> RingPoolBuilder<T, R2> {
         RingPoolBuilder {
             capacity: self.capacity,
@@ -767,6 +963,15 @@ impl<T: 'static, R> RingPoolBuilder<T, R> {
     /// # Errors
     /// [`BuildError::ZeroCapacity`] for a capacity of 0,
     /// [`BuildError::CapacityTooLarge`] past [`Semaphore::MAX_PERMITS`].
+    ///
+    /// ```
+    /// use capacitor_pool::{BuildError, RingPool};
+    ///
+    /// let ring = RingPool::builder(2, || Vec::<u8>::with_capacity(64)).build().unwrap();
+    /// assert_eq!(ring.stats().created_count, 2); // made now
+    /// let err = RingPool::builder(0, Vec::<u8>::new).build().unwrap_err();
+    /// assert_eq!(err, BuildError::ZeroCapacity);
+    /// ```
     pub fn build(self) -> Result<RingPool<T, R>, BuildError>
     where
         R: Recycle<T>,

@@ -24,15 +24,55 @@ use crate::shard::take_slot;
 use crate::stats::PoolStats;
 
 /// The smallest chunk unless the builder says otherwise.
+///
+/// ```
+/// use capacitor_pool::{DEFAULT_MIN_CHUNK, Slab};
+///
+/// assert_eq!(Slab::new().chunk_size_for(1), Some(DEFAULT_MIN_CHUNK));
+/// ```
 pub const DEFAULT_MIN_CHUNK: usize = 64;
 /// The largest chunk unless the builder says otherwise.
+///
+/// ```
+/// use capacitor_pool::{DEFAULT_MAX_CHUNK, Slab};
+///
+/// let slab = Slab::new();
+/// assert_eq!(slab.max_chunk(), DEFAULT_MAX_CHUNK);
+/// assert!(slab.alloc(DEFAULT_MAX_CHUNK + 1).is_none());
+/// ```
 pub const DEFAULT_MAX_CHUNK: usize = 64 * 1024;
 /// The page size unless the builder says otherwise.
+///
+/// ```
+/// use capacitor_pool::{DEFAULT_PAGE_SIZE, Slab};
+///
+/// let class = Slab::new().class_stats(0).unwrap();
+/// assert_eq!(class.chunk_size * class.chunks_per_page, DEFAULT_PAGE_SIZE);
+/// ```
 pub const DEFAULT_PAGE_SIZE: usize = 64 * 1024;
 /// Pages per class unless the builder says otherwise (16 MiB of 64 KiB
 /// pages per class at most; pages are allocated only when needed).
+///
+/// ```
+/// use capacitor_pool::{DEFAULT_MAX_PAGES_PER_CLASS, Slab};
+///
+/// let class = Slab::new().class_stats(0).unwrap();
+/// assert_eq!(class.max_pages, DEFAULT_MAX_PAGES_PER_CLASS);
+/// ```
 pub const DEFAULT_MAX_PAGES_PER_CLASS: usize = 256;
 /// The largest chunk or page a slab accepts (1 GiB).
+///
+/// ```
+/// use capacitor_pool::{MAX_CHUNK_LIMIT, Slab, SlabBuildError};
+///
+/// let err = Slab::builder().max_chunk(MAX_CHUNK_LIMIT + 1).build().unwrap_err();
+/// let expected = SlabBuildError::TooLarge {
+///     what: "max_chunk",
+///     requested: MAX_CHUNK_LIMIT + 1,
+///     max: MAX_CHUNK_LIMIT,
+/// };
+/// assert_eq!(err, expected);
+/// ```
 pub const MAX_CHUNK_LIMIT: usize = 1 << 30;
 
 /// The alignment of every page, hence of every chunk (all chunk sizes are
@@ -419,6 +459,14 @@ impl Drop for SlabShared {
 
 impl Slab {
     /// A slab with the default classes (64 B to 64 KiB) and bounds.
+    ///
+    /// ```
+    /// use capacitor_pool::Slab;
+    ///
+    /// let slab = Slab::new();
+    /// assert_eq!(slab.num_classes(), 11); // 64 B, 128 B, ..., 64 KiB
+    /// assert_eq!(slab.stats().num_pages(), 0); // pages come with the first chunks
+    /// ```
     pub fn new() -> Self {
         Self::builder().build().expect("the defaults are valid")
     }
@@ -570,6 +618,25 @@ impl Slab {
     ///
     /// # Cancel safety
     /// Cancel safe.
+    ///
+    /// ```
+    /// use capacitor_pool::Slab;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let slab = Slab::builder().max_pages_per_class(1).build().unwrap();
+    /// let held = slab.alloc(64 * 1024).unwrap(); // the whole class
+    /// let waiter = tokio::spawn({
+    ///     let slab = slab.clone();
+    ///     async move { slab.ready(60_000).await }
+    /// });
+    /// tokio::task::yield_now().await;
+    /// assert!(!waiter.is_finished());
+    /// drop(held); // wakes the waiter
+    /// waiter.await.unwrap();
+    /// assert!(slab.alloc(60_000).is_some());
+    /// # }
+    /// ```
     pub async fn ready(&self, len: usize) {
         if let Some(i) = self.class_index(len) {
             self.wait_class(i).await;
@@ -629,6 +696,18 @@ impl Slab {
     }
 
     /// A snapshot of the counters of every class.
+    ///
+    /// ```
+    /// use capacitor_pool::Slab;
+    ///
+    /// let slab = Slab::new();
+    /// let frame = slab.alloc(100).unwrap();
+    /// let stats = slab.stats();
+    /// assert_eq!(stats.classes.len(), slab.num_classes());
+    /// assert_eq!(stats.num_in_use(), 1);
+    /// drop(frame);
+    /// assert_eq!(slab.stats().num_in_use(), 0);
+    /// ```
     pub fn stats(&self) -> SlabStats {
         SlabStats {
             classes: self.shared.classes.iter().map(|c| c.stats()).collect(),
@@ -638,11 +717,29 @@ impl Slab {
 
     /// The counters of class `i` (`0` is the smallest); `None` past the
     /// last class.
+    ///
+    /// ```
+    /// use capacitor_pool::Slab;
+    ///
+    /// let slab = Slab::new();
+    /// let _frame = slab.alloc(100).unwrap();
+    /// let class = slab.class_stats(1).unwrap();
+    /// assert_eq!(class.chunk_size, 128);
+    /// assert_eq!(class.pool.num_in_use, 1);
+    /// assert!(slab.class_stats(slab.num_classes()).is_none());
+    /// ```
     pub fn class_stats(&self, i: usize) -> Option<ClassStats> {
         self.shared.classes.get(i).map(|c| c.stats())
     }
 
     /// The number of size classes.
+    ///
+    /// ```
+    /// use capacitor_pool::Slab;
+    ///
+    /// let slab = Slab::builder().min_chunk(1024).max_chunk(4096).build().unwrap();
+    /// assert_eq!(slab.num_classes(), 3); // 1 KiB, 2 KiB, 4 KiB
+    /// ```
     pub fn num_classes(&self) -> usize {
         self.shared.classes.len()
     }
@@ -662,6 +759,13 @@ impl Slab {
     }
 
     /// The largest chunk.
+    ///
+    /// ```
+    /// use capacitor_pool::Slab;
+    ///
+    /// let slab = Slab::builder().max_chunk(10_000).build().unwrap();
+    /// assert_eq!(slab.max_chunk(), 16 * 1024); // rounded up to a power of two
+    /// ```
     pub fn max_chunk(&self) -> usize {
         self.shared.max_chunk
     }
@@ -794,6 +898,13 @@ impl Drop for WaiterGuard<'_> {
 }
 
 /// Configures a [`Slab`]: its classes, pages and bounds.
+///
+/// ```
+/// use capacitor_pool::{Slab, SlabBuilder};
+///
+/// let slab: Slab = SlabBuilder::default().page_size(4096).build().unwrap();
+/// assert_eq!(slab.class_stats(0).unwrap().chunks_per_page, 4096 / 64);
+/// ```
 #[derive(Debug, Clone)]
 pub struct SlabBuilder {
     min_chunk: usize,
@@ -819,6 +930,15 @@ impl Default for SlabBuilder {
 
 impl SlabBuilder {
     /// The smallest chunk, rounded up to a power of two of at least 64.
+    ///
+    /// ```
+    /// use capacitor_pool::Slab;
+    ///
+    /// let slab = Slab::builder().min_chunk(100).build().unwrap();
+    /// assert_eq!(slab.chunk_size_for(1), Some(128));
+    /// let slab = Slab::builder().min_chunk(1).build().unwrap();
+    /// assert_eq!(slab.chunk_size_for(1), Some(64)); // never under 64
+    /// ```
     pub fn min_chunk(mut self, bytes: usize) -> Self {
         self.min_chunk = bytes;
         self
@@ -827,6 +947,14 @@ impl SlabBuilder {
     /// The largest chunk, rounded up to a power of two; longer lengths get
     /// `None` from [`Slab::alloc`] or a heap buffer from
     /// [`Slab::alloc_or_heap`].
+    ///
+    /// ```
+    /// use capacitor_pool::Slab;
+    ///
+    /// let slab = Slab::builder().max_chunk(1024).build().unwrap();
+    /// assert!(slab.alloc(2000).is_none());
+    /// assert!(!slab.alloc_or_heap(2000).is_pooled());
+    /// ```
     pub fn max_chunk(mut self, bytes: usize) -> Self {
         self.max_chunk = bytes;
         self
@@ -834,6 +962,15 @@ impl SlabBuilder {
 
     /// The size of the pages chunks are carved from (rounded up to a power
     /// of two); a class whose chunks are larger uses pages of one chunk.
+    ///
+    /// ```
+    /// use capacitor_pool::Slab;
+    ///
+    /// let slab = Slab::builder().page_size(4096).build().unwrap();
+    /// assert_eq!(slab.class_stats(0).unwrap().chunks_per_page, 64); // 64 B chunks
+    /// let last = slab.class_stats(slab.num_classes() - 1).unwrap();
+    /// assert_eq!((last.chunk_size, last.chunks_per_page), (64 * 1024, 1));
+    /// ```
     pub fn page_size(mut self, bytes: usize) -> Self {
         self.page_size = bytes;
         self
@@ -841,6 +978,21 @@ impl SlabBuilder {
 
     /// The most pages each class may hold at once: the bound on the slab's
     /// memory, `max_pages_per_class * page_size` per class.
+    ///
+    /// ```
+    /// use capacitor_pool::Slab;
+    ///
+    /// let slab = Slab::builder()
+    ///     .min_chunk(4096)
+    ///     .max_chunk(4096)
+    ///     .page_size(4096)
+    ///     .max_pages_per_class(2)
+    ///     .build()
+    ///     .unwrap();
+    /// let (_a, _b) = (slab.alloc(4096).unwrap(), slab.alloc(4096).unwrap());
+    /// assert!(slab.alloc(4096).is_none()); // two pages of one chunk each
+    /// assert_eq!(slab.stats().page_bytes(), 2 * 4096);
+    /// ```
     pub fn max_pages_per_class(mut self, pages: usize) -> Self {
         self.max_pages = pages;
         self
@@ -848,6 +1000,15 @@ impl SlabBuilder {
 
     /// The number of free-list shards per class (rounded up to a power of
     /// two); the default follows the number of CPUs, as for [`Pool`].
+    ///
+    /// ```
+    /// use capacitor_pool::Slab;
+    ///
+    /// let slab = Slab::builder().shards(1).build().unwrap();
+    /// drop(slab.alloc(100));
+    /// drop(slab.alloc(100)); // the chunk freed above, from the one shard
+    /// assert_eq!(slab.class_stats(1).unwrap().pool.hit_count, 1);
+    /// ```
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
         self
@@ -856,6 +1017,17 @@ impl SlabBuilder {
     /// Zero the written bytes of every chunk when it is freed, so that no
     /// secret outlives its frame (off by default: chunks are handed out
     /// with only their written length readable either way).
+    ///
+    /// ```
+    /// use capacitor_pool::Slab;
+    ///
+    /// let slab = Slab::builder().zero_on_return(true).build().unwrap();
+    /// let mut key = slab.alloc(64).unwrap();
+    /// key.extend_from_slice(b"secret");
+    /// drop(key); // the six bytes are zeroed here
+    /// let reused = slab.alloc(64).unwrap();
+    /// assert!(reused.is_empty());
+    /// ```
     pub fn zero_on_return(mut self, zero: bool) -> Self {
         self.zero_on_return = zero;
         self
@@ -927,6 +1099,14 @@ impl SlabBuilder {
 }
 
 /// The error of [`SlabBuilder::build`].
+///
+/// ```
+/// use capacitor_pool::{Slab, SlabBuildError};
+///
+/// let err = Slab::builder().min_chunk(4096).max_chunk(1024).build().unwrap_err();
+/// assert_eq!(err, SlabBuildError::MinOverMax { min: 4096, max: 1024 });
+/// assert_eq!(err.to_string(), "slab min_chunk 4096 is over max_chunk 1024");
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SlabBuildError {
@@ -1026,6 +1206,15 @@ impl std::panic::UnwindSafe for Slab {}
 impl std::panic::RefUnwindSafe for Slab {}
 
 /// The error of [`SlabBuf::try_extend_from_slice`]: the bytes do not fit.
+///
+/// ```
+/// use capacitor_pool::{CapacityError, Slab};
+///
+/// let slab = Slab::new();
+/// let mut buf = slab.alloc(64).unwrap();
+/// let err = buf.try_extend_from_slice(&[0; 100]).unwrap_err();
+/// assert_eq!(err, CapacityError { requested: 100, remaining: 64 });
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CapacityError {
     /// Bytes asked for.
@@ -1060,41 +1249,100 @@ impl SlabBuf {
     }
 
     /// The number of bytes written.
+    ///
+    /// ```
+    /// use capacitor_pool::Slab;
+    ///
+    /// let mut buf = Slab::new().alloc(64).unwrap();
+    /// buf.extend_from_slice(b"abc");
+    /// assert_eq!(buf.len(), 3);
+    /// ```
     #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
 
     /// Whether no byte was written.
+    ///
+    /// ```
+    /// use capacitor_pool::Slab;
+    ///
+    /// let mut buf = Slab::new().alloc(64).unwrap();
+    /// assert!(buf.is_empty());
+    /// buf.extend_from_slice(b"a");
+    /// assert!(!buf.is_empty());
+    /// ```
     #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// The most bytes the buffer can hold (its class size).
+    ///
+    /// ```
+    /// use capacitor_pool::Slab;
+    ///
+    /// let buf = Slab::new().alloc(1000).unwrap();
+    /// assert_eq!(buf.capacity(), 1024); // the class of 1000 bytes
+    /// ```
     #[inline]
     pub fn capacity(&self) -> usize {
         self.cap
     }
 
     /// Bytes of room left.
+    ///
+    /// ```
+    /// use capacitor_pool::Slab;
+    ///
+    /// let mut buf = Slab::new().alloc(64).unwrap();
+    /// buf.extend_from_slice(&[7; 10]);
+    /// assert_eq!(buf.spare_capacity(), 54);
+    /// ```
     #[inline]
     pub fn spare_capacity(&self) -> usize {
         self.cap - self.len
     }
 
     /// Whether the bytes are in a slab chunk (`false` for a heap fallback).
+    ///
+    /// ```
+    /// use capacitor_pool::Slab;
+    ///
+    /// let slab = Slab::new();
+    /// assert!(slab.alloc(100).unwrap().is_pooled());
+    /// assert!(!slab.alloc_or_heap(1 << 20).is_pooled()); // over the largest class
+    /// ```
     pub fn is_pooled(&self) -> bool {
         matches!(self.origin, Origin::Chunk { .. })
     }
 
     /// Forgets the written bytes (the capacity stays).
+    ///
+    /// ```
+    /// use capacitor_pool::Slab;
+    ///
+    /// let mut buf = Slab::new().copy_from_slice(b"hello");
+    /// buf.clear();
+    /// assert!(buf.is_empty());
+    /// assert_eq!(buf.capacity(), 64);
+    /// ```
     pub fn clear(&mut self) {
         self.len = 0;
     }
 
     /// Keeps the first `len` written bytes (no effect if `len` is not less
     /// than [`len`](SlabBuf::len)).
+    ///
+    /// ```
+    /// use capacitor_pool::Slab;
+    ///
+    /// let mut buf = Slab::new().copy_from_slice(b"hello");
+    /// buf.truncate(2);
+    /// assert_eq!(&buf[..], b"he");
+    /// buf.truncate(10); // no effect
+    /// assert_eq!(&buf[..], b"he");
+    /// ```
     pub fn truncate(&mut self, len: usize) {
         self.len = self.len.min(len);
     }
@@ -1104,6 +1352,15 @@ impl SlabBuf {
     /// # Panics
     /// If `data` does not fit; see
     /// [`try_extend_from_slice`](SlabBuf::try_extend_from_slice).
+    ///
+    /// ```
+    /// use capacitor_pool::Slab;
+    ///
+    /// let mut buf = Slab::new().alloc(64).unwrap();
+    /// buf.extend_from_slice(b"ab");
+    /// buf.extend_from_slice(b"cd");
+    /// assert_eq!(&buf[..], b"abcd");
+    /// ```
     #[inline]
     pub fn extend_from_slice(&mut self, data: &[u8]) {
         if let Err(e) = self.try_extend_from_slice(data) {
@@ -1145,6 +1402,16 @@ impl SlabBuf {
     ///
     /// # Panics
     /// If `new_len` is over the capacity.
+    ///
+    /// ```
+    /// use capacitor_pool::Slab;
+    ///
+    /// let mut buf = Slab::new().alloc(64).unwrap();
+    /// buf.resize(4, b'x');
+    /// assert_eq!(&buf[..], b"xxxx");
+    /// buf.resize(2, 0);
+    /// assert_eq!(&buf[..], b"xx");
+    /// ```
     pub fn resize(&mut self, new_len: usize, value: u8) {
         assert!(
             new_len <= self.cap,
@@ -1320,6 +1587,17 @@ impl io::Write for SlabBuf {
 }
 
 /// The counters of one size class of a [`Slab`].
+///
+/// ```
+/// use capacitor_pool::Slab;
+///
+/// let slab = Slab::new();
+/// let _frame = slab.alloc(100).unwrap();
+/// let class = slab.class_stats(1).unwrap();
+/// assert_eq!((class.chunk_size, class.chunks_per_page), (128, 512));
+/// assert_eq!((class.num_pages, class.page_alloc_count), (1, 1));
+/// assert_eq!(class.pool.num_in_use, 1);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ClassStats {
@@ -1348,6 +1626,17 @@ pub struct ClassStats {
 }
 
 /// A snapshot of a [`Slab`]'s counters, per class.
+///
+/// ```
+/// use capacitor_pool::Slab;
+///
+/// let slab = Slab::new();
+/// let _frame = slab.alloc(100).unwrap();
+/// let _huge = slab.alloc_or_heap(1 << 20);
+/// let stats = slab.stats();
+/// assert_eq!(stats.classes[1].pool.num_in_use, 1);
+/// assert_eq!(stats.oversized_count, 1);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SlabStats {
@@ -1359,16 +1648,44 @@ pub struct SlabStats {
 
 impl SlabStats {
     /// Chunks held now, over all classes.
+    ///
+    /// ```
+    /// use capacitor_pool::Slab;
+    ///
+    /// let slab = Slab::new();
+    /// let small = slab.alloc(100).unwrap();
+    /// let _large = slab.alloc(5000).unwrap();
+    /// assert_eq!(slab.stats().num_in_use(), 2);
+    /// drop(small);
+    /// assert_eq!(slab.stats().num_in_use(), 1);
+    /// ```
     pub fn num_in_use(&self) -> u64 {
         self.classes.iter().map(|c| c.pool.num_in_use).sum()
     }
 
     /// Pages held now, over all classes.
+    ///
+    /// ```
+    /// use capacitor_pool::Slab;
+    ///
+    /// let slab = Slab::new();
+    /// let _small = [slab.alloc(100).unwrap(), slab.alloc(100).unwrap()];
+    /// let _large = slab.alloc(5000).unwrap();
+    /// assert_eq!(slab.stats().num_pages(), 2); // one per class used
+    /// ```
     pub fn num_pages(&self) -> usize {
         self.classes.iter().map(|c| c.num_pages).sum()
     }
 
     /// Bytes of pages held now, over all classes.
+    ///
+    /// ```
+    /// use capacitor_pool::Slab;
+    ///
+    /// let slab = Slab::new();
+    /// let _frame = slab.alloc(100).unwrap();
+    /// assert_eq!(slab.stats().page_bytes(), 64 * 1024); // one default page
+    /// ```
     pub fn page_bytes(&self) -> usize {
         self.classes
             .iter()
@@ -1377,6 +1694,16 @@ impl SlabStats {
     }
 
     /// Heap buffers handed out (class full, or over the largest class).
+    ///
+    /// ```
+    /// use capacitor_pool::Slab;
+    ///
+    /// let slab = Slab::builder().max_pages_per_class(1).build().unwrap();
+    /// let _held = slab.alloc(64 * 1024).unwrap(); // the whole class
+    /// let _fallback = slab.alloc_or_heap(60_000); // class full
+    /// let _oversized = slab.alloc_or_heap(1 << 20); // over the largest class
+    /// assert_eq!(slab.stats().heap_count(), 2);
+    /// ```
     pub fn heap_count(&self) -> u64 {
         self.oversized_count
             + self
@@ -1387,11 +1714,29 @@ impl SlabStats {
     }
 
     /// Chunks handed out, over all classes.
+    ///
+    /// ```
+    /// use capacitor_pool::Slab;
+    ///
+    /// let slab = Slab::new();
+    /// drop(slab.alloc(100));
+    /// drop(slab.alloc(5000));
+    /// assert_eq!(slab.stats().alloc_count(), 2);
+    /// ```
     pub fn alloc_count(&self) -> u64 {
         self.classes.iter().map(|c| c.pool.get_count).sum()
     }
 
     /// The share of allocations served by a reused chunk.
+    ///
+    /// ```
+    /// use capacitor_pool::Slab;
+    ///
+    /// let slab = Slab::builder().shards(1).build().unwrap();
+    /// drop(slab.alloc(100)); // carved
+    /// drop(slab.alloc(100)); // reused
+    /// assert_eq!(slab.stats().hit_rate(), 0.5);
+    /// ```
     pub fn hit_rate(&self) -> f64 {
         let gets = self.alloc_count();
         if gets == 0 {

@@ -28,6 +28,20 @@ use std::fmt;
 ///
 /// Names follow tokio's `RuntimeMetrics`: `num_*` for gauges, `*_count` for
 /// monotonic counters.
+///
+/// ```
+/// use capacitor_pool::Pool;
+///
+/// let pool = Pool::builder(Vec::<u8>::new).prefill(2).build();
+/// let held = pool.get();
+/// pool.get().discard();
+/// let s = pool.stats();
+/// assert_eq!((s.created_count, s.num_idle, s.num_in_use, s.drop_count()), (2, 0, 1, 1));
+/// // Once quiet, the counts add up:
+/// let came_in = s.created_count + s.adopt_count;
+/// assert_eq!(came_in, s.num_idle + s.num_in_use + s.drop_count() + s.detach_count);
+/// drop(held);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PoolStats {
@@ -63,6 +77,17 @@ pub struct PoolStats {
 
 impl PoolStats {
     /// Hits per get, from 0.0 to 1.0; 0.0 before the first get.
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    ///
+    /// let pool = Pool::new(Vec::<u8>::new);
+    /// assert_eq!(pool.stats().hit_rate(), 0.0); // no get yet
+    /// for _ in 0..4 {
+    ///     drop(pool.get()); // one miss, then three hits
+    /// }
+    /// assert_eq!(pool.stats().hit_rate(), 0.75);
+    /// ```
     pub fn hit_rate(&self) -> f64 {
         if self.get_count == 0 {
             0.0
@@ -72,6 +97,17 @@ impl PoolStats {
     }
 
     /// Objects dropped by the pool, for any reason.
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    ///
+    /// let pool = Pool::builder(Vec::<u8>::new).retention_limit(1024).build();
+    /// pool.get().reserve(4096); // oversized
+    /// pool.get().discard(); // discarded
+    /// let stats = pool.stats();
+    /// assert_eq!(stats.drop_count(), stats.drop_oversized_count + stats.drop_discarded_count);
+    /// assert_eq!(stats.drop_count(), 2);
+    /// ```
     pub fn drop_count(&self) -> u64 {
         self.drop_full_count
             + self.drop_oversized_count

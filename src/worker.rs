@@ -39,16 +39,52 @@ use crate::shard::{free_all, take_slot};
 use crate::stats::PoolStats;
 
 /// The largest magazine, in objects.
+///
+/// ```
+/// use capacitor_pool::{MAX_MAGAZINE_SIZE, WorkerPool};
+///
+/// let pool = WorkerPool::builder(Vec::<u8>::new).magazine_size(1000).build();
+/// assert_eq!(pool.magazine_size(), MAX_MAGAZINE_SIZE); // clamped
+/// ```
 pub const MAX_MAGAZINE_SIZE: usize = 64;
 
 /// Objects per magazine unless the builder says otherwise.
+///
+/// ```
+/// use capacitor_pool::{DEFAULT_MAGAZINE_SIZE, WorkerPool};
+///
+/// let pool = WorkerPool::new(Vec::<u8>::new);
+/// assert_eq!(pool.magazine_size(), DEFAULT_MAGAZINE_SIZE);
+/// ```
 pub const DEFAULT_MAGAZINE_SIZE: usize = 32;
 
 /// A guard from a [`WorkerPool`]: [`Pooled`] with the pool type filled in.
+///
+/// ```
+/// use capacitor_pool::{WorkerPool, WorkerPooled};
+///
+/// fn greet(mut s: WorkerPooled<'_, String>) -> usize {
+///     s.push_str("hello");
+///     s.len()
+/// }
+/// let pool = WorkerPool::new(String::new);
+/// assert_eq!(greet(pool.get()), 5);
+/// assert_eq!(pool.stats().num_idle, 1); // back when `s` dropped
+/// ```
 pub type WorkerPooled<'a, T, R = UseReset> = Pooled<'a, T, WorkerPool<T, R>>;
 
 /// An owned guard from a [`WorkerPool`]: [`OwnedPooled`] with the pool type
 /// filled in.
+///
+/// ```
+/// use capacitor_pool::{OwnedWorkerPooled, WorkerPool};
+/// use std::sync::Arc;
+///
+/// let pool = Arc::new(WorkerPool::new(String::new));
+/// let mut s: OwnedWorkerPooled<String> = pool.get_owned();
+/// std::thread::spawn(move || s.push_str("elsewhere")).join().unwrap();
+/// assert_eq!(pool.stats().return_count, 1);
+/// ```
 pub type OwnedWorkerPooled<T, R = UseReset> = OwnedPooled<T, WorkerPool<T, R>>;
 
 /// A magazine: a bounded LIFO stack of slot pointers owned by one worker
@@ -298,6 +334,13 @@ unsafe impl<T: Send, R: Sync> Sync for WorkerPool<T, R> {}
 impl<T: Reset + 'static> WorkerPool<T> {
     /// A pool that makes objects with `make` and resets them with their
     /// [`Reset`] impl, with the default bounds.
+    ///
+    /// ```
+    /// use capacitor_pool::WorkerPool;
+    ///
+    /// let pool = WorkerPool::new(|| Vec::<u8>::with_capacity(1024));
+    /// assert!(pool.get().capacity() >= 1024);
+    /// ```
     pub fn new(make: impl Fn() -> T + Send + Sync + 'static) -> Self {
         Self::builder(make).build()
     }
@@ -328,12 +371,32 @@ impl<T: 'static> WorkerPool<T> {
 impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// Takes an idle object (from this worker's magazine, else the depot),
     /// or makes a new one.
+    ///
+    /// ```
+    /// use capacitor_pool::WorkerPool;
+    ///
+    /// let pool = WorkerPool::new(Vec::<u8>::new);
+    /// let mut v = pool.get();
+    /// v.push(1);
+    /// drop(v); // reset and kept
+    /// assert!(pool.get().is_empty());
+    /// assert_eq!(pool.stats().hit_count, 1);
+    /// ```
     #[inline(always)]
     pub fn get(&self) -> WorkerPooled<'_, T, R> {
         Pooled::new(self, self.take(worker_id(), true).expect("make = true"))
     }
 
     /// Takes an idle object; `None` if none is idle. Never makes one.
+    ///
+    /// ```
+    /// use capacitor_pool::WorkerPool;
+    ///
+    /// let pool = WorkerPool::new(Vec::<u8>::new);
+    /// assert!(pool.try_get().is_none());
+    /// drop(pool.get());
+    /// assert!(pool.try_get().is_some());
+    /// ```
     #[inline]
     pub fn try_get(&self) -> Option<WorkerPooled<'_, T, R>> {
         Some(Pooled::new(self, self.take(worker_id(), false)?))
@@ -341,6 +404,23 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
 
     /// Like [`get`](WorkerPool::get), for a pool in an [`Arc`]: the guard is
     /// `'static` and can move into `tokio::spawn`.
+    ///
+    /// ```
+    /// use capacitor_pool::WorkerPool;
+    /// use std::sync::Arc;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let pool = Arc::new(WorkerPool::new(String::new));
+    /// let mut s = pool.get_owned();
+    /// let len = tokio::spawn(async move {
+    ///     s.push_str("owned");
+    ///     s.len()
+    /// });
+    /// assert_eq!(len.await.unwrap(), 5);
+    /// assert_eq!(pool.stats().num_in_use, 0);
+    /// # }
+    /// ```
     #[inline(always)]
     pub fn get_owned(self: &Arc<Self>) -> OwnedWorkerPooled<T, R> {
         let slot = self.take(worker_id(), true).expect("make = true");
@@ -348,6 +428,16 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     }
 
     /// Like [`try_get`](WorkerPool::try_get), for a pool in an [`Arc`].
+    ///
+    /// ```
+    /// use capacitor_pool::WorkerPool;
+    /// use std::sync::Arc;
+    ///
+    /// let pool = Arc::new(WorkerPool::new(String::new));
+    /// assert!(pool.try_get_owned().is_none());
+    /// drop(pool.get_owned());
+    /// assert!(pool.try_get_owned().is_some());
+    /// ```
     #[inline]
     pub fn try_get_owned(self: &Arc<Self>) -> Option<OwnedWorkerPooled<T, R>> {
         let slot = self.take(worker_id(), false)?;
@@ -355,18 +445,46 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     }
 
     /// Hands a value to the pool's depot; see [`Pool::put`].
+    ///
+    /// ```
+    /// use capacitor_pool::WorkerPool;
+    ///
+    /// let pool = WorkerPool::new(Vec::<u8>::new);
+    /// pool.put(vec![1, 2, 3]).unwrap();
+    /// assert_eq!(pool.depot().stats().num_idle, 1);
+    /// assert!(pool.get().is_empty()); // reset when put
+    /// ```
     pub fn put(&self, value: T) -> Result<(), T> {
         self.depot.put(value)
     }
 
     /// Drops depot objects that stayed idle since the previous `trim`; see
     /// [`Pool::trim`]. Magazines are bounded and not aged.
+    ///
+    /// ```
+    /// use capacitor_pool::WorkerPool;
+    ///
+    /// let pool = WorkerPool::builder(Vec::<u8>::new).prefill(4).build();
+    /// assert_eq!(pool.trim(), 0); // starts the first aging period
+    /// assert_eq!(pool.trim(), 4); // idle through it: dropped
+    /// ```
     pub fn trim(&self) -> usize {
         self.depot.trim()
     }
 
     /// A snapshot of the pool's counters: the depot's plus every
     /// magazine's.
+    ///
+    /// ```
+    /// use capacitor_pool::WorkerPool;
+    ///
+    /// let pool = WorkerPool::new(Vec::<u8>::new);
+    /// let held = pool.get();
+    /// drop(pool.get());
+    /// let stats = pool.stats();
+    /// assert_eq!((stats.get_count, stats.num_in_use, stats.num_idle), (2, 1, 1));
+    /// drop(held);
+    /// ```
     pub fn stats(&self) -> PoolStats {
         let mut s = self.depot.stats();
         for mag in self.mags.iter() {
@@ -381,6 +499,25 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// The counters of magazine `worker` (a worker number, as given to
     /// worker threads in the order they first use a `WorkerPool`); `None`
     /// past [`num_workers`](WorkerPool::num_workers).
+    ///
+    /// ```
+    /// use capacitor_pool::WorkerPool;
+    /// use std::sync::Arc;
+    ///
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
+    /// # async fn main() {
+    /// let pool = Arc::new(WorkerPool::builder(Vec::<u8>::new).workers(4).build());
+    /// let p = Arc::clone(&pool);
+    /// let worker = tokio::spawn(async move {
+    ///     drop(p.get()); // made, then kept in this worker's magazine
+    ///     drop(p.get()); // from the magazine
+    ///     WorkerPool::<Vec<u8>>::current_worker().unwrap()
+    /// });
+    /// let stats = pool.worker_stats(worker.await.unwrap()).unwrap();
+    /// assert_eq!((stats.local_hit_count, stats.num_idle), (1, 1));
+    /// assert!(pool.worker_stats(4).is_none());
+    /// # }
+    /// ```
     pub fn worker_stats(&self, worker: usize) -> Option<WorkerStats> {
         self.mags.get(worker).map(|mag| Self::mag_stats(mag))
     }
@@ -416,16 +553,37 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     }
 
     /// The number of magazines (worker numbers past it use the depot).
+    ///
+    /// ```
+    /// use capacitor_pool::WorkerPool;
+    ///
+    /// let pool = WorkerPool::builder(Vec::<u8>::new).workers(3).build();
+    /// assert_eq!(pool.num_workers(), 3);
+    /// ```
     pub fn num_workers(&self) -> usize {
         self.mags.len()
     }
 
     /// Objects per magazine.
+    ///
+    /// ```
+    /// use capacitor_pool::WorkerPool;
+    ///
+    /// let pool = WorkerPool::builder(Vec::<u8>::new).magazine_size(1).build();
+    /// assert_eq!(pool.magazine_size(), 2); // clamped to at least 2
+    /// ```
     pub fn magazine_size(&self) -> usize {
         self.mag_size
     }
 
     /// The depot, a [`Pool`] shared by all workers.
+    ///
+    /// ```
+    /// use capacitor_pool::WorkerPool;
+    ///
+    /// let pool = WorkerPool::builder(Vec::<u8>::new).prefill(4).build();
+    /// assert_eq!(pool.depot().stats().num_idle, 4); // prefill goes to the depot
+    /// ```
     pub fn depot(&self) -> &Pool<T, R> {
         &self.depot
     }
@@ -680,6 +838,15 @@ impl<T, R: Recycle<T>> fmt::Debug for WorkerPool<T, R> {
 }
 
 /// The counters of one worker's magazine; see [`WorkerPool::worker_stats`].
+///
+/// ```
+/// use capacitor_pool::{WorkerPool, WorkerStats};
+///
+/// let pool = WorkerPool::builder(Vec::<u8>::new).workers(2).build();
+/// drop(pool.get()); // not on a worker thread: the depot serves it
+/// assert_eq!(pool.worker_stats(0), Some(WorkerStats::default()));
+/// assert_eq!(pool.depot().stats().return_count, 1);
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WorkerStats {
@@ -702,6 +869,14 @@ pub struct WorkerStats {
 }
 
 /// Builds a [`WorkerPool`]; made by [`WorkerPool::builder`].
+///
+/// ```
+/// use capacitor_pool::{WorkerPool, WorkerPoolBuilder};
+///
+/// let builder: WorkerPoolBuilder<Vec<u8>> = WorkerPool::builder(Vec::new);
+/// let pool = builder.workers(2).magazine_size(4).build();
+/// assert_eq!((pool.num_workers(), pool.magazine_size()), (2, 4));
+/// ```
 #[must_use = "a builder does nothing until `build` is called"]
 pub struct WorkerPoolBuilder<T, R = UseReset> {
     depot: PoolBuilder<T, R>,
@@ -713,6 +888,14 @@ impl<T: 'static, R> WorkerPoolBuilder<T, R> {
     /// The number of magazines. The default is the runtime's worker count
     /// when built inside a tokio runtime, else the number of CPUs. Worker
     /// threads whose number is past it use the depot.
+    ///
+    /// ```
+    /// use capacitor_pool::WorkerPool;
+    ///
+    /// // Headroom for threads started by `block_in_place`.
+    /// let pool = WorkerPool::builder(Vec::<u8>::new).workers(8).build();
+    /// assert_eq!(pool.num_workers(), 8);
+    /// ```
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = Some(workers);
         self
@@ -720,6 +903,13 @@ impl<T: 'static, R> WorkerPoolBuilder<T, R> {
 
     /// Objects per magazine (default [`DEFAULT_MAGAZINE_SIZE`]), clamped to
     /// `2..=`[`MAX_MAGAZINE_SIZE`].
+    ///
+    /// ```
+    /// use capacitor_pool::WorkerPool;
+    ///
+    /// let pool = WorkerPool::builder(Vec::<u8>::new).magazine_size(8).build();
+    /// assert_eq!(pool.magazine_size(), 8);
+    /// ```
     pub fn magazine_size(mut self, size: usize) -> Self {
         self.mag_size = size.clamp(2, MAX_MAGAZINE_SIZE);
         self
@@ -727,30 +917,70 @@ impl<T: 'static, R> WorkerPoolBuilder<T, R> {
 
     /// The depot's bound on idle objects; see [`PoolBuilder::max_idle`].
     /// Magazines hold up to `workers × magazine_size` more.
+    ///
+    /// ```
+    /// use capacitor_pool::WorkerPool;
+    ///
+    /// let pool = WorkerPool::builder(Vec::<u8>::new).max_idle(1).build();
+    /// let (a, b) = (pool.get(), pool.get());
+    /// drop((a, b)); // off a worker thread both go to the depot: one is dropped
+    /// assert_eq!(pool.stats().drop_full_count, 1);
+    /// ```
     pub fn max_idle(mut self, max_idle: usize) -> Self {
         self.depot = self.depot.max_idle(max_idle);
         self
     }
 
     /// See [`PoolBuilder::retention_limit`].
+    ///
+    /// ```
+    /// use capacitor_pool::WorkerPool;
+    ///
+    /// let pool = WorkerPool::builder(Vec::<u8>::new).retention_limit(1024).build();
+    /// pool.get().reserve(4096);
+    /// assert_eq!(pool.stats().drop_oversized_count, 1); // too big to keep
+    /// ```
     pub fn retention_limit(mut self, bytes: usize) -> Self {
         self.depot = self.depot.retention_limit(bytes);
         self
     }
 
     /// The depot's shard count; see [`PoolBuilder::shards`].
+    ///
+    /// ```
+    /// use capacitor_pool::WorkerPool;
+    ///
+    /// let pool = WorkerPool::builder(Vec::<u8>::new).shards(4).build();
+    /// assert_eq!(pool.depot().num_shards(), 4);
+    /// ```
     pub fn shards(mut self, shards: usize) -> Self {
         self.depot = self.depot.shards(shards);
         self
     }
 
     /// Objects made up front, into the depot; see [`PoolBuilder::prefill`].
+    ///
+    /// ```
+    /// use capacitor_pool::WorkerPool;
+    ///
+    /// let pool = WorkerPool::builder(|| Vec::<u8>::with_capacity(512)).prefill(16).build();
+    /// assert_eq!(pool.stats().num_idle, 16);
+    /// assert_eq!(pool.stats().created_count, 16);
+    /// ```
     pub fn prefill(mut self, count: usize) -> Self {
         self.depot = self.depot.prefill(count);
         self
     }
 
     /// See [`PoolBuilder::reset`].
+    ///
+    /// ```
+    /// use capacitor_pool::WorkerPool;
+    ///
+    /// let pool = WorkerPool::builder(|| vec![0u8; 4]).reset(|v| v.fill(0)).build();
+    /// pool.get()[0] = 9;
+    /// assert_eq!(*pool.get(), [0, 0, 0, 0]); // zeroed, length kept
+    /// ```
     pub fn reset<F>(self, reset: F) -> WorkerPoolBuilder<T, ResetWith<F>>
     where
         F: Fn(&mut T) + Send + Sync,
@@ -759,6 +989,24 @@ impl<T: 'static, R> WorkerPoolBuilder<T, R> {
     }
 
     /// See [`PoolBuilder::recycler`].
+    ///
+    /// ```
+    /// use capacitor_pool::{Recycle, WorkerPool};
+    ///
+    /// struct Shrink;
+    /// impl Recycle<String> for Shrink {
+    ///     fn reset(&self, s: &mut String) {
+    ///         s.clear();
+    ///         s.shrink_to(64);
+    ///     }
+    ///     fn retained_bytes(&self, s: &String) -> usize {
+    ///         s.capacity()
+    ///     }
+    /// }
+    /// let pool = WorkerPool::builder(String::new).recycler(Shrink).build();
+    /// pool.get().push_str(&"x".repeat(1000));
+    /// assert!(pool.get().capacity() < 1000); // shrunk on return
+    /// ```
     pub fn recycler<R2: Recycle<T>>(self, recycle: R2) -> WorkerPoolBuilder<T, R2> {
         WorkerPoolBuilder {
             depot: self.depot.recycler(recycle),
@@ -768,6 +1016,13 @@ impl<T: 'static, R> WorkerPoolBuilder<T, R> {
     }
 
     /// Builds the pool.
+    ///
+    /// ```
+    /// use capacitor_pool::WorkerPool;
+    ///
+    /// let pool = WorkerPool::builder(Vec::<u8>::new).workers(2).build();
+    /// assert!(pool.try_get().is_none()); // empty until used or prefilled
+    /// ```
     pub fn build(self) -> WorkerPool<T, R>
     where
         R: Recycle<T>,
