@@ -113,6 +113,16 @@
 //!   `time`), `bytes`, `crossbeam-utils`, `crossbeam-queue` and
 //!   `pin-project-lite` only.
 
+// Without the `codec` feature, the crate docs' links to its types point to
+// docs.rs (where the docs are built with every feature).
+#![cfg_attr(
+    not(feature = "codec"),
+    doc = "",
+    doc = "[`LengthDelimited`]: https://docs.rs/capacitor-pool/latest/capacitor_pool/struct.LengthDelimited.html",
+    doc = "[`SlabDecoder`]: https://docs.rs/capacitor-pool/latest/capacitor_pool/struct.SlabDecoder.html",
+    doc = "[`PooledFramed`]: https://docs.rs/capacitor-pool/latest/capacitor_pool/struct.PooledFramed.html",
+    doc = "[`Backpressure`]: https://docs.rs/capacitor-pool/latest/capacitor_pool/struct.Backpressure.html"
+)]
 #![warn(
     missing_docs,
     missing_debug_implementations,
