@@ -89,12 +89,10 @@ impl fmt::Display for FrameError {
 impl std::error::Error for FrameError {}
 
 impl From<FrameError> for io::Error {
+    /// Bad input: `InvalidData`, whatever the variant (an encoder's errors,
+    /// `InvalidInput`, are made where they arise).
     fn from(e: FrameError) -> io::Error {
-        let kind = match e {
-            FrameError::TooLong { .. } | FrameError::BadAdjustment => io::ErrorKind::InvalidData,
-            FrameError::Truncated { .. } => io::ErrorKind::InvalidData,
-        };
-        io::Error::new(kind, e)
+        io::Error::new(io::ErrorKind::InvalidData, e)
     }
 }
 
@@ -1016,18 +1014,34 @@ pin_project! {
     }
 }
 
+/// Swaps each guard's buffer with the transport's (lending the pool's
+/// buffers at the start, taking them back at the end); returns the guards
+/// that now hold the transport's former buffers.
+fn swap_buffers<'g, F: FramedBuffers, P: PoolKind<BytesMut>>(
+    inner: &mut F,
+    read: &'g mut Option<OwnedPooled<BytesMut, P>>,
+    write: &'g mut Option<OwnedPooled<BytesMut, P>>,
+) -> [Option<&'g mut BytesMut>; 2] {
+    let mut swapped = [None, None];
+    if let (Some(guard), Some(buf)) = (read.as_mut(), inner.read_buf()) {
+        std::mem::swap(&mut **guard, buf);
+        swapped[0] = Some(&mut **guard);
+    }
+    if let (Some(guard), Some(buf)) = (write.as_mut(), inner.write_buf()) {
+        std::mem::swap(&mut **guard, buf);
+        swapped[1] = Some(&mut **guard);
+    }
+    swapped
+}
+
+/// Takes the buffers back from the transport, ready for the pool.
 fn give_back<F: FramedBuffers, P: PoolKind<BytesMut>>(
     inner: &mut F,
     read: &mut Option<OwnedPooled<BytesMut, P>>,
     write: &mut Option<OwnedPooled<BytesMut, P>>,
 ) {
-    if let (Some(guard), Some(buf)) = (read.as_mut(), inner.read_buf()) {
-        std::mem::swap(&mut **guard, buf);
-        reclaim(guard);
-    }
-    if let (Some(guard), Some(buf)) = (write.as_mut(), inner.write_buf()) {
-        std::mem::swap(&mut **guard, buf);
-        reclaim(guard);
+    for buf in swap_buffers(inner, read, write).into_iter().flatten() {
+        reclaim(buf);
     }
 }
 
@@ -1073,7 +1087,7 @@ impl<F: FramedBuffers, P: PoolKind<BytesMut>> PooledFramed<F, P> {
         write: Option<OwnedPooled<BytesMut, P>>,
     ) -> Self {
         let (mut read, mut write) = (read, write);
-        give_back(&mut inner, &mut read, &mut write);
+        swap_buffers(&mut inner, &mut read, &mut write);
         PooledFramed { inner, read, write }
     }
 

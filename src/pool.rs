@@ -469,17 +469,39 @@ impl<T, R: Recycle<T>> Pool<T, R> {
         slot: NonNull<T>,
         arrival: Arrival,
     ) -> Result<(), NonNull<T>> {
+        self.push_slot_gated(hint, slot, arrival, || true)
+    }
+
+    /// [`push_slot`](Self::push_slot), but `gate` runs first while holding
+    /// the lock of the shard that would take the slot, and the slot is
+    /// handed back if it says no.
+    ///
+    /// The [`Slab`](crate::Slab) reads its closed flag and waiter count in
+    /// `gate`: in the same critical section as the push, so that a thread
+    /// that set the flag (or registered as a waiter) and then locked every
+    /// shard either saw the slot or is seen by `gate`.
+    #[inline(always)]
+    pub(crate) fn push_slot_gated(
+        &self,
+        hint: usize,
+        slot: NonNull<T>,
+        arrival: Arrival,
+        mut gate: impl FnMut() -> bool,
+    ) -> Result<(), NonNull<T>> {
         let home = hint & self.mask;
         if let Some(mut guard) = self.shards[home].try_lock() {
+            if !gate() {
+                return Err(slot);
+            }
             match guard.push_counted(slot, arrival) {
                 Ok(()) => return Ok(()),
                 Err(slot) => {
                     drop(guard);
-                    return self.push_slow(home, slot, arrival, false);
+                    return self.push_slow(home, slot, arrival, gate, false);
                 }
             }
         }
-        self.push_slow(home, slot, arrival, true)
+        self.push_slow(home, slot, arrival, gate, true)
     }
 
     /// The home shard was full or busy: as [`pop_slow`](Self::pop_slow), a
@@ -492,6 +514,7 @@ impl<T, R: Recycle<T>> Pool<T, R> {
         home: usize,
         mut slot: NonNull<T>,
         arrival: Arrival,
+        mut gate: impl FnMut() -> bool,
         home_busy: bool,
     ) -> Result<(), NonNull<T>> {
         let n = self.shards.len();
@@ -501,6 +524,9 @@ impl<T, R: Recycle<T>> Pool<T, R> {
                 continue;
             }
             if let Some(mut guard) = shard.try_lock() {
+                if !gate() {
+                    return Err(slot);
+                }
                 match guard.push_counted(slot, arrival) {
                     Ok(()) => return Ok(()),
                     Err(back) => slot = back,
@@ -509,10 +535,11 @@ impl<T, R: Recycle<T>> Pool<T, R> {
         }
         let start = if home_busy { 0 } else { 1 };
         for k in start..n {
-            match self.shards[(home + k) & self.mask]
-                .lock()
-                .push_counted(slot, arrival)
-            {
+            let mut guard = self.shards[(home + k) & self.mask].lock();
+            if !gate() {
+                return Err(slot);
+            }
+            match guard.push_counted(slot, arrival) {
                 Ok(()) => return Ok(()),
                 Err(back) => slot = back,
             }
@@ -643,63 +670,6 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     pub(crate) fn adopt_slot(&self, hint: usize, value: T) -> NonNull<T> {
         Counters::add(&self.shards[hint & self.mask].counters.created, 1);
         new_slot(value)
-    }
-
-    /// Pushes a returned slot like [`push_slot`](Self::push_slot), home
-    /// shard first, waiting for each lock; but first runs `gate` while
-    /// holding the lock of the shard that would take the slot, and hands
-    /// the slot back if `gate` says no (or every shard is full).
-    ///
-    /// The [`Slab`](crate::Slab) reads its closed flag and waiter count in
-    /// `gate`: in the same critical section as the push, so that a thread
-    /// that set the flag (or registered as a waiter) and then locked every
-    /// shard either saw the slot or is seen by `gate`.
-    #[inline(always)]
-    pub(crate) fn push_slot_gated(
-        &self,
-        hint: usize,
-        slot: NonNull<T>,
-        mut gate: impl FnMut() -> bool,
-    ) -> Result<(), NonNull<T>> {
-        let home = hint & self.mask;
-        if let Some(mut guard) = self.shards[home].try_lock() {
-            if !gate() {
-                return Err(slot);
-            }
-            match guard.push_counted(slot, Arrival::Returned) {
-                Ok(()) => return Ok(()),
-                Err(back) => {
-                    drop(guard);
-                    return self.push_gated_slow(home, back, gate, false);
-                }
-            }
-        }
-        self.push_gated_slow(home, slot, gate, true)
-    }
-
-    /// The home shard was busy or full: every shard in turn, waiting for
-    /// each lock.
-    #[cold]
-    #[inline(never)]
-    fn push_gated_slow(
-        &self,
-        home: usize,
-        mut slot: NonNull<T>,
-        mut gate: impl FnMut() -> bool,
-        home_busy: bool,
-    ) -> Result<(), NonNull<T>> {
-        let start = if home_busy { 0 } else { 1 };
-        for k in start..self.shards.len() {
-            let mut guard = self.shards[(home + k) & self.mask].lock();
-            if !gate() {
-                return Err(slot);
-            }
-            match guard.push_counted(slot, Arrival::Returned) {
-                Ok(()) => return Ok(()),
-                Err(back) => slot = back,
-            }
-        }
-        Err(slot)
     }
 
     /// Whether any shard holds an idle object, taking every shard's lock in
@@ -978,7 +948,7 @@ impl<T, R> fmt::Debug for PoolBuilder<T, R> {
 }
 
 /// The default shard count: the current runtime's workers, or the CPUs.
-pub(crate) fn default_shards() -> usize {
+fn default_shards() -> usize {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = tokio::runtime::Handle::try_current().map_or(0, |h| h.metrics().num_workers());
     cpus.max(workers)

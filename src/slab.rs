@@ -18,7 +18,7 @@ use bytes::{BufMut, Bytes};
 use tokio::sync::Notify;
 
 use crate::loom::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, dekker_fence};
-use crate::pool::{Pool, shard_hint};
+use crate::pool::{Arrival, Pool, shard_hint};
 use crate::reset::ResetWith;
 use crate::shard::take_slot;
 use crate::stats::PoolStats;
@@ -228,17 +228,16 @@ impl Class {
     ) -> Self {
         let page_size = page_size.max(chunk_size);
         let chunks_per_page = page_size / chunk_size;
-        let total = chunks_per_page.saturating_mul(max_pages);
         let mut pool =
             Pool::builder(|| -> Chunk { unreachable!("slab pools only adopt carved chunks") });
         if let Some(n) = shards {
             pool = pool.shards(n);
         }
-        let n = pool_shards(shards);
-        // Every shard may hold every chunk, so a return never finds its
-        // shard full (the stacks grow only as chunks arrive).
+        // No bound of its own: the page bound limits the chunks, and a
+        // return then never finds its shard full (the stacks grow only as
+        // chunks arrive).
         let pool = pool
-            .max_idle(total.saturating_mul(n))
+            .max_idle(usize::MAX)
             .retention_limit(usize::MAX)
             .reset(no_reset as fn(&mut Chunk))
             .build();
@@ -304,7 +303,7 @@ impl Class {
     /// Carves a chunk from the current page, or from a new page if the
     /// class is under its bound.
     fn carve(this: &Arc<Class>) -> Option<Chunk> {
-        let mut carve = this.carve.lock().unwrap_or_else(|e| e.into_inner());
+        let mut carve = this.lock_carve();
         if carve.page.is_none() {
             if this.live_pages.load(Ordering::SeqCst) >= this.max_pages {
                 return None;
@@ -357,17 +356,37 @@ impl Class {
         if self.pool.has_idle_locked() {
             return true;
         }
-        let carve = self.carve.lock().unwrap_or_else(|e| e.into_inner());
+        let carve = self.lock_carve();
         carve.page.is_some() || self.live_pages.load(Ordering::SeqCst) < self.max_pages
+    }
+
+    /// The carving state (a panic under the lock leaves it consistent:
+    /// every update is a single store).
+    fn lock_carve(&self) -> crate::loom::MutexGuard<'_, Carve> {
+        self.carve.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts a waiter, before it looks for capacity. The count must be
+    /// visible to any return that locks a shard after `has_capacity`
+    /// unlocked it (the lock orders that), and to a page release (`SeqCst`
+    /// with the page count).
+    fn register_waiter(&self) {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        dekker_fence();
+    }
+
+    fn unregister_waiter(&self) {
+        self.waiters.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// A lock-free guess at [`has_capacity`](Self::has_capacity), from
     /// gauges that may be a moment stale.
     #[inline]
     fn has_capacity_hint(&self) -> bool {
-        self.pool.idle_hint() > 0
+        // Cheapest first: two loads, then one per shard.
+        self.live_pages.load(Ordering::Relaxed) < self.max_pages
             || self.carve_room.load(Ordering::Relaxed) > 0
-            || self.live_pages.load(Ordering::Relaxed) < self.max_pages
+            || self.pool.idle_hint() > 0
     }
 
     /// Takes a chunk back from a `SlabBuf`.
@@ -383,20 +402,22 @@ impl Class {
         // chunk of the class and with it the class).
         let this = unsafe { class.as_ref() };
         let mut wake = false;
-        let pushed = this.pool.push_slot_gated(hint, slot, || {
-            if this.closed.load(Ordering::Relaxed) {
-                return false;
-            }
-            if !wake && this.waiters.load(Ordering::Relaxed) > 0 {
-                wake = true;
-                // Keeps the class alive for the wake-up below, past the
-                // moment the chunk is back in the pool.
-                // SAFETY: `class` came from `Arc::as_ptr` (see `alloc`),
-                // and our chunk's page holds a count on it.
-                unsafe { Arc::increment_strong_count(class.as_ptr()) };
-            }
-            true
-        });
+        let pushed = this
+            .pool
+            .push_slot_gated(hint, slot, Arrival::Returned, || {
+                if this.closed.load(Ordering::Relaxed) {
+                    return false;
+                }
+                if !wake && this.waiters.load(Ordering::Relaxed) > 0 {
+                    wake = true;
+                    // Keeps the class alive for the wake-up below, past the
+                    // moment the chunk is back in the pool.
+                    // SAFETY: `class` came from `Arc::as_ptr` (see `alloc`),
+                    // and our chunk's page holds a count on it.
+                    unsafe { Arc::increment_strong_count(class.as_ptr()) };
+                }
+                true
+            });
         match pushed {
             Ok(()) => {
                 if wake {
@@ -430,14 +451,6 @@ impl Class {
     }
 }
 
-fn pool_shards(shards: Option<usize>) -> usize {
-    // Mirrors `PoolBuilder::build`'s rounding.
-    match shards {
-        Some(n) => n.max(1).next_power_of_two(),
-        None => crate::pool::default_shards().max(1).next_power_of_two(),
-    }
-}
-
 impl Drop for SlabShared {
     fn drop(&mut self) {
         for class in self.classes.iter() {
@@ -446,12 +459,7 @@ impl Drop for SlabShared {
             // pushed before its shard was locked here is cleared; one after
             // sees the flag (see `Class::give_back`).
             class.pool.clear();
-            let spent = class
-                .carve
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .page
-                .take();
+            let spent = class.lock_carve().page.take();
             drop(spent);
         }
     }
@@ -678,7 +686,7 @@ impl Slab {
         let mut dropped = 0;
         for class in self.shared.classes.iter() {
             dropped += class.pool.trim();
-            let mut carve = class.carve.lock().unwrap_or_else(|e| e.into_inner());
+            let mut carve = class.lock_carve();
             // A page still being carved whose carved chunks are all gone
             // holds memory for nothing: give it back.
             let idle_page = carve
@@ -813,7 +821,7 @@ impl SlabWait {
     fn unregister(&mut self) {
         if std::mem::take(&mut self.registered) {
             if let Some(class) = &self.class {
-                class.waiters.fetch_sub(1, Ordering::Relaxed);
+                class.unregister_waiter();
             }
         }
         if let Some(slot) = self.notified.as_mut() {
@@ -852,8 +860,7 @@ impl SlabWait {
             if let Some(notified) = slot.as_mut().as_pin_mut() {
                 notified.enable();
             }
-            class.waiters.fetch_add(1, Ordering::SeqCst);
-            dekker_fence();
+            class.register_waiter();
             self.registered = true;
             if class.has_capacity() {
                 self.unregister();
@@ -882,18 +889,14 @@ struct WaiterGuard<'a>(&'a Class);
 
 impl<'a> WaiterGuard<'a> {
     fn register(class: &'a Class) -> Self {
-        // The count must be visible to any return that locks a shard after
-        // `has_capacity` unlocked it (Relaxed suffices for that: the lock
-        // orders it), and to a page release (SeqCst with the page count).
-        class.waiters.fetch_add(1, Ordering::SeqCst);
-        dekker_fence();
+        class.register_waiter();
         WaiterGuard(class)
     }
 }
 
 impl Drop for WaiterGuard<'_> {
     fn drop(&mut self) {
-        self.0.waiters.fetch_sub(1, Ordering::Relaxed);
+        self.0.unregister_waiter();
     }
 }
 
@@ -1840,7 +1843,7 @@ mod loom_models {
                     let slot = slot;
                     release(slot.0);
                     let mut saw_waiter = false;
-                    let pushed = pool.push_slot_gated(1, slot.0, || {
+                    let pushed = pool.push_slot_gated(1, slot.0, Arrival::Returned, || {
                         saw_waiter = waiters.load(Ordering::Relaxed) > 0;
                         true
                     });
