@@ -111,7 +111,7 @@ impl std::error::Error for GetTimeoutError {}
 pub enum BuildError {
     /// A ring needs at least one slot.
     ZeroCapacity,
-    /// More slots than a tokio semaphore can count.
+    /// More slots than a ring can index (`usize::MAX >> 3`).
     CapacityTooLarge {
         /// The capacity asked for.
         requested: usize,

@@ -69,16 +69,6 @@ pub(crate) fn dekker_fence() {
     loom::sync::atomic::fence(Ordering::SeqCst);
 }
 
-/// A full `SeqCst` fence (loom's under loom), for ordering this crate's
-/// accesses against another crate's non-`SeqCst` atomics.
-#[inline(always)]
-pub(crate) fn fence_seq_cst() {
-    #[cfg(all(test, loom))]
-    loom::sync::atomic::fence(Ordering::SeqCst);
-    #[cfg(not(all(test, loom)))]
-    std::sync::atomic::fence(Ordering::SeqCst);
-}
-
 /// What the loom models of every pool share: an object that catches being
 /// handed to two holders at once.
 #[cfg(all(test, loom))]

@@ -17,20 +17,23 @@
 
 use std::cell::UnsafeCell as StdUnsafeCell;
 use std::fmt;
+use std::future::Future;
+use std::marker::PhantomPinned;
 use std::mem;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::ptr::NonNull;
-use std::sync::Arc;
+use std::pin::Pin;
+use std::ptr::{self, NonNull};
+use std::sync::{Arc, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::CachePadded;
-#[cfg(not(all(test, loom)))]
-use tokio::sync::Semaphore;
 
 use crate::error::{BuildError, GetError, GetTimeoutError, TryGetError};
 use crate::guard::{OwnedPooled, PoolKind, Pooled, sealed};
-use crate::loom::{AtomicBool, AtomicU64, AtomicUsize, Ordering, dekker_fence};
+use crate::loom::{
+    AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, UnsafeCell, dekker_fence,
+};
 use crate::pool::{DEFAULT_RETENTION_LIMIT, shard_hint};
 use crate::reset::{Recycle, Reset, ResetWith, UseReset};
 
@@ -101,18 +104,26 @@ struct RingCounters {
 ///
 /// - `try_get`, and `get` when a slot is free, clear one set bit with
 ///   `fetch_and`: one atomic read-modify-write, no lock.
-/// - A `get` that finds none registers as a waiter, looks at the bitmap once
-///   more, then waits for a permit of a [`tokio::sync::Semaphore`] (FIFO,
-///   cancel-safe, allocation-free) that starts with none.
+/// - A `get` that finds none takes the ring's wait-list lock, counts itself
+///   as a waiter, looks at the bitmap once more, and queues a node at the
+///   tail of a FIFO. The node lives inside the pinned `get` future (an
+///   intrusive list, as in `tokio::sync::Semaphore`): waiting allocates
+///   nothing, and a `get` dropped while queued unlinks its node.
 /// - Dropping a guard resets the object, then frees its slot: with no
-///   waiter registered, by setting its bit; with waiters, by handing the
-///   slot over (a queue of slot indices, one permit each), which wakes the
-///   first waiter. Registration and release both use sequentially
-///   consistent operations and look at each other's variable after writing
-///   their own (Dekker's pattern): a waiter that registers after a release
-///   looked sees that release's bit, and a release that comes after a
-///   registration hands its slot over. A slot handed over to a waiter that
-///   gave up goes back to the bitmap when the last waiter leaves.
+///   waiter counted, by setting its bit; with waiters, by handing the slot
+///   straight to the first queued node (its index written into the node)
+///   and waking that task, which then owns the slot without touching the
+///   bitmap. Registration and release both use sequentially consistent
+///   operations and look at each other's variable after writing their own
+///   (Dekker's pattern): a waiter that registers after a release looked
+///   sees that release's bit, and a release that comes after a registration
+///   hands its slot over. A slot handed to a `get` that was dropped before
+///   it saw the slot goes on to the next waiter.
+///
+/// An earlier version waited on a [`tokio::sync::Semaphore`] and passed
+/// slot indices through a queue beside it; handing the slot over in the
+/// node itself does one lock, one wake and no queue per hand-over, which
+/// made contended `get`s markedly faster (see `docs/BENCHMARKS.md`).
 ///
 /// Objects never move and are never made after construction, except to
 /// replace one that was detached, discarded, too big to keep, or whose
@@ -151,16 +162,15 @@ pub struct RingPool<T, R = UseReset> {
     slots: Box<[RingSlot<T>]>,
     /// One bit per slot, set while the slot is free and not handed over.
     free: Box<[CachePadded<AtomicU64>]>,
-    /// Tasks registered as waiting; a task registers before its last look at
-    /// `free`, so a releaser that sees none knows a later waiter will see
-    /// the bit it sets.
+    /// Tasks registered as waiting: queued in `list`, or registering under
+    /// its lock. A task counts itself before its last look at `free`, so a
+    /// releaser that sees none knows a later waiter will see the bit it
+    /// sets. Changed only under `list`'s lock; read without it.
     waiters: CachePadded<AtomicUsize>,
     closed: AtomicBool,
-    /// Slots handed over to waiters, one semaphore permit each.
-    handoff: ArrayQueue<usize>,
-    /// Permits for the slots in `handoff`: waiting is FIFO, cancel-safe and
-    /// allocation-free, as `tokio::sync::Semaphore` makes it.
-    sem: Semaphore,
+    /// The FIFO of waiting tasks: an intrusive list of nodes that live in
+    /// the pinned `get` futures, so waiting allocates nothing.
+    list: Mutex<WaitList>,
     make: Make<T>,
     recycle: R,
     retention_limit: usize,
@@ -179,7 +189,7 @@ impl<T: Reset + 'static> RingPool<T> {
     ///
     /// # Errors
     /// [`BuildError::ZeroCapacity`] for a capacity of 0,
-    /// [`BuildError::CapacityTooLarge`] past what a semaphore counts.
+    /// [`BuildError::CapacityTooLarge`] past `usize::MAX >> 3` slots.
     ///
     /// ```
     /// use capacitor_pool::{BuildError, RingPool};
@@ -388,8 +398,9 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     /// ```
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
-        self.sem.close();
-        self.drain_closed();
+        // One waiter per lock hold: no buffer of wakers to allocate, and
+        // the wakers run outside the lock.
+        while self.grant_first(GRANT_CLOSED, || ()) {}
     }
 
     /// Whether [`close`](RingPool::close) was called.
@@ -438,8 +449,7 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
             .free
             .iter()
             .map(|w| u64::from(w.load(Ordering::Relaxed).count_ones()))
-            .sum::<u64>()
-            + self.handoff.len() as u64;
+            .sum::<u64>();
         let capacity = self.slots.len() as u64;
         let replaced =
             load(&c.replaced_oversized) + load(&c.replaced_discarded) + load(&c.detached);
@@ -474,32 +484,117 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
         self.claim(shard_hint()).ok_or(TryGetError::Empty)
     }
 
+    /// The slot-claiming future under `get`, `get_owned` and `get_timeout`.
     #[inline]
-    async fn acquire(&self) -> Result<NonNull<T>, GetError> {
-        match self.try_claim() {
-            Ok(slot) => Ok(slot),
-            Err(TryGetError::Closed) => Err(GetError(())),
-            Err(TryGetError::Empty) => self.wait().await,
+    fn acquire(&self) -> Acquire<'_, T, R> {
+        Acquire {
+            ring: self,
+            state: AcquireState::Start,
+            since: None,
+            node: Waiter::new(),
         }
     }
 
-    /// Registers as a waiter, looks once more, then waits in the
-    /// semaphore's FIFO queue for a slot handed over.
-    async fn wait(&self) -> Result<NonNull<T>, GetError> {
-        let _waiting = Waiting::register(self);
+    fn lock_list(&self) -> MutexGuard<'_, WaitList> {
+        // The list is consistent at every unlock (no code that can panic
+        // runs while a change is half made), so a poisoned lock is usable.
+        self.list.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Changes `waiters` under the list's lock (a plain add would do, but
+    /// the `SeqCst` read-modify-write also orders the registering task's
+    /// next look at the bitmap after it: Dekker's pattern with `release`).
+    fn add_waiter(&self) {
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        dekker_fence();
+    }
+
+    /// Uncounts a waiter, under the list's lock: a load and a store (no
+    /// update can be lost under the lock). A releaser that reads the old
+    /// count meanwhile only takes the lock for nothing.
+    fn sub_waiter(&self) {
+        let n = self.waiters.load(Ordering::Relaxed);
+        self.waiters.store(n - 1, Ordering::Release);
+    }
+
+    /// Queues `node` at the tail of the FIFO, unless a slot is free (looked
+    /// at under the lock, after counting the task as a waiter) or the ring
+    /// is closed.
+    ///
+    /// # Safety
+    /// `node` is pinned, not queued, and stays valid until it leaves the
+    /// list: its owner calls [`cancel`](Self::cancel) before freeing it.
+    #[cold]
+    #[inline(never)]
+    unsafe fn enqueue(&self, node: &Waiter, waker: &Waker) -> Enqueued<T> {
+        // Cloned before the lock: a waker's clone is foreign code.
+        let waker = waker.clone();
+        let mut list = self.lock_list();
+        if self.closed.load(Ordering::SeqCst) {
+            return Enqueued::Closed;
+        }
+        self.add_waiter();
         if let Some(slot) = self.claim(shard_hint()) {
-            return Ok(slot);
+            self.sub_waiter();
+            return Enqueued::Claimed(slot);
         }
-        let permit = self.sem.acquire().await.map_err(|_| GetError(()))?;
-        permit.forget();
-        // `None` only if `close` took the slots back in the meantime.
-        self.take_handoff().ok_or(GetError(()))
+        // SAFETY: under the lock; `node` is pinned, not queued, and outlives
+        // its time in the list (the caller's contract).
+        unsafe { list.push_back(node, waker) };
+        // Only written under the lock: a load and a store.
+        let waits = &self.counters.waits;
+        let n = waits.load(Ordering::Relaxed);
+        waits.store(n + 1, Ordering::Relaxed);
+        Enqueued::Queued { nth: n }
     }
 
-    /// Takes a slot handed over (the caller took its permit).
-    pub(crate) fn take_handoff(&self) -> Option<NonNull<T>> {
-        let index = self.handoff.pop()?;
-        Some(self.hand_out(index))
+    /// The grant of queued `node`, or `None` (with its waker updated) while
+    /// it waits.
+    ///
+    /// # Safety
+    /// `node` was queued by [`enqueue`](Self::enqueue) and its grant not yet
+    /// seen.
+    unsafe fn poll_grant(&self, node: &Waiter, waker: &Waker) -> Option<usize> {
+        let grant = node.granted.load(Ordering::Acquire);
+        if grant != NOT_GRANTED {
+            return Some(grant);
+        }
+        let list = self.lock_list();
+        // Grants are made under the lock: this look is final.
+        let grant = node.granted.load(Ordering::Acquire);
+        if grant != NOT_GRANTED {
+            return Some(grant);
+        }
+        // SAFETY: under the lock; `node` is still queued (not granted).
+        let stale = unsafe { node.set_waker(waker) };
+        drop(list);
+        drop(stale);
+        None
+    }
+
+    /// Takes queued `node` out of the FIFO (its `get` was dropped); a slot
+    /// granted to it meanwhile goes to the next waiter.
+    ///
+    /// # Safety
+    /// As for [`poll_grant`](Self::poll_grant).
+    #[cold]
+    unsafe fn cancel(&self, node: &Waiter) {
+        let mut grant = node.granted.load(Ordering::Acquire);
+        if grant == NOT_GRANTED {
+            let mut list = self.lock_list();
+            grant = node.granted.load(Ordering::Acquire);
+            if grant == NOT_GRANTED {
+                // SAFETY: under the lock; not granted, so still queued.
+                let waker = unsafe { list.unlink(node) };
+                self.sub_waiter();
+                drop(list);
+                drop(waker);
+                return;
+            }
+        }
+        if grant != GRANT_CLOSED {
+            self.release(grant);
+        }
     }
 
     /// Claims a free slot from the bitmap, scanning from a word picked by
@@ -562,54 +657,33 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
         self.hand_off(index);
     }
 
+    /// Grants slot `index` to the first waiter and wakes it; with none
+    /// queued (they got slots or left), frees it to the bitmap, under the
+    /// lock, where the next task to register will look.
     #[cold]
     #[inline(never)]
     fn hand_off(&self, index: usize) {
-        if self.closed.load(Ordering::SeqCst) {
-            self.set_bit(index);
-            return;
-        }
-        // Never full: it holds at most one entry per slot.
-        let pushed = self.handoff.push(index);
-        debug_assert!(pushed.is_ok());
-        self.sem.add_permits(1);
-        // The semaphore's own atomics are not `SeqCst`: a full fence orders
-        // the permit before our look at `waiters` (the last waiter, leaving,
-        // does the same the other way round), so that either it sees the
-        // permit or we see it gone and take the slot back ourselves.
-        crate::loom::fence_seq_cst();
-        if self.waiters.load(Ordering::SeqCst) == 0 {
-            self.drain_handoffs();
-        }
-        // `close` may have drained the queue before our push.
-        if self.closed.load(Ordering::SeqCst) {
-            self.drain_closed();
-        }
+        self.grant_first(index, || self.set_bit(index));
     }
 
-    /// Slots handed over that no waiter will take (the waiters gave up):
-    /// back to the bitmap, while no task waits.
-    #[cold]
-    fn drain_handoffs(&self) {
-        while self.waiters.load(Ordering::SeqCst) == 0 {
-            let Ok(permit) = self.sem.try_acquire() else {
-                break;
-            };
-            permit.forget();
-            match self.handoff.pop() {
-                // Through `release`: a task that registers now gets it.
-                Some(index) => self.release(index),
-                None => break,
-            }
+    /// Takes the first queued waiter, writes `grant` into its node and wakes
+    /// it; `true` if there was one. With none, runs `if_none` under the
+    /// list's lock and returns `false`.
+    fn grant_first(&self, grant: usize, if_none: impl FnOnce()) -> bool {
+        let mut list = self.lock_list();
+        // SAFETY: under the list's lock.
+        let Some((node, waker)) = (unsafe { list.pop_front() }) else {
+            if_none();
+            return false;
+        };
+        self.sub_waiter();
+        // The last touch of the node: its task may free it from now on.
+        node.granted.store(grant, Ordering::Release);
+        drop(list);
+        if let Some(waker) = waker {
+            waker.wake();
         }
-    }
-
-    /// After `close`: every slot handed over goes back to the bitmap.
-    #[cold]
-    fn drain_closed(&self) {
-        while let Some(index) = self.handoff.pop() {
-            self.set_bit(index);
-        }
+        true
     }
 
     #[inline]
@@ -652,113 +726,281 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     }
 }
 
-/// Under loom, a counting semaphore made of loom atomics, so that the models
-/// see every permit operation (tokio's semaphore is invisible to loom). Only
-/// the non-waiting operations are used by the models.
-#[cfg(all(test, loom))]
-#[derive(Debug)]
-struct Semaphore {
-    permits: AtomicUsize,
-    closed: AtomicBool,
+// ---- waiting: an intrusive FIFO of nodes inside the pinned `get` futures.
+
+/// The most slots a ring may have: slot indices stay clear of the grant
+/// markers below, and the bitmap's words of their `u64` shifts.
+const MAX_CAPACITY: usize = usize::MAX >> 3;
+
+/// `Waiter::granted` before a slot is handed over.
+const NOT_GRANTED: usize = usize::MAX;
+/// `Waiter::granted` when the ring closed while the task waited.
+const GRANT_CLOSED: usize = usize::MAX - 1;
+
+/// The FIFO of waiting tasks. Only touched under the ring's list lock.
+struct WaitList {
+    head: *const Waiter,
+    tail: *const Waiter,
 }
 
-#[cfg(all(test, loom))]
-struct ModelPermit;
+// SAFETY: the list only holds pointers to nodes, reached under the ring's
+// lock; a node is `Sync` (see `Waiter`).
+unsafe impl Send for WaitList {}
 
-#[cfg(all(test, loom))]
-impl ModelPermit {
-    fn forget(self) {}
-}
-
-#[cfg(all(test, loom))]
-impl Semaphore {
-    const MAX_PERMITS: usize = usize::MAX >> 3;
-
-    fn new(permits: usize) -> Self {
+impl WaitList {
+    const fn new() -> Self {
         Self {
-            permits: AtomicUsize::new(permits),
-            closed: AtomicBool::new(false),
+            head: ptr::null(),
+            tail: ptr::null(),
         }
     }
 
-    fn try_acquire(&self) -> Result<ModelPermit, ()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(());
+    /// Queues `node` at the tail.
+    ///
+    /// # Safety
+    /// The ring's list lock is held (`&mut self` is its guard); `node` is
+    /// pinned, not queued, and stays valid until it leaves the list.
+    unsafe fn push_back(&mut self, node: &Waiter, waker: Waker) {
+        let tail = self.tail;
+        // SAFETY: under the lock, which guards every node's links.
+        unsafe {
+            node.with_links(|l| {
+                l.prev = tail;
+                l.next = ptr::null();
+                l.waker = Some(waker);
+                l.queued = true;
+            });
         }
-        let mut n = self.permits.load(Ordering::Acquire);
-        while n > 0 {
-            match self
-                .permits
-                .compare_exchange(n, n - 1, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => return Ok(ModelPermit),
-                Err(now) => n = now,
+        match NonNull::new(tail.cast_mut()) {
+            // SAFETY: queued nodes are valid (the contract of `push_back`),
+            // and the lock is held.
+            Some(tail) => unsafe { tail.as_ref().with_links(|l| l.next = node) },
+            None => self.head = node,
+        }
+        self.tail = node;
+    }
+
+    /// Takes the head of the queue, with its waker.
+    ///
+    /// # Safety
+    /// The ring's list lock is held (`&mut self` is its guard).
+    unsafe fn pop_front<'n>(&mut self) -> Option<(&'n Waiter, Option<Waker>)> {
+        // SAFETY: queued nodes are valid while queued: the caller gets the
+        // reference for as long as it holds the lock, and lets go of it
+        // with its store to `granted` (see `Waiter`).
+        let node = unsafe { self.head.as_ref()? };
+        // SAFETY: `node` is queued: as above.
+        let waker = unsafe { self.unlink(node) };
+        Some((node, waker))
+    }
+
+    /// Takes `node` out of the queue (a no-op if it is not queued); returns
+    /// its waker, to be dropped after the lock.
+    ///
+    /// # Safety
+    /// The ring's list lock is held; `node` is valid.
+    unsafe fn unlink(&mut self, node: &Waiter) -> Option<Waker> {
+        // SAFETY: under the lock.
+        let (queued, prev, next) = unsafe { node.with_links(|l| (l.queued, l.prev, l.next)) };
+        if !queued {
+            return None;
+        }
+        // SAFETY: the neighbours are queued, hence valid; under the lock.
+        unsafe {
+            match prev.as_ref() {
+                Some(p) => p.with_links(|l| l.next = next),
+                None => self.head = next,
             }
-        }
-        Err(())
-    }
-
-    async fn acquire(&self) -> Result<ModelPermit, ()> {
-        loop {
-            if self.closed.load(Ordering::Acquire) {
-                return Err(());
+            match next.as_ref() {
+                Some(n) => n.with_links(|l| l.prev = prev),
+                None => self.tail = prev,
             }
-            if let Ok(p) = self.try_acquire() {
-                return Ok(p);
-            }
-            loom::thread::yield_now();
+            node.with_links(|l| {
+                l.prev = ptr::null();
+                l.next = ptr::null();
+                l.queued = false;
+                l.waker.take()
+            })
         }
-    }
-
-    fn add_permits(&self, n: usize) {
-        self.permits.fetch_add(n, Ordering::Release);
-    }
-
-    fn close(&self) {
-        self.closed.store(true, Ordering::Release);
-    }
-
-    fn available_permits(&self) -> usize {
-        self.permits.load(Ordering::Acquire)
     }
 }
 
-/// A registered waiter (also while its future is dropped early): counts
-/// it, times the wait, and when the last waiter leaves, takes back slots
-/// handed over to waiters that gave up.
-struct Waiting<'a, T, R: Recycle<T>> {
+/// A node of the FIFO, inside a `get` future (pinned while queued).
+struct Waiter {
+    /// The slot handed over, [`NOT_GRANTED`] until then, [`GRANT_CLOSED`]
+    /// if the ring closed. Written once, under the list lock, by the task
+    /// that takes the node off the list, as its last touch of the node
+    /// (`Release`); read by the node's own task (`Acquire`), which may then
+    /// free the node without the lock.
+    granted: AtomicUsize,
+    /// Read and written under the list lock only.
+    links: UnsafeCell<Links>,
+    _pinned: PhantomPinned,
+}
+
+struct Links {
+    prev: *const Waiter,
+    next: *const Waiter,
+    waker: Option<Waker>,
+    queued: bool,
+}
+
+// SAFETY: `links` is reached only under the ring's list lock (every access
+// goes through `with_links`, whose callers hold it) and `granted` is atomic,
+// so a node can be shared with and moved to other threads. The waker is
+// `Send + Sync`.
+unsafe impl Send for Waiter {}
+// SAFETY: as above.
+unsafe impl Sync for Waiter {}
+
+impl Waiter {
+    fn new() -> Self {
+        Self {
+            granted: AtomicUsize::new(NOT_GRANTED),
+            links: UnsafeCell::new(Links {
+                prev: ptr::null(),
+                next: ptr::null(),
+                waker: None,
+                queued: false,
+            }),
+            _pinned: PhantomPinned,
+        }
+    }
+
+    /// Runs `f` on the node's links.
+    ///
+    /// # Safety
+    /// The ring's list lock is held (it serialises every access to links).
+    #[inline]
+    unsafe fn with_links<U>(&self, f: impl FnOnce(&mut Links) -> U) -> U {
+        // SAFETY: the lock makes this the only access (the contract).
+        self.links.with_mut(|l| f(unsafe { &mut *l }))
+    }
+
+    /// Stores `waker` unless the stored one wakes the same task; returns
+    /// the waker replaced, to be dropped after the lock.
+    ///
+    /// # Safety
+    /// As for [`with_links`](Self::with_links).
+    unsafe fn set_waker(&self, waker: &Waker) -> Option<Waker> {
+        // SAFETY: forwarded.
+        unsafe {
+            self.with_links(|l| match &l.waker {
+                Some(w) if w.will_wake(waker) => None,
+                _ => l.waker.replace(waker.clone()),
+            })
+        }
+    }
+}
+
+/// What [`RingPool::enqueue`] did.
+enum Enqueued<T> {
+    /// A slot was free after all.
+    Claimed(NonNull<T>),
+    /// Queued; the `nth` wait of the ring.
+    Queued {
+        nth: u64,
+    },
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AcquireState {
+    Start,
+    Queued,
+    Done,
+}
+
+/// The future that claims a slot, waiting in the ring's FIFO if need be.
+///
+/// It holds its FIFO node in place: it is `!Unpin`, and dropping it while
+/// queued takes the node out (cancel safety).
+struct Acquire<'a, T, R: Recycle<T>> {
     ring: &'a RingPool<T, R>,
+    state: AcquireState,
+    /// When a timed wait began (one wait in [`WAIT_SAMPLE`]).
     since: Option<Instant>,
+    node: Waiter,
 }
 
 /// One wait in this many is timed for [`RingStats::wait_time`].
 const WAIT_SAMPLE: u64 = 8;
 
-impl<'a, T, R: Recycle<T>> Waiting<'a, T, R> {
-    fn register(ring: &'a RingPool<T, R>) -> Self {
-        ring.waiters.fetch_add(1, Ordering::SeqCst);
-        dekker_fence();
-        let n = ring.counters.waits.fetch_add(1, Ordering::Relaxed);
-        // Reading the clock twice costs a tenth of a contended get: time one
-        // wait in `WAIT_SAMPLE` (the first one included) and scale.
-        let since = (n % WAIT_SAMPLE == 0).then(Instant::now);
-        Self { ring, since }
-    }
-}
-
-impl<T, R: Recycle<T>> Drop for Waiting<'_, T, R> {
-    fn drop(&mut self) {
-        if let Some(since) = self.since {
+impl<T, R: Recycle<T>> Acquire<'_, T, R> {
+    /// Leaves the queued state: records the wait's time if it was timed.
+    fn leave_queue(&mut self) {
+        self.state = AcquireState::Done;
+        if let Some(since) = self.since.take() {
             let nanos = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
             self.ring
                 .counters
                 .wait_nanos
                 .fetch_add(nanos.saturating_mul(WAIT_SAMPLE), Ordering::Relaxed);
         }
-        if self.ring.waiters.fetch_sub(1, Ordering::SeqCst) == 1 {
-            // Pairs with the fence in `hand_off`.
-            crate::loom::fence_seq_cst();
-            self.ring.drain_handoffs();
+    }
+}
+
+impl<T, R: Recycle<T>> Future for Acquire<'_, T, R> {
+    type Output = Result<NonNull<T>, GetError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // SAFETY: `node` is never moved out of `self` (it is only reached
+        // through `&`), so its address stays fixed as the pin promises; the
+        // other fields are not structurally pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        let ring = this.ring;
+        match this.state {
+            AcquireState::Start => {
+                this.state = AcquireState::Done;
+                match ring.try_claim() {
+                    Ok(slot) => return Poll::Ready(Ok(slot)),
+                    Err(TryGetError::Closed) => return Poll::Ready(Err(GetError(()))),
+                    Err(TryGetError::Empty) => {}
+                }
+                // SAFETY: `node` is pinned (above), not queued (`Start`), and
+                // our `Drop` cancels it before it is freed.
+                match unsafe { ring.enqueue(&this.node, cx.waker()) } {
+                    Enqueued::Claimed(slot) => Poll::Ready(Ok(slot)),
+                    Enqueued::Closed => Poll::Ready(Err(GetError(()))),
+                    Enqueued::Queued { nth } => {
+                        this.state = AcquireState::Queued;
+                        // Reading the clock twice costs a tenth of a
+                        // contended get: time one wait in `WAIT_SAMPLE`
+                        // (the first one included) and scale.
+                        if nth % WAIT_SAMPLE == 0 {
+                            this.since = Some(Instant::now());
+                        }
+                        Poll::Pending
+                    }
+                }
+            }
+            AcquireState::Queued => {
+                // SAFETY: queued by `enqueue`, grant not seen yet.
+                match unsafe { ring.poll_grant(&this.node, cx.waker()) } {
+                    None => Poll::Pending,
+                    Some(grant) => {
+                        this.leave_queue();
+                        if grant == GRANT_CLOSED {
+                            Poll::Ready(Err(GetError(())))
+                        } else {
+                            Poll::Ready(Ok(ring.hand_out(grant)))
+                        }
+                    }
+                }
+            }
+            AcquireState::Done => panic!("`RingPool` get future polled after completion"),
+        }
+    }
+}
+
+impl<T, R: Recycle<T>> Drop for Acquire<'_, T, R> {
+    fn drop(&mut self) {
+        if self.state == AcquireState::Queued {
+            // SAFETY: queued by `enqueue`, grant not seen yet; the node is
+            // still in place (drop runs before a pinned value's memory is
+            // reused).
+            unsafe { self.ring.cancel(&self.node) };
+            self.leave_queue();
         }
     }
 }
@@ -962,7 +1204,7 @@ impl<T: 'static, R> RingPoolBuilder<T, R> {
     ///
     /// # Errors
     /// [`BuildError::ZeroCapacity`] for a capacity of 0,
-    /// [`BuildError::CapacityTooLarge`] past [`Semaphore::MAX_PERMITS`].
+    /// [`BuildError::CapacityTooLarge`] past `usize::MAX >> 3` slots.
     ///
     /// ```
     /// use capacitor_pool::{BuildError, RingPool};
@@ -980,10 +1222,10 @@ impl<T: 'static, R> RingPoolBuilder<T, R> {
         if capacity == 0 {
             return Err(BuildError::ZeroCapacity);
         }
-        if capacity > Semaphore::MAX_PERMITS {
+        if capacity > MAX_CAPACITY {
             return Err(BuildError::CapacityTooLarge {
                 requested: capacity,
-                max: Semaphore::MAX_PERMITS,
+                max: MAX_CAPACITY,
             });
         }
         let slots = (0..capacity)
@@ -1014,8 +1256,7 @@ impl<T: 'static, R> RingPoolBuilder<T, R> {
             free,
             waiters: CachePadded::new(AtomicUsize::new(0)),
             closed: AtomicBool::new(false),
-            handoff: ArrayQueue::new(capacity),
-            sem: Semaphore::new(0),
+            list: Mutex::new(WaitList::new()),
             make: self.make,
             recycle: self.recycle,
             retention_limit: self.retention_limit,
@@ -1036,47 +1277,25 @@ impl<T, R> fmt::Debug for RingPoolBuilder<T, R> {
 #[cfg(all(test, loom))]
 mod loom_models {
     //! Loom models of slot claim, release and hand-over against concurrent
-    //! claimers and waiters. A waiter here spins on the semaphore's
-    //! `try_acquire` (yielding to the model) instead of awaiting `acquire`:
-    //! a lost wake-up shows as a waiter that spins forever, which loom
-    //! reports. The crate's own protocol (bitmap, `waiters`, hand-over) runs
-    //! as is.
+    //! claimers, waiters, cancelled waiters and `close`. Waiters run the
+    //! ring's own `Acquire` future (intrusive FIFO node, list lock, grant)
+    //! on loom's executor: a lost wake-up shows as a waiter that never
+    //! finishes, which loom reports as a deadlock.
 
     use super::*;
-    use crate::loom::SpinWait;
     use loom::sync::Arc;
     use loom::thread;
+    use std::pin::pin;
 
     use crate::loom::model::{Obj, hold, release};
 
-    /// `get` as the ring does it, with the wait made a spin.
-    fn get(ring: &RingPool<Obj>, hint: usize) -> NonNull<Obj> {
-        if let Some(slot) = ring.claim(hint) {
-            return slot;
-        }
-        let _waiting = Waiting::register(ring);
-        if let Some(slot) = ring.claim(hint) {
-            return slot;
-        }
-        let mut wait = SpinWait::default();
-        for _ in 0..200 {
-            if let Ok(permit) = ring.sem.try_acquire() {
-                permit.forget();
-                return ring.take_handoff().expect("a permit pairs with a slot");
-            }
-            wait.wait();
-        }
-        panic!(
-            "waiter never woken: waiters {}, bits {:b}, handed over {}, permits {}",
-            ring.waiters.load(Ordering::SeqCst),
-            ring.free[0].load(Ordering::SeqCst),
-            ring.handoff.len(),
-            ring.sem.available_permits()
-        );
+    /// `get` as the ring does it.
+    fn get(ring: &RingPool<Obj>) -> Result<NonNull<Obj>, GetError> {
+        loom::future::block_on(ring.acquire())
     }
 
-    fn use_slot(ring: &RingPool<Obj>, hint: usize) {
-        let slot = get(ring, hint);
+    fn use_slot(ring: &RingPool<Obj>) {
+        let slot = get(ring).expect("open");
         hold(slot);
         release(slot);
         ring.release(ring.index_of(slot));
@@ -1085,25 +1304,25 @@ mod loom_models {
     fn check_all_free(ring: &RingPool<Obj>) {
         let s = ring.stats();
         assert_eq!((s.num_idle, s.num_waiters), (s.capacity as u64, 0), "{s:?}");
-        assert!(ring.handoff.is_empty(), "no slot left with no waiter");
+        let list = ring.lock_list();
+        assert!(
+            list.head.is_null() && list.tail.is_null(),
+            "no node left queued"
+        );
     }
 
-    /// Three tasks, two slots: one of them has to wait for a hand-over.
+    /// Three tasks, two slots: at least one has to wait for a hand-over.
     #[test]
     fn waiters_are_handed_slots_and_none_is_lost() {
-        // The spinning waiter makes long paths; a lost wake-up would make an
-        // endless one, which still exceeds this bound.
-        let mut model = loom::model::Builder::new();
-        model.max_branches = 20_000;
-        model.check(|| {
+        loom::model(|| {
             let ring = Arc::new(RingPool::new(2, Obj::new).unwrap());
             let threads: Vec<_> = (0..2)
-                .map(|t| {
+                .map(|_| {
                     let ring = Arc::clone(&ring);
-                    thread::spawn(move || use_slot(&ring, t))
+                    thread::spawn(move || use_slot(&ring))
                 })
                 .collect();
-            use_slot(&ring, 0);
+            use_slot(&ring);
             for t in threads {
                 t.join().unwrap();
             }
@@ -1111,28 +1330,60 @@ mod loom_models {
         });
     }
 
-    /// One slot; a waiter that gives up (its registration dropped without
-    /// taking a slot) while the slot is being freed: the slot must come
-    /// back to the bitmap, not stay handed over to nobody.
+    /// Two waiters queue for one slot; the first gives up (its future is
+    /// dropped after one poll) while the slot is freed: the slot must reach
+    /// the other waiter or the bitmap, never stay granted to nobody.
     #[test]
-    fn a_waiter_that_gives_up_strands_no_slot() {
+    fn a_cancelled_get_strands_no_slot() {
         loom::model(|| {
             let ring = Arc::new(RingPool::new(1, Obj::new).unwrap());
             let held = ring.claim(0).unwrap();
             let quitter = {
                 let ring = Arc::clone(&ring);
                 thread::spawn(move || {
-                    let waiting = Waiting::register(&ring);
-                    if let Some(slot) = ring.claim(1) {
+                    let mut fut = pin!(ring.acquire());
+                    let mut cx = Context::from_waker(Waker::noop());
+                    if let Poll::Ready(slot) = fut.as_mut().poll(&mut cx) {
+                        let slot = slot.expect("open");
                         ring.release(ring.index_of(slot));
                     }
-                    drop(waiting); // gives up
+                    // Dropped here: gives up its place if it has one.
                 })
+            };
+            let patient = {
+                let ring = Arc::clone(&ring);
+                thread::spawn(move || use_slot(&ring))
             };
             ring.release(ring.index_of(held));
             quitter.join().unwrap();
+            patient.join().unwrap();
             check_all_free(&ring);
             assert!(ring.claim(0).is_some());
+        });
+    }
+
+    /// `close` while a task waits: the waiter either gets the slot (freed
+    /// first) or an error, and the slot ends up free either way.
+    #[test]
+    fn close_fails_or_serves_the_waiter_and_frees_the_slot() {
+        loom::model(|| {
+            let ring = Arc::new(RingPool::new(1, Obj::new).unwrap());
+            let held = ring.claim(0).unwrap();
+            let waiter = {
+                let ring = Arc::clone(&ring);
+                thread::spawn(move || {
+                    if let Ok(slot) = get(&ring) {
+                        hold(slot);
+                        release(slot);
+                        ring.release(ring.index_of(slot));
+                    }
+                })
+            };
+            ring.close();
+            ring.release(ring.index_of(held));
+            waiter.join().unwrap();
+            check_all_free(&ring);
+            assert!(get(&ring).is_err(), "closed");
         });
     }
 }

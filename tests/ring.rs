@@ -4,8 +4,10 @@
 mod tagged;
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use capacitor_pool::{
@@ -396,4 +398,118 @@ fn stress_with_cancellation_timeouts_and_close_adds_up() {
     assert_eq!(s.num_idle, 3, "every slot back, none stranded: {s:?}");
     assert!(s.wait_count > 0, "the waiting path ran: {s:?}");
     assert_accounting(&s);
+}
+
+/// A waker that counts its wakes.
+struct CountingWaker(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+fn counting_waker() -> (Arc<CountingWaker>, std::task::Waker) {
+    let count = Arc::new(CountingWaker(std::sync::atomic::AtomicUsize::new(0)));
+    (
+        Arc::clone(&count),
+        std::task::Waker::from(Arc::clone(&count)),
+    )
+}
+
+fn wakes(w: &CountingWaker) -> usize {
+    w.0.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Polls `get` once with `waker`.
+fn poll_with<F: Future>(
+    get: &mut std::pin::Pin<Box<F>>,
+    waker: &std::task::Waker,
+) -> Poll<F::Output> {
+    get.as_mut()
+        .poll(&mut std::task::Context::from_waker(waker))
+}
+
+/// Five queued `get`s; the head, one in the middle and the tail give up.
+/// The others are served in their order, one wake each, and nothing is
+/// left queued or stranded.
+#[test]
+fn waiters_leaving_from_any_place_keep_the_fifo_order() {
+    let ring = RingPool::new(1, Vec::<u8>::new).unwrap();
+    let held = ring.try_get().unwrap();
+    let wakers: Vec<_> = (0..5).map(|_| counting_waker()).collect();
+    let mut gets: Vec<_> = (0..5).map(|_| Some(Box::pin(ring.get()))).collect();
+    for (get, (_, waker)) in gets.iter_mut().zip(&wakers) {
+        let poll = poll_with(get.as_mut().unwrap(), waker);
+        assert!(poll.is_pending(), "the only slot is held");
+    }
+    assert_eq!(ring.stats().num_waiters, 5);
+    for gone in [2, 0, 4] {
+        gets[gone] = None;
+    }
+    assert_eq!(ring.stats().num_waiters, 2);
+    drop(held);
+    // Handed to the first waiter left, number 1, and to no one else.
+    let counts: Vec<_> = wakers.iter().map(|(c, _)| wakes(c)).collect();
+    assert_eq!(counts, [0, 1, 0, 0, 0]);
+    let Poll::Ready(Ok(mut first)) = poll_with(gets[1].as_mut().unwrap(), &wakers[1].1) else {
+        panic!("the first waiter left is served first");
+    };
+    first.push(1);
+    assert!(ring.try_get().is_err(), "waiter 3 still queued, slot held");
+    drop(first);
+    assert_eq!(wakes(&wakers[3].0), 1);
+    let Poll::Ready(Ok(second)) = poll_with(gets[3].as_mut().unwrap(), &wakers[3].1) else {
+        panic!("then the next one");
+    };
+    assert!(second.is_empty(), "reset on the way over");
+    drop(second);
+    drop(gets);
+    let s = ring.stats();
+    assert_eq!(
+        (s.num_waiters, s.num_idle, s.wait_count),
+        (0, 1, 5),
+        "{s:?}"
+    );
+    assert_accounting(&s);
+}
+
+/// A queued `get` polled again with another waker (it moved to another
+/// task, as in a `select!` loop): the slot's hand-over wakes the new waker
+/// only.
+#[test]
+fn a_requeued_get_is_woken_through_its_latest_waker() {
+    let ring = RingPool::new(1, Vec::<u8>::new).unwrap();
+    let held = ring.try_get().unwrap();
+    let (old_count, old) = counting_waker();
+    let (new_count, new) = counting_waker();
+    let mut get = Box::pin(ring.get());
+    assert!(poll_with(&mut get, &old).is_pending());
+    assert!(poll_with(&mut get, &new).is_pending());
+    assert!(poll_with(&mut get, &new).is_pending());
+    drop(held);
+    assert_eq!((wakes(&old_count), wakes(&new_count)), (0, 1));
+    assert!(poll_with(&mut get, &new).is_ready());
+}
+
+/// A slot handed to a `get` that is dropped before it is polled again goes
+/// on to the next waiter (not back to the bitmap while tasks wait).
+#[test]
+fn a_slot_handed_to_a_dropped_get_goes_to_the_next_waiter() {
+    let ring = RingPool::new(1, Vec::<u8>::new).unwrap();
+    let held = ring.try_get().unwrap();
+    let (first_count, first_waker) = counting_waker();
+    let (next_count, next_waker) = counting_waker();
+    let mut first = Box::pin(ring.get());
+    let mut next = Box::pin(ring.get());
+    assert!(poll_with(&mut first, &first_waker).is_pending());
+    assert!(poll_with(&mut next, &next_waker).is_pending());
+    drop(held); // granted to `first`
+    assert_eq!(wakes(&first_count), 1);
+    assert!(ring.try_get().is_err(), "granted, not free");
+    drop(first); // never saw its grant
+    assert_eq!(wakes(&next_count), 1);
+    assert!(poll_with(&mut next, &next_waker).is_ready());
+    let s = ring.stats();
+    assert_eq!((s.num_waiters, s.num_in_use), (0, 0), "{s:?}");
 }
