@@ -142,6 +142,7 @@ impl<O> FutureSlot<O> {
     /// assert_eq!((&mut slot).await, 1024);
     /// # }
     /// ```
+    #[inline]
     pub fn set<F>(&mut self, future: F)
     where
         F: Future<Output = O> + Send + 'static,
@@ -149,18 +150,7 @@ impl<O> FutureSlot<O> {
         self.clear();
         let layout = Layout::new::<F>();
         if layout.size() > self.layout.size() || layout.align() > self.layout.align() {
-            // Grow to a multiple of 64 bytes aligned to at least 16, so that
-            // futures of slightly different sizes and the usual alignments
-            // fit the same allocation.
-            let size = layout.size().max(self.layout.size());
-            let align = layout.align().max(self.layout.align());
-            // Rounded up while that stays a valid layout (under
-            // `isize::MAX`); else the larger of both exactly; else `F`'s own
-            // layout, which is valid since `F` exists.
-            let grown = Layout::from_size_align(size.next_multiple_of(64), align.max(MIN_ALIGN))
-                .or_else(|_| Layout::from_size_align(size, align))
-                .unwrap_or(layout);
-            self.reserve(grown);
+            self.grow(layout);
         }
         let typed: *mut F = self.buf.as_ptr().cast();
         // SAFETY: `buf` is valid for writes of `F`: at least `F`'s size (or
@@ -170,6 +160,26 @@ impl<O> FutureSlot<O> {
         unsafe { ptr::write(typed, future) };
         let erased: *mut (dyn Future<Output = O> + Send) = typed;
         self.fut = NonNull::new(erased);
+    }
+
+    /// Grows the allocation to hold `layout` (the slot is empty). Out of
+    /// line and not generic: `set`'s inlined fast path stays a compare and
+    /// a write, which lets the compiler build the future in place.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self, layout: Layout) {
+        // Grow to a multiple of 64 bytes aligned to at least 16, so that
+        // futures of slightly different sizes and the usual alignments fit
+        // the same allocation.
+        let size = layout.size().max(self.layout.size());
+        let align = layout.align().max(self.layout.align());
+        // Rounded up while that stays a valid layout (under `isize::MAX`);
+        // else the larger of both exactly; else the future's own layout,
+        // which is valid since the future exists.
+        let grown = Layout::from_size_align(size.next_multiple_of(64), align.max(MIN_ALIGN))
+            .or_else(|_| Layout::from_size_align(size, align))
+            .unwrap_or(layout);
+        self.reserve(grown);
     }
 
     /// Drops the current future, if any; keeps the allocation.
@@ -184,6 +194,7 @@ impl<O> FutureSlot<O> {
     /// assert!(!slot.is_set());
     /// assert_eq!(slot.capacity(), capacity);
     /// ```
+    #[inline]
     pub fn clear(&mut self) {
         if let Some(fut) = self.fut.take() {
             // SAFETY: `fut` points to the live future written by `set`,
@@ -284,6 +295,7 @@ impl<O> Default for FutureSlot<O> {
 impl<O> Future for FutureSlot<O> {
     type Output = O;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<O> {
         let this = self.get_mut();
         let fut = this.fut.expect("`FutureSlot` polled while empty");
@@ -303,10 +315,12 @@ impl<O> Future for FutureSlot<O> {
 impl<O> Reset for FutureSlot<O> {
     /// Drops the future (a handler cancelled before completion); keeps the
     /// allocation.
+    #[inline]
     fn reset(&mut self) {
         self.clear();
     }
 
+    #[inline]
     fn retained_bytes(&self) -> usize {
         self.capacity()
     }
