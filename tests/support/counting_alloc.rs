@@ -3,12 +3,19 @@
 //!
 //! It counts allocations and reallocations, in total (all threads) and for
 //! the calling thread, and tracks live and peak heap bytes.
+//!
+//! The totals and the live/peak bytes are shared atomics: three or four
+//! atomic read-modify-writes per allocation, contended across threads. The
+//! benches turn them off with [`set_shared_counting`] before they time
+//! anything, so that contestants that allocate pay what the system
+//! allocator costs and no more; the per-thread count (a thread-local add)
+//! stays on.
 
 #![allow(dead_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// Wraps the system allocator and counts.
 pub struct Counting;
@@ -16,16 +23,28 @@ pub struct Counting;
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
+/// Whether the shared counters above are kept (see the module docs).
+static SHARED: AtomicBool = AtomicBool::new(true);
 
 thread_local! {
     static THREAD_ALLOCS: Cell<u64> = const { Cell::new(0) };
 }
 
+#[inline(always)]
 fn count(grow: usize) {
-    ALLOCS.fetch_add(1, Ordering::Relaxed);
     let _ = THREAD_ALLOCS.try_with(|c| c.set(c.get() + 1));
-    let live = LIVE.fetch_add(grow, Ordering::Relaxed) + grow;
-    PEAK.fetch_max(live, Ordering::Relaxed);
+    if SHARED.load(Ordering::Relaxed) {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        let live = LIVE.fetch_add(grow, Ordering::Relaxed).wrapping_add(grow);
+        PEAK.fetch_max(live, Ordering::Relaxed);
+    }
+}
+
+#[inline(always)]
+fn uncount(shrink: usize) {
+    if SHARED.load(Ordering::Relaxed) {
+        LIVE.fetch_sub(shrink, Ordering::Relaxed);
+    }
 }
 
 // SAFETY: every call forwards to `System` with the same arguments; the
@@ -45,17 +64,24 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        uncount(layout.size());
         // SAFETY: forwarded contract.
         unsafe { System.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        uncount(layout.size());
         count(new_size);
         // SAFETY: forwarded contract.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
+}
+
+/// Turns the shared counters ([`allocs`], [`live_bytes`], [`peak_bytes`])
+/// on or off; [`thread_allocs`] always counts. Off, they stop moving (and
+/// live bytes are no longer exact once turned back on).
+pub fn set_shared_counting(on: bool) {
+    SHARED.store(on, Ordering::Relaxed);
 }
 
 /// Allocations and reallocations so far, all threads.
