@@ -65,7 +65,7 @@
 //! | frequent, modest rate, any thread (blocking pool, plain threads) | [`Pool<T>`] |
 //! | hot path (>10k ops/s) on tokio workers | [`WorkerPool<T>`] |
 //! | predictable, bounded concurrency; wait for a free object | [`RingPool<T>`] |
-//! | a boxed future per request (`Box::pin(handler(req))`) | `RingPool<`[`FutureSlot<O>`]`>` |
+//! | a boxed future per request (`Box::pin(handler(req))`) | `WorkerPool<`[`FutureSlot<O>`]`>`, or a `RingPool` of them to bound requests in flight |
 //! | byte frames of many sizes, kept past the read (codecs, messages) | [`Slab`] + [`LengthDelimited`] or [`SlabDecoder`] |
 //! | a `Framed` per connection, many short connections | [`PooledFramed`] over a `WorkerPool<BytesMut>` |
 //! | a concurrent cache whose values are recycled | [`PooledCache<K, V>`] |
@@ -80,23 +80,23 @@
 //! # Compared with similar crates
 //!
 //! Median ns per get + write + read + return of a 4 KiB `BytesMut` (2-vCPU
-//! VM, `cargo bench --bench pool` and `--bench worker`; full tables in
-//! `docs/BENCHMARKS.md`):
+//! VM, one run of `cargo bench --bench worker`, every contestant in tasks
+//! on tokio workers; full tables in `docs/BENCHMARKS.md`):
 //!
-//! | | 1 thread or worker | 2 busy at once | 16 workers (16-core machine) |
+//! | | 1 worker | 2 busy at once | 16 workers (16-core machine) |
 //! |---|---:|---:|---:|
-//! | owned buffer, no pool (floor) | 2.4 | 2.4 | 3.3 |
-//! | [`WorkerPool`] (tasks on workers) | 7.1 | 8.4 | 9.1 |
-//! | [`Pool`] (plain threads) | 12.2 | 14.1 | |
-//! | `lockfree-object-pool` (linear) | 7.2 | 111.7 | 2095 |
-//! | `crossbeam_queue::ArrayQueue` pool | 22.2 | 160.6 | |
-//! | `object-pool` | 24.7 | 115.7 | 39668 |
-//! | `sharded-slab` | 47.5 | 50.4 | 69.8 |
-//! | `Mutex<Vec<T>>` | 28.9 | 318.5 | 8551 |
-//! | allocate and drop | 77.1 | 129.8 | 2684 |
+//! | owned buffer, no pool (floor) | 2.5 | 3.6 | 3.3 |
+//! | [`WorkerPool`] | 7.0 | 8.6 | 9.1 |
+//! | [`Pool`] | 12.0 | 15.4 | 84.1 |
+//! | `lockfree-object-pool` (linear) | 9.7 | 144.4 | 2095 |
+//! | `object-pool` | 25.1 | 121.4 | 39668 |
+//! | `sharded-slab` | 40.5 | 46.3 | 69.8 |
+//! | `Mutex<Vec<T>>` | 28.0 | 259.4 | 8551 |
+//! | allocate and drop | 36.9 | 48.5 | 2684 |
 //!
-//! (`sharded-slab` from the worker bench; the 16-worker column from
-//! `BENCH_WORKERS=16 cargo bench --bench worker` on a 16-core Intel Xeon.)
+//! (The 16-worker column is from `BENCH_WORKERS=16 cargo bench --bench
+//! worker` on a 16-core Intel Xeon, in a run that still charged allocating
+//! contestants the counting allocator's shared atomics.)
 //!
 //! What only this crate has among them: per-worker magazines keyed to tokio
 //! worker threads, a bounded ring with FIFO async waiting and pooled
@@ -110,8 +110,8 @@
 //!   ([`LengthDelimited`], [`SlabDecoder`], [`PooledFramed`],
 //!   [`Backpressure`]); adds `tokio-util`, `futures-core` and
 //!   `futures-sink`. Without it the crate depends on `tokio` (`rt`, `sync`,
-//!   `time`), `bytes`, `crossbeam-utils`, `crossbeam-queue` and
-//!   `pin-project-lite` only.
+//!   `time`), `bytes`, `crossbeam-utils`, `foldhash`, `hashbrown`
+//!   and `pin-project-lite` only.
 
 // Without the `codec` feature, the crate docs' links to its types point to
 // docs.rs (where the docs are built with every feature).
