@@ -1,11 +1,16 @@
 //! A request dispatcher that runs boxed handler futures from a `RingPool`
-//! of `FutureSlot`s, next to the usual `Box::pin` per request.
+//! of `FutureSlot`s, next to the usual `Box::pin` per request and to a
+//! `WorkerPool` of `FutureSlot`s.
 //!
 //! The ring bounds concurrency (at most `SLOTS` requests in flight) and
 //! recycles each slot's allocation, so once every slot has held a future as
-//! big as the biggest handler's, dispatching allocates nothing. The program
-//! runs the same requests both ways on a multi-thread runtime and prints
-//! allocations per request and throughput.
+//! big as the biggest handler's, dispatching allocates nothing. A
+//! `WorkerPool` recycles slots the same way without a bound, from the
+//! current worker's magazine (no atomic operation). The program runs the
+//! same requests each way on a multi-thread runtime and prints allocations
+//! per request (counted in a first pass) and throughput (timed in a second
+//! pass, with the counting allocator's shared counters off, so that
+//! `Box::pin` pays only for its allocations).
 //!
 //! Run it with `cargo run --release --example dispatch` (add `-- --small`
 //! for a quick run, `-- --one-worker` for a single worker thread).
@@ -18,7 +23,7 @@ use std::pin::Pin;
 use std::sync::LazyLock;
 use std::time::Instant;
 
-use capacitor_pool::{FutureSlot, RingPool};
+use capacitor_pool::{FutureSlot, RingPool, WorkerPool};
 
 #[global_allocator]
 static ALLOC: counting_alloc::Counting = counting_alloc::Counting;
@@ -29,6 +34,10 @@ const CLIENTS: u64 = 16;
 /// Slots for handler futures: `SLOTS` requests in flight at most.
 static HANDLERS: LazyLock<RingPool<FutureSlot<u64>>> =
     LazyLock::new(|| RingPool::new(SLOTS, FutureSlot::new).expect("SLOTS > 0"));
+
+/// Slots for handler futures, per worker, unbounded.
+static WORKER_HANDLERS: LazyLock<WorkerPool<FutureSlot<u64>>> =
+    LazyLock::new(|| WorkerPool::new(FutureSlot::new));
 
 // Three handlers whose futures differ in size, as a router's do.
 async fn health(id: u64) -> u64 {
@@ -59,6 +68,18 @@ async fn dispatch_pooled(id: u64) -> u64 {
     (&mut *slot).await
 }
 
+/// Dispatch through a slot from the worker's magazine: no allocation once
+/// warm, no bound.
+async fn dispatch_worker(id: u64) -> u64 {
+    let mut slot = WORKER_HANDLERS.get();
+    match id % 3 {
+        0 => slot.set(health(id)),
+        1 => slot.set(lookup(id)),
+        _ => slot.set(render(id)),
+    }
+    (&mut *slot).await
+}
+
 /// Dispatch the usual way: one `Box::pin` per request.
 async fn dispatch_boxed(id: u64) -> u64 {
     let fut: Pin<Box<dyn Future<Output = u64> + Send>> = match id % 3 {
@@ -69,7 +90,16 @@ async fn dispatch_boxed(id: u64) -> u64 {
     fut.await
 }
 
-fn run(rt: &tokio::runtime::Runtime, requests: u64, pooled: bool) -> (f64, f64) {
+#[derive(Clone, Copy)]
+enum Mode {
+    Boxed,
+    Ring,
+    Worker,
+}
+
+/// Runs `requests` requests over `CLIENTS` client tasks; returns the
+/// allocations per request and the requests per second.
+fn run(rt: &tokio::runtime::Runtime, requests: u64, mode: Mode) -> (f64, f64) {
     let per_client = requests / CLIENTS;
     let allocs = counting_alloc::allocs();
     let start = Instant::now();
@@ -80,10 +110,10 @@ fn run(rt: &tokio::runtime::Runtime, requests: u64, pooled: bool) -> (f64, f64) 
                     let mut sum = 0u64;
                     for i in 0..per_client {
                         let id = c * per_client + i;
-                        sum = sum.wrapping_add(if pooled {
-                            dispatch_pooled(id).await
-                        } else {
-                            dispatch_boxed(id).await
+                        sum = sum.wrapping_add(match mode {
+                            Mode::Boxed => dispatch_boxed(id).await,
+                            Mode::Ring => dispatch_pooled(id).await,
+                            Mode::Worker => dispatch_worker(id).await,
                         });
                     }
                     sum
@@ -115,28 +145,51 @@ fn main() {
         .worker_threads(workers)
         .build()
         .expect("a tokio runtime");
-    // Warm up both ways: slots grow to the biggest handler once.
-    run(&rt, 16_000, true);
-    run(&rt, 16_000, false);
-    let (boxed_allocs, boxed_rate) = run(&rt, requests, false);
-    let (pooled_allocs, pooled_rate) = run(&rt, requests, true);
-    println!("{requests} requests, {CLIENTS} clients, {SLOTS} slots, {workers} worker(s)");
+    let modes = [
+        (Mode::Boxed, "Box::pin per request"),
+        (Mode::Ring, "RingPool<FutureSlot> (bounded)"),
+        (Mode::Worker, "WorkerPool<FutureSlot>"),
+    ];
+    // Warm up every way (slots grow to the biggest handler once), time
+    // with the shared counters off, then count allocations with them on
+    // (after the timed pass: a `WorkerPool` keeps making a slot now and
+    // then, on a worker whose magazine ran dry while the other worker's
+    // holds the idle ones, until each worker holds enough for the requests
+    // that end there; the "slots made" line below shows how many that took).
+    for &(mode, _) in &modes {
+        run(&rt, 16_000, mode);
+    }
+    counting_alloc::set_shared_counting(false);
+    let rates: Vec<f64> = modes
+        .iter()
+        .map(|&(mode, _)| run(&rt, requests, mode).1)
+        .collect();
+    counting_alloc::set_shared_counting(true);
+    let allocs: Vec<f64> = modes
+        .iter()
+        .map(|&(mode, _)| run(&rt, 16_000, mode).0)
+        .collect();
+    println!("{requests} requests, {CLIENTS} clients, {SLOTS} ring slots, {workers} worker(s)");
     println!(
         "{:<34} {:>12} {:>14}",
         "dispatch", "allocs/req", "requests/s"
     );
+    for ((_, name), (allocs, rate)) in modes.iter().zip(allocs.iter().zip(&rates)) {
+        println!("{name:<34} {allocs:>12.4} {rate:>14.0}");
+    }
     println!(
-        "{:<34} {:>12.4} {:>14.0}",
-        "Box::pin per request", boxed_allocs, boxed_rate
+        "(allocs/req counts the whole process over 16,000 requests, {CLIENTS} client task spawns included)"
     );
-    println!(
-        "{:<34} {:>12.4} {:>14.0}",
-        "RingPool<FutureSlot> (pooled)", pooled_allocs, pooled_rate
-    );
-    println!("(allocs/req counts the whole process, {CLIENTS} client task spawns included)");
     let s = HANDLERS.stats();
     println!(
         "ring: {} gets, {} waits, {} slots made",
         s.get_count, s.wait_count, s.created_count
+    );
+    let s = WORKER_HANDLERS.stats();
+    println!(
+        "worker pool: {} gets, {} slots made, hit rate {:.4}",
+        s.get_count,
+        s.created_count,
+        s.hit_rate()
     );
 }
