@@ -12,7 +12,9 @@
 //!
 //! Groups, one function per contestant:
 //!
-//! - `worker_4k_1_worker`: one task. Contestants: `floor`, `new`,
+//! - `worker_4k_1_worker`: one task. Contestants: `floor`, `tls_slot` (a
+//!   reference: one buffer parked in a thread-local, the least any pool
+//!   can do), `new`,
 //!   `worker_pool`, `capacitor_pool`, `mutex_vec`, `object_pool`,
 //!   `lockfree_linear`, `opool`, `sharded_slab`.
 //! - `worker_4k_2_workers`: two tasks at once, the same contestants. A task
@@ -171,6 +173,40 @@ impl Contestant for Floor {
         let buf = black_box(buf);
         use_buf(buf);
         clear_buf(buf);
+    }
+}
+
+/// `tls_slot`: the least a pool can do, as a reference (not a peer): one
+/// buffer parked in a thread-local between ops, by pointer. No stats, no
+/// bound, no retention check, no fallback tier, nothing given back at
+/// thread exit (it leaks). What it costs over `floor` is what any pool whose
+/// objects live outside the task pays at least: a thread-local read, a
+/// take and a put back.
+struct TlsSlot;
+
+thread_local! {
+    /// The parked buffer (null when taken or not made yet). A raw pointer:
+    /// no destructor, so the access needs no liveness check.
+    static PARKED: std::cell::Cell<*mut BytesMut> = const { std::cell::Cell::new(std::ptr::null_mut()) };
+}
+
+impl Contestant for TlsSlot {
+    type Local = ();
+
+    fn local(&self) {}
+
+    #[inline(always)]
+    fn op(&self, _: &mut ()) {
+        let mut ptr = PARKED.replace(std::ptr::null_mut());
+        if ptr.is_null() {
+            ptr = Box::into_raw(Box::new(make()));
+        }
+        // SAFETY: `ptr` came from `Box::into_raw` and was taken out of the
+        // thread-local, so this is its only use until it is parked again.
+        let buf = unsafe { &mut *ptr };
+        use_buf(buf);
+        clear_buf(buf);
+        PARKED.set(ptr);
     }
 }
 
@@ -469,6 +505,7 @@ trait Visit {
 /// Hands each contestant, freshly built, to `v`.
 fn contestants<V: Visit>(v: &mut V) {
     v.visit("floor", Arc::new(Floor));
+    v.visit("tls_slot", Arc::new(TlsSlot));
     v.visit_cross("new", Arc::new(New));
     v.visit_cross(
         "worker_pool",
