@@ -384,7 +384,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// ```
     #[inline(always)]
     pub fn get(&self) -> WorkerPooled<'_, T, R> {
-        Pooled::new(self, self.take(worker_id(), true).expect("make = true"))
+        Pooled::new(self, self.take_here(true).expect("make = true"))
     }
 
     /// Takes an idle object; `None` if none is idle. Never makes one.
@@ -399,7 +399,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// ```
     #[inline]
     pub fn try_get(&self) -> Option<WorkerPooled<'_, T, R>> {
-        Some(Pooled::new(self, self.take(worker_id(), false)?))
+        Some(Pooled::new(self, self.take_here(false)?))
     }
 
     /// Like [`get`](WorkerPool::get), for a pool in an [`Arc`]: the guard is
@@ -423,7 +423,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// ```
     #[inline(always)]
     pub fn get_owned(self: &Arc<Self>) -> OwnedWorkerPooled<T, R> {
-        let slot = self.take(worker_id(), true).expect("make = true");
+        let slot = self.take_here(true).expect("make = true");
         OwnedPooled::new(Arc::clone(self), slot)
     }
 
@@ -440,7 +440,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// ```
     #[inline]
     pub fn try_get_owned(self: &Arc<Self>) -> Option<OwnedWorkerPooled<T, R>> {
-        let slot = self.take(worker_id(), false)?;
+        let slot = self.take_here(false)?;
         Some(OwnedPooled::new(Arc::clone(self), slot))
     }
 
@@ -640,6 +640,66 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     // ---- the tiers. `worker` is the calling thread's worker number (or,
     // in the loom models, a number that only one model thread uses).
 
+    /// [`take`](Self::take) for the calling thread, with one compare on the
+    /// way to its magazine: the raw thread-local number is the index, and
+    /// `NO_ID` (not numbered yet, or not a worker) falls past the array
+    /// into the cold path, which numbers the thread if it is a worker.
+    #[inline(always)]
+    fn take_here(&self, make: bool) -> Option<NonNull<T>> {
+        let w = raw_worker_id();
+        if let Some(mag) = self.mags.get(w) {
+            // SAFETY: `w` is the calling thread's worker number, so it owns
+            // the magazine; `pop` calls no user code.
+            if let Some(slot) = unsafe { mag.pop() } {
+                return Some(slot);
+            }
+            return self.refill(w, mag, make);
+        }
+        self.take_unnumbered(make)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn take_unnumbered(&self, make: bool) -> Option<NonNull<T>> {
+        self.take(worker_id(), make)
+    }
+
+    /// [`give_back`](Self::give_back) for the calling thread, as
+    /// [`take_here`](Self::take_here) does it.
+    ///
+    /// # Safety
+    /// As for [`give_back`](Self::give_back).
+    #[inline(always)]
+    unsafe fn give_back_here(&self, slot: NonNull<T>) {
+        let w = raw_worker_id();
+        if let Some(mag) = self.mags.get(w) {
+            // SAFETY: forwarded; the reset runs user code, outside any
+            // magazine.
+            if !unsafe { self.depot.reset_slot(slot, w) } {
+                return;
+            }
+            // SAFETY: `w` is the calling thread's worker number: it owns
+            // magazine `w`; `push` runs no user code.
+            match unsafe { mag.push(slot, self.mag_size) } {
+                Ok(()) => {}
+                // SAFETY: forwarded.
+                Err(slot) => unsafe { self.spill(w, mag, slot) },
+            }
+            return;
+        }
+        // SAFETY: forwarded.
+        unsafe { self.give_back_unnumbered(slot) }
+    }
+
+    /// # Safety
+    /// As for [`give_back`](Self::give_back).
+    #[cold]
+    #[inline(never)]
+    unsafe fn give_back_unnumbered(&self, slot: NonNull<T>) {
+        // SAFETY: forwarded.
+        unsafe { self.give_back(slot, worker_id()) }
+    }
+
     #[inline(always)]
     pub(crate) fn take(&self, worker: Option<usize>, make: bool) -> Option<NonNull<T>> {
         if let Some(w) = worker {
@@ -781,7 +841,7 @@ impl<T, R: Recycle<T>> sealed::Home<T> for WorkerPool<T, R> {
     #[inline(always)]
     unsafe fn recycle(&self, slot: NonNull<T>) {
         // SAFETY: forwarded from the guard's contract.
-        unsafe { self.give_back(slot, worker_id()) }
+        unsafe { self.give_back_here(slot) }
     }
 
     unsafe fn discard(&self, slot: NonNull<T>) {
@@ -1093,6 +1153,13 @@ fn worker_id() -> Option<usize> {
         Ok(id) => Some(id),
         Err(_) => None,
     }
+}
+
+/// The calling thread's worker number as stored: `NO_ID` where
+/// [`worker_id`] would say `None` or has not numbered the thread yet.
+#[inline(always)]
+fn raw_worker_id() -> usize {
+    WORKER_ID.try_with(Cell::get).unwrap_or(NO_ID)
 }
 
 #[cold]
