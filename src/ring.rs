@@ -271,8 +271,9 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
         Ok(OwnedPooled::new(Arc::clone(self), self.try_claim()?))
     }
 
-    /// Takes a free object, waiting for one if every slot is in use. Waiters
-    /// are served in the order they started waiting.
+    /// Takes a free object, waiting for one if every slot is in use. Queued
+    /// waiters are served first in, first out (a `get` that races with a
+    /// release may take that slot before them: it never waited).
     ///
     /// # Cancel safety
     /// Cancel-safe: a `get` future dropped before it completes (a lost
@@ -399,8 +400,22 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
         // One waiter per lock hold: no buffer of wakers to allocate, and
-        // the wakers run outside the lock.
-        while self.grant_first(GRANT_CLOSED, || ()) {}
+        // the wakers run outside the lock. A waker that panics must not
+        // leave the waiters behind it queued: every waiter is failed and
+        // woken first, then the first panic goes on.
+        let mut panic = None;
+        loop {
+            match catch_unwind(AssertUnwindSafe(|| self.grant_first(GRANT_CLOSED, || ()))) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(p) => {
+                    panic.get_or_insert(p);
+                }
+            }
+        }
+        if let Some(panic) = panic {
+            resume_unwind(panic);
+        }
     }
 
     /// Whether [`close`](RingPool::close) was called.
@@ -527,7 +542,9 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     #[cold]
     #[inline(never)]
     unsafe fn enqueue(&self, node: &Waiter, waker: &Waker) -> Enqueued<T> {
-        // Cloned before the lock: a waker's clone is foreign code.
+        // Cloned before the lock: a waker's clone is foreign code. (A
+        // re-poll with a different waker clones it under the lock, in
+        // `set_waker`: rare, and a clone does not reach the ring.)
         let waker = waker.clone();
         let mut list = self.lock_list();
         if self.closed.load(Ordering::SeqCst) {
@@ -669,8 +686,16 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     /// Takes the first queued waiter, writes `grant` into its node and wakes
     /// it; `true` if there was one. With none, runs `if_none` under the
     /// list's lock and returns `false`.
+    ///
+    /// Once the ring is closed a real slot is not granted (`if_none` runs):
+    /// `close` fails every queued waiter, also those queued when a release
+    /// races with it.
     fn grant_first(&self, grant: usize, if_none: impl FnOnce()) -> bool {
         let mut list = self.lock_list();
+        if grant != GRANT_CLOSED && self.closed.load(Ordering::SeqCst) {
+            if_none();
+            return false;
+        }
         // SAFETY: under the list's lock.
         let Some((node, waker)) = (unsafe { list.pop_front() }) else {
             if_none();
@@ -728,8 +753,8 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
 
 // ---- waiting: an intrusive FIFO of nodes inside the pinned `get` futures.
 
-/// The most slots a ring may have: slot indices stay clear of the grant
-/// markers below, and the bitmap's words of their `u64` shifts.
+/// The most slots a ring may have: slot indices stay below the grant
+/// markers [`GRANT_CLOSED`] and [`NOT_GRANTED`].
 const MAX_CAPACITY: usize = usize::MAX >> 3;
 
 /// `Waiter::granted` before a slot is handed over.
@@ -780,14 +805,17 @@ impl WaitList {
         self.tail = node;
     }
 
-    /// Takes the head of the queue, with its waker.
+    /// Takes the head of the queue, with its waker. The node stays valid
+    /// while the lock guard that `&mut self` borrows from is held: until
+    /// its `granted` is written (under the lock), its task cannot free it.
     ///
     /// # Safety
     /// The ring's list lock is held (`&mut self` is its guard).
-    unsafe fn pop_front<'n>(&mut self) -> Option<(&'n Waiter, Option<Waker>)> {
-        // SAFETY: queued nodes are valid while queued: the caller gets the
-        // reference for as long as it holds the lock, and lets go of it
-        // with its store to `granted` (see `Waiter`).
+    unsafe fn pop_front(&mut self) -> Option<(&Waiter, Option<Waker>)> {
+        // SAFETY: queued nodes are valid while queued (the contract of
+        // `push_back`); the reference lives no longer than the lock guard
+        // borrowed by `&mut self`, and the node's task frees it only after
+        // it sees its grant, which is written under the lock.
         let node = unsafe { self.head.as_ref()? };
         // SAFETY: `node` is queued: as above.
         let waker = unsafe { self.unlink(node) };
@@ -845,9 +873,12 @@ struct Links {
     queued: bool,
 }
 
-// SAFETY: `links` is reached only under the ring's list lock (every access
-// goes through `with_links`, whose callers hold it) and `granted` is atomic,
-// so a node can be shared with and moved to other threads. The waker is
+// SAFETY: while a node is queued, `links` is reached only under the ring's
+// list lock (every access goes through `with_links`, whose callers hold it);
+// `granted` is atomic. The node's own drop glue drops `links.waker` without
+// the lock, which is sound: by then the node is off the list, and the last
+// write to it by another thread (its grant, or its unlinking under the
+// lock) happened-before the read that let its task drop it. The waker is
 // `Send + Sync`.
 unsafe impl Send for Waiter {}
 // SAFETY: as above.
@@ -946,7 +977,11 @@ impl<T, R: Recycle<T>> Future for Acquire<'_, T, R> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         // SAFETY: `node` is never moved out of `self` (it is only reached
         // through `&`), so its address stays fixed as the pin promises; the
-        // other fields are not structurally pinned.
+        // other fields are not structurally pinned. Other threads may hold
+        // pointers into `node` and write its links (under the lock) while
+        // this `&mut Self` exists: sound because `Acquire` is `!Unpin`
+        // (`PhantomPinned`), for which `&mut` is not assumed unique, as in
+        // tokio's intrusive waiter lists.
         let this = unsafe { self.get_unchecked_mut() };
         let ring = this.ring;
         match this.state {
@@ -1238,7 +1273,12 @@ impl<T: 'static, R> RingPoolBuilder<T, R> {
         // per CPU (while there are slots for it), so that each worker claims
         // and frees in a cache line of its own in the common case, where a
         // task frees its slot on the worker that claimed it.
+        #[cfg(not(all(test, loom)))]
         let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // The models explore the same layout on every host: two words once
+        // there are two slots.
+        #[cfg(all(test, loom))]
+        let cpus = 2;
         let words = capacity.div_ceil(64).max(cpus.min(capacity));
         let free = (0..words)
             .map(|w| {
@@ -1384,6 +1424,88 @@ mod loom_models {
             waiter.join().unwrap();
             check_all_free(&ring);
             assert!(get(&ring).is_err(), "closed");
+        });
+    }
+
+    /// A queued `get` polled again with another waker while its slot is
+    /// being released: the new waker must be the one woken (`block_on`
+    /// parks until it is), or the re-poll must see the grant.
+    #[test]
+    fn a_get_re_polled_with_a_new_waker_is_woken_through_it() {
+        loom::model(|| {
+            let ring = Arc::new(RingPool::new(1, Obj::new).unwrap());
+            let held = ring.claim(0).unwrap();
+            let waiter = {
+                let ring = Arc::clone(&ring);
+                thread::spawn(move || {
+                    let mut fut = Box::pin(ring.acquire());
+                    let mut cx = Context::from_waker(Waker::noop());
+                    let slot = match fut.as_mut().poll(&mut cx) {
+                        Poll::Ready(slot) => slot,
+                        // Queued under the no-op waker; now wait with a
+                        // real one.
+                        Poll::Pending => loom::future::block_on(&mut fut),
+                    };
+                    let slot = slot.expect("open");
+                    hold(slot);
+                    release(slot);
+                    ring.release(ring.index_of(slot));
+                })
+            };
+            ring.release(ring.index_of(held));
+            waiter.join().unwrap();
+            check_all_free(&ring);
+        });
+    }
+
+    /// `close`, a release and a waiter on three threads: the waiter gets
+    /// the slot or an error, never sleeps forever, and the slot ends free.
+    #[test]
+    fn close_release_and_a_waiter_on_three_threads() {
+        loom::model(|| {
+            let ring = Arc::new(RingPool::new(1, Obj::new).unwrap());
+            let held = ring.claim(0).unwrap();
+            let closer = {
+                let ring = Arc::clone(&ring);
+                thread::spawn(move || ring.close())
+            };
+            let releaser = {
+                let ring = Arc::clone(&ring);
+                thread::spawn(move || ring.release(ring.index_of(held)))
+            };
+            if let Ok(slot) = get(&ring) {
+                hold(slot);
+                release(slot);
+                ring.release(ring.index_of(slot));
+            }
+            closer.join().unwrap();
+            releaser.join().unwrap();
+            check_all_free(&ring);
+        });
+    }
+
+    /// A `try_get` barging in while a release hands its slot to a waiter
+    /// that is registering (it may take the bit between the release's
+    /// `set_bit` and `take_bit`, or the waiter may): the slot is held by
+    /// one of them at a time, and the waiter is still served.
+    #[test]
+    fn a_barging_try_get_does_not_strand_a_waiter() {
+        loom::model(|| {
+            let ring = Arc::new(RingPool::new(1, Obj::new).unwrap());
+            let held = ring.claim(0).unwrap();
+            let waiter = {
+                let ring = Arc::clone(&ring);
+                thread::spawn(move || use_slot(&ring))
+            };
+            ring.release(ring.index_of(held));
+            // Barge in right after the release, as a `try_get` would.
+            if let Some(slot) = ring.claim(0) {
+                hold(slot);
+                release(slot);
+                ring.release(ring.index_of(slot));
+            }
+            waiter.join().unwrap();
+            check_all_free(&ring);
         });
     }
 }

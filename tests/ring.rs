@@ -513,3 +513,35 @@ fn a_slot_handed_to_a_dropped_get_goes_to_the_next_waiter() {
     let s = ring.stats();
     assert_eq!((s.num_waiters, s.num_in_use), (0, 0), "{s:?}");
 }
+
+/// A waker that panics when woken.
+struct PanickingWaker;
+
+impl std::task::Wake for PanickingWaker {
+    fn wake(self: Arc<Self>) {
+        panic!("a broken waker");
+    }
+}
+
+/// `close` with a waker that panics: the panic goes on to the caller, but
+/// only after every waiter was failed, so none stays queued on a closed
+/// ring.
+#[test]
+fn close_fails_every_waiter_even_if_a_waker_panics() {
+    let ring = RingPool::new(1, Vec::<u8>::new).unwrap();
+    let held = ring.try_get().unwrap();
+    let broken = std::task::Waker::from(Arc::new(PanickingWaker));
+    let (count, fine) = counting_waker();
+    let mut first = Box::pin(ring.get());
+    let mut second = Box::pin(ring.get());
+    assert!(poll_with(&mut first, &broken).is_pending());
+    assert!(poll_with(&mut second, &fine).is_pending());
+    let closing = std::panic::catch_unwind(AssertUnwindSafe(|| ring.close()));
+    assert!(closing.is_err(), "the waker's panic reaches the caller");
+    assert_eq!(wakes(&count), 1, "the waiter after it was woken anyway");
+    assert!(matches!(poll_with(&mut second, &fine), Poll::Ready(Err(_))));
+    assert!(matches!(poll_with(&mut first, &fine), Poll::Ready(Err(_))));
+    drop(held);
+    let s = ring.stats();
+    assert_eq!((s.num_waiters, s.num_idle), (0, 1), "{s:?}");
+}
