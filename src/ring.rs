@@ -85,7 +85,6 @@ struct RingCounters {
     replaced_oversized: AtomicU64,
     replaced_discarded: AtomicU64,
     detached: AtomicU64,
-    waits: AtomicU64,
     wait_nanos: AtomicU64,
     timeouts: AtomicU64,
 }
@@ -162,19 +161,29 @@ pub struct RingPool<T, R = UseReset> {
     slots: Box<[RingSlot<T>]>,
     /// One bit per slot, set while the slot is free and not handed over.
     free: Box<[CachePadded<AtomicU64>]>,
+    /// The wait list and what changes with it, in one cache line of its
+    /// own: a hand-over moves one line between cores, not three.
+    wait: CachePadded<WaitState>,
+    closed: AtomicBool,
+    make: Make<T>,
+    recycle: R,
+    retention_limit: usize,
+    /// In a line of their own, away from the fields every `try_get` reads.
+    counters: CachePadded<RingCounters>,
+}
+
+/// The ring's waiting state.
+struct WaitState {
+    /// The FIFO of waiting tasks: an intrusive list of nodes that live in
+    /// the pinned `get` futures, so waiting allocates nothing.
+    list: Mutex<WaitList>,
     /// Tasks registered as waiting: queued in `list`, or registering under
     /// its lock. A task counts itself before its last look at `free`, so a
     /// releaser that sees none knows a later waiter will see the bit it
     /// sets. Changed only under `list`'s lock; read without it.
-    waiters: CachePadded<AtomicUsize>,
-    closed: AtomicBool,
-    /// The FIFO of waiting tasks: an intrusive list of nodes that live in
-    /// the pinned `get` futures, so waiting allocates nothing.
-    list: Mutex<WaitList>,
-    make: Make<T>,
-    recycle: R,
-    retention_limit: usize,
-    counters: RingCounters,
+    waiters: AtomicUsize,
+    /// Gets that had to wait; written under the lock only.
+    waits: AtomicU64,
 }
 
 // SAFETY: each object is reached by one holder at a time (the claim
@@ -478,10 +487,10 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
             drop_oversized_count: load(&c.replaced_oversized),
             drop_discarded_count: load(&c.replaced_discarded),
             detach_count: load(&c.detached),
-            wait_count: load(&c.waits),
+            wait_count: load(&self.wait.waits),
             wait_time: Duration::from_nanos(load(&c.wait_nanos)),
             timeout_count: load(&c.timeouts),
-            num_waiters: self.waiters.load(Ordering::Relaxed) as u64,
+            num_waiters: self.wait.waiters.load(Ordering::Relaxed) as u64,
             num_idle: idle,
             num_in_use: in_use,
             closed: self.is_closed(),
@@ -513,14 +522,17 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     fn lock_list(&self) -> MutexGuard<'_, WaitList> {
         // The list is consistent at every unlock (no code that can panic
         // runs while a change is half made), so a poisoned lock is usable.
-        self.list.lock().unwrap_or_else(PoisonError::into_inner)
+        self.wait
+            .list
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Changes `waiters` under the list's lock (a plain add would do, but
     /// the `SeqCst` read-modify-write also orders the registering task's
     /// next look at the bitmap after it: Dekker's pattern with `release`).
     fn add_waiter(&self) {
-        self.waiters.fetch_add(1, Ordering::SeqCst);
+        self.wait.waiters.fetch_add(1, Ordering::SeqCst);
         dekker_fence();
     }
 
@@ -528,8 +540,8 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     /// update can be lost under the lock). A releaser that reads the old
     /// count meanwhile only takes the lock for nothing.
     fn sub_waiter(&self) {
-        let n = self.waiters.load(Ordering::Relaxed);
-        self.waiters.store(n - 1, Ordering::Release);
+        let n = self.wait.waiters.load(Ordering::Relaxed);
+        self.wait.waiters.store(n - 1, Ordering::Release);
     }
 
     /// Queues `node` at the tail of the FIFO, unless a slot is free (looked
@@ -559,7 +571,7 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
         // its time in the list (the caller's contract).
         unsafe { list.push_back(node, waker) };
         // Only written under the lock: a load and a store.
-        let waits = &self.counters.waits;
+        let waits = &self.wait.waits;
         let n = waits.load(Ordering::Relaxed);
         waits.store(n + 1, Ordering::Relaxed);
         Enqueued::Queued { nth: n }
@@ -659,10 +671,10 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     /// first waiter.
     #[inline]
     pub(crate) fn release(&self, index: usize) {
-        if self.waiters.load(Ordering::SeqCst) == 0 {
+        if self.wait.waiters.load(Ordering::SeqCst) == 0 {
             self.set_bit(index);
             dekker_fence();
-            if self.waiters.load(Ordering::SeqCst) == 0 {
+            if self.wait.waiters.load(Ordering::SeqCst) == 0 {
                 return;
             }
             // A task registered meanwhile and may have looked before the bit
@@ -833,15 +845,22 @@ impl WaitList {
         if !queued {
             return None;
         }
+        let is_head = ptr::eq(self.head, node);
         // SAFETY: the neighbours are queued, hence valid; under the lock.
+        // The head's `prev` is never read: it may still name a node popped
+        // before it (`pop_front` does not touch the next node, which keeps
+        // a hand-over to one remote cache line inside the lock).
         unsafe {
-            match prev.as_ref() {
-                Some(p) => p.with_links(|l| l.next = next),
-                None => self.head = next,
+            if is_head {
+                self.head = next;
+            } else if let Some(p) = prev.as_ref() {
+                p.with_links(|l| l.next = next);
             }
             match next.as_ref() {
-                Some(n) => n.with_links(|l| l.prev = prev),
-                None => self.tail = prev,
+                // Its `prev` only matters while it is not the head.
+                Some(n) if !is_head => n.with_links(|l| l.prev = prev),
+                Some(_) => {}
+                None => self.tail = if is_head { ptr::null() } else { prev },
             }
             node.with_links(|l| {
                 l.prev = ptr::null();
@@ -1294,13 +1313,16 @@ impl<T: 'static, R> RingPoolBuilder<T, R> {
         Ok(RingPool {
             slots,
             free,
-            waiters: CachePadded::new(AtomicUsize::new(0)),
+            wait: CachePadded::new(WaitState {
+                list: Mutex::new(WaitList::new()),
+                waiters: AtomicUsize::new(0),
+                waits: AtomicU64::new(0),
+            }),
             closed: AtomicBool::new(false),
-            list: Mutex::new(WaitList::new()),
             make: self.make,
             recycle: self.recycle,
             retention_limit: self.retention_limit,
-            counters: RingCounters::default(),
+            counters: CachePadded::new(RingCounters::default()),
         })
     }
 }
