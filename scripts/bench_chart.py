@@ -35,6 +35,7 @@ LABELS = {
     "capacitor_pool": "capacitor Pool",
     "worker_pool": "capacitor WorkerPool",
     "floor": "floor (owned buffer)",
+    "tls_slot": "thread-local slot (reference)",
     "new": "allocate + drop",
     "mutex_vec": "Mutex<Vec<T>>",
     "lockfree_linear": "lockfree-object-pool linear",
@@ -65,7 +66,7 @@ def draw(groups, title):
         y += 8
         for name, ns in rows:
             y += bar_h + gap
-            cls = "ours" if name in OURS else ("floor" if name == "floor" else "peer")
+            cls = "ours" if name in OURS else ("floor" if name in ("floor", "tls_slot") else "peer")
             allocs = ALLOCS.get(name, 0)
             out.append(
                 f'<text x="{label_w - 8}" y="{y - 4}" class="l">'

@@ -85,18 +85,17 @@
 //!
 //! | | 1 worker | 2 busy at once | 16 workers (16-core machine) |
 //! |---|---:|---:|---:|
-//! | owned buffer, no pool (floor) | 2.5 | 3.6 | 3.3 |
-//! | [`WorkerPool`] | 7.0 | 8.6 | 9.1 |
-//! | [`Pool`] | 12.0 | 15.4 | 84.1 |
-//! | `lockfree-object-pool` (linear) | 9.7 | 144.4 | 2095 |
-//! | `object-pool` | 25.1 | 121.4 | 39668 |
-//! | `sharded-slab` | 40.5 | 46.3 | 69.8 |
-//! | `Mutex<Vec<T>>` | 28.0 | 259.4 | 8551 |
-//! | allocate and drop | 36.9 | 48.5 | 2684 |
+//! | owned buffer, no pool (floor) | 2.2 | 2.1 | 3.8 |
+//! | [`WorkerPool`] | 5.1 | 6.7 | 8.1 |
+//! | [`Pool`] | 12.2 | 38.3 | 61.3 |
+//! | `lockfree-object-pool` (linear) | 9.5 | 117.5 | 1688 |
+//! | `object-pool` | 23.9 | 115.3 | 38498 |
+//! | `sharded-slab` | 42.4 | 46.2 | 77.2 |
+//! | `Mutex<Vec<T>>` | 28.3 | 245.8 | 7499 |
+//! | allocate and drop | 27.5 | 62.1 | 91.7 |
 //!
 //! (The 16-worker column is from `BENCH_WORKERS=16 cargo bench --bench
-//! worker` on a 16-core Intel Xeon, in a run that still charged allocating
-//! contestants the counting allocator's shared atomics.)
+//! worker` on a 16-core Intel Xeon.)
 //!
 //! What only this crate has among them: per-worker magazines keyed to tokio
 //! worker threads, a bounded ring with FIFO async waiting and pooled
