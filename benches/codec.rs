@@ -12,8 +12,11 @@
 //! - `codec_20k_dropped`: 100 frames of 20 KiB, each dropped at once.
 //!
 //! Contestants: `length_delimited_codec` (plain `tokio_util`, the base),
-//! `slab_length_delimited` (this crate's native decoder) and
-//! `slab_decoder_adapter` (`SlabDecoder` around `LengthDelimitedCodec`).
+//! `slab_length_delimited` (this crate's native decoder, read as
+//! `FramedRead` reads), `slab_decoder_adapter` (`SlabDecoder` around
+//! `LengthDelimitedCodec`) and `slab_direct_read` (the native decoder read
+//! as `SlabFramedRead` reads: while a frame still misses 4 KiB or more, the
+//! simulated read goes straight into its chunk).
 //!
 //! There is no I/O: a wire buffer of encoded frames is fed into a long-lived
 //! read buffer the way `FramedRead` reads a socket (start at 8 KiB,
@@ -43,7 +46,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use capacitor_pool::{LengthDelimited, Slab, SlabDecoder};
+use capacitor_pool::{LengthDelimited, Slab, SlabBuf, SlabDecoder};
 use criterion::{Criterion, Throughput};
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
@@ -54,6 +57,9 @@ static ALLOC: counting_alloc::Counting = counting_alloc::Counting;
 const READ_BUF: usize = 8 * 1024;
 /// The most one simulated socket read returns.
 const MAX_READ: usize = 8 * 1024;
+/// `SlabFramedRead`'s threshold: a frame that still misses this many bytes
+/// is read into its chunk directly.
+const DIRECT_MIN: usize = 4 * 1024;
 /// Frames a consumer keeps in `codec_small_kept_1000`.
 const KEEP: usize = 1000;
 /// Passes run before allocations are counted.
@@ -111,11 +117,24 @@ fn wire(frames: usize, size: usize) -> Bytes {
 /// Feeds `wire` through `buf` into `codec` as `FramedRead` would, handing
 /// every frame to `on_frame`; returns the number of frames.
 #[inline(always)]
-fn drive<D>(
+fn drive<D>(codec: &mut D, buf: &mut BytesMut, wire: &[u8], on_frame: impl FnMut(D::Item)) -> usize
+where
+    D: Decoder,
+    D::Error: Debug,
+{
+    drive_with(codec, buf, wire, on_frame, |_, _| 0)
+}
+
+/// As [`drive`], but each read first goes to `direct`, which may read (up
+/// to `MAX_READ` bytes of) the given rest of the wire into the frame in
+/// progress and returns how many bytes it took; 0 sends the read to `buf`.
+#[inline(always)]
+fn drive_with<D>(
     codec: &mut D,
     buf: &mut BytesMut,
     wire: &[u8],
     mut on_frame: impl FnMut(D::Item),
+    mut direct: impl FnMut(&mut D, &[u8]) -> usize,
 ) -> usize
 where
     D: Decoder,
@@ -132,6 +151,11 @@ where
             assert!(buf.is_empty(), "bytes left over after the last frame");
             return frames;
         }
+        let taken = direct(codec, &wire[at..]);
+        if taken > 0 {
+            at += taken;
+            continue;
+        }
         // As `FramedRead`: room for at least one byte, then read into the
         // spare capacity.
         buf.reserve(1);
@@ -140,6 +164,59 @@ where
             .min(wire.len() - at);
         buf.extend_from_slice(&wire[at..at + n]);
         at += n;
+    }
+}
+
+/// As [`drive`], the way `SlabFramedRead` reads: while a frame still misses
+/// `DIRECT_MIN` bytes or more, a read goes straight into its chunk
+/// (`payload_room`), else into the read buffer.
+#[inline(always)]
+fn drive_direct(
+    codec: &mut LengthDelimited,
+    buf: &mut BytesMut,
+    wire: &[u8],
+    on_frame: impl FnMut(SlabBuf),
+) -> usize {
+    drive_with(codec, buf, wire, on_frame, |codec, rest| {
+        let Some(room) = codec.payload_room(DIRECT_MIN) else {
+            return 0;
+        };
+        let n = room.len().min(MAX_READ).min(rest.len());
+        room[..n].copy_from_slice(&rest[..n]);
+        codec.payload_filled(n);
+        n
+    })
+}
+
+/// `slab_direct_read`: the native decoder read the way `SlabFramedRead`
+/// reads.
+struct DirectRunner {
+    codec: LengthDelimited,
+    buf: BytesMut,
+    kept: VecDeque<SlabBuf>,
+    slab: Slab,
+}
+
+impl Contestant for DirectRunner {
+    fn name(&self) -> &'static str {
+        "slab_direct_read"
+    }
+
+    fn pass(&mut self, wire: &[u8], keep: bool) -> usize {
+        let kept = &mut self.kept;
+        drive_direct(&mut self.codec, &mut self.buf, wire, |frame| {
+            black_box(frame.first());
+            if keep {
+                if kept.len() == KEEP {
+                    kept.pop_front();
+                }
+                kept.push_back(frame);
+            }
+        })
+    }
+
+    fn heap_count(&self) -> u64 {
+        self.slab.stats().heap_count()
     }
 }
 
@@ -206,6 +283,7 @@ where
 fn contestants() -> Vec<Box<dyn Contestant>> {
     let native = Slab::new();
     let adapter = Slab::new();
+    let direct = Slab::new();
     vec![
         Box::new(Runner::new(
             "length_delimited_codec",
@@ -222,6 +300,12 @@ fn contestants() -> Vec<Box<dyn Contestant>> {
             SlabDecoder::new(LengthDelimitedCodec::new(), &adapter),
             Some(adapter),
         )),
+        Box::new(DirectRunner {
+            codec: LengthDelimited::new(&direct),
+            buf: BytesMut::with_capacity(READ_BUF),
+            kept: VecDeque::with_capacity(KEEP),
+            slab: direct,
+        }),
     ]
 }
 

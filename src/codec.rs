@@ -589,6 +589,61 @@ impl LengthDelimited {
         }
     }
 
+    /// The part of the frame being decoded that has not arrived yet, if at
+    /// least `min` bytes (and at least one) are missing: a reader can read
+    /// the rest of a large payload straight into the frame's chunk, saving
+    /// the copy through the read buffer, then count what it read with
+    /// [`payload_filled`](Self::payload_filled). Call it where `decode` has
+    /// just returned `None` (it then consumed the whole read buffer).
+    /// [`SlabFramedRead`] does this while 4 KiB or more are missing.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use tokio_util::codec::Decoder;
+    ///
+    /// let mut codec = LengthDelimited::new(&Slab::new());
+    /// let mut src = BytesMut::from(&b"\0\0\0\x05he"[..]);
+    /// assert!(codec.decode(&mut src).unwrap().is_none());
+    /// let room = codec.payload_room(1).unwrap(); // 3 bytes still to come
+    /// room.copy_from_slice(b"llo"); // as a socket read would
+    /// codec.payload_filled(3);
+    /// assert_eq!(&codec.decode(&mut src).unwrap().unwrap()[..], b"hello");
+    /// assert!(codec.payload_room(1).is_none()); // no frame in progress
+    /// ```
+    pub fn payload_room(&mut self, min: usize) -> Option<&mut [u8]> {
+        let State::Data { frame, len } = &mut self.state else {
+            return None;
+        };
+        if *len - frame.len() < min.max(1) {
+            return None;
+        }
+        Some(frame.unwritten_mut(*len))
+    }
+
+    /// Counts `n` bytes written at the front of the slice
+    /// [`payload_room`](Self::payload_room) gave as received. More than
+    /// that slice's length counts as its length; with no frame in progress
+    /// it does nothing.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use tokio_util::codec::Decoder;
+    ///
+    /// let mut codec = LengthDelimited::new(&Slab::new());
+    /// let mut src = BytesMut::from(&b"\0\0\0\x04"[..]);
+    /// assert!(codec.decode(&mut src).unwrap().is_none());
+    /// codec.payload_room(1).unwrap()[..2].copy_from_slice(b"ab");
+    /// codec.payload_filled(2);
+    /// assert_eq!(codec.payload_room(1).unwrap().len(), 2);
+    /// ```
+    pub fn payload_filled(&mut self, n: usize) {
+        if let State::Data { frame, len } = &mut self.state {
+            frame.mark_written(n.min(*len - frame.len()));
+        }
+    }
+
     /// Parses a header at the front of `src`: the payload length, checked.
     fn parse_head(&self, src: &[u8]) -> Result<usize, FrameError> {
         let cfg = &self.cfg;
@@ -725,6 +780,192 @@ impl Decoder for LengthDelimited {
         };
         src.clear();
         Err(FrameError::Truncated { received }.into())
+    }
+}
+
+/// [`SlabFramedRead`]'s read buffer size (`FramedRead`'s too).
+const READ_BUF_CAPACITY: usize = 8 * 1024;
+/// The smallest missing payload that [`SlabFramedRead`] reads straight
+/// into its chunk: half the read buffer. Below it a buffered read is
+/// better, since it brings the next frames' bytes along.
+const DIRECT_READ_MIN: usize = 4 * 1024;
+
+pin_project! {
+    /// A `FramedRead` for [`LengthDelimited`] that reads the payload of a
+    /// large frame straight into its slab chunk.
+    ///
+    /// `FramedRead` reads into a buffer and the decoder copies each payload
+    /// from there into its chunk: two copies of every byte, where
+    /// `LengthDelimitedCodec` makes one (and allocates a buffer per large
+    /// frame instead). `SlabFramedRead` reads headers and small frames
+    /// through an 8 KiB buffer like `FramedRead`, but while a frame still
+    /// misses 4 KiB or more it reads the rest from the socket into the
+    /// chunk itself: one copy, no allocation. Never more than the frame's
+    /// own bytes, so the next frame's bytes stay in the socket for the
+    /// buffered read.
+    ///
+    /// It yields `io::Result<SlabBuf>` items, like
+    /// `FramedRead<_, LengthDelimited>`, and ends after the first error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use capacitor_pool::{LengthDelimited, Slab, SlabFramedRead};
+    /// use futures_util::StreamExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let mut wire = Vec::new();
+    /// for payload in [&[7u8; 20_000][..], b"small"] {
+    ///     wire.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    ///     wire.extend_from_slice(payload);
+    /// }
+    /// let slab = Slab::new();
+    /// let mut frames = SlabFramedRead::new(&wire[..], LengthDelimited::new(&slab));
+    /// let big = frames.next().await.unwrap().unwrap();
+    /// assert!(big.len() == 20_000 && big.is_pooled());
+    /// assert_eq!(&frames.next().await.unwrap().unwrap()[..], b"small");
+    /// assert!(frames.next().await.is_none());
+    /// # }
+    /// ```
+    #[derive(Debug)]
+    pub struct SlabFramedRead<R> {
+        #[pin]
+        reader: R,
+        codec: LengthDelimited,
+        buf: BytesMut,
+        eof: bool,
+        done: bool,
+    }
+}
+
+impl<R> SlabFramedRead<R> {
+    /// Frames from `reader`, decoded by `codec`.
+    ///
+    /// ```
+    /// use capacitor_pool::{LengthDelimited, Slab, SlabFramedRead};
+    ///
+    /// let frames = SlabFramedRead::new(&b""[..], LengthDelimited::new(&Slab::new()));
+    /// assert_eq!(frames.read_buffer().capacity(), 8 * 1024);
+    /// ```
+    pub fn new(reader: R, codec: LengthDelimited) -> Self {
+        Self {
+            reader,
+            codec,
+            buf: BytesMut::with_capacity(READ_BUF_CAPACITY),
+            eof: false,
+            done: false,
+        }
+    }
+
+    /// The codec.
+    ///
+    /// ```
+    /// use capacitor_pool::{LengthDelimited, Slab, SlabFramedRead};
+    ///
+    /// let frames = SlabFramedRead::new(&b""[..], LengthDelimited::new(&Slab::new()));
+    /// assert_eq!(frames.codec().pending_frame_len(), None);
+    /// ```
+    pub fn codec(&self) -> &LengthDelimited {
+        &self.codec
+    }
+
+    /// The bytes read but not decoded yet.
+    ///
+    /// ```
+    /// use capacitor_pool::{LengthDelimited, Slab, SlabFramedRead};
+    ///
+    /// let frames = SlabFramedRead::new(&b""[..], LengthDelimited::new(&Slab::new()));
+    /// assert!(frames.read_buffer().is_empty());
+    /// ```
+    pub fn read_buffer(&self) -> &BytesMut {
+        &self.buf
+    }
+
+    /// The reader.
+    ///
+    /// ```
+    /// use capacitor_pool::{LengthDelimited, Slab, SlabFramedRead};
+    ///
+    /// let frames = SlabFramedRead::new(&b"abc"[..], LengthDelimited::new(&Slab::new()));
+    /// assert_eq!(*frames.get_ref(), b"abc");
+    /// ```
+    pub fn get_ref(&self) -> &R {
+        &self.reader
+    }
+
+    /// The reader, the codec and the bytes read but not decoded.
+    ///
+    /// ```
+    /// use capacitor_pool::{LengthDelimited, Slab, SlabFramedRead};
+    ///
+    /// let frames = SlabFramedRead::new(&b"abc"[..], LengthDelimited::new(&Slab::new()));
+    /// let (reader, _codec, buffered) = frames.into_parts();
+    /// assert_eq!((reader, buffered.len()), (&b"abc"[..], 0));
+    /// ```
+    pub fn into_parts(self) -> (R, LengthDelimited, BytesMut) {
+        (self.reader, self.codec, self.buf)
+    }
+}
+
+impl<R: AsyncRead> Stream for SlabFramedRead<R> {
+    type Item = io::Result<SlabBuf>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let mut this = self.project();
+        if *this.done {
+            return Poll::Ready(None);
+        }
+        loop {
+            let decoded = if *this.eof {
+                this.codec.decode_eof(this.buf)
+            } else {
+                this.codec.decode(this.buf)
+            };
+            match decoded {
+                Ok(Some(frame)) => return Poll::Ready(Some(Ok(frame))),
+                Ok(None) if *this.eof => {
+                    *this.done = true;
+                    return Poll::Ready(None);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    *this.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+            // More bytes needed: the rest of a large payload straight into
+            // its chunk, anything else through the buffer.
+            let read = match this.codec.payload_room(DIRECT_READ_MIN) {
+                Some(room) => {
+                    let mut into = tokio::io::ReadBuf::new(room);
+                    match this.reader.as_mut().poll_read(cx, &mut into) {
+                        Poll::Ready(Ok(())) => {
+                            let n = into.filled().len();
+                            this.codec.payload_filled(n);
+                            Ok(n)
+                        }
+                        Poll::Ready(Err(e)) => Err(e),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+                None => {
+                    this.buf.reserve(1);
+                    match tokio_util::io::poll_read_buf(this.reader.as_mut(), cx, this.buf) {
+                        Poll::Ready(result) => result,
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+            };
+            match read {
+                Ok(0) => *this.eof = true,
+                Ok(_) => {}
+                Err(e) => {
+                    *this.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+        }
     }
 }
 

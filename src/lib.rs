@@ -106,8 +106,8 @@
 //! # Feature flags
 //!
 //! - `codec` (on by default): the `tokio_util::codec` integration
-//!   ([`LengthDelimited`], [`SlabDecoder`], [`PooledFramed`],
-//!   [`Backpressure`]); adds `tokio-util`, `futures-core` and
+//!   ([`LengthDelimited`], [`SlabFramedRead`], [`SlabDecoder`],
+//!   [`PooledFramed`], [`Backpressure`]); adds `tokio-util`, `futures-core` and
 //!   `futures-sink`. Without it the crate depends on `tokio` (`rt`, `sync`,
 //!   `time`), `bytes`, `crossbeam-utils`, `foldhash`, `hashbrown`
 //!   and `pin-project-lite` only.
@@ -154,7 +154,7 @@ pub use crate::cache::{
 #[cfg_attr(docsrs, doc(cfg(feature = "codec")))]
 pub use crate::codec::{
     Backpressure, DEFAULT_MAX_FRAME_LENGTH, FrameError, FramedBuffers, LengthDelimited,
-    LengthDelimitedBuilder, PooledFramed, SlabDecoder,
+    LengthDelimitedBuilder, PooledFramed, SlabDecoder, SlabFramedRead,
 };
 pub use crate::error::{BuildError, GetError, GetTimeoutError, TryGetError};
 pub use crate::future::FutureSlot;

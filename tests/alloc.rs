@@ -471,3 +471,55 @@ fn framed_read_with_a_consumer_task_allocates_nothing_per_frame() {
     assert_eq!(slab.stats().heap_count(), 0);
     assert_eq!(buffers.stats().created_count, 1); // one read buffer, reused
 }
+
+/// `SlabFramedRead` over an in-memory reader (reads of up to 8 KiB):
+/// small and large frames, the large payloads read straight into their
+/// chunks, allocate nothing per frame once warm.
+#[cfg(feature = "codec")]
+#[test]
+fn slab_framed_read_allocates_nothing_per_frame() {
+    use futures_util::StreamExt;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// Reads of at most 8 KiB from a byte slice.
+    struct Capped<'a>(&'a [u8]);
+    impl tokio::io::AsyncRead for Capped<'_> {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            let n = buf.remaining().min(8 * 1024).min(self.0.len());
+            buf.put_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let slab = capacitor_pool::Slab::new();
+    let mut wire_bytes = wire(500, 100);
+    wire_bytes.extend_from_slice(&wire(100, 20 * 1024));
+    wire_bytes.extend_from_slice(&wire(500, 100));
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    let mut run = || {
+        let codec = capacitor_pool::LengthDelimited::new(&slab);
+        let mut frames = capacitor_pool::SlabFramedRead::new(Capped(&wire_bytes), codec);
+        let mut n = 0u64;
+        while let Poll::Ready(Some(frame)) = frames.poll_next_unpin(&mut cx) {
+            black_box(frame.unwrap().len());
+            n += 1;
+        }
+        n
+    };
+    run(); // warm-up: chunks carved
+    // Each run makes a new reader, whose 8 KiB read buffer is its one
+    // allocation: none per frame.
+    let before = thread_allocs();
+    let frames = run();
+    let allocs = thread_allocs() - before;
+    assert_eq!(frames, 1100);
+    assert_eq!(allocs, 1, "{allocs} allocations for {frames} frames");
+    assert_eq!(slab.stats().heap_count(), 0);
+}

@@ -666,3 +666,143 @@ proptest! {
         prop_assert!(stats.page_bytes() <= 2 * 4096 * stats.classes.len());
     }
 }
+
+/// An in-memory reader that returns at most `max` bytes per read, records
+/// the room each read was offered, and can fail once `fail_at` bytes were
+/// read.
+struct ChunkedReader {
+    data: Vec<u8>,
+    at: usize,
+    max: usize,
+    offered: Vec<usize>,
+    fail_at: Option<usize>,
+}
+
+impl ChunkedReader {
+    fn new(data: Vec<u8>, max: usize) -> Self {
+        Self {
+            data,
+            at: 0,
+            max,
+            offered: Vec::new(),
+            fail_at: None,
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for ChunkedReader {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        self.offered.push(buf.remaining());
+        if self.fail_at.is_some_and(|at| self.at >= at) {
+            return std::task::Poll::Ready(Err(io::Error::other("connection reset")));
+        }
+        let n = buf.remaining().min(self.max).min(self.data.len() - self.at);
+        buf.put_slice(&self.data[self.at..self.at + n]);
+        self.at += n;
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// Frames encoded by `tokio_util` with `opts`.
+fn encoded(opts: Opts, payloads: &[Vec<u8>]) -> Vec<u8> {
+    let mut codec = opts.theirs();
+    let mut wire = BytesMut::new();
+    for p in payloads {
+        codec.encode(Bytes::from(p.clone()), &mut wire).unwrap();
+    }
+    wire.to_vec()
+}
+
+/// Every frame of a stream read through `SlabFramedRead`, and the reader.
+async fn read_direct(
+    opts: Opts,
+    slab: &Slab,
+    reader: ChunkedReader,
+) -> (Vec<Vec<u8>>, Option<io::Error>, ChunkedReader) {
+    let mut frames = capacitor_pool::SlabFramedRead::new(reader, opts.ours(slab));
+    let mut got = Vec::new();
+    let mut err = None;
+    while let Some(item) = frames.next().await {
+        match item {
+            Ok(frame) => got.push(frame.to_vec()),
+            Err(e) => err = Some(e),
+        }
+    }
+    (got, err, frames.into_parts().0)
+}
+
+/// `SlabFramedRead` yields what `FramedRead<_, LengthDelimitedCodec>` would
+/// for every header option an encoder makes, frames up to 70,000 bytes and
+/// reads of 1 byte to 64 KiB; large payloads are read straight into their
+/// chunk (a read is offered exactly the bytes the frame still misses), and
+/// the read buffer never grows past its 8 KiB.
+#[tokio::test]
+async fn slab_framed_read_reads_large_payloads_straight_into_their_chunk() {
+    let slab = Slab::new();
+    for opts in ENCODABLE {
+        let payloads = payloads(opts.max_payload());
+        let wire = encoded(opts, &payloads);
+        for max in [1, 7, 1000, 8192, 65536] {
+            if max == 1 && wire.len() > 30_000 {
+                continue; // a byte at a time: the small options only
+            }
+            let (got, err, reader) =
+                read_direct(opts, &slab, ChunkedReader::new(wire.clone(), max)).await;
+            assert!(err.is_none(), "{opts:?} reads of {max}: {err:?}");
+            assert_eq!(got, payloads, "{opts:?} reads of {max}");
+            if payloads.iter().any(|p| p.len() >= 20 * 1024) && max >= 8192 {
+                let direct = reader.offered.iter().filter(|&&n| n > 8192).count();
+                assert!(direct > 0, "{opts:?}: no read into a chunk");
+            }
+            assert!(
+                reader.offered.iter().all(|&n| n <= 70_000),
+                "{opts:?}: {:?}",
+                reader.offered
+            );
+        }
+    }
+    assert_eq!(slab.stats().num_in_use(), 0);
+}
+
+/// Bad input through `SlabFramedRead`: a stream cut inside a large payload
+/// is `InvalidData` (truncated) and gives its chunk back; a length over the
+/// maximum is `InvalidData` before anything is read into a chunk; a reader
+/// error comes through. Each ends the stream.
+#[tokio::test]
+async fn slab_framed_read_reports_truncation_oversize_and_reader_errors() {
+    let slab = Slab::new();
+    let opts = Opts::DEFAULT;
+    let payloads = vec![vec![1u8; 100], vec![2u8; 40_000]];
+    let wire = encoded(opts, &payloads);
+
+    let cut = wire[..wire.len() - 10_000].to_vec();
+    let (got, err, _) = read_direct(opts, &slab, ChunkedReader::new(cut, 8192)).await;
+    assert_eq!(got, payloads[..1]);
+    let err = err.expect("truncated");
+    assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+    assert!(matches!(frame_error(&err), FrameError::Truncated { .. }));
+
+    let small = Opts {
+        max: 1000,
+        ..Opts::DEFAULT
+    };
+    let (got, err, reader) =
+        read_direct(small, &slab, ChunkedReader::new(wire.clone(), 8192)).await;
+    assert_eq!(got, payloads[..1]);
+    assert!(matches!(
+        frame_error(&err.expect("too long")),
+        FrameError::TooLong { len: 40_000, .. }
+    ));
+    assert_eq!(reader.offered.len(), 1, "nothing read after the bad header");
+
+    let mut failing = ChunkedReader::new(wire, 8192);
+    failing.fail_at = Some(20_000);
+    let (got, err, _) = read_direct(opts, &slab, failing).await;
+    assert_eq!(got, payloads[..1]);
+    assert_eq!(err.expect("reader error").to_string(), "connection reset");
+    assert_eq!(slab.stats().num_in_use(), 0, "chunks of cut frames back");
+}
