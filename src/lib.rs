@@ -119,6 +119,7 @@
     doc = "",
     doc = "[`LengthDelimited`]: https://docs.rs/capacitor-pool/latest/capacitor_pool/struct.LengthDelimited.html",
     doc = "[`SlabDecoder`]: https://docs.rs/capacitor-pool/latest/capacitor_pool/struct.SlabDecoder.html",
+    doc = "[`SlabFramedRead`]: https://docs.rs/capacitor-pool/latest/capacitor_pool/struct.SlabFramedRead.html",
     doc = "[`PooledFramed`]: https://docs.rs/capacitor-pool/latest/capacitor_pool/struct.PooledFramed.html",
     doc = "[`Backpressure`]: https://docs.rs/capacitor-pool/latest/capacitor_pool/struct.Backpressure.html"
 )]
