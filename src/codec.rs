@@ -806,6 +806,7 @@ pin_project! {
     ///
     /// It yields `io::Result<SlabBuf>` items, like
     /// `FramedRead<_, LengthDelimited>`, and ends after the first error.
+    /// Wrap it in [`Backpressure`] to hold the reads while the slab is full.
     ///
     /// # Examples
     ///

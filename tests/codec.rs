@@ -806,3 +806,34 @@ async fn slab_framed_read_reports_truncation_oversize_and_reader_errors() {
     assert_eq!(err.expect("reader error").to_string(), "connection reset");
     assert_eq!(slab.stats().num_in_use(), 0, "chunks of cut frames back");
 }
+
+/// `Backpressure` wraps a `SlabFramedRead` as it wraps a `FramedRead`:
+/// with the slab's 32 KiB class full (one page: two 20 KiB frames kept), the
+/// next frame waits until one is dropped.
+#[tokio::test]
+async fn backpressure_holds_a_slab_framed_read_too() {
+    let slab = Slab::builder().max_pages_per_class(1).build().unwrap();
+    let (client, server) = tokio::io::duplex(64 * 1024);
+    let mut tx = FramedWrite::new(client, LengthDelimitedCodec::new());
+    tokio::spawn(async move {
+        for i in 0..4u8 {
+            tx.send(Bytes::from(vec![i; 20 * 1024])).await.unwrap();
+        }
+    });
+    let frames = capacitor_pool::SlabFramedRead::new(server, LengthDelimited::new(&slab));
+    let mut frames = Backpressure::new(frames, &slab, 20 * 1024);
+    let first = frames.next().await.unwrap().unwrap();
+    let second = frames.next().await.unwrap().unwrap();
+    assert_eq!((first[0], second[0]), (0, 1));
+    let next = tokio::time::timeout(Duration::from_millis(50), frames.next());
+    assert!(next.await.is_err(), "the class is full: the reader waits");
+    drop(first);
+    let third = frames.next().await.unwrap().unwrap();
+    assert_eq!((third.len(), third[0]), (20 * 1024, 2));
+    drop((second, third));
+    let fourth = frames.next().await.unwrap().unwrap();
+    assert_eq!(fourth[0], 3);
+    drop(fourth);
+    assert!(frames.next().await.is_none());
+    assert_eq!(slab.stats().num_in_use(), 0);
+}
