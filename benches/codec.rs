@@ -46,7 +46,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use capacitor_pool::{LengthDelimited, Slab, SlabBuf, SlabDecoder};
+use capacitor_pool::{DIRECT_READ_MIN, LengthDelimited, Slab, SlabBuf, SlabDecoder};
 use criterion::{Criterion, Throughput};
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
@@ -57,9 +57,6 @@ static ALLOC: counting_alloc::Counting = counting_alloc::Counting;
 const READ_BUF: usize = 8 * 1024;
 /// The most one simulated socket read returns.
 const MAX_READ: usize = 8 * 1024;
-/// `SlabFramedRead`'s threshold: a frame that still misses this many bytes
-/// is read into its chunk directly.
-const DIRECT_MIN: usize = 4 * 1024;
 /// Frames a consumer keeps in `codec_small_kept_1000`.
 const KEEP: usize = 1000;
 /// Passes run before allocations are counted.
@@ -168,7 +165,7 @@ where
 }
 
 /// As [`drive`], the way `SlabFramedRead` reads: while a frame still misses
-/// `DIRECT_MIN` bytes or more, a read goes straight into its chunk
+/// `DIRECT_READ_MIN` bytes or more, a read goes straight into its chunk
 /// (`payload_room`), else into the read buffer.
 #[inline(always)]
 fn drive_direct(
@@ -178,7 +175,7 @@ fn drive_direct(
     on_frame: impl FnMut(SlabBuf),
 ) -> usize {
     drive_with(codec, buf, wire, on_frame, |codec, rest| {
-        let Some(room) = codec.payload_room(DIRECT_MIN) else {
+        let Some(room) = codec.payload_room(DIRECT_READ_MIN) else {
             return 0;
         };
         let n = room.len().min(MAX_READ).min(rest.len());

@@ -60,24 +60,24 @@ async fn render(id: u64) -> u64 {
 /// Dispatch through a pooled slot: no allocation once warm.
 async fn dispatch_pooled(id: u64) -> u64 {
     let mut slot = HANDLERS.get().await.expect("ring open");
-    match id % 3 {
-        0 => slot.set(health(id)),
-        1 => slot.set(lookup(id)),
-        _ => slot.set(render(id)),
-    }
-    (&mut *slot).await
+    run_in(&mut slot, id).await
 }
 
 /// Dispatch through a slot from the worker's magazine: no allocation once
 /// warm, no bound.
 async fn dispatch_worker(id: u64) -> u64 {
-    let mut slot = WORKER_HANDLERS.get();
+    run_in(&mut WORKER_HANDLERS.get(), id).await
+}
+
+/// Routes request `id` to its handler, whose future goes into `slot`
+/// (reusing its allocation), and runs it there.
+async fn run_in(slot: &mut FutureSlot<u64>, id: u64) -> u64 {
     match id % 3 {
         0 => slot.set(health(id)),
         1 => slot.set(lookup(id)),
         _ => slot.set(render(id)),
     }
-    (&mut *slot).await
+    slot.await
 }
 
 /// Dispatch the usual way: one `Box::pin` per request.

@@ -786,9 +786,21 @@ impl Decoder for LengthDelimited {
 /// [`SlabFramedRead`]'s read buffer size (`FramedRead`'s too).
 const READ_BUF_CAPACITY: usize = 8 * 1024;
 /// The smallest missing payload that [`SlabFramedRead`] reads straight
-/// into its chunk: half the read buffer. Below it a buffered read is
-/// better, since it brings the next frames' bytes along.
-const DIRECT_READ_MIN: usize = 4 * 1024;
+/// into its chunk: half its read buffer. Below it a buffered read is
+/// better, since it brings the next frames' bytes along. A reader of your
+/// own can pass it to [`LengthDelimited::payload_room`].
+///
+/// ```
+/// use bytes::BytesMut;
+/// use capacitor_pool::{DIRECT_READ_MIN, LengthDelimited, Slab};
+/// use tokio_util::codec::Decoder;
+///
+/// let mut codec = LengthDelimited::new(&Slab::new());
+/// let mut src = BytesMut::from(&20_000u32.to_be_bytes()[..]);
+/// assert!(codec.decode(&mut src).unwrap().is_none());
+/// assert_eq!(codec.payload_room(DIRECT_READ_MIN).unwrap().len(), 20_000);
+/// ```
+pub const DIRECT_READ_MIN: usize = 4 * 1024;
 
 pin_project! {
     /// A `FramedRead` for [`LengthDelimited`] that reads the payload of a

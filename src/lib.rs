@@ -154,8 +154,8 @@ pub use crate::cache::{
 #[cfg(feature = "codec")]
 #[cfg_attr(docsrs, doc(cfg(feature = "codec")))]
 pub use crate::codec::{
-    Backpressure, DEFAULT_MAX_FRAME_LENGTH, FrameError, FramedBuffers, LengthDelimited,
-    LengthDelimitedBuilder, PooledFramed, SlabDecoder, SlabFramedRead,
+    Backpressure, DEFAULT_MAX_FRAME_LENGTH, DIRECT_READ_MIN, FrameError, FramedBuffers,
+    LengthDelimited, LengthDelimitedBuilder, PooledFramed, SlabDecoder, SlabFramedRead,
 };
 pub use crate::error::{BuildError, GetError, GetTimeoutError, TryGetError};
 pub use crate::future::FutureSlot;

@@ -1356,11 +1356,15 @@ mod loom_models {
         loom::future::block_on(ring.acquire())
     }
 
-    fn use_slot(ring: &RingPool<Obj>) {
-        let slot = get(ring).expect("open");
+    /// Holds `slot` (checking no one else does), then frees it.
+    fn hold_and_free(ring: &RingPool<Obj>, slot: NonNull<Obj>) {
         hold(slot);
         release(slot);
         ring.release(ring.index_of(slot));
+    }
+
+    fn use_slot(ring: &RingPool<Obj>) {
+        hold_and_free(ring, get(ring).expect("open"));
     }
 
     fn check_all_free(ring: &RingPool<Obj>) {
@@ -1435,9 +1439,7 @@ mod loom_models {
                 let ring = Arc::clone(&ring);
                 thread::spawn(move || {
                     if let Ok(slot) = get(&ring) {
-                        hold(slot);
-                        release(slot);
-                        ring.release(ring.index_of(slot));
+                        hold_and_free(&ring, slot);
                     }
                 })
             };
@@ -1469,9 +1471,7 @@ mod loom_models {
                         Poll::Pending => loom::future::block_on(&mut fut),
                     };
                     let slot = slot.expect("open");
-                    hold(slot);
-                    release(slot);
-                    ring.release(ring.index_of(slot));
+                    hold_and_free(&ring, slot);
                 })
             };
             ring.release(ring.index_of(held));
@@ -1496,9 +1496,7 @@ mod loom_models {
                 thread::spawn(move || ring.release(ring.index_of(held)))
             };
             if let Ok(slot) = get(&ring) {
-                hold(slot);
-                release(slot);
-                ring.release(ring.index_of(slot));
+                hold_and_free(&ring, slot);
             }
             closer.join().unwrap();
             releaser.join().unwrap();
@@ -1522,9 +1520,7 @@ mod loom_models {
             ring.release(ring.index_of(held));
             // Barge in right after the release, as a `try_get` would.
             if let Some(slot) = ring.claim(0) {
-                hold(slot);
-                release(slot);
-                ring.release(ring.index_of(slot));
+                hold_and_free(&ring, slot);
             }
             waiter.join().unwrap();
             check_all_free(&ring);

@@ -640,22 +640,36 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     // ---- the tiers. `worker` is the calling thread's worker number (or,
     // in the loom models, a number that only one model thread uses).
 
-    /// [`take`](Self::take) for the calling thread, with one compare on the
-    /// way to its magazine: the raw thread-local number is the index, and
-    /// `NO_ID` (not numbered yet, or not a worker) falls past the array
-    /// into the cold path, which numbers the thread if it is a worker.
+    /// Takes from magazine `w` (pop, else refill) when `w` indexes one;
+    /// else `elsewhere` serves the get. One compare on the way to the
+    /// magazine: `NO_ID` and numbers past the array fall through.
+    ///
+    /// `w` is the calling thread's worker number (or, in the loom models, a
+    /// number that only one model thread uses), so it owns the magazine.
+    #[inline(always)]
+    fn take_at(
+        &self,
+        w: usize,
+        make: bool,
+        elsewhere: impl FnOnce() -> Option<NonNull<T>>,
+    ) -> Option<NonNull<T>> {
+        let Some(mag) = self.mags.get(w) else {
+            return elsewhere();
+        };
+        // SAFETY: `w` is the calling thread's worker number, so it owns the
+        // magazine; `pop` calls no user code.
+        if let Some(slot) = unsafe { mag.pop() } {
+            return Some(slot);
+        }
+        self.refill(w, mag, make)
+    }
+
+    /// [`take`](Self::take) for the calling thread: the raw thread-local
+    /// number is the index, and a thread not numbered yet (or not a
+    /// worker) goes to the cold path, which numbers it if it is a worker.
     #[inline(always)]
     fn take_here(&self, make: bool) -> Option<NonNull<T>> {
-        let w = raw_worker_id();
-        if let Some(mag) = self.mags.get(w) {
-            // SAFETY: `w` is the calling thread's worker number, so it owns
-            // the magazine; `pop` calls no user code.
-            if let Some(slot) = unsafe { mag.pop() } {
-                return Some(slot);
-            }
-            return self.refill(w, mag, make);
-        }
-        self.take_unnumbered(make)
+        self.take_at(raw_worker_id(), make, || self.take_unnumbered(make))
     }
 
     #[cold]
@@ -664,55 +678,11 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
         self.take(worker_id(), make)
     }
 
-    /// [`give_back`](Self::give_back) for the calling thread, as
-    /// [`take_here`](Self::take_here) does it.
-    ///
-    /// # Safety
-    /// As for [`give_back`](Self::give_back).
-    #[inline(always)]
-    unsafe fn give_back_here(&self, slot: NonNull<T>) {
-        let w = raw_worker_id();
-        if let Some(mag) = self.mags.get(w) {
-            // SAFETY: forwarded; the reset runs user code, outside any
-            // magazine.
-            if !unsafe { self.depot.reset_slot(slot, w) } {
-                return;
-            }
-            // SAFETY: `w` is the calling thread's worker number: it owns
-            // magazine `w`; `push` runs no user code.
-            match unsafe { mag.push(slot, self.mag_size) } {
-                Ok(()) => {}
-                // SAFETY: forwarded.
-                Err(slot) => unsafe { self.spill(w, mag, slot) },
-            }
-            return;
-        }
-        // SAFETY: forwarded.
-        unsafe { self.give_back_unnumbered(slot) }
-    }
-
-    /// # Safety
-    /// As for [`give_back`](Self::give_back).
-    #[cold]
-    #[inline(never)]
-    unsafe fn give_back_unnumbered(&self, slot: NonNull<T>) {
-        // SAFETY: forwarded.
-        unsafe { self.give_back(slot, worker_id()) }
-    }
-
     #[inline(always)]
     pub(crate) fn take(&self, worker: Option<usize>, make: bool) -> Option<NonNull<T>> {
-        if let Some(w) = worker {
-            if let Some(mag) = self.mags.get(w) {
-                // SAFETY: `w` is the calling thread's worker number, so it
-                // owns the magazine; `pop` calls no user code.
-                if let Some(slot) = unsafe { mag.pop() } {
-                    return Some(slot);
-                }
-                return self.refill(w, mag, make);
-            }
-        }
-        self.take_from_depot(worker, make)
+        self.take_at(worker.unwrap_or(NO_ID), make, || {
+            self.take_from_depot(worker, make)
+        })
     }
 
     #[cold]
@@ -767,31 +737,71 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// `slot` belongs to this pool and nothing else uses it.
     #[inline(always)]
     pub(crate) unsafe fn give_back(&self, slot: NonNull<T>, worker: Option<usize>) {
-        let hint = worker.unwrap_or(0);
+        // SAFETY: forwarded; the depot path resets too.
+        unsafe {
+            self.give_back_at(slot, worker.unwrap_or(NO_ID), |slot| {
+                self.give_to_depot(slot, worker)
+            })
+        }
+    }
+
+    /// [`give_back`](Self::give_back) for the calling thread, as
+    /// [`take_here`](Self::take_here) does it.
+    ///
+    /// # Safety
+    /// As for [`give_back`](Self::give_back).
+    #[inline(always)]
+    unsafe fn give_back_here(&self, slot: NonNull<T>) {
+        // SAFETY: forwarded.
+        unsafe {
+            self.give_back_at(slot, raw_worker_id(), |slot| {
+                self.give_back_unnumbered(slot)
+            })
+        }
+    }
+
+    /// # Safety
+    /// As for [`give_back`](Self::give_back).
+    #[cold]
+    #[inline(never)]
+    unsafe fn give_back_unnumbered(&self, slot: NonNull<T>) {
+        // SAFETY: forwarded.
+        unsafe { self.give_back(slot, worker_id()) }
+    }
+
+    /// Resets the object in `slot` and keeps it in magazine `w` when `w`
+    /// indexes one (spilling half the magazine if it is full); else hands
+    /// `slot`, not reset, to `elsewhere`.
+    ///
+    /// # Safety
+    /// `slot` belongs to this pool and nothing else uses it; `w` is as for
+    /// [`take_at`](Self::take_at); `elsewhere` takes the slot over.
+    #[inline(always)]
+    unsafe fn give_back_at(&self, slot: NonNull<T>, w: usize, elsewhere: impl FnOnce(NonNull<T>)) {
+        let Some(mag) = self.mags.get(w) else {
+            return elsewhere(slot);
+        };
         // SAFETY: forwarded; the reset runs user code, outside any magazine.
-        if !unsafe { self.depot.reset_slot(slot, hint) } {
+        if !unsafe { self.depot.reset_slot(slot, w) } {
             return;
         }
-        if let Some(w) = worker {
-            if let Some(mag) = self.mags.get(w) {
-                // SAFETY: the caller owns magazine `w`; `push` runs no user
-                // code.
-                match unsafe { mag.push(slot, self.mag_size) } {
-                    Ok(()) => {}
-                    // SAFETY: forwarded.
-                    Err(slot) => unsafe { self.spill(w, mag, slot) },
-                }
-                return;
-            }
+        // SAFETY: `w` is the calling thread's worker number: it owns
+        // magazine `w`; `push` runs no user code.
+        match unsafe { mag.push(slot, self.mag_size) } {
+            Ok(()) => {}
+            // SAFETY: forwarded.
+            Err(slot) => unsafe { self.spill(w, mag, slot) },
         }
-        // SAFETY: forwarded.
-        unsafe { self.give_to_depot(slot, worker) }
     }
 
     #[cold]
     #[inline(never)]
     unsafe fn give_to_depot(&self, slot: NonNull<T>, worker: Option<usize>) {
         let hint = worker.unwrap_or_else(shard_hint);
+        // SAFETY: forwarded; the reset runs user code, outside any magazine.
+        if !unsafe { self.depot.reset_slot(slot, hint) } {
+            return;
+        }
         if let Err(slot) = self.depot.push_slot(hint, slot, Arrival::Returned) {
             // SAFETY: the slot came back to us: ours alone.
             unsafe { self.depot.drop_slot(slot, hint, |c| &c.drops_full) };
