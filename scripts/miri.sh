@@ -12,7 +12,8 @@ cargo +nightly miri test --test pool -- \
 # under Miri too; the two many-task stress tests take too long.
 cargo +nightly miri test --test ring -- --skip guards_dropped_on_other --skip stress
 cargo +nightly miri test --test worker -- \
-    smoke magazines_spill oversized threads_that_are_not detach_discard
+    smoke magazines_spill oversized threads_that_are_not detach_discard \
+    objects_in_a_workers_private_slot dropping_the_pool_drops more_pools_than
 # The slab's chunk and page handling (the unsafe of `src/slab.rs`), minus
 # the many-thread stress tests.
 cargo +nightly miri test --test slab -- --skip many_waiters --skip frames_dropped_on_other \

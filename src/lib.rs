@@ -139,6 +139,7 @@ mod codec;
 mod error;
 mod future;
 mod guard;
+mod hot;
 mod loom;
 mod pool;
 mod reset;

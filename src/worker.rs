@@ -1,5 +1,5 @@
-//! `WorkerPool<T>`: per-worker magazines in front of a [`Pool`] depot, for
-//! hot paths on tokio workers.
+//! `WorkerPool<T>`: a private slot per worker thread, then per-worker
+//! magazines, in front of a [`Pool`] depot, for hot paths on tokio workers.
 //!
 //! ```
 //! use bytes::{BufMut, BytesMut};
@@ -12,26 +12,26 @@
 //! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 //! # async fn main() {
 //! let n = tokio::spawn(async {
-//!     let mut buf = BUFFERS.get(); // a pop from this worker's magazine
+//!     let mut buf = BUFFERS.get(); // from this worker's private slot or magazine
 //!     buf.put_slice(b"hello");
 //!     tokio::task::yield_now().await; // may resume on the other worker
 //!     buf.len()
-//! }) // returned to the magazine of the worker it is dropped on
+//! }) // returned to the worker it is dropped on
 //! .await
 //! .unwrap();
 //! assert_eq!(n, 5);
 //! # }
 //! ```
 
-use std::cell::Cell;
 use std::fmt;
 use std::ptr::{self, NonNull};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
 use crate::guard::{OwnedPooled, PoolKind, Pooled, sealed};
+use crate::hot::{self, NO_ID, PoolEntry, SlotCounts, raw_worker_id, worker_id};
 use crate::loom::{AtomicU64, Ordering, UnsafeCell};
 use crate::pool::{Arrival, Pool, PoolBuilder, shard_hint};
 use crate::reset::{Recycle, Reset, ResetWith, UseReset};
@@ -114,6 +114,13 @@ struct Magazine<T> {
     spills: AtomicU64,
     spilled: AtomicU64,
     misses: AtomicU64,
+    /// Objects moved in from the worker's private slot when its thread
+    /// exited (counted in `pushed`, not as returns).
+    absorbed: AtomicU64,
+    /// Private-slot hits and returns of threads that held this worker
+    /// number and exited.
+    slot_hits: AtomicU64,
+    slot_returns: AtomicU64,
 }
 
 impl<T> Magazine<T> {
@@ -128,6 +135,9 @@ impl<T> Magazine<T> {
             spills: AtomicU64::new(0),
             spilled: AtomicU64::new(0),
             misses: AtomicU64::new(0),
+            absorbed: AtomicU64::new(0),
+            slot_hits: AtomicU64::new(0),
+            slot_returns: AtomicU64::new(0),
         })
     }
 
@@ -229,6 +239,54 @@ impl<T> Magazine<T> {
             });
         if stored { Ok(()) } else { Err(old) }
     }
+
+    /// Takes in `slot` from the private slot of this worker's exiting
+    /// thread, even if that puts the magazine one over its size (the next
+    /// push spills): the hot slot if it is empty, else the top of the
+    /// stack, which has room because a magazine holds at most
+    /// [`MAX_MAGAZINE_SIZE`] objects, hot slot included.
+    ///
+    /// # Safety
+    /// As for [`with_slots`](Self::with_slots); `slot` is ours alone.
+    unsafe fn absorb(&self, slot: NonNull<T>) {
+        // SAFETY: as for `with_slots`: only the owner touches `hot`.
+        let placed = self.hot.with_mut(|h| unsafe {
+            if (*h).is_null() {
+                *h = slot.as_ptr();
+                true
+            } else {
+                false
+            }
+        });
+        if !placed {
+            // SAFETY: as for `with_slots`.
+            unsafe {
+                self.with_slots(|slots, len| {
+                    debug_assert!(len < MAX_MAGAZINE_SIZE);
+                    slots[len] = slot.as_ptr();
+                });
+            }
+        }
+        Self::add(&self.pushed, 1);
+        Self::add(&self.absorbed, 1);
+    }
+}
+
+/// [`PoolEntry::absorb`] for a pool of `T`s.
+///
+/// # Safety
+/// `mags` points to the magazines of a live `WorkerPool<T, _>` with more
+/// than `worker` of them, the calling thread holds worker number `worker`,
+/// and `parked` (if any) is an idle object of that pool, ours alone.
+unsafe fn absorb_slot<T>(mags: *const (), worker: usize, parked: Option<NonNull<()>>, hits: u64) {
+    // SAFETY: the caller's contract.
+    let mag = unsafe { &*mags.cast::<CachePadded<Magazine<T>>>().add(worker) };
+    Magazine::<T>::add(&mag.slot_hits, hits);
+    Magazine::<T>::add(&mag.slot_returns, hits + u64::from(parked.is_some()));
+    if let Some(slot) = parked {
+        // SAFETY: the caller's contract: we own magazine `worker`.
+        unsafe { mag.absorb(slot.cast()) };
+    }
 }
 
 /// Per-worker pools tied to tokio worker threads: a lock-free magazine per
@@ -240,12 +298,22 @@ impl<T> Magazine<T> {
 ///
 /// # How it works
 ///
-/// Three tiers, as Go's `sync.Pool` has (per-P private/shared, then the
+/// Tiers, as Go's `sync.Pool` has (per-P private and shared, then the
 /// global victim cache, then `New`), made for tokio:
 ///
+/// 0. **Private slot**: each tokio worker thread keeps one idle object per
+///    pool in a thread-local array, at an index the pool got when it was
+///    built. `get` takes it and a guard's drop parks its object there, on
+///    whichever worker the drop runs: one thread-local load and store
+///    each, plus the hit counter, with no table lookup and no bound check
+///    (the first 64 live `WorkerPool`s get an index; pools past that start
+///    at tier 1). When a worker thread exits, its parked objects move into
+///    its magazines; when a pool is dropped, it takes its objects back from
+///    every thread's slot.
 /// 1. **Magazine**: each tokio worker thread owns a small bounded LIFO stack
 ///    of slot pointers, in its own 128-byte-aligned block. `get` pops, guard
-///    drop pushes, on whichever worker the task runs at that moment. No
+///    drop pushes, when the private slot is empty (on `get`) or full (on
+///    drop), so a task holding several objects at once uses it. No
 ///    atomic read-modify-write, no lock, no cache line another worker
 ///    writes: the magazine is keyed by OS thread, so only its owner ever
 ///    touches it.
@@ -255,8 +323,11 @@ impl<T> Magazine<T> {
 ///    Solaris/Linux slab allocators). Threads that are not tokio workers
 ///    (the blocking pool, plain threads, the `block_on` thread of a
 ///    multi-thread runtime, threads past the magazine array) go straight to
-///    the depot.
+///    the depot: they have no private slot and no magazine.
 /// 3. **New**: the pool's constructor, counted as a miss.
+///
+/// [`worker_stats`](WorkerPool::worker_stats) counts tiers 0 and 1 of a
+/// worker together as local hits and returns.
 ///
 /// ## Why magazines are keyed by OS thread
 ///
@@ -278,16 +349,16 @@ impl<T> Magazine<T> {
 /// of the `worker_index()` + atomic variant. A magazine whose thread exits
 /// keeps its objects for the next worker thread that gets the number.
 ///
-/// Objects never move: magazines and depot hold pointers to heap slots, and
-/// the cold paths (refill, spill, miss) are out of line.
+/// Objects never move: private slots, magazines and depot hold pointers to
+/// heap slots, and every tier past the private slot is out of line.
 ///
 /// ## Aging
 ///
 /// [`trim`](WorkerPool::trim) (or a background [trimmer
 /// task](WorkerPool::spawn_trimmer)) drops depot objects that stayed idle
-/// through two consecutive trims. Magazines are not aged: each is bounded
-/// by the magazine size, and touching one from the trimming thread would
-/// cost every `get` an atomic.
+/// through two consecutive trims. Private slots and magazines are not
+/// aged: each is bounded (one object, the magazine size), and touching one
+/// from the trimming thread would cost every `get` an atomic.
 ///
 ///
 /// # Examples
@@ -319,7 +390,11 @@ impl<T> Magazine<T> {
 /// # }
 /// ```
 pub struct WorkerPool<T, R = UseReset> {
-    mags: Box<[CachePadded<Magazine<T>>]>,
+    /// This pool's private-slot index on worker threads (`NO_SLOT`: none).
+    slot: usize,
+    /// A `Vec`, not a `Box`: the registry keeps a pointer into it, which
+    /// moving a `Box` would invalidate (a `Box` asserts uniqueness).
+    mags: Vec<CachePadded<Magazine<T>>>,
     mag_size: usize,
     depot: Pool<T, R>,
 }
@@ -487,12 +562,12 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// ```
     pub fn stats(&self) -> PoolStats {
         let mut s = self.depot.stats();
-        for mag in self.mags.iter() {
-            let ws = Self::mag_stats(mag);
+        hot::slot_counts(self.slot, 0..self.mags.len(), |w, counts| {
+            let ws = Self::mag_stats(&self.mags[w], counts);
             s.hit_count += ws.local_hit_count;
             s.return_count += ws.local_return_count;
             s.num_idle += ws.num_idle;
-        }
+        });
         s.derive_in_use()
     }
 
@@ -519,22 +594,35 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// # }
     /// ```
     pub fn worker_stats(&self, worker: usize) -> Option<WorkerStats> {
-        self.mags.get(worker).map(|mag| Self::mag_stats(mag))
+        let mag = self.mags.get(worker)?;
+        let mut stats = None;
+        hot::slot_counts(self.slot, worker..worker + 1, |_, counts| {
+            stats = Some(Self::mag_stats(mag, counts));
+        });
+        stats
     }
 
-    fn mag_stats(mag: &Magazine<T>) -> WorkerStats {
+    /// A magazine's counters, with the private slot of the thread that
+    /// holds its number (`slot`).
+    fn mag_stats(mag: &Magazine<T>, slot: SlotCounts) -> WorkerStats {
         let load = Magazine::<T>::load;
         let (pushed, popped) = (load(&mag.pushed), load(&mag.popped));
         let (refilled, spilled) = (load(&mag.refilled), load(&mag.spilled));
+        let parked = u64::from(slot.parked);
         WorkerStats {
-            local_hit_count: popped.saturating_sub(spilled),
-            local_return_count: pushed.saturating_sub(refilled),
+            local_hit_count: popped.saturating_sub(spilled) + load(&mag.slot_hits) + slot.hits,
+            local_return_count: pushed
+                .saturating_sub(refilled)
+                .saturating_sub(load(&mag.absorbed))
+                + load(&mag.slot_returns)
+                + slot.hits
+                + parked,
             refill_count: load(&mag.refills),
             refilled_count: refilled,
             spill_count: load(&mag.spills),
             spilled_count: spilled,
             miss_count: load(&mag.misses),
-            num_idle: pushed.saturating_sub(popped),
+            num_idle: pushed.saturating_sub(popped) + parked,
         }
     }
 
@@ -664,11 +752,21 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
         self.refill(w, mag, make)
     }
 
-    /// [`take`](Self::take) for the calling thread: the raw thread-local
-    /// number is the index, and a thread not numbered yet (or not a
-    /// worker) goes to the cold path, which numbers it if it is a worker.
+    /// [`take`](Self::take) for the calling thread: its private slot, else
+    /// its magazine (out of line).
     #[inline(always)]
     fn take_here(&self, make: bool) -> Option<NonNull<T>> {
+        if let Some(slot) = hot::take(self.slot) {
+            return Some(slot.cast());
+        }
+        self.take_from_magazine(make)
+    }
+
+    /// The magazine tier for the calling thread: the raw thread-local
+    /// number is the index, and a thread not numbered yet (or not a
+    /// worker) goes to the cold path, which numbers it if it is a worker.
+    #[inline(never)]
+    fn take_from_magazine(&self, make: bool) -> Option<NonNull<T>> {
         self.take_at(raw_worker_id(), make, || self.take_unnumbered(make))
     }
 
@@ -735,56 +833,91 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     ///
     /// # Safety
     /// `slot` belongs to this pool and nothing else uses it.
+    /// (The loom models' entry: they pass worker numbers in.)
+    #[cfg_attr(not(loom), allow(dead_code))]
     #[inline(always)]
     pub(crate) unsafe fn give_back(&self, slot: NonNull<T>, worker: Option<usize>) {
-        // SAFETY: forwarded; the depot path resets too.
-        unsafe {
-            self.give_back_at(slot, worker.unwrap_or(NO_ID), |slot| {
-                self.give_to_depot(slot, worker)
-            })
+        let hint = worker.unwrap_or_else(shard_hint);
+        // SAFETY: forwarded; the reset runs user code, outside any magazine.
+        if !unsafe { self.depot.reset_slot(slot, hint) } {
+            return;
         }
+        // SAFETY: forwarded.
+        unsafe { self.place(slot, worker) }
     }
 
-    /// [`give_back`](Self::give_back) for the calling thread, as
-    /// [`take_here`](Self::take_here) does it.
+    /// [`give_back`](Self::give_back) for the calling thread: reset, then
+    /// its private slot, else its magazine (out of line).
     ///
     /// # Safety
     /// As for [`give_back`](Self::give_back).
     #[inline(always)]
     unsafe fn give_back_here(&self, slot: NonNull<T>) {
+        // Read before the reset, whose stores the compiler cannot tell
+        // apart from the pool's fields: one load, not two.
+        let index = self.slot;
+        // SAFETY: forwarded; the reset runs user code, outside any magazine
+        // and private slot. The hint only picks the shard that counts a
+        // drop, off the hot path: any will do.
+        if !unsafe { self.depot.reset_slot(slot, 0) } {
+            return;
+        }
+        if hot::park(index, slot.cast()) {
+            return;
+        }
+        // SAFETY: forwarded.
+        unsafe { self.place_in_magazine(slot) }
+    }
+
+    /// The magazine tier of [`give_back_here`](Self::give_back_here), as
+    /// [`take_from_magazine`](Self::take_from_magazine) does it.
+    ///
+    /// # Safety
+    /// As for [`place`](Self::place).
+    #[inline(never)]
+    unsafe fn place_in_magazine(&self, slot: NonNull<T>) {
+        // SAFETY: forwarded.
+        unsafe { self.place_at(slot, raw_worker_id(), |slot| self.place_unnumbered(slot)) }
+    }
+
+    /// # Safety
+    /// As for [`place`](Self::place).
+    #[cold]
+    #[inline(never)]
+    unsafe fn place_unnumbered(&self, slot: NonNull<T>) {
+        // SAFETY: forwarded.
+        unsafe { self.place(slot, worker_id()) }
+    }
+
+    /// Keeps the object in `slot`, reset, in the magazine of `worker`, else
+    /// in the depot, or drops it.
+    ///
+    /// # Safety
+    /// `slot` belongs to this pool, nothing else uses it, and its object is
+    /// reset; `worker` is the calling thread's number (or, in the loom
+    /// models, one only this model thread uses).
+    #[inline(always)]
+    unsafe fn place(&self, slot: NonNull<T>, worker: Option<usize>) {
         // SAFETY: forwarded.
         unsafe {
-            self.give_back_at(slot, raw_worker_id(), |slot| {
-                self.give_back_unnumbered(slot)
+            self.place_at(slot, worker.unwrap_or(NO_ID), |slot| {
+                self.place_in_depot(slot, worker)
             })
         }
     }
 
-    /// # Safety
-    /// As for [`give_back`](Self::give_back).
-    #[cold]
-    #[inline(never)]
-    unsafe fn give_back_unnumbered(&self, slot: NonNull<T>) {
-        // SAFETY: forwarded.
-        unsafe { self.give_back(slot, worker_id()) }
-    }
-
-    /// Resets the object in `slot` and keeps it in magazine `w` when `w`
-    /// indexes one (spilling half the magazine if it is full); else hands
-    /// `slot`, not reset, to `elsewhere`.
+    /// Keeps the reset object in `slot` in magazine `w` when `w` indexes
+    /// one (spilling half the magazine if it is full); else hands `slot` to
+    /// `elsewhere`.
     ///
     /// # Safety
-    /// `slot` belongs to this pool and nothing else uses it; `w` is as for
+    /// As for [`place`](Self::place); `w` is as for
     /// [`take_at`](Self::take_at); `elsewhere` takes the slot over.
     #[inline(always)]
-    unsafe fn give_back_at(&self, slot: NonNull<T>, w: usize, elsewhere: impl FnOnce(NonNull<T>)) {
+    unsafe fn place_at(&self, slot: NonNull<T>, w: usize, elsewhere: impl FnOnce(NonNull<T>)) {
         let Some(mag) = self.mags.get(w) else {
             return elsewhere(slot);
         };
-        // SAFETY: forwarded; the reset runs user code, outside any magazine.
-        if !unsafe { self.depot.reset_slot(slot, w) } {
-            return;
-        }
         // SAFETY: `w` is the calling thread's worker number: it owns
         // magazine `w`; `push` runs no user code.
         match unsafe { mag.push(slot, self.mag_size) } {
@@ -794,14 +927,12 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
         }
     }
 
+    /// # Safety
+    /// As for [`place`](Self::place).
     #[cold]
     #[inline(never)]
-    unsafe fn give_to_depot(&self, slot: NonNull<T>, worker: Option<usize>) {
+    unsafe fn place_in_depot(&self, slot: NonNull<T>, worker: Option<usize>) {
         let hint = worker.unwrap_or_else(shard_hint);
-        // SAFETY: forwarded; the reset runs user code, outside any magazine.
-        if !unsafe { self.depot.reset_slot(slot, hint) } {
-            return;
-        }
         if let Err(slot) = self.depot.push_slot(hint, slot, Arrival::Returned) {
             // SAFETY: the slot came back to us: ours alone.
             unsafe { self.depot.drop_slot(slot, hint, |c| &c.drops_full) };
@@ -873,6 +1004,10 @@ impl<T, R: Recycle<T>> PoolKind<T> for WorkerPool<T, R> {}
 
 impl<T, R> Drop for WorkerPool<T, R> {
     fn drop(&mut self) {
+        let parked = hot::unregister_pool(self.slot);
+        // SAFETY: objects parked for this pool are idle and belong to it
+        // alone; no thread can park more (the pool is no longer held).
+        unsafe { free_all(parked.into_iter().map(NonNull::cast::<T>)) };
         for mag in self.mags.iter() {
             // SAFETY: `&mut self`: no thread can use the pool any more, so
             // this is the only access to every magazine.
@@ -920,9 +1055,10 @@ impl<T, R: Recycle<T>> fmt::Debug for WorkerPool<T, R> {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct WorkerStats {
-    /// Gets served from the magazine.
+    /// Gets served from the worker's private slot or its magazine.
     pub local_hit_count: u64,
-    /// Guards dropped on this worker whose object went into the magazine.
+    /// Guards dropped on this worker whose object went into its private
+    /// slot or its magazine.
     pub local_return_count: u64,
     /// Batch refills from the depot.
     pub refill_count: u64,
@@ -934,7 +1070,7 @@ pub struct WorkerStats {
     pub spilled_count: u64,
     /// Gets that found the magazine and the depot empty.
     pub miss_count: u64,
-    /// Objects in the magazine now.
+    /// Objects in the worker's private slot and magazine now.
     pub num_idle: u64,
 }
 
@@ -1103,10 +1239,20 @@ impl<T: 'static, R> WorkerPoolBuilder<T, R> {
                 |h| h.metrics().num_workers(),
             )
         });
+        let mags: Vec<CachePadded<Magazine<T>>> = (0..workers).map(|_| Magazine::new()).collect();
+        let depot = self.depot.build();
+        // Last: from here on worker threads may park objects for this pool,
+        // and its drop must take them back.
+        let slot = hot::register_pool(PoolEntry {
+            mags: mags.as_ptr().cast(),
+            workers,
+            absorb: absorb_slot::<T>,
+        });
         WorkerPool {
-            mags: (0..workers).map(|_| Magazine::new()).collect(),
+            slot,
+            mags,
             mag_size: self.mag_size,
-            depot: self.depot.build(),
+            depot,
         }
     }
 }
@@ -1119,81 +1265,6 @@ impl<T, R> fmt::Debug for WorkerPoolBuilder<T, R> {
             .field("magazine_size", &self.mag_size)
             .finish()
     }
-}
-
-// ---- worker numbers: dense ids owned by tokio worker threads.
-
-const NO_ID: usize = usize::MAX;
-
-/// Free worker numbers and the next new one.
-static IDS: Mutex<(usize, Vec<usize>)> = Mutex::new((0, Vec::new()));
-
-thread_local! {
-    /// The calling thread's worker number, or `NO_ID`. No destructor, so
-    /// reading it is one thread-local load with no liveness check.
-    static WORKER_ID: Cell<usize> = const { Cell::new(NO_ID) };
-    /// Gives the number back when the thread exits (registered at the first
-    /// assignment only).
-    static RELEASE: ReleaseId = const { ReleaseId };
-}
-
-/// Returns the thread's worker number to the free list at thread exit.
-struct ReleaseId;
-
-impl Drop for ReleaseId {
-    fn drop(&mut self) {
-        // From here on the thread uses the depot.
-        let id = WORKER_ID.try_with(|id| id.replace(NO_ID)).unwrap_or(NO_ID);
-        if id != NO_ID {
-            // Everything this thread did to its magazines happens-before the
-            // next owner's use, through this mutex.
-            let mut ids = IDS.lock().unwrap_or_else(|e| e.into_inner());
-            ids.1.push(id);
-        }
-    }
-}
-
-/// The calling thread's worker number: `Some` on tokio worker threads
-/// (given at their first call), `None` elsewhere and once the thread is
-/// exiting.
-#[inline(always)]
-fn worker_id() -> Option<usize> {
-    match WORKER_ID.try_with(Cell::get) {
-        Ok(NO_ID) => assign_worker_id(),
-        Ok(id) => Some(id),
-        Err(_) => None,
-    }
-}
-
-/// The calling thread's worker number as stored: `NO_ID` where
-/// [`worker_id`] would say `None` or has not numbered the thread yet.
-#[inline(always)]
-fn raw_worker_id() -> usize {
-    WORKER_ID.try_with(Cell::get).unwrap_or(NO_ID)
-}
-
-#[cold]
-#[inline(never)]
-fn assign_worker_id() -> Option<usize> {
-    tokio::runtime::worker_index()?;
-    // Register the release first: if the thread is already exiting (its
-    // destructors running), it gets no number.
-    RELEASE.try_with(|_| ()).ok()?;
-    WORKER_ID
-        .try_with(|slot| {
-            let mut ids = IDS.lock().unwrap_or_else(|e| e.into_inner());
-            // The smallest free number keeps the ids dense.
-            let id = match ids.1.iter().enumerate().min_by_key(|(_, id)| **id) {
-                Some((i, _)) => ids.1.swap_remove(i),
-                None => {
-                    ids.0 += 1;
-                    ids.0 - 1
-                }
-            };
-            slot.set(id);
-            id
-        })
-        .ok()
 }
 
 #[cfg(all(test, loom))]

@@ -479,3 +479,157 @@ fn guard_types_are_send_and_sync() {
     send_sync::<WorkerPooled<'static, BytesMut>>();
     send_sync::<OwnedWorkerPooled<BytesMut>>();
 }
+
+/// An object that counts its drops, to see where parked objects end up.
+struct Counted(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl capacitor_pool::Reset for Counted {
+    fn reset(&mut self) {}
+}
+
+/// Runs `f` in `block_on` of a current-thread runtime (whose thread is a
+/// worker, index 0) on a new OS thread, and returns after that thread has
+/// exited, its thread-local destructors included.
+fn on_exiting_worker<R: Send + 'static>(f: impl Future<Output = R> + Send + 'static) -> R {
+    std::thread::spawn(move || Builder::new_current_thread().build().unwrap().block_on(f))
+        .join()
+        .unwrap()
+}
+
+#[test]
+fn objects_in_a_workers_private_slot_move_to_its_magazine_when_the_thread_exits() {
+    let pool = Arc::new(WorkerPool::builder(Tagged::new).workers(64).build());
+    let p = Arc::clone(&pool);
+    let (w, id) = on_exiting_worker(async move {
+        let w = WorkerPool::<Tagged>::current_worker().unwrap();
+        let obj = p.get(); // made
+        let id = obj.id;
+        drop(obj); // parked in the thread's private slot
+        let again = p.get(); // the same object, from the slot
+        assert_eq!(again.id, id);
+        drop(again);
+        let ws = p.worker_stats(w).unwrap();
+        assert_eq!(
+            (ws.local_hit_count, ws.local_return_count, ws.num_idle),
+            (1, 2, 1)
+        );
+        assert_eq!(ws.refill_count + ws.spill_count, 0);
+        (w, id)
+    });
+    // The thread has exited: its parked object is in magazine `w`, counted
+    // as idle there and not returned twice.
+    let ws = pool.worker_stats(w).unwrap();
+    assert_eq!(
+        (ws.local_hit_count, ws.local_return_count, ws.num_idle),
+        (1, 2, 1)
+    );
+    let s = pool.stats();
+    assert_eq!((s.num_idle, s.num_in_use, s.return_count), (1, 0, 2));
+    assert_accounting(&s);
+    // The next thread with number `w` finds it in its magazine.
+    let p = Arc::clone(&pool);
+    let found = on_exiting_worker(async move {
+        if WorkerPool::<Tagged>::current_worker() != Some(w) {
+            return None; // another test's thread took the number
+        }
+        let obj = p.get();
+        let ws = p.worker_stats(w).unwrap();
+        assert_eq!((ws.local_hit_count, ws.num_idle), (2, 0));
+        Some(obj.id)
+    });
+    if let Some(found) = found {
+        assert_eq!(found, id);
+    }
+    let s = pool.stats();
+    assert_eq!((s.created_count, s.num_idle, s.num_in_use), (1, 1, 0));
+    assert_accounting(&s);
+}
+
+#[test]
+fn dropping_the_pool_drops_objects_parked_on_live_worker_threads() {
+    let rt = rt(2);
+    let drops = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let d = Arc::clone(&drops);
+    let pool = Arc::new(
+        WorkerPool::builder(move || Counted(Arc::clone(&d)))
+            .workers(64)
+            .build(),
+    );
+    // Park one object on each worker thread (tasks pinned by a barrier).
+    let barrier = Arc::new(std::sync::Barrier::new(2));
+    rt.block_on(async {
+        let tasks: Vec<_> = (0..2)
+            .map(|_| {
+                let (p, b) = (Arc::clone(&pool), Arc::clone(&barrier));
+                tokio::spawn(async move {
+                    let obj = p.get();
+                    b.wait();
+                    drop(obj);
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+    });
+    assert_eq!(pool.stats().num_idle, 2);
+    assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 0);
+    // The workers are alive and idle; the pool goes, and takes its objects
+    // out of their private slots.
+    drop(Arc::into_inner(pool).unwrap());
+    assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // A new pool on the same threads starts with empty slots.
+    let pool = Arc::new(WorkerPool::builder(Tagged::new).workers(64).build());
+    let p = Arc::clone(&pool);
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            drop(p.get());
+            drop(p.get());
+        })
+        .await
+        .unwrap();
+    });
+    let s = pool.stats();
+    assert_eq!((s.created_count, s.hit_count, s.num_idle), (1, 1, 1));
+    assert_accounting(&s);
+}
+
+#[test]
+fn more_pools_than_private_slots_all_work() {
+    // 80 pools alive at once: more than there are private slot indices, so
+    // some start at the magazines. All count and recycle alike.
+    let rt = rt(2);
+    let pools: Vec<_> = (0..80)
+        .map(|_| Arc::new(WorkerPool::builder(Tagged::new).workers(64).build()))
+        .collect();
+    let ps = pools.clone();
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            for _ in 0..3 {
+                for p in &ps {
+                    let a = p.get();
+                    a.hold();
+                    let b = p.get(); // two at once: slot and magazine
+                    b.hold();
+                    assert_ne!(a.id, b.id);
+                    a.release();
+                    b.release();
+                }
+            }
+        })
+        .await
+        .unwrap();
+    });
+    for p in &pools {
+        let s = p.stats();
+        assert_eq!((s.get_count, s.created_count, s.num_idle), (6, 2, 2), "{s}");
+        assert_accounting(&s);
+        assert_idle_distinct(p);
+    }
+}
