@@ -13,7 +13,8 @@ cargo +nightly miri test --test pool -- \
 cargo +nightly miri test --test ring -- --skip guards_dropped_on_other --skip stress
 cargo +nightly miri test --test worker -- \
     smoke magazines_spill oversized threads_that_are_not detach_discard \
-    objects_in_a_workers_private_slot dropping_the_pool_drops more_pools_than
+    objects_parked_by_an_exiting dropping_the_pool_drops more_pools_than a_pool_dropped_after \
+    zero_sized_objects
 # The slab's chunk and page handling (the unsafe of `src/slab.rs`), minus
 # the many-thread stress tests.
 cargo +nightly miri test --test slab -- --skip many_waiters --skip frames_dropped_on_other \

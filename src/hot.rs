@@ -22,15 +22,20 @@
 //! not a worker, or its number is past the pool's magazines, or no pool has
 //! the index), [`EMPTY`], or an object. A get takes what is above `EMPTY`; a
 //! drop parks only into `EMPTY`. Threads that are not workers never leave
-//! `DISABLED`, so the blocking pool's threads hold no objects.
+//! `DISABLED`, so the blocking pool's threads hold no objects (except a
+//! worker thread that entered `block_in_place`: it keeps its number, its
+//! magazines and its slots, exclusively, until it exits).
 //!
 //! Other threads touch a thread's entries only under the [`REGISTRY`] lock,
 //! and only when the owner cannot be using that index: a pool's builder
 //! enables the entries of its new index before anyone holds the pool, a
 //! pool's drop (no one holds it any more) takes back what is parked there,
-//! and stats read them (relaxed atomics: a snapshot). A thread's exit moves
-//! its parked objects into its own magazines, under the lock, so no object
-//! is ever dropped or lost with a thread.
+//! and stats read them (relaxed atomics: a snapshot). A thread's exit leaves
+//! its parked objects in the registry as orphans of its worker number,
+//! under the lock: the next thread with that number finds them parked in
+//! its own slots, and a pool's drop takes its orphans back. No object is
+//! dropped (no user code runs at thread exit) or lost with a thread, and
+//! orphans are bounded by one per (worker number, pool).
 //!
 //! The array is a `const` thread-local with no destructor. On the targets
 //! listed in `NATIVE_TLS` std keeps it in native thread-local storage, which
@@ -40,6 +45,7 @@
 //! the magazines.
 
 use std::cell::Cell;
+use std::mem;
 use std::ptr::{self, NonNull};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering::Relaxed};
@@ -60,15 +66,18 @@ const DISABLED: *mut () = ptr::null_mut();
 /// Entry value: a private slot with nothing parked.
 const EMPTY: *mut () = ptr::without_provenance_mut(1);
 
-/// Whether this build has the private tier (see the module docs).
+/// Whether this build has the private tier (see the module docs): targets
+/// whose std keeps `#[thread_local]` statics in native thread-local
+/// storage. Not Android or OpenHarmony, whose thread-locals are emulated
+/// (boxed and freed by a key destructor in no fixed order).
 const NATIVE_TLS: bool = cfg!(all(
     not(loom),
     any(
-        target_os = "linux",
-        target_os = "android",
+        all(
+            target_os = "linux",
+            any(target_env = "gnu", target_env = "musl")
+        ),
         target_os = "macos",
-        target_os = "ios",
-        target_os = "freebsd",
         all(windows, target_env = "msvc"),
     )
 ));
@@ -100,16 +109,19 @@ thread_local! {
 /// Takes the object parked in slot `slot` of the calling thread, counting a
 /// hit.
 ///
-/// `slot` must be at most [`NO_SLOT`] (every `WorkerPool` keeps its index
-/// so); the entry's value tells whether this thread has the slot.
+/// The entry's value tells whether this thread has the slot.
+///
+/// # Safety
+/// `slot` is at most [`NO_SLOT`] (what [`register_pool`] returns).
 #[inline(always)]
-pub(crate) fn take(slot: usize) -> Option<NonNull<()>> {
+pub(crate) unsafe fn take(slot: usize) -> Option<NonNull<()>> {
     if !NATIVE_TLS {
         return None;
     }
     LOCAL.with(|local| {
         debug_assert!(slot <= NO_SLOT);
-        // SAFETY: `slot <= NO_SLOT`, the arrays' last index.
+        // SAFETY: `slot <= NO_SLOT` (the caller's contract), the arrays'
+        // last index.
         let entry = unsafe { local.parked.get_unchecked(slot) };
         let parked = entry.load(Relaxed);
         if parked.addr() <= EMPTY.addr() {
@@ -126,16 +138,18 @@ pub(crate) fn take(slot: usize) -> Option<NonNull<()>> {
 /// Parks `object` in slot `slot` of the calling thread if that slot is
 /// there and empty; `false` otherwise (the caller keeps the object).
 ///
+/// # Safety
 /// `slot` as for [`take`]; `object` is an idle object of the pool that
 /// holds `slot`, already reset, handed over.
 #[inline(always)]
-pub(crate) fn park(slot: usize, object: NonNull<()>) -> bool {
+pub(crate) unsafe fn park(slot: usize, object: NonNull<()>) -> bool {
     if !NATIVE_TLS {
         return false;
     }
     LOCAL.with(|local| {
         debug_assert!(slot <= NO_SLOT);
-        // SAFETY: `slot <= NO_SLOT`, the arrays' last index.
+        // SAFETY: `slot <= NO_SLOT` (the caller's contract), the arrays'
+        // last index.
         let entry = unsafe { local.parked.get_unchecked(slot) };
         if entry.load(Relaxed) != EMPTY {
             return false;
@@ -171,12 +185,10 @@ pub(crate) struct PoolEntry {
     pub(crate) mags: *const (),
     /// How many magazines: threads with a number below it get the slot.
     pub(crate) workers: usize,
-    /// Takes in what an exiting thread `worker` had in the slot: `hits`
-    /// and the parked object, if any, which goes into magazine `worker`
-    /// (owned by the exiting thread until its number is given back). Runs
-    /// no user code.
-    pub(crate) absorb:
-        unsafe fn(mags: *const (), worker: usize, parked: Option<NonNull<()>>, hits: u64),
+    /// Adds the slot hits of an exiting thread that held number `worker`
+    /// to magazine `worker`'s counters (owned by that thread until its
+    /// number is given back). Runs no user code.
+    pub(crate) fold_hits: unsafe fn(mags: *const (), worker: usize, hits: u64),
 }
 
 /// The private-slot counters of one thread for one pool, read by stats.
@@ -196,19 +208,28 @@ struct Registry {
     free_ids: Vec<usize>,
     /// By worker number: the `LOCAL` of the thread that holds it, or null.
     threads: Vec<*const Local>,
+    /// By worker number: objects left in the private slots of a thread that
+    /// exited with that number, by slot index (null: none). The next thread
+    /// with the number finds them parked in its own slots; the pool's drop
+    /// takes them back. At most one per (number, pool).
+    orphans: Vec<[*mut (); SLOTS]>,
     /// By slot index.
     pools: [Option<PoolEntry>; SLOTS],
 }
 
-// SAFETY: the raw pointers are only dereferenced under the registry's lock,
-// while the thread (for `threads`) or the pool (for `pools`) they point into
-// is registered, which is while it is alive.
+// SAFETY: the raw pointers are only dereferenced under the registry's lock:
+// a thread's `LOCAL` while the thread is registered (it unregisters in its
+// last thread-local destructor, and native thread-local storage outlives
+// those), a pool's magazines while the pool is registered (it unregisters
+// at the start of its drop). Orphans are objects handed over to whoever
+// takes them under the lock.
 unsafe impl Send for Registry {}
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     next_id: 0,
     free_ids: Vec::new(),
     threads: Vec::new(),
+    orphans: Vec::new(),
     pools: [const { None }; SLOTS],
 });
 
@@ -226,6 +247,13 @@ impl Registry {
         // under this lock), and `LOCAL` lives as long as its thread.
         (!local.is_null()).then(|| unsafe { &*local })
     }
+
+    /// The orphan of number `worker` in slot `slot`, if any.
+    fn orphan(&self, worker: usize, slot: usize) -> *mut () {
+        self.orphans
+            .get(worker)
+            .map_or(ptr::null_mut(), |row| row[slot])
+    }
 }
 
 /// Gives a slot index to a pool with `entry.workers` magazines, enabling it
@@ -240,6 +268,8 @@ pub(crate) fn register_pool(entry: PoolEntry) -> usize {
         return NO_SLOT;
     };
     for worker in 0..entry.workers {
+        // Orphans of this index went with the last pool that had it.
+        debug_assert!(reg.orphan(worker, slot).is_null());
         if let Some(local) = reg.thread(worker) {
             local.parked[slot].store(EMPTY, Relaxed);
             local.hits[slot].store(0, Relaxed);
@@ -250,8 +280,9 @@ pub(crate) fn register_pool(entry: PoolEntry) -> usize {
 }
 
 /// Takes slot index `slot` back from a pool being dropped (no one holds it
-/// any more), disabling it everywhere; returns the objects parked there,
-/// for the caller to drop (user code: not under the lock).
+/// any more), disabling it everywhere; returns the objects parked there
+/// and the orphans of that index, for the caller to drop (user code: not
+/// under the lock).
 pub(crate) fn unregister_pool(slot: usize) -> Vec<NonNull<()>> {
     let mut parked = Vec::new();
     if slot >= SLOTS {
@@ -267,14 +298,18 @@ pub(crate) fn unregister_pool(slot: usize) -> Vec<NonNull<()>> {
                     parked.extend(NonNull::new(object));
                 }
             }
+            if let Some(row) = reg.orphans.get_mut(worker) {
+                parked.extend(NonNull::new(mem::replace(&mut row[slot], ptr::null_mut())));
+            }
         }
     }
     parked
 }
 
 /// Calls `f` with each worker number in `workers` and the slot counters
-/// of the thread holding it for slot `slot` (zeros where no thread holds
-/// it), under one lock; `f` must not use a `WorkerPool`'s cold paths.
+/// of the thread holding it for slot `slot` (an orphan counts as parked
+/// where no thread holds the number), under one lock; `f` must not use a
+/// `WorkerPool`'s cold paths.
 pub(crate) fn slot_counts(
     slot: usize,
     workers: std::ops::Range<usize>,
@@ -285,12 +320,16 @@ pub(crate) fn slot_counts(
     }
     let reg = registry();
     for worker in workers {
-        let counts = reg
-            .thread(worker)
-            .map_or_else(SlotCounts::default, |local| SlotCounts {
+        let counts = match reg.thread(worker) {
+            Some(local) => SlotCounts {
                 hits: local.hits[slot].load(Relaxed),
                 parked: local.parked[slot].load(Relaxed).addr() > EMPTY.addr(),
-            });
+            },
+            None => SlotCounts {
+                hits: 0,
+                parked: !reg.orphan(worker, slot).is_null(),
+            },
+        };
         f(worker, counts);
     }
 }
@@ -317,13 +356,17 @@ fn assign_worker_id() -> Option<usize> {
                 let local: *const Local = LOCAL.with(ptr::from_ref);
                 if reg.threads.len() <= id {
                     reg.threads.resize(id + 1, ptr::null());
+                    reg.orphans.resize(id + 1, [ptr::null_mut(); SLOTS]);
                 }
                 reg.threads[id] = local;
                 // SAFETY: this thread's own `LOCAL`.
                 let local = unsafe { &*local };
-                for (slot, entry) in reg.pools.iter().enumerate() {
-                    if entry.as_ref().is_some_and(|e| id < e.workers) {
-                        local.parked[slot].store(EMPTY, Relaxed);
+                for slot in 0..SLOTS {
+                    if reg.pools[slot].as_ref().is_some_and(|e| id < e.workers) {
+                        // The last holder's parked object, if it left one.
+                        let orphan = mem::replace(&mut reg.orphans[id][slot], ptr::null_mut());
+                        let entry = if orphan.is_null() { EMPTY } else { orphan };
+                        local.parked[slot].store(entry, Relaxed);
                         local.hits[slot].store(0, Relaxed);
                     }
                 }
@@ -335,7 +378,7 @@ fn assign_worker_id() -> Option<usize> {
 }
 
 /// Returns the thread's worker number to the free list at thread exit,
-/// after moving its parked objects into its magazines.
+/// leaving its parked objects as orphans for the next holder.
 struct ReleaseId;
 
 impl Drop for ReleaseId {
@@ -352,16 +395,23 @@ impl Drop for ReleaseId {
             let local = LOCAL.with(ptr::from_ref);
             // SAFETY: this thread's own `LOCAL`, alive until it ends.
             let local = unsafe { &*local };
-            for (slot, entry) in reg.pools.iter().enumerate() {
-                let Some(entry) = entry else { continue };
+            for slot in 0..SLOTS {
                 let object = local.parked[slot].swap(DISABLED, Relaxed);
                 let hits = local.hits[slot].swap(0, Relaxed);
-                if object != DISABLED {
-                    let parked = NonNull::new(object).filter(|p| p.as_ptr().addr() > EMPTY.addr());
-                    // SAFETY: the pool is registered, so alive; this
-                    // thread still holds number `id`, so owns magazine
-                    // `id`; `absorb` runs no user code.
-                    unsafe { (entry.absorb)(entry.mags, id, parked, hits) };
+                if object == DISABLED {
+                    continue; // not enabled here: no pool, or `id` past it
+                }
+                let Some(entry) = &reg.pools[slot] else {
+                    continue;
+                };
+                // SAFETY: the entry was enabled, so `id < entry.workers`;
+                // the pool is registered, so alive; this thread still holds
+                // number `id`, so owns magazine `id`.
+                unsafe { (entry.fold_hits)(entry.mags, id, hits) };
+                if object.addr() > EMPTY.addr() {
+                    // Still idle and counted as parked: the next thread
+                    // with this number (or the pool's drop) takes it.
+                    reg.orphans[id][slot] = object;
                 }
             }
             reg.threads[id] = ptr::null();

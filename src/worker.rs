@@ -114,9 +114,6 @@ struct Magazine<T> {
     spills: AtomicU64,
     spilled: AtomicU64,
     misses: AtomicU64,
-    /// Objects moved in from the worker's private slot when its thread
-    /// exited (counted in `pushed`, not as returns).
-    absorbed: AtomicU64,
     /// Private-slot hits and returns of threads that held this worker
     /// number and exited.
     slot_hits: AtomicU64,
@@ -135,7 +132,6 @@ impl<T> Magazine<T> {
             spills: AtomicU64::new(0),
             spilled: AtomicU64::new(0),
             misses: AtomicU64::new(0),
-            absorbed: AtomicU64::new(0),
             slot_hits: AtomicU64::new(0),
             slot_returns: AtomicU64::new(0),
         })
@@ -239,54 +235,21 @@ impl<T> Magazine<T> {
             });
         if stored { Ok(()) } else { Err(old) }
     }
-
-    /// Takes in `slot` from the private slot of this worker's exiting
-    /// thread, even if that puts the magazine one over its size (the next
-    /// push spills): the hot slot if it is empty, else the top of the
-    /// stack, which has room because a magazine holds at most
-    /// [`MAX_MAGAZINE_SIZE`] objects, hot slot included.
-    ///
-    /// # Safety
-    /// As for [`with_slots`](Self::with_slots); `slot` is ours alone.
-    unsafe fn absorb(&self, slot: NonNull<T>) {
-        // SAFETY: as for `with_slots`: only the owner touches `hot`.
-        let placed = self.hot.with_mut(|h| unsafe {
-            if (*h).is_null() {
-                *h = slot.as_ptr();
-                true
-            } else {
-                false
-            }
-        });
-        if !placed {
-            // SAFETY: as for `with_slots`.
-            unsafe {
-                self.with_slots(|slots, len| {
-                    debug_assert!(len < MAX_MAGAZINE_SIZE);
-                    slots[len] = slot.as_ptr();
-                });
-            }
-        }
-        Self::add(&self.pushed, 1);
-        Self::add(&self.absorbed, 1);
-    }
 }
 
-/// [`PoolEntry::absorb`] for a pool of `T`s.
+/// [`PoolEntry::fold_hits`] for a pool of `T`s: the hits of a private
+/// slot, each also a return into it (its parked object, if any, stays
+/// counted as parked, as an orphan).
 ///
 /// # Safety
 /// `mags` points to the magazines of a live `WorkerPool<T, _>` with more
-/// than `worker` of them, the calling thread holds worker number `worker`,
-/// and `parked` (if any) is an idle object of that pool, ours alone.
-unsafe fn absorb_slot<T>(mags: *const (), worker: usize, parked: Option<NonNull<()>>, hits: u64) {
+/// than `worker` of them, and the calling thread holds worker number
+/// `worker`.
+unsafe fn fold_slot_hits<T>(mags: *const (), worker: usize, hits: u64) {
     // SAFETY: the caller's contract.
     let mag = unsafe { &*mags.cast::<CachePadded<Magazine<T>>>().add(worker) };
     Magazine::<T>::add(&mag.slot_hits, hits);
-    Magazine::<T>::add(&mag.slot_returns, hits + u64::from(parked.is_some()));
-    if let Some(slot) = parked {
-        // SAFETY: the caller's contract: we own magazine `worker`.
-        unsafe { mag.absorb(slot.cast()) };
-    }
+    Magazine::<T>::add(&mag.slot_returns, hits);
 }
 
 /// Per-worker pools tied to tokio worker threads: a lock-free magazine per
@@ -307,9 +270,10 @@ unsafe fn absorb_slot<T>(mags: *const (), worker: usize, parked: Option<NonNull<
 ///    whichever worker the drop runs: one thread-local load and store
 ///    each, plus the hit counter, with no table lookup and no bound check
 ///    (the first 64 live `WorkerPool`s get an index; pools past that start
-///    at tier 1). When a worker thread exits, its parked objects move into
-///    its magazines; when a pool is dropped, it takes its objects back from
-///    every thread's slot.
+///    at tier 1). When a worker thread exits, its parked objects wait for
+///    the next thread that gets its worker number, which finds them in its
+///    own slots; when a pool is dropped, it takes its objects back from
+///    every thread's slot. Zero-sized types skip this tier.
 /// 1. **Magazine**: each tokio worker thread owns a small bounded LIFO stack
 ///    of slot pointers, in its own 128-byte-aligned block. `get` pops, guard
 ///    drop pushes, when the private slot is empty (on `get`) or full (on
@@ -611,9 +575,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
         let parked = u64::from(slot.parked);
         WorkerStats {
             local_hit_count: popped.saturating_sub(spilled) + load(&mag.slot_hits) + slot.hits,
-            local_return_count: pushed
-                .saturating_sub(refilled)
-                .saturating_sub(load(&mag.absorbed))
+            local_return_count: pushed.saturating_sub(refilled)
                 + load(&mag.slot_returns)
                 + slot.hits
                 + parked,
@@ -756,7 +718,8 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// its magazine (out of line).
     #[inline(always)]
     fn take_here(&self, make: bool) -> Option<NonNull<T>> {
-        if let Some(slot) = hot::take(self.slot) {
+        // SAFETY: `self.slot` came from `register_pool` (or is `NO_SLOT`).
+        if let Some(slot) = unsafe { hot::take(self.slot) } {
             return Some(slot.cast());
         }
         self.take_from_magazine(make)
@@ -862,7 +825,9 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
         if !unsafe { self.depot.reset_slot(slot, 0) } {
             return;
         }
-        if hot::park(index, slot.cast()) {
+        // SAFETY: `index` as in `take_here`; the object is reset, idle and
+        // ours to hand over.
+        if unsafe { hot::park(index, slot.cast()) } {
             return;
         }
         // SAFETY: forwarded.
@@ -1243,11 +1208,17 @@ impl<T: 'static, R> WorkerPoolBuilder<T, R> {
         let depot = self.depot.build();
         // Last: from here on worker threads may park objects for this pool,
         // and its drop must take them back.
-        let slot = hot::register_pool(PoolEntry {
-            mags: mags.as_ptr().cast(),
-            workers,
-            absorb: absorb_slot::<T>,
-        });
+        // Zero-sized objects get none: a `Box` of one may sit at address 1,
+        // which the slots read as "empty".
+        let slot = if size_of::<T>() == 0 {
+            hot::NO_SLOT
+        } else {
+            hot::register_pool(PoolEntry {
+                mags: mags.as_ptr().cast(),
+                workers,
+                fold_hits: fold_slot_hits::<T>,
+            })
+        };
         WorkerPool {
             slot,
             mags,

@@ -503,7 +503,7 @@ fn on_exiting_worker<R: Send + 'static>(f: impl Future<Output = R> + Send + 'sta
 }
 
 #[test]
-fn objects_in_a_workers_private_slot_move_to_its_magazine_when_the_thread_exits() {
+fn objects_parked_by_an_exiting_worker_go_to_the_next_thread_with_its_number() {
     let pool = Arc::new(WorkerPool::builder(Tagged::new).workers(64).build());
     let p = Arc::clone(&pool);
     let (w, id) = on_exiting_worker(async move {
@@ -522,8 +522,8 @@ fn objects_in_a_workers_private_slot_move_to_its_magazine_when_the_thread_exits(
         assert_eq!(ws.refill_count + ws.spill_count, 0);
         (w, id)
     });
-    // The thread has exited: its parked object is in magazine `w`, counted
-    // as idle there and not returned twice.
+    // The thread has exited: its parked object waits for number `w`'s next
+    // holder, counted as idle for worker `w` and not returned twice.
     let ws = pool.worker_stats(w).unwrap();
     assert_eq!(
         (ws.local_hit_count, ws.local_return_count, ws.num_idle),
@@ -532,7 +532,7 @@ fn objects_in_a_workers_private_slot_move_to_its_magazine_when_the_thread_exits(
     let s = pool.stats();
     assert_eq!((s.num_idle, s.num_in_use, s.return_count), (1, 0, 2));
     assert_accounting(&s);
-    // The next thread with number `w` finds it in its magazine.
+    // The next thread with number `w` finds it in its private slot.
     let p = Arc::clone(&pool);
     let found = on_exiting_worker(async move {
         if WorkerPool::<Tagged>::current_worker() != Some(w) {
@@ -632,4 +632,47 @@ fn more_pools_than_private_slots_all_work() {
         assert_accounting(&s);
         assert_idle_distinct(p);
     }
+}
+
+#[test]
+fn a_pool_dropped_after_its_worker_exited_drops_the_object_left_behind() {
+    let drops = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let d = Arc::clone(&drops);
+    let pool = Arc::new(
+        WorkerPool::builder(move || Counted(Arc::clone(&d)))
+            .workers(64)
+            .build(),
+    );
+    let p = Arc::clone(&pool);
+    on_exiting_worker(async move { drop(p.get()) }); // parked, then left
+    assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 0);
+    let s = pool.stats();
+    assert_eq!((s.num_idle, s.num_in_use), (1, 0));
+    drop(Arc::into_inner(pool).unwrap());
+    assert_eq!(drops.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[test]
+fn zero_sized_objects_are_recycled_on_workers() {
+    #[derive(Default)]
+    struct Unit;
+    impl capacitor_pool::Reset for Unit {
+        fn reset(&mut self) {}
+    }
+    let pool = Arc::new(WorkerPool::builder(|| Unit).workers(64).build());
+    let p = Arc::clone(&pool);
+    on_exiting_worker(async move {
+        for _ in 0..10 {
+            let a = p.get();
+            let b = p.get();
+            drop((a, b));
+        }
+    });
+    let s = pool.stats();
+    assert_eq!(
+        (s.get_count, s.created_count, s.num_idle),
+        (20, 2, 2),
+        "{s}"
+    );
+    assert_accounting(&s);
 }
