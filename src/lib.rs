@@ -3,8 +3,9 @@
 //!
 //! - [`Pool<T>`]: the general pool (Go's `sync.Pool`, done the Rust way):
 //!   sharded, bounded, usable from any thread, in or out of a runtime.
-//! - [`WorkerPool<T>`]: per-worker magazines tied to tokio worker threads
-//!   (no lock, no atomic, no shared cache line on the hot path) over a
+//! - [`WorkerPool<T>`]: a private slot per worker thread and per-worker
+//!   magazines, tied to tokio worker threads (no lock, no atomic
+//!   read-modify-write, no shared cache line on the hot path) over a
 //!   `Pool` depot.
 //! - [`RingPool<T>`]: a fixed ring of objects made up front, one holder per
 //!   slot, with a FIFO, cancel-safe `get().await`: bounds in-flight work.
@@ -85,17 +86,18 @@
 //!
 //! | | 1 worker | 2 busy at once | 16 workers (16-core machine) |
 //! |---|---:|---:|---:|
-//! | owned buffer, no pool (floor) | 2.2 | 2.1 | 3.8 |
-//! | [`WorkerPool`] | 5.1 | 6.7 | 8.1 |
-//! | [`Pool`] | 12.2 | 38.3 | 61.3 |
-//! | `lockfree-object-pool` (linear) | 9.5 | 117.5 | 1688 |
-//! | `object-pool` | 23.9 | 115.3 | 38498 |
-//! | `sharded-slab` | 42.4 | 46.2 | 77.2 |
-//! | `Mutex<Vec<T>>` | 28.3 | 245.8 | 7499 |
-//! | allocate and drop | 27.5 | 62.1 | 91.7 |
+//! | owned buffer, no pool (floor) | 2.3 | 2.4 | 3.8 |
+//! | [`WorkerPool`] | 4.7 | 4.4 | 8.1 |
+//! | [`Pool`] | 14.5 | 15.4 | 61.3 |
+//! | `lockfree-object-pool` (linear) | 9.3 | 54.3 | 1688 |
+//! | `object-pool` | 26.3 | 115.3 | 38498 |
+//! | `sharded-slab` | 39.7 | 41.9 | 77.2 |
+//! | `Mutex<Vec<T>>` | 30.1 | 231.1 | 7499 |
+//! | allocate and drop | 47.0 | 54.0 | 91.7 |
 //!
 //! (The 16-worker column is from `BENCH_WORKERS=16 cargo bench --bench
-//! worker` on a 16-core Intel Xeon.)
+//! worker` on a 16-core Intel Xeon, in an earlier session, before
+//! `WorkerPool` had its per-thread private slot.)
 //!
 //! What only this crate has among them: per-worker magazines keyed to tokio
 //! worker threads, a bounded ring with FIFO async waiting and pooled
