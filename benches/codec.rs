@@ -46,7 +46,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use capacitor_pool::{DIRECT_READ_MIN, LengthDelimited, Slab, SlabBuf, SlabDecoder};
+use capacitor_pool::{DIRECT_READ_MIN, LengthDelimited, Slab, SlabDecoder};
 use criterion::{Criterion, Throughput};
 use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
 
@@ -119,7 +119,7 @@ where
     D: Decoder,
     D::Error: Debug,
 {
-    drive_with(codec, buf, wire, on_frame, |_, _| 0)
+    drive_with(codec, buf, wire, on_frame, no_direct_read)
 }
 
 /// As [`drive`], but each read first goes to `direct`, which may read (up
@@ -164,57 +164,24 @@ where
     }
 }
 
-/// As [`drive`], the way `SlabFramedRead` reads: while a frame still misses
-/// `DIRECT_READ_MIN` bytes or more, a read goes straight into its chunk
-/// (`payload_room`), else into the read buffer.
+/// The read of `slab_direct_read`, as `SlabFramedRead` does it: while a
+/// frame still misses `DIRECT_READ_MIN` bytes or more, a read goes straight
+/// into its chunk (`payload_room`); 0 sends it to the read buffer.
 #[inline(always)]
-fn drive_direct(
-    codec: &mut LengthDelimited,
-    buf: &mut BytesMut,
-    wire: &[u8],
-    on_frame: impl FnMut(SlabBuf),
-) -> usize {
-    drive_with(codec, buf, wire, on_frame, |codec, rest| {
-        let Some(room) = codec.payload_room(DIRECT_READ_MIN) else {
-            return 0;
-        };
-        let n = room.len().min(MAX_READ).min(rest.len());
-        room[..n].copy_from_slice(&rest[..n]);
-        codec.payload_filled(n);
-        n
-    })
+fn read_into_chunk(codec: &mut LengthDelimited, rest: &[u8]) -> usize {
+    let Some(room) = codec.payload_room(DIRECT_READ_MIN) else {
+        return 0;
+    };
+    let n = room.len().min(MAX_READ).min(rest.len());
+    room[..n].copy_from_slice(&rest[..n]);
+    codec.payload_filled(n);
+    n
 }
 
-/// `slab_direct_read`: the native decoder read the way `SlabFramedRead`
-/// reads.
-struct DirectRunner {
-    codec: LengthDelimited,
-    buf: BytesMut,
-    kept: VecDeque<SlabBuf>,
-    slab: Slab,
-}
-
-impl Contestant for DirectRunner {
-    fn name(&self) -> &'static str {
-        "slab_direct_read"
-    }
-
-    fn pass(&mut self, wire: &[u8], keep: bool) -> usize {
-        let kept = &mut self.kept;
-        drive_direct(&mut self.codec, &mut self.buf, wire, |frame| {
-            black_box(frame.first());
-            if keep {
-                if kept.len() == KEEP {
-                    kept.pop_front();
-                }
-                kept.push_back(frame);
-            }
-        })
-    }
-
-    fn heap_count(&self) -> u64 {
-        self.slab.stats().heap_count()
-    }
+/// The read of every other contestant: always into the read buffer.
+#[inline(always)]
+fn no_direct_read<D>(_: &mut D, _: &[u8]) -> usize {
+    0
 }
 
 /// One contestant: a codec and the read buffer of its "connection", both
@@ -227,31 +194,36 @@ trait Contestant {
     fn heap_count(&self) -> u64;
 }
 
-struct Runner<D: Decoder> {
+/// A decoder fed as `FramedRead` feeds it, each read offered to `direct`
+/// first (see [`drive_with`]).
+struct Runner<D: Decoder, F> {
     name: &'static str,
     codec: D,
     buf: BytesMut,
     kept: VecDeque<D::Item>,
     slab: Option<Slab>,
+    direct: F,
 }
 
-impl<D: Decoder> Runner<D> {
-    fn new(name: &'static str, codec: D, slab: Option<Slab>) -> Self {
+impl<D: Decoder, F> Runner<D, F> {
+    fn new(name: &'static str, codec: D, slab: Option<Slab>, direct: F) -> Self {
         Runner {
             name,
             codec,
             buf: BytesMut::with_capacity(READ_BUF),
             kept: VecDeque::with_capacity(KEEP),
             slab,
+            direct,
         }
     }
 }
 
-impl<D> Contestant for Runner<D>
+impl<D, F> Contestant for Runner<D, F>
 where
     D: Decoder,
     D::Error: Debug,
     D::Item: AsRef<[u8]>,
+    F: FnMut(&mut D, &[u8]) -> usize,
 {
     fn name(&self) -> &'static str {
         self.name
@@ -259,7 +231,7 @@ where
 
     fn pass(&mut self, wire: &[u8], keep: bool) -> usize {
         let kept = &mut self.kept;
-        drive(&mut self.codec, &mut self.buf, wire, |frame| {
+        let on_frame = |frame: D::Item| {
             black_box(frame.as_ref().first());
             if keep {
                 if kept.len() == KEEP {
@@ -267,7 +239,14 @@ where
                 }
                 kept.push_back(frame);
             }
-        })
+        };
+        drive_with(
+            &mut self.codec,
+            &mut self.buf,
+            wire,
+            on_frame,
+            &mut self.direct,
+        )
     }
 
     fn heap_count(&self) -> u64 {
@@ -275,7 +254,7 @@ where
     }
 }
 
-/// The three contestants, each with its own slab (the default one: 256
+/// The contestants, each with its own slab (the default one: 256
 /// pages of 64 KiB per class, far more than any case needs).
 fn contestants() -> Vec<Box<dyn Contestant>> {
     let native = Slab::new();
@@ -286,23 +265,26 @@ fn contestants() -> Vec<Box<dyn Contestant>> {
             "length_delimited_codec",
             LengthDelimitedCodec::new(),
             None,
+            no_direct_read,
         )),
         Box::new(Runner::new(
             "slab_length_delimited",
             LengthDelimited::new(&native),
             Some(native),
+            no_direct_read,
         )),
         Box::new(Runner::new(
             "slab_decoder_adapter",
             SlabDecoder::new(LengthDelimitedCodec::new(), &adapter),
             Some(adapter),
+            no_direct_read,
         )),
-        Box::new(DirectRunner {
-            codec: LengthDelimited::new(&direct),
-            buf: BytesMut::with_capacity(READ_BUF),
-            kept: VecDeque::with_capacity(KEEP),
-            slab: direct,
-        }),
+        Box::new(Runner::new(
+            "slab_direct_read",
+            LengthDelimited::new(&direct),
+            Some(direct),
+            read_into_chunk,
+        )),
     ]
 }
 

@@ -952,22 +952,20 @@ impl<R: AsyncRead> Stream for SlabFramedRead<R> {
             let read = match this.codec.payload_room(DIRECT_READ_MIN) {
                 Some(room) => {
                     let mut into = tokio::io::ReadBuf::new(room);
-                    match this.reader.as_mut().poll_read(cx, &mut into) {
-                        Poll::Ready(Ok(())) => {
-                            let n = into.filled().len();
-                            this.codec.payload_filled(n);
-                            Ok(n)
-                        }
-                        Poll::Ready(Err(e)) => Err(e),
-                        Poll::Pending => return Poll::Pending,
+                    let read = ready!(this.reader.as_mut().poll_read(cx, &mut into))
+                        .map(|()| into.filled().len());
+                    if let Ok(n) = read {
+                        this.codec.payload_filled(n);
                     }
+                    read
                 }
                 None => {
                     this.buf.reserve(1);
-                    match tokio_util::io::poll_read_buf(this.reader.as_mut(), cx, this.buf) {
-                        Poll::Ready(result) => result,
-                        Poll::Pending => return Poll::Pending,
-                    }
+                    ready!(tokio_util::io::poll_read_buf(
+                        this.reader.as_mut(),
+                        cx,
+                        this.buf
+                    ))
                 }
             };
             match read {

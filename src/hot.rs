@@ -200,19 +200,26 @@ pub(crate) struct SlotCounts {
     pub(crate) parked: bool,
 }
 
+/// What the registry keeps per worker number.
+#[derive(Clone, Copy)]
+struct Number {
+    /// The `LOCAL` of the thread that holds the number, or null.
+    local: *const Local,
+    /// Objects left in the private slots of a thread that exited with this
+    /// number, by slot index (null: none). The next thread with the number
+    /// finds them parked in its own slots; the pool's drop takes them back.
+    /// At most one per (number, pool).
+    orphans: [*mut (); SLOTS],
+}
+
 /// Numbered threads and pools with slot indices.
 struct Registry {
     /// The next worker number never given out.
     next_id: usize,
     /// Numbers given back by exited threads.
     free_ids: Vec<usize>,
-    /// By worker number: the `LOCAL` of the thread that holds it, or null.
-    threads: Vec<*const Local>,
-    /// By worker number: objects left in the private slots of a thread that
-    /// exited with that number, by slot index (null: none). The next thread
-    /// with the number finds them parked in its own slots; the pool's drop
-    /// takes them back. At most one per (number, pool).
-    orphans: Vec<[*mut (); SLOTS]>,
+    /// By worker number.
+    numbers: Vec<Number>,
     /// By slot index.
     pools: [Option<PoolEntry>; SLOTS],
 }
@@ -228,8 +235,7 @@ unsafe impl Send for Registry {}
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     next_id: 0,
     free_ids: Vec::new(),
-    threads: Vec::new(),
-    orphans: Vec::new(),
+    numbers: Vec::new(),
     pools: [const { None }; SLOTS],
 });
 
@@ -242,7 +248,7 @@ fn registry() -> std::sync::MutexGuard<'static, Registry> {
 impl Registry {
     /// The `LOCAL` of the thread holding `worker`, if any.
     fn thread(&self, worker: usize) -> Option<&Local> {
-        let local = *self.threads.get(worker)?;
+        let local = self.numbers.get(worker)?.local;
         // SAFETY: registered threads are alive (they unregister at exit,
         // under this lock), and `LOCAL` lives as long as its thread.
         (!local.is_null()).then(|| unsafe { &*local })
@@ -250,9 +256,9 @@ impl Registry {
 
     /// The orphan of number `worker` in slot `slot`, if any.
     fn orphan(&self, worker: usize, slot: usize) -> *mut () {
-        self.orphans
+        self.numbers
             .get(worker)
-            .map_or(ptr::null_mut(), |row| row[slot])
+            .map_or(ptr::null_mut(), |n| n.orphans[slot])
     }
 }
 
@@ -298,8 +304,9 @@ pub(crate) fn unregister_pool(slot: usize) -> Vec<NonNull<()>> {
                     parked.extend(NonNull::new(object));
                 }
             }
-            if let Some(row) = reg.orphans.get_mut(worker) {
-                parked.extend(NonNull::new(mem::replace(&mut row[slot], ptr::null_mut())));
+            if let Some(number) = reg.numbers.get_mut(worker) {
+                let orphan = mem::replace(&mut number.orphans[slot], ptr::null_mut());
+                parked.extend(NonNull::new(orphan));
             }
         }
     }
@@ -354,17 +361,21 @@ fn assign_worker_id() -> Option<usize> {
             };
             if NATIVE_TLS {
                 let local: *const Local = LOCAL.with(ptr::from_ref);
-                if reg.threads.len() <= id {
-                    reg.threads.resize(id + 1, ptr::null());
-                    reg.orphans.resize(id + 1, [ptr::null_mut(); SLOTS]);
+                if reg.numbers.len() <= id {
+                    let unheld = Number {
+                        local: ptr::null(),
+                        orphans: [ptr::null_mut(); SLOTS],
+                    };
+                    reg.numbers.resize(id + 1, unheld);
                 }
-                reg.threads[id] = local;
+                reg.numbers[id].local = local;
                 // SAFETY: this thread's own `LOCAL`.
                 let local = unsafe { &*local };
                 for slot in 0..SLOTS {
                     if reg.pools[slot].as_ref().is_some_and(|e| id < e.workers) {
                         // The last holder's parked object, if it left one.
-                        let orphan = mem::replace(&mut reg.orphans[id][slot], ptr::null_mut());
+                        let orphan =
+                            mem::replace(&mut reg.numbers[id].orphans[slot], ptr::null_mut());
                         let entry = if orphan.is_null() { EMPTY } else { orphan };
                         local.parked[slot].store(entry, Relaxed);
                         local.hits[slot].store(0, Relaxed);
@@ -391,7 +402,7 @@ impl Drop for ReleaseId {
         // Everything this thread did to its magazines happens-before the
         // next owner's use, through this mutex.
         let mut reg = registry();
-        if NATIVE_TLS && reg.threads.get(id).is_some_and(|l| !l.is_null()) {
+        if NATIVE_TLS && reg.numbers.get(id).is_some_and(|n| !n.local.is_null()) {
             let local = LOCAL.with(ptr::from_ref);
             // SAFETY: this thread's own `LOCAL`, alive until it ends.
             let local = unsafe { &*local };
@@ -411,10 +422,10 @@ impl Drop for ReleaseId {
                 if object.addr() > EMPTY.addr() {
                     // Still idle and counted as parked: the next thread
                     // with this number (or the pool's drop) takes it.
-                    reg.orphans[id][slot] = object;
+                    reg.numbers[id].orphans[slot] = object;
                 }
             }
-            reg.threads[id] = ptr::null();
+            reg.numbers[id].local = ptr::null();
         }
         reg.free_ids.push(id);
     }

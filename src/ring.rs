@@ -1360,11 +1360,32 @@ mod loom_models {
     fn hold_and_free(ring: &RingPool<Obj>, slot: NonNull<Obj>) {
         hold(slot);
         release(slot);
-        ring.release(ring.index_of(slot));
+        free(ring, slot);
     }
 
     fn use_slot(ring: &RingPool<Obj>) {
         hold_and_free(ring, get(ring).expect("open"));
+    }
+
+    /// Frees `slot` without holding it.
+    fn free(ring: &RingPool<Obj>, slot: NonNull<Obj>) {
+        ring.release(ring.index_of(slot));
+    }
+
+    /// A one-slot ring with its slot claimed, as most models start.
+    fn one_slot_held() -> (Arc<RingPool<Obj>>, NonNull<Obj>) {
+        let ring = Arc::new(RingPool::new(1, Obj::new).unwrap());
+        let held = ring.claim(0).unwrap();
+        (ring, held)
+    }
+
+    /// Runs `f` on a new model thread with a handle of its own on `ring`.
+    fn spawn_on(
+        ring: &Arc<RingPool<Obj>>,
+        f: impl FnOnce(&RingPool<Obj>) + 'static,
+    ) -> thread::JoinHandle<()> {
+        let ring = Arc::clone(ring);
+        thread::spawn(move || f(&ring))
     }
 
     fn check_all_free(ring: &RingPool<Obj>) {
@@ -1382,12 +1403,7 @@ mod loom_models {
     fn waiters_are_handed_slots_and_none_is_lost() {
         loom::model(|| {
             let ring = Arc::new(RingPool::new(2, Obj::new).unwrap());
-            let threads: Vec<_> = (0..2)
-                .map(|_| {
-                    let ring = Arc::clone(&ring);
-                    thread::spawn(move || use_slot(&ring))
-                })
-                .collect();
+            let threads: Vec<_> = (0..2).map(|_| spawn_on(&ring, use_slot)).collect();
             use_slot(&ring);
             for t in threads {
                 t.join().unwrap();
@@ -1402,25 +1418,17 @@ mod loom_models {
     #[test]
     fn a_cancelled_get_strands_no_slot() {
         loom::model(|| {
-            let ring = Arc::new(RingPool::new(1, Obj::new).unwrap());
-            let held = ring.claim(0).unwrap();
-            let quitter = {
-                let ring = Arc::clone(&ring);
-                thread::spawn(move || {
-                    let mut fut = pin!(ring.acquire());
-                    let mut cx = Context::from_waker(Waker::noop());
-                    if let Poll::Ready(slot) = fut.as_mut().poll(&mut cx) {
-                        let slot = slot.expect("open");
-                        ring.release(ring.index_of(slot));
-                    }
-                    // Dropped here: gives up its place if it has one.
-                })
-            };
-            let patient = {
-                let ring = Arc::clone(&ring);
-                thread::spawn(move || use_slot(&ring))
-            };
-            ring.release(ring.index_of(held));
+            let (ring, held) = one_slot_held();
+            let quitter = spawn_on(&ring, |ring| {
+                let mut fut = pin!(ring.acquire());
+                let mut cx = Context::from_waker(Waker::noop());
+                if let Poll::Ready(slot) = fut.as_mut().poll(&mut cx) {
+                    free(ring, slot.expect("open"));
+                }
+                // Dropped here: gives up its place if it has one.
+            });
+            let patient = spawn_on(&ring, use_slot);
+            free(&ring, held);
             quitter.join().unwrap();
             patient.join().unwrap();
             check_all_free(&ring);
@@ -1433,18 +1441,14 @@ mod loom_models {
     #[test]
     fn close_fails_or_serves_the_waiter_and_frees_the_slot() {
         loom::model(|| {
-            let ring = Arc::new(RingPool::new(1, Obj::new).unwrap());
-            let held = ring.claim(0).unwrap();
-            let waiter = {
-                let ring = Arc::clone(&ring);
-                thread::spawn(move || {
-                    if let Ok(slot) = get(&ring) {
-                        hold_and_free(&ring, slot);
-                    }
-                })
-            };
+            let (ring, held) = one_slot_held();
+            let waiter = spawn_on(&ring, |ring| {
+                if let Ok(slot) = get(ring) {
+                    hold_and_free(ring, slot);
+                }
+            });
             ring.close();
-            ring.release(ring.index_of(held));
+            free(&ring, held);
             waiter.join().unwrap();
             check_all_free(&ring);
             assert!(get(&ring).is_err(), "closed");
@@ -1457,24 +1461,19 @@ mod loom_models {
     #[test]
     fn a_get_re_polled_with_a_new_waker_is_woken_through_it() {
         loom::model(|| {
-            let ring = Arc::new(RingPool::new(1, Obj::new).unwrap());
-            let held = ring.claim(0).unwrap();
-            let waiter = {
-                let ring = Arc::clone(&ring);
-                thread::spawn(move || {
-                    let mut fut = Box::pin(ring.acquire());
-                    let mut cx = Context::from_waker(Waker::noop());
-                    let slot = match fut.as_mut().poll(&mut cx) {
-                        Poll::Ready(slot) => slot,
-                        // Queued under the no-op waker; now wait with a
-                        // real one.
-                        Poll::Pending => loom::future::block_on(&mut fut),
-                    };
-                    let slot = slot.expect("open");
-                    hold_and_free(&ring, slot);
-                })
-            };
-            ring.release(ring.index_of(held));
+            let (ring, held) = one_slot_held();
+            let waiter = spawn_on(&ring, |ring| {
+                let mut fut = Box::pin(ring.acquire());
+                let mut cx = Context::from_waker(Waker::noop());
+                let slot = match fut.as_mut().poll(&mut cx) {
+                    Poll::Ready(slot) => slot,
+                    // Queued under the no-op waker; now wait with a real
+                    // one.
+                    Poll::Pending => loom::future::block_on(&mut fut),
+                };
+                hold_and_free(ring, slot.expect("open"));
+            });
+            free(&ring, held);
             waiter.join().unwrap();
             check_all_free(&ring);
         });
@@ -1485,16 +1484,9 @@ mod loom_models {
     #[test]
     fn close_release_and_a_waiter_on_three_threads() {
         loom::model(|| {
-            let ring = Arc::new(RingPool::new(1, Obj::new).unwrap());
-            let held = ring.claim(0).unwrap();
-            let closer = {
-                let ring = Arc::clone(&ring);
-                thread::spawn(move || ring.close())
-            };
-            let releaser = {
-                let ring = Arc::clone(&ring);
-                thread::spawn(move || ring.release(ring.index_of(held)))
-            };
+            let (ring, held) = one_slot_held();
+            let closer = spawn_on(&ring, RingPool::close);
+            let releaser = spawn_on(&ring, move |ring| free(ring, held));
             if let Ok(slot) = get(&ring) {
                 hold_and_free(&ring, slot);
             }
@@ -1511,13 +1503,9 @@ mod loom_models {
     #[test]
     fn a_barging_try_get_does_not_strand_a_waiter() {
         loom::model(|| {
-            let ring = Arc::new(RingPool::new(1, Obj::new).unwrap());
-            let held = ring.claim(0).unwrap();
-            let waiter = {
-                let ring = Arc::clone(&ring);
-                thread::spawn(move || use_slot(&ring))
-            };
-            ring.release(ring.index_of(held));
+            let (ring, held) = one_slot_held();
+            let waiter = spawn_on(&ring, use_slot);
+            free(&ring, held);
             // Barge in right after the release, as a `try_get` would.
             if let Some(slot) = ring.claim(0) {
                 hold_and_free(&ring, slot);

@@ -114,10 +114,10 @@ struct Magazine<T> {
     spills: AtomicU64,
     spilled: AtomicU64,
     misses: AtomicU64,
-    /// Private-slot hits and returns of threads that held this worker
-    /// number and exited.
+    /// Private-slot hits of threads that held this worker number and
+    /// exited. Each was also a return into the slot: the slot's returns are
+    /// its hits plus the object parked there (or left as an orphan).
     slot_hits: AtomicU64,
-    slot_returns: AtomicU64,
 }
 
 impl<T> Magazine<T> {
@@ -133,7 +133,6 @@ impl<T> Magazine<T> {
             spilled: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             slot_hits: AtomicU64::new(0),
-            slot_returns: AtomicU64::new(0),
         })
     }
 
@@ -237,9 +236,8 @@ impl<T> Magazine<T> {
     }
 }
 
-/// [`PoolEntry::fold_hits`] for a pool of `T`s: the hits of a private
-/// slot, each also a return into it (its parked object, if any, stays
-/// counted as parked, as an orphan).
+/// [`PoolEntry::fold_hits`] for a pool of `T`s (its parked object, if
+/// any, stays counted as parked, as an orphan).
 ///
 /// # Safety
 /// `mags` points to the magazines of a live `WorkerPool<T, _>` with more
@@ -249,7 +247,6 @@ unsafe fn fold_slot_hits<T>(mags: *const (), worker: usize, hits: u64) {
     // SAFETY: the caller's contract.
     let mag = unsafe { &*mags.cast::<CachePadded<Magazine<T>>>().add(worker) };
     Magazine::<T>::add(&mag.slot_hits, hits);
-    Magazine::<T>::add(&mag.slot_returns, hits);
 }
 
 /// Per-worker pools tied to tokio worker threads: a lock-free magazine per
@@ -573,12 +570,11 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
         let (pushed, popped) = (load(&mag.pushed), load(&mag.popped));
         let (refilled, spilled) = (load(&mag.refilled), load(&mag.spilled));
         let parked = u64::from(slot.parked);
+        // Every slot hit was a return into the slot first.
+        let slot_hits = load(&mag.slot_hits) + slot.hits;
         WorkerStats {
-            local_hit_count: popped.saturating_sub(spilled) + load(&mag.slot_hits) + slot.hits,
-            local_return_count: pushed.saturating_sub(refilled)
-                + load(&mag.slot_returns)
-                + slot.hits
-                + parked,
+            local_hit_count: popped.saturating_sub(spilled) + slot_hits,
+            local_return_count: pushed.saturating_sub(refilled) + slot_hits + parked,
             refill_count: load(&mag.refills),
             refilled_count: refilled,
             spill_count: load(&mag.spills),

@@ -20,6 +20,11 @@ fn rt(workers: usize) -> Runtime {
         .unwrap()
 }
 
+/// Runs `f` in a task on one of `rt`'s workers and returns its output.
+fn on_worker<R: Send + 'static>(rt: &Runtime, f: impl Future<Output = R> + Send + 'static) -> R {
+    rt.block_on(async move { tokio::spawn(f).await.unwrap() })
+}
+
 /// Every idle object is distinct (taken all at once, none twice).
 fn assert_idle_distinct(pool: &WorkerPool<Tagged>) {
     let n = pool.stats().num_idle;
@@ -39,21 +44,17 @@ fn smoke() {
             .build(),
     );
     let p = Arc::clone(&pool);
-    rt.block_on(async move {
-        tokio::spawn(async move {
-            let w = WorkerPool::<BytesMut>::current_worker().expect("on a worker");
-            let mut buf = p.get();
-            buf.put_slice(b"test");
-            drop(buf);
-            let buf = p.get();
-            assert!(buf.is_empty());
-            drop(buf);
-            let ws = p.worker_stats(w).unwrap();
-            assert_eq!((ws.local_hit_count, ws.local_return_count), (1, 2));
-            assert_eq!(ws.num_idle, 1);
-        })
-        .await
-        .unwrap();
+    on_worker(&rt, async move {
+        let w = WorkerPool::<BytesMut>::current_worker().expect("on a worker");
+        let mut buf = p.get();
+        buf.put_slice(b"test");
+        drop(buf);
+        let buf = p.get();
+        assert!(buf.is_empty());
+        drop(buf);
+        let ws = p.worker_stats(w).unwrap();
+        assert_eq!((ws.local_hit_count, ws.local_return_count), (1, 2));
+        assert_eq!(ws.num_idle, 1);
     });
     let s = pool.stats();
     assert_eq!((s.get_count, s.hit_count, s.miss_count), (2, 1, 1));
@@ -335,23 +336,19 @@ fn magazines_spill_to_and_refill_from_the_depot_in_batches() {
             .build(),
     );
     let p = Arc::clone(&pool);
-    rt.block_on(async move {
-        tokio::spawn(async move {
-            let w = WorkerPool::<Tagged>::current_worker().unwrap();
-            let held: Vec<_> = (0..20).map(|_| p.get()).collect();
-            drop(held); // 8 fit, then spills of 4
-            let ws = p.worker_stats(w).unwrap();
-            assert!(ws.spill_count >= 3, "{ws:?}");
-            assert!(ws.num_idle <= 8);
-            assert_eq!(ws.num_idle + p.depot().stats().num_idle, 20);
-            let held: Vec<_> = (0..20).map(|_| p.get()).collect();
-            let ws = p.worker_stats(w).unwrap();
-            assert!(ws.refill_count >= 3, "{ws:?}");
-            assert_eq!(p.stats().miss_count, 20, "all 20 came back: no new misses");
-            drop(held);
-        })
-        .await
-        .unwrap();
+    on_worker(&rt, async move {
+        let w = WorkerPool::<Tagged>::current_worker().unwrap();
+        let held: Vec<_> = (0..20).map(|_| p.get()).collect();
+        drop(held); // 8 fit, then spills of 4
+        let ws = p.worker_stats(w).unwrap();
+        assert!(ws.spill_count >= 3, "{ws:?}");
+        assert!(ws.num_idle <= 8);
+        assert_eq!(ws.num_idle + p.depot().stats().num_idle, 20);
+        let held: Vec<_> = (0..20).map(|_| p.get()).collect();
+        let ws = p.worker_stats(w).unwrap();
+        assert!(ws.refill_count >= 3, "{ws:?}");
+        assert_eq!(p.stats().miss_count, 20, "all 20 came back: no new misses");
+        drop(held);
     });
     assert_accounting(&pool.stats());
     assert_idle_distinct(&pool);
@@ -367,13 +364,9 @@ fn a_burst_of_ten_thousand_is_trimmed_back_within_bounds() {
             .build(),
     );
     let p = Arc::clone(&pool);
-    rt.block_on(async move {
-        tokio::spawn(async move {
-            let burst: Vec<_> = (0..10_000).map(|_| p.get()).collect();
-            drop(burst);
-        })
-        .await
-        .unwrap();
+    on_worker(&rt, async move {
+        let burst: Vec<_> = (0..10_000).map(|_| p.get()).collect();
+        drop(burst);
     });
     let bound = 256 + pool.num_workers() as u64 * 16;
     let s = pool.stats();
@@ -424,18 +417,14 @@ fn oversized_objects_are_dropped_on_the_worker_path_too() {
             .build(),
     );
     let p = Arc::clone(&pool);
-    rt.block_on(async move {
-        tokio::spawn(async move {
-            let mut v = p.get();
-            v.resize(1000, 1);
-            drop(v);
-            let mut v = p.get();
-            v.push(1);
-            drop(v);
-            assert!(p.get().is_empty());
-        })
-        .await
-        .unwrap();
+    on_worker(&rt, async move {
+        let mut v = p.get();
+        v.resize(1000, 1);
+        drop(v);
+        let mut v = p.get();
+        v.push(1);
+        drop(v);
+        assert!(p.get().is_empty());
     });
     let s = pool.stats();
     assert_eq!(s.drop_oversized_count, 1);
@@ -587,13 +576,9 @@ fn dropping_the_pool_drops_objects_parked_on_live_worker_threads() {
     // A new pool on the same threads starts with empty slots.
     let pool = Arc::new(WorkerPool::builder(Tagged::new).workers(64).build());
     let p = Arc::clone(&pool);
-    rt.block_on(async move {
-        tokio::spawn(async move {
-            drop(p.get());
-            drop(p.get());
-        })
-        .await
-        .unwrap();
+    on_worker(&rt, async move {
+        drop(p.get());
+        drop(p.get());
     });
     let s = pool.stats();
     assert_eq!((s.created_count, s.hit_count, s.num_idle), (1, 1, 1));
@@ -609,22 +594,18 @@ fn more_pools_than_private_slots_all_work() {
         .map(|_| Arc::new(WorkerPool::builder(Tagged::new).workers(64).build()))
         .collect();
     let ps = pools.clone();
-    rt.block_on(async move {
-        tokio::spawn(async move {
-            for _ in 0..3 {
-                for p in &ps {
-                    let a = p.get();
-                    a.hold();
-                    let b = p.get(); // two at once: slot and magazine
-                    b.hold();
-                    assert_ne!(a.id, b.id);
-                    a.release();
-                    b.release();
-                }
+    on_worker(&rt, async move {
+        for _ in 0..3 {
+            for p in &ps {
+                let a = p.get();
+                a.hold();
+                let b = p.get(); // two at once: slot and magazine
+                b.hold();
+                assert_ne!(a.id, b.id);
+                a.release();
+                b.release();
             }
-        })
-        .await
-        .unwrap();
+        }
     });
     for p in &pools {
         let s = p.stats();
