@@ -15,6 +15,8 @@ cargo +nightly miri test --test worker -- \
     smoke magazines_spill oversized threads_that_are_not detach_discard \
     objects_parked_by_an_exiting dropping_the_pool_drops more_pools_than a_pool_dropped_after \
     zero_sized_objects
+# What `trim` does with the magazines and slots of exited worker threads.
+cargo +nightly miri test --test worker_exit
 # The slab's chunk and page handling (the unsafe of `src/slab.rs`), minus
 # the many-thread stress tests.
 cargo +nightly miri test --test slab -- --skip many_waiters --skip frames_dropped_on_other \

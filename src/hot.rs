@@ -341,6 +341,34 @@ pub(crate) fn slot_counts(
     }
 }
 
+/// Calls `f` with each worker number below `workers` that no thread holds
+/// (given back by a thread that exited), and the orphan that number holds
+/// in slot `slot`, taken out of the registry (`None`: none).
+///
+/// Runs under the registry's lock, so no thread takes any of these numbers
+/// until `f` is done with all of them: `f` owns their magazines meanwhile.
+/// `f` must run no user code and must not use a `WorkerPool`'s cold paths
+/// (which take the lock).
+#[cfg(not(loom))]
+pub(crate) fn with_unheld_numbers(
+    slot: usize,
+    workers: usize,
+    mut f: impl FnMut(usize, Option<NonNull<()>>),
+) {
+    let mut reg = registry();
+    let reg = &mut *reg;
+    for &worker in reg.free_ids.iter().filter(|&&w| w < workers) {
+        let orphan = match reg.numbers.get_mut(worker) {
+            Some(number) if slot < SLOTS => {
+                debug_assert!(number.local.is_null(), "a free number has no thread");
+                mem::replace(&mut number.orphans[slot], ptr::null_mut())
+            }
+            _ => ptr::null_mut(),
+        };
+        f(worker, NonNull::new(orphan));
+    }
+}
+
 #[cold]
 #[inline(never)]
 fn assign_worker_id() -> Option<usize> {

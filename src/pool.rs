@@ -659,6 +659,11 @@ impl<T, R: Recycle<T>> Pool<T, R> {
         hint: usize,
         counter: impl FnOnce(&Counters) -> &crate::loom::AtomicU64,
     ) {
+        let hint = if hint == HINT_HERE {
+            shard_hint()
+        } else {
+            hint
+        };
         Counters::add(counter(&self.shards[hint & self.mask].counters), 1);
         // SAFETY: the caller hands us the slot's only use.
         unsafe { free_slot(slot) };
@@ -961,6 +966,11 @@ fn default_shards() -> usize {
 /// It is only a hint (every shard is locked), so a stale value (a thread that
 /// later joins a runtime, two runtimes numbering workers alike) costs at most
 /// some contention, never correctness.
+/// A shard hint that stands for [`shard_hint`], worked out only by the cold
+/// paths that use it (a drop's counter): hot paths that may need a hint
+/// pass this instead of reading a thread-local they rarely need.
+pub(crate) const HINT_HERE: usize = usize::MAX;
+
 #[inline]
 pub(crate) fn shard_hint() -> usize {
     thread_local! {
@@ -1115,5 +1125,43 @@ mod loom_models {
             let s = pool.stats();
             assert_eq!(s.num_idle as usize, 2 + spilled - got);
         });
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_drop_with_hint_here_counts_on_the_calling_threads_shard() {
+        let pool = Pool::builder(Vec::<u8>::new).shards(8).build();
+        // A thread whose own shard is not shard 0 (the hint the worker
+        // pool passed before `HINT_HERE`); plain threads take hints in
+        // turn, so one of two threads in a row has one.
+        let here = std::thread::scope(|s| {
+            (0..2)
+                .find_map(|_| {
+                    s.spawn(|| {
+                        let here = shard_hint() & pool.mask;
+                        (here != 0).then(|| {
+                            let slot = pool.take_or_make(here);
+                            // SAFETY: the slot was just made and is ours.
+                            unsafe { pool.drop_slot(slot, HINT_HERE, |c| &c.drops_discarded) };
+                            here
+                        })
+                    })
+                    .join()
+                    .unwrap()
+                })
+                .expect("a thread off shard 0")
+        });
+        let counts: Vec<u64> = pool
+            .shards
+            .iter()
+            .map(|s| s.counters.drops_discarded.load(Ordering::Relaxed))
+            .collect();
+        let mut expected = vec![0; 8];
+        expected[here] = 1;
+        assert_eq!(counts, expected);
     }
 }

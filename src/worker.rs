@@ -33,7 +33,7 @@ use crossbeam_utils::CachePadded;
 use crate::guard::{OwnedPooled, PoolKind, Pooled, sealed};
 use crate::hot::{self, NO_ID, PoolEntry, SlotCounts, raw_worker_id, worker_id};
 use crate::loom::{AtomicU64, Ordering, UnsafeCell};
-use crate::pool::{Arrival, Pool, PoolBuilder, shard_hint};
+use crate::pool::{Arrival, HINT_HERE, Pool, PoolBuilder, shard_hint};
 use crate::reset::{Recycle, Reset, ResetWith, UseReset};
 use crate::shard::{free_all, take_slot};
 use crate::stats::PoolStats;
@@ -269,8 +269,9 @@ unsafe fn fold_slot_hits<T>(mags: *const (), worker: usize, hits: u64) {
 ///    (the first 64 live `WorkerPool`s get an index; pools past that start
 ///    at tier 1). When a worker thread exits, its parked objects wait for
 ///    the next thread that gets its worker number, which finds them in its
-///    own slots; when a pool is dropped, it takes its objects back from
-///    every thread's slot. Zero-sized types skip this tier.
+///    own slots, or for the next [`trim`](WorkerPool::trim), which moves
+///    them to the depot; when a pool is dropped, it takes its objects back
+///    from every thread's slot. Zero-sized types skip this tier.
 /// 1. **Magazine**: each tokio worker thread owns a small bounded LIFO stack
 ///    of slot pointers, in its own 128-byte-aligned block. `get` pops, guard
 ///    drop pushes, when the private slot is empty (on `get`) or full (on
@@ -308,7 +309,8 @@ unsafe fn fold_slot_hits<T>(mags: *const (), worker: usize, hits: u64) {
 /// in place often. Measured here
 /// (DESIGN.md, "The hot path"), a thread-keyed magazine costs about a third
 /// of the `worker_index()` + atomic variant. A magazine whose thread exits
-/// keeps its objects for the next worker thread that gets the number.
+/// keeps its objects for the next worker thread that gets the number, or
+/// until the next [`trim`](WorkerPool::trim) moves them to the depot.
 ///
 /// Objects never move: private slots, magazines and depot hold pointers to
 /// heap slots, and every tier past the private slot is out of line.
@@ -317,9 +319,12 @@ unsafe fn fold_slot_hits<T>(mags: *const (), worker: usize, hits: u64) {
 ///
 /// [`trim`](WorkerPool::trim) (or a background [trimmer
 /// task](WorkerPool::spawn_trimmer)) drops depot objects that stayed idle
-/// through two consecutive trims. Private slots and magazines are not
-/// aged: each is bounded (one object, the magazine size), and touching one
-/// from the trimming thread would cost every `get` an atomic.
+/// through two consecutive trims. It first moves to the depot what exited
+/// worker threads left in their magazines and private slots, so two trims
+/// after a runtime shuts down, nothing it left is kept. The private slots
+/// and magazines of live worker threads are not aged: each is bounded (one
+/// object, the magazine size), and touching one from the trimming thread
+/// would cost every `get` an atomic.
 ///
 ///
 /// # Examples
@@ -495,7 +500,18 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     }
 
     /// Drops depot objects that stayed idle since the previous `trim`; see
-    /// [`Pool::trim`]. Magazines are bounded and not aged.
+    /// [`Pool::trim`]. Returns how many it dropped.
+    ///
+    /// First it takes back what exited worker threads left behind (a
+    /// runtime shut down, or a worker thread replaced): the magazines of
+    /// worker numbers no thread holds, and the objects parked in those
+    /// threads' private slots. They move to the depot, where they age like
+    /// the rest (what the depot has no room for is dropped at once, counted
+    /// as [`drop_full_count`](crate::PoolStats::drop_full_count) and in the
+    /// result). So once a runtime has shut down, two trims drop every idle
+    /// object it left. The magazines and private slots of live worker
+    /// threads are bounded and not aged: reaching into them from the
+    /// trimming thread would cost every `get` an atomic.
     ///
     /// ```
     /// use capacitor_pool::WorkerPool;
@@ -505,7 +521,67 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// assert_eq!(pool.trim(), 4); // idle through it: dropped
     /// ```
     pub fn trim(&self) -> usize {
-        self.depot.trim()
+        self.reclaim_unheld() + self.depot.trim()
+    }
+
+    /// Moves what exited worker threads left (see [`trim`](Self::trim))
+    /// into the depot; returns how many objects it dropped for want of
+    /// room there.
+    #[cfg(not(loom))]
+    fn reclaim_unheld(&self) -> usize {
+        let mut overflow: Vec<NonNull<T>> = Vec::new();
+        hot::with_unheld_numbers(self.slot, self.mags.len(), |w, orphan| {
+            let mag = &self.mags[w];
+            let mut out = [ptr::null_mut(); MAX_MAGAZINE_SIZE + 2];
+            // SAFETY: no thread holds number `w` while this runs (the
+            // registry's lock is held), so this thread alone uses magazine
+            // `w`; copying pointers runs no user code.
+            let mut n = unsafe {
+                mag.with_slots(|slots, len| {
+                    out[..len].copy_from_slice(&slots[..len]);
+                    len
+                })
+            };
+            // SAFETY: as above; after the stack, whose length counts the
+            // hot slot out.
+            let hot = mag
+                .hot
+                .with_mut(|h| unsafe { ptr::replace(h, ptr::null_mut()) });
+            if !hot.is_null() {
+                out[n] = hot;
+                n += 1;
+            }
+            if let Some(orphan) = orphan {
+                // Counted as parked in the slot until now: from here on as
+                // if it had been returned to the magazine, then spilled.
+                out[n] = orphan.as_ptr().cast();
+                n += 1;
+                Magazine::<T>::add(&mag.pushed, 1);
+            }
+            if n == 0 {
+                return;
+            }
+            Magazine::<T>::add(&mag.popped, n as u64);
+            Magazine::<T>::add(&mag.spills, 1);
+            Magazine::<T>::add(&mag.spilled, n as u64);
+            // Moves pointers under the depot's shard locks: no user code.
+            let moved = self.depot.push_from(w, &out[..n]);
+            if moved < n {
+                self.depot.count_full_drops(w, (n - moved) as u64);
+                overflow.extend(out[moved..n].iter().filter_map(|&p| NonNull::new(p)));
+            }
+        });
+        let dropped = overflow.len();
+        // SAFETY: they left their magazines (or the registry) and the depot
+        // had no room for them: ours alone. Dropped after the lock.
+        unsafe { free_all(overflow.into_iter()) };
+        dropped
+    }
+
+    /// Under loom no thread has a number from the registry: nothing to do.
+    #[cfg(loom)]
+    fn reclaim_unheld(&self) -> usize {
+        0
     }
 
     /// A snapshot of the pool's counters: the depot's plus every
@@ -793,7 +869,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// # Safety
     /// `slot` belongs to this pool and nothing else uses it.
     /// (The loom models' entry: they pass worker numbers in.)
-    #[cfg_attr(not(loom), allow(dead_code))]
+    #[cfg_attr(not(all(test, loom)), allow(dead_code))]
     #[inline(always)]
     pub(crate) unsafe fn give_back(&self, slot: NonNull<T>, worker: Option<usize>) {
         let hint = worker.unwrap_or_else(shard_hint);
@@ -817,8 +893,8 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
         let index = self.slot;
         // SAFETY: forwarded; the reset runs user code, outside any magazine
         // and private slot. The hint only picks the shard that counts a
-        // drop, off the hot path: any will do.
-        if !unsafe { self.depot.reset_slot(slot, 0) } {
+        // drop: worked out there, off the hot path.
+        if !unsafe { self.depot.reset_slot(slot, HINT_HERE) } {
             return;
         }
         // SAFETY: `index` as in `take_here`; the object is reset, idle and

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs the whole test suite under a sanitizer (nightly toolchain with the
+# `rust-src` component: std is rebuilt instrumented). Not part of CI, which
+# uses stable only.
+#
+#   scripts/sanitize.sh          # AddressSanitizer + LeakSanitizer
+#   scripts/sanitize.sh thread   # ThreadSanitizer
+#
+# Extra arguments go to `cargo test` (a test binary: `--test worker`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+kind="${1:-address}"
+[ $# -gt 0 ] && shift
+target="$(rustc +nightly -vV | sed -n 's/^host: //p')"
+case "$kind" in
+    address) export ASAN_OPTIONS="detect_leaks=1:${ASAN_OPTIONS:-}" ;;
+    thread) export TSAN_OPTIONS="halt_on_error=1:${TSAN_OPTIONS:-}" ;;
+    *) echo "usage: $0 [address|thread] [cargo test args]" >&2; exit 2 ;;
+esac
+RUSTFLAGS="-Zsanitizer=$kind" RUSTDOCFLAGS="-Zsanitizer=$kind" \
+    cargo +nightly test -Zbuild-std --target "$target" --all-features \
+    --target-dir "target/sanitize-$kind" --tests "$@"
