@@ -14,7 +14,7 @@ kind="${1:-address}"
 target="$(rustc +nightly -vV | sed -n 's/^host: //p')"
 case "$kind" in
     address) export ASAN_OPTIONS="detect_leaks=1:${ASAN_OPTIONS:-}" ;;
-    thread) export TSAN_OPTIONS="halt_on_error=1:${TSAN_OPTIONS:-}" ;;
+    thread) export TSAN_OPTIONS="suppressions=$PWD/scripts/tsan.supp:${TSAN_OPTIONS:-}" ;;
     *) echo "usage: $0 [address|thread] [cargo test args]" >&2; exit 2 ;;
 esac
 RUSTFLAGS="-Zsanitizer=$kind" RUSTDOCFLAGS="-Zsanitizer=$kind" \
