@@ -62,7 +62,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
 use capacitor_pool::{
-    DEFAULT_MAX_IDLE, OwnedPooled, OwnedWorkerPooled, Pool, WorkerPool, WorkerPooled,
+    DEFAULT_MAX_IDLE, OwnedPooled, OwnedWorkerPooled, Pool, Pooled, StaticWorkerPool, UseReset,
+    WorkerPool, WorkerPooled,
 };
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion};
@@ -263,6 +264,47 @@ impl Cross for Worker {
     #[inline]
     fn take(&self) -> Self::Item {
         let mut buf = self.0.get_owned();
+        write_buf(&mut buf);
+        buf
+    }
+
+    #[inline]
+    fn give(&self, buf: Self::Item) {
+        read_buf(&buf);
+    }
+}
+
+capacitor_pool::worker_pool! {
+    /// `worker_static`'s pool: a `WorkerPool` declared with `worker_pool!`,
+    /// whose private slot on each worker is a thread-local of its own.
+    static STATIC_BUFFERS: WorkerPool<BytesMut> = WorkerPool::builder(make).workers(MAGAZINES);
+}
+
+/// A guard of `STATIC_BUFFERS`.
+type StaticGuard = Pooled<'static, BytesMut, StaticWorkerPool<BytesMut, UseReset, STATIC_BUFFERS>>;
+
+/// `worker_static`: this crate's `WorkerPool` declared with `worker_pool!`
+/// (one static for the whole process: the groups share it).
+struct WorkerStatic;
+
+impl Contestant for WorkerStatic {
+    type Local = ();
+
+    fn local(&self) {}
+
+    #[inline(always)]
+    fn op(&self, _: &mut ()) {
+        let mut buf = STATIC_BUFFERS.get();
+        use_buf(&mut buf);
+    }
+}
+
+impl Cross for WorkerStatic {
+    type Item = StaticGuard;
+
+    #[inline]
+    fn take(&self) -> Self::Item {
+        let mut buf = STATIC_BUFFERS.get();
         write_buf(&mut buf);
         buf
     }
@@ -513,6 +555,7 @@ fn contestants<V: Visit>(v: &mut V) {
             WorkerPool::builder(make).workers(MAGAZINES).build(),
         ))),
     );
+    v.visit_cross("worker_static", Arc::new(WorkerStatic));
     v.visit_cross(
         "capacitor_pool",
         Arc::new(Capacitor(Arc::new(Pool::new(make)))),

@@ -2,28 +2,28 @@
 //!
 //! A server-style loop accepts "requests" from a channel and spawns a
 //! handler task for each. Every handler takes a 4 KiB buffer from a
-//! `static WorkerPool`, holds it across `.await` points (where the task may
-//! move to another worker), and drops it wherever it finishes: the buffer
-//! goes back to the magazine of *that* worker. At the end the example prints
-//! the pool's totals and each worker's magazine counters.
+//! `static` `WorkerPool` (declared with `worker_pool!`, so its private slot
+//! on each worker is a thread-local of its own), holds it across `.await`
+//! points (where the task may move to another worker), and drops it
+//! wherever it finishes: the buffer goes back to the private slot (or the
+//! magazine) of *that* worker. At the end the example prints the pool's
+//! totals and each worker's counters.
 //!
 //! Run it with `cargo run --release --example handlers` (add `-- --small`
 //! for a quick run, or `-- --requests N`).
 
-use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
-use capacitor_pool::WorkerPool;
+use capacitor_pool::{WorkerPool, worker_pool};
 use tokio::sync::{mpsc, oneshot};
 
-/// The handlers' buffers. `workers(64)` leaves a magazine for every worker
-/// thread this process may number.
-static BUFFERS: LazyLock<WorkerPool<BytesMut>> = LazyLock::new(|| {
-    WorkerPool::builder(|| BytesMut::with_capacity(4096))
-        .workers(64)
-        .build()
-});
+worker_pool! {
+    /// The handlers' buffers, built at first use. `workers(64)` leaves a
+    /// magazine for every worker thread this process may number.
+    static BUFFERS: WorkerPool<BytesMut> =
+        WorkerPool::builder(|| BytesMut::with_capacity(4096)).workers(64);
+}
 
 /// Clients sending requests at once (each waits for its reply).
 const CLIENTS: u64 = 32;
@@ -37,7 +37,7 @@ struct Request {
 /// A handler: read the request into a pooled buffer, "call a backend"
 /// (an await), build the response in the same buffer, reply.
 async fn handle(req: Request) {
-    let mut buf = BUFFERS.get(); // Pooled<'static, BytesMut, WorkerPool<_>>
+    let mut buf = BUFFERS.get(); // a 'static guard
     buf.put_slice(&req.body);
     let started_on = WorkerPool::<BytesMut>::current_worker();
     // The backend call: the task yields and may resume on another worker.
@@ -49,7 +49,7 @@ async fn handle(req: Request) {
     let checksum = buf.iter().map(|&b| u64::from(b)).sum::<u64>();
     let moved = started_on != WorkerPool::<BytesMut>::current_worker();
     let _ = req.reply.send(checksum | (u64::from(moved) << 63));
-    // `buf` drops here: back into this worker's magazine.
+    // `buf` drops here: back into this worker's private slot or magazine.
 }
 
 fn main() {

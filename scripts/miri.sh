@@ -17,6 +17,10 @@ cargo +nightly miri test --test worker -- \
     zero_sized_objects
 # What `trim` does with the magazines and slots of exited worker threads.
 cargo +nightly miri test --test worker_exit
+# `worker_pool!` statics (their own thread-local slots), minus the stress
+# test; and the crate's unit tests.
+cargo +nightly miri test --test worker_static -- --skip tasks_migrate
+cargo +nightly miri test --lib
 # The slab's chunk and page handling (the unsafe of `src/slab.rs`), minus
 # the many-thread stress tests.
 cargo +nightly miri test --test slab -- --skip many_waiters --skip frames_dropped_on_other \

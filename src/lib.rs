@@ -150,6 +150,7 @@ mod shard;
 mod slab;
 mod stats;
 mod worker;
+mod worker_static;
 
 pub use crate::cache::{
     CacheStats, DEFAULT_MAX_ENTRIES, DefaultHashBuilder, PooledCache, PooledCacheBuilder,
@@ -175,6 +176,14 @@ pub use crate::worker::{
     DEFAULT_MAGAZINE_SIZE, MAX_MAGAZINE_SIZE, OwnedWorkerPooled, WorkerPool, WorkerPoolBuilder,
     WorkerPooled, WorkerStats,
 };
+pub use crate::worker_static::StaticWorkerPool;
+
+/// What `worker_pool!` expands to. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::hot::SlotEntry;
+    pub use crate::worker_static::{SlotKey, build_static};
+}
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

@@ -236,6 +236,28 @@ impl<T> Magazine<T> {
     }
 }
 
+/// Spawns a task on the current runtime that calls `trim` every `period`
+/// (at least 1 ms), the first time one period from now, until it returns
+/// `false`.
+pub(crate) fn spawn_trim_loop(
+    period: Duration,
+    mut trim: impl FnMut() -> bool + Send + 'static,
+) -> Result<tokio::task::JoinHandle<()>, tokio::runtime::TryCurrentError> {
+    let handle = tokio::runtime::Handle::try_current()?;
+    let period = period.max(Duration::from_millis(1));
+    Ok(handle.spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await; // the first tick is immediate
+        loop {
+            tick.tick().await;
+            if !trim() {
+                break;
+            }
+        }
+    }))
+}
+
 /// [`PoolEntry::fold_hits`] for a pool of `T`s (its parked object, if
 /// any, stays counted as parked, as an orphan).
 ///
@@ -740,23 +762,10 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
         T: Send + 'static,
         R: Send + Sync + 'static,
     {
-        let handle = tokio::runtime::Handle::try_current()?;
         let pool: Weak<Self> = Arc::downgrade(self);
-        let period = period.max(Duration::from_millis(1));
-        Ok(handle.spawn(async move {
-            let mut tick = tokio::time::interval(period);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await; // the first tick is immediate
-            loop {
-                tick.tick().await;
-                match pool.upgrade() {
-                    Some(pool) => {
-                        pool.trim();
-                    }
-                    None => break,
-                }
-            }
-        }))
+        spawn_trim_loop(period, move || {
+            pool.upgrade().map(|pool| pool.trim()).is_some()
+        })
     }
 
     // ---- the tiers. `worker` is the calling thread's worker number (or,
@@ -795,6 +804,74 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
             return Some(slot.cast());
         }
         self.take_from_magazine(make)
+    }
+
+    /// [`take_here`](Self::take_here) for a [`worker_pool!`](crate::worker_pool)
+    /// static, whose private slot on this thread is `entry`.
+    ///
+    /// # Safety
+    /// `entry` is the calling thread's own entry of this pool's static.
+    #[inline(always)]
+    pub(crate) unsafe fn take_via(&self, entry: &hot::SlotEntry, make: bool) -> Option<NonNull<T>> {
+        if let Some(slot) = hot::take_entry(entry) {
+            return Some(slot.cast());
+        }
+        // SAFETY: forwarded.
+        unsafe { self.take_via_cold(entry, make) }
+    }
+
+    /// The entry is empty, off, or not looked at yet on this thread: give
+    /// it a slot in the last case, then go on to the magazine.
+    ///
+    /// # Safety
+    /// As for [`take_via`](Self::take_via).
+    #[inline(never)]
+    unsafe fn take_via_cold(&self, entry: &hot::SlotEntry, make: bool) -> Option<NonNull<T>> {
+        // SAFETY: forwarded; `self.slot` is the static's index.
+        if hot::unchecked(entry) && unsafe { hot::enable_here(self.slot, entry) } {
+            // An orphan its number's last holder left, if any.
+            if let Some(slot) = hot::take_entry(entry) {
+                return Some(slot.cast());
+            }
+        }
+        self.take_from_magazine(make)
+    }
+
+    /// [`give_back_here`](Self::give_back_here) for a
+    /// [`worker_pool!`](crate::worker_pool) static.
+    ///
+    /// # Safety
+    /// As for [`give_back`](Self::give_back); `entry` as for
+    /// [`take_via`](Self::take_via).
+    #[inline(always)]
+    pub(crate) unsafe fn give_back_via(&self, slot: NonNull<T>, entry: &hot::SlotEntry) {
+        // SAFETY: as in `give_back_here`.
+        if !unsafe { self.depot.reset_slot(slot, HINT_HERE) } {
+            return;
+        }
+        // SAFETY: the object is reset, idle and ours to hand over; `entry`
+        // is this thread's for this pool.
+        if unsafe { hot::park_entry(entry, slot.cast()) } {
+            return;
+        }
+        // SAFETY: forwarded.
+        unsafe { self.give_back_via_cold(slot, entry) }
+    }
+
+    /// # Safety
+    /// As for [`give_back_via`](Self::give_back_via), with the object reset.
+    #[inline(never)]
+    unsafe fn give_back_via_cold(&self, slot: NonNull<T>, entry: &hot::SlotEntry) {
+        // SAFETY: forwarded; `self.slot` is the static's index.
+        if hot::unchecked(entry)
+            && unsafe { hot::enable_here(self.slot, entry) }
+            // SAFETY: as in `give_back_via`.
+            && unsafe { hot::park_entry(entry, slot.cast()) }
+        {
+            return;
+        }
+        // SAFETY: forwarded.
+        unsafe { self.place_in_magazine(slot) }
     }
 
     /// The magazine tier for the calling thread: the raw thread-local
@@ -1270,6 +1347,15 @@ impl<T: 'static, R> WorkerPoolBuilder<T, R> {
     where
         R: Recycle<T>,
     {
+        self.build_with(false)
+    }
+
+    /// Builds the pool of a [`worker_pool!`](crate::worker_pool) static:
+    /// its private slots are the static's own thread-local.
+    pub(crate) fn build_with(self, dedicated: bool) -> WorkerPool<T, R>
+    where
+        R: Recycle<T>,
+    {
         let workers = self.workers.unwrap_or_else(|| {
             tokio::runtime::Handle::try_current().map_or_else(
                 |_| std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -1289,6 +1375,7 @@ impl<T: 'static, R> WorkerPoolBuilder<T, R> {
                 mags: mags.as_ptr().cast(),
                 workers,
                 fold_hits: fold_slot_hits::<T>,
+                dedicated,
             })
         };
         WorkerPool {

@@ -214,3 +214,66 @@ fn a_number_taken_again_before_the_trim_keeps_its_objects() {
     assert_eq!(pool.stats().created_count, 4);
     assert_eq!(drops.load(Ordering::SeqCst), 0);
 }
+
+#[test]
+fn trim_takes_back_what_exited_workers_left_in_a_statics_slots() {
+    let _serial = serial();
+    static DROPS: AtomicUsize = AtomicUsize::new(0);
+    struct Counted;
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            DROPS.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    impl capacitor_pool::Reset for Counted {
+        fn reset(&mut self) {}
+    }
+    // Not zero-sized: zero-sized objects get no private slot.
+    struct Sized(#[allow(dead_code)] u64, Counted);
+    impl capacitor_pool::Reset for Sized {
+        fn reset(&mut self) {}
+    }
+    capacitor_pool::worker_pool! {
+        static STATIC: WorkerPool<Sized> = WorkerPool::builder(|| Sized(0, Counted)).workers(8);
+    }
+    // Two worker threads at once, each leaving one object in its private
+    // slot and three in its magazine.
+    let barrier = Arc::new(Barrier::new(2));
+    let workers: Vec<usize> = (0..2)
+        .map(|_| {
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                Builder::new_current_thread()
+                    .build()
+                    .unwrap()
+                    .block_on(async move {
+                        let held: Vec<_> = (0..4).map(|_| STATIC.get()).collect();
+                        drop(held);
+                        barrier.wait();
+                        WorkerPool::<Vec<u8>>::current_worker().unwrap()
+                    })
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|h| h.join().unwrap())
+        .collect();
+    let s = STATIC.stats();
+    assert_eq!((s.created_count, s.num_idle, s.return_count), (8, 8, 8));
+    assert_eq!(STATIC.trim(), 0);
+    for &w in &workers {
+        let ws = STATIC.worker_stats(w).unwrap();
+        assert_eq!(
+            (ws.num_idle, ws.spilled_count, ws.local_return_count),
+            (0, 4, 4),
+            "{ws:?}"
+        );
+    }
+    assert_eq!(STATIC.depot().stats().num_idle, 8);
+    assert_accounting(&STATIC.stats());
+    assert_eq!(STATIC.trim(), 8);
+    assert_eq!(DROPS.load(Ordering::SeqCst), 8);
+    let s = STATIC.stats();
+    assert_eq!((s.num_idle, s.return_count), (0, 8));
+    assert_accounting(&s);
+}
