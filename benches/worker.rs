@@ -15,8 +15,10 @@
 //! - `worker_4k_1_worker`: one task. Contestants: `floor`, `tls_slot` (a
 //!   reference: one buffer parked in a thread-local, the least any pool
 //!   can do), `new`,
-//!   `worker_pool`, `capacitor_pool`, `mutex_vec`, `object_pool`,
-//!   `lockfree_linear`, `opool`, `sharded_slab`.
+//!   `worker_pool` (a `WorkerPool` in an `Arc`), `worker_static` (a
+//!   `WorkerPool` declared with `worker_pool!`, whose private slot is a
+//!   thread-local of its own), `capacitor_pool`, `mutex_vec`,
+//!   `object_pool`, `lockfree_linear`, `opool`, `sharded_slab`.
 //! - `worker_4k_2_workers`: two tasks at once, the same contestants. A task
 //!   blocked at the barrier holds its worker thread, so the two tasks run on
 //!   the two workers (checked). The time per iteration is the slower task's
@@ -32,7 +34,7 @@
 //!   every transfer cost about a microsecond, whatever the pool, so the
 //!   handoff spins instead; each task has a worker thread to itself.) Contestants whose objects can cross in a `'static` `Send`
 //!   guard or by value: `new`, `worker_pool` and `capacitor_pool` (their
-//!   `get_owned`), `mutex_vec`, `object_pool` (`pull_owned`) and
+//!   `get_owned`), `worker_static` (its `'static` guards), `mutex_vec`, `object_pool` (`pull_owned`) and
 //!   `lockfree_linear` (`pull_owned`).
 //!
 //! Every contestant clears the buffer before its next user sees it (the

@@ -30,10 +30,11 @@ PANELS = [
 # their timings (and tests/alloc.rs asserts for the crate's pools).
 ALLOCS = {"new": 1}
 
-OURS = {"capacitor_pool", "worker_pool"}
+OURS = {"capacitor_pool", "worker_pool", "worker_static"}
 LABELS = {
     "capacitor_pool": "capacitor Pool",
     "worker_pool": "capacitor WorkerPool",
+    "worker_static": "capacitor worker_pool! static",
     "floor": "floor (owned buffer)",
     "tls_slot": "thread-local slot (reference)",
     "new": "allocate + drop",

@@ -6,7 +6,8 @@
 //! - [`WorkerPool<T>`]: a private slot per worker thread and per-worker
 //!   magazines, tied to tokio worker threads (no lock, no atomic
 //!   read-modify-write, no shared cache line on the hot path) over a
-//!   `Pool` depot.
+//!   `Pool` depot. Declared in a `static` with [`worker_pool!`], its
+//!   private slot is a thread-local of its own: the fastest hot path.
 //! - [`RingPool<T>`]: a fixed ring of objects made up front, one holder per
 //!   slot, with a FIFO, cancel-safe `get().await`: bounds in-flight work.
 //! - [`FutureSlot`]: reusable heap storage for boxed futures; a
@@ -64,7 +65,7 @@
 //! | allocated rarely | no pool: allocate |
 //! | objects over 1 MiB | no pool, or a pool with a higher [`retention_limit`](PoolBuilder::retention_limit) and a small `max_idle` |
 //! | frequent, modest rate, any thread (blocking pool, plain threads) | [`Pool<T>`] |
-//! | hot path (>10k ops/s) on tokio workers | [`WorkerPool<T>`] |
+//! | hot path (>10k ops/s) on tokio workers | [`WorkerPool<T>`], in a `static` declared with [`worker_pool!`] |
 //! | predictable, bounded concurrency; wait for a free object | [`RingPool<T>`] |
 //! | a boxed future per request (`Box::pin(handler(req))`) | `WorkerPool<`[`FutureSlot<O>`]`>`, or a `RingPool` of them to bound requests in flight |
 //! | byte frames of many sizes, kept past the read (codecs, messages) | [`Slab`] + [`LengthDelimited`] or [`SlabDecoder`] |
@@ -80,24 +81,26 @@
 //!
 //! # Compared with similar crates
 //!
-//! Median ns per get + write + read + return of a 4 KiB `BytesMut` (2-vCPU
+//! Nanoseconds per get + write + read + return of a 4 KiB `BytesMut` (2-vCPU
 //! VM, one run of `cargo bench --bench worker`, every contestant in tasks
 //! on tokio workers; full tables in `docs/BENCHMARKS.md`):
 //!
 //! | | 1 worker | 2 busy at once | 16 workers (16-core machine) |
 //! |---|---:|---:|---:|
-//! | owned buffer, no pool (floor) | 2.3 | 2.4 | 3.8 |
-//! | [`WorkerPool`] | 4.7 | 4.4 | 8.1 |
-//! | [`Pool`] | 14.5 | 15.4 | 61.3 |
-//! | `lockfree-object-pool` (linear) | 9.3 | 54.3 | 1688 |
-//! | `object-pool` | 26.3 | 115.3 | 38498 |
-//! | `sharded-slab` | 39.7 | 41.9 | 77.2 |
-//! | `Mutex<Vec<T>>` | 30.1 | 231.1 | 7499 |
-//! | allocate and drop | 47.0 | 54.0 | 91.7 |
+//! | owned buffer, no pool (floor) | 2.2 | 2.5 | 3.8 |
+//! | [`WorkerPool`] declared with [`worker_pool!`] | 3.1 | 3.9 | – |
+//! | [`WorkerPool`] in an `Arc` | 4.8 | 5.5 | 8.1 |
+//! | [`Pool`] | 14.2 | 17.6 | 61.3 |
+//! | `lockfree-object-pool` (linear) | 10.6 | 155.4 | 1688 |
+//! | `object-pool` | 24.9 | 100.2 | 38498 |
+//! | `sharded-slab` | 41.8 | 42.4 | 77.2 |
+//! | `Mutex<Vec<T>>` | 30.0 | 127.5 | 7499 |
+//! | allocate and drop | 67.0 | 83.7 | 91.7 |
 //!
 //! (The 16-worker column is from `BENCH_WORKERS=16 cargo bench --bench
 //! worker` on a 16-core Intel Xeon, in an earlier session, before
-//! `WorkerPool` had its per-thread private slot.)
+//! `WorkerPool` had its per-thread private slot and before
+//! `worker_pool!`.)
 //!
 //! What only this crate has among them: per-worker magazines keyed to tokio
 //! worker threads, a bounded ring with FIFO async waiting and pooled
