@@ -20,11 +20,27 @@
 //!
 //! An entry holds [`DISABLED`] (the thread has no slot in that pool: it is
 //! not a worker, or its number is past the pool's magazines, or no pool has
-//! the index), [`EMPTY`], or an object. A get takes what is above `EMPTY`; a
-//! drop parks only into `EMPTY`. Threads that are not workers never leave
+//! the index), [`EMPTY`], [`OFF`] (set at thread exit; see below for
+//! statics) or an object. A get takes what is above `OFF`; a drop parks
+//! only into `EMPTY`. Threads that are not workers never leave
 //! `DISABLED`, so the blocking pool's threads hold no objects (except a
 //! worker thread that entered `block_in_place`: it keeps its number, its
 //! magazines and its slots, exclusively, until it exits).
+//!
+//! # Statics' own entries
+//!
+//! A pool declared with `worker_pool!` has an index like any other, but
+//! its slot on each thread is a [`SlotEntry`] thread-local of its own
+//! (declared by the macro), not an element of `LOCAL`. Other threads cannot
+//! reach another thread's thread-local, so each thread enables its own
+//! entry, at its first get or drop on the pool ([`enable_here`]): there
+//! `DISABLED` means "not looked at yet", and a worker whose number is past
+//! the pool's magazines (or a pool without an index, or a target without
+//! native thread-locals) turns it `OFF` for good. The registry keeps where
+//! each numbered thread's enabled entries are (`Number::statics`), for
+//! stats, thread exit and the pool's orphans, which wait in the registry
+//! until the next holder of the number first uses the pool (or a trim
+//! takes them once the number is free).
 //!
 //! Other threads touch a thread's entries only under the [`REGISTRY`] lock,
 //! and only when the owner cannot be using that index: a pool's builder
@@ -33,9 +49,11 @@
 //! and stats read them (relaxed atomics: a snapshot). A thread's exit leaves
 //! its parked objects in the registry as orphans of its worker number,
 //! under the lock: the next thread with that number finds them parked in
-//! its own slots, and a pool's drop takes its orphans back. No object is
-//! dropped (no user code runs at thread exit) or lost with a thread, and
-//! orphans are bounded by one per (worker number, pool).
+//! its own slots (for a static, at its first use of it), a pool's drop
+//! takes its orphans back, and a `trim` moves the orphans of numbers no
+//! thread holds to the depot. No object is dropped (no user code runs at
+//! thread exit) or lost with a thread, and orphans are bounded by one per
+//! (worker number, pool).
 //!
 //! The array is a `const` thread-local with no destructor. On the targets
 //! listed in `NATIVE_TLS` std keeps it in native thread-local storage, which
@@ -296,11 +314,13 @@ struct Registry {
 }
 
 // SAFETY: the raw pointers are only dereferenced under the registry's lock:
-// a thread's `LOCAL` while the thread is registered (it unregisters in its
-// last thread-local destructor, and native thread-local storage outlives
-// those), a pool's magazines while the pool is registered (it unregisters
-// at the start of its drop). Orphans are objects handed over to whoever
-// takes them under the lock.
+// a thread's `LOCAL` and the entries in its `statics` while the thread is
+// registered (`ReleaseId`, one of its thread-local destructors, takes both
+// out under the lock; native thread-local storage, where all of them live,
+// outlives every destructor of its thread, and entries are published only
+// where `NATIVE_TLS` holds), a pool's magazines while the pool is
+// registered (it unregisters at the start of its drop). Orphans are
+// objects handed over to whoever takes them under the lock.
 unsafe impl Send for Registry {}
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
@@ -311,8 +331,9 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
 });
 
 fn registry() -> std::sync::MutexGuard<'static, Registry> {
-    // Nothing under the lock runs user code or panics midway through an
-    // update, so a poisoned lock still holds a consistent registry.
+    // Nothing under the lock runs pool or user code (only the allocator,
+    // for the registry's own vectors) or panics midway through an update,
+    // so a poisoned lock still holds a consistent registry.
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
@@ -476,20 +497,19 @@ pub(crate) fn with_unheld_numbers(
     }
 }
 
-/// Gives the calling thread a private slot in the `worker_pool!` static
-/// with index `slot`, in `entry` (not looked at yet): if the thread is a
-/// worker whose number has a magazine there, the entry becomes empty (or
-/// gets the orphan its number's last holder left) and the registry learns
-/// where it is; if the thread is a worker without one, the entry is off
-/// for good. Threads that are not workers stay as they are. Returns
-/// whether the entry is enabled.
+/// Gives the calling thread, worker number `id` (from [`worker_id`]), a
+/// private slot in the `worker_pool!` static with index `slot`, in `entry`
+/// (not looked at yet): if the number has a magazine there, the entry
+/// becomes empty (or gets the orphan its number's last holder left) and
+/// the registry learns where it is; if not, the entry is off for good.
+/// Returns whether the entry is enabled.
 ///
 /// # Safety
 /// `entry` is the calling thread's own entry of the static pool that holds
 /// index `slot` (or `NO_SLOT`), a `const` thread-local without destructor.
 #[cold]
 #[inline(never)]
-pub(crate) unsafe fn enable_here(slot: usize, entry: &SlotEntry) -> bool {
+pub(crate) unsafe fn enable_here(slot: usize, entry: &SlotEntry, id: usize) -> bool {
     if !unchecked(entry) {
         return false;
     }
@@ -497,10 +517,6 @@ pub(crate) unsafe fn enable_here(slot: usize, entry: &SlotEntry) -> bool {
         entry.parked.store(OFF, Relaxed);
         return false;
     }
-    // Before the lock: numbering takes it.
-    let Some(id) = worker_id() else {
-        return false;
-    };
     let mut reg = registry();
     let reg = &mut *reg;
     let fits = reg.pools[slot]
@@ -616,6 +632,7 @@ impl Drop for ReleaseId {
                 if object.addr() > OFF.addr() {
                     // Still idle and counted as parked: the next thread
                     // with this number (or the pool's drop) takes it.
+                    debug_assert!(reg.numbers[id].orphans[slot].is_null());
                     reg.numbers[id].orphans[slot] = object;
                 }
             }

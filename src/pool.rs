@@ -959,6 +959,11 @@ fn default_shards() -> usize {
     cpus.max(workers)
 }
 
+/// A shard hint that stands for [`shard_hint`], worked out only by the cold
+/// paths that use it (a drop's counter): hot paths that may need a hint
+/// pass this instead of reading a thread-local they rarely need.
+pub(crate) const HINT_HERE: usize = usize::MAX;
+
 /// The calling thread's home-shard hint: its tokio worker index if the
 /// thread is a runtime worker at its first use of a pool, else a dense number
 /// given to the thread then. Cached in a thread-local: one TLS load per call.
@@ -966,11 +971,6 @@ fn default_shards() -> usize {
 /// It is only a hint (every shard is locked), so a stale value (a thread that
 /// later joins a runtime, two runtimes numbering workers alike) costs at most
 /// some contention, never correctness.
-/// A shard hint that stands for [`shard_hint`], worked out only by the cold
-/// paths that use it (a drop's counter): hot paths that may need a hint
-/// pass this instead of reading a thread-local they rarely need.
-pub(crate) const HINT_HERE: usize = usize::MAX;
-
 #[inline]
 pub(crate) fn shard_hint() -> usize {
     thread_local! {

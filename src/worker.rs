@@ -154,7 +154,8 @@ impl<T> Magazine<T> {
     ///
     /// # Safety
     /// The calling thread owns this magazine (it holds the magazine's
-    /// worker number), and `f` does not reach this magazine again.
+    /// worker number, or holds the registry's lock while no thread holds
+    /// it), and `f` does not reach this magazine again.
     #[inline(always)]
     unsafe fn with_slots<R>(
         &self,
@@ -831,14 +832,20 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// As for [`take_via`](Self::take_via).
     #[inline(never)]
     unsafe fn take_via_cold(&self, entry: &hot::SlotEntry, make: bool) -> Option<NonNull<T>> {
+        if !hot::unchecked(entry) {
+            return self.take_from_magazine(make);
+        }
+        // Threads that are not workers stay unchecked: one look at the
+        // number serves the check and the take.
+        let worker = worker_id();
         // SAFETY: forwarded; `self.slot` is the static's index.
-        if hot::unchecked(entry) && unsafe { hot::enable_here(self.slot, entry) } {
+        if worker.is_some_and(|id| unsafe { hot::enable_here(self.slot, entry, id) }) {
             // An orphan its number's last holder left, if any.
             if let Some(slot) = hot::take_entry(entry) {
                 return Some(slot.cast());
             }
         }
-        self.take_from_magazine(make)
+        self.take(worker, make)
     }
 
     /// [`give_back_here`](Self::give_back_here) for a
@@ -866,16 +873,20 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// As for [`give_back_via`](Self::give_back_via), with the object reset.
     #[inline(never)]
     unsafe fn give_back_via_cold(&self, slot: NonNull<T>, entry: &hot::SlotEntry) {
+        if !hot::unchecked(entry) {
+            // SAFETY: forwarded.
+            return unsafe { self.place_in_magazine(slot) };
+        }
+        let worker = worker_id();
         // SAFETY: forwarded; `self.slot` is the static's index.
-        if hot::unchecked(entry)
-            && unsafe { hot::enable_here(self.slot, entry) }
+        if worker.is_some_and(|id| unsafe { hot::enable_here(self.slot, entry, id) })
             // SAFETY: as in `give_back_via`.
             && unsafe { hot::park_entry(entry, slot.cast()) }
         {
             return;
         }
-        // SAFETY: forwarded.
-        unsafe { self.place_in_magazine(slot) }
+        // SAFETY: forwarded; `worker` is the calling thread's number.
+        unsafe { self.place(slot, worker) }
     }
 
     /// The magazine tier for the calling thread: the raw thread-local

@@ -36,8 +36,12 @@ pub unsafe trait SlotKey: 'static {
 }
 
 /// Builds the pool of a `worker_pool!` static. Not a public API.
+///
+/// # Safety
+/// The pool goes into a [`StaticWorkerPool`] (`__new`): built here, it has
+/// a private slot index but no slot on any thread without its key.
 #[doc(hidden)]
-pub fn build_static<T: 'static, R: Recycle<T>>(
+pub unsafe fn build_static<T: 'static, R: Recycle<T>>(
     builder: WorkerPoolBuilder<T, R>,
 ) -> WorkerPool<T, R> {
     builder.build_with(true)
@@ -201,9 +205,13 @@ impl<T, R: Recycle<T>, K> fmt::Debug for StaticWorkerPool<T, R, K> {
 /// thread is a thread-local of its own: the fastest way to use one.
 ///
 /// The initializer is a [`WorkerPoolBuilder`] (`WorkerPool` is in scope
-/// there); the pool is built at its
-/// first use (inside a runtime, it gets a magazine per worker of that
-/// runtime). The static is a `LazyLock` of a [`StaticWorkerPool`]: `get` and `try_get`
+/// there); the pool is built at its first use, so without
+/// [`workers`](WorkerPoolBuilder::workers) its magazine count comes from
+/// wherever that first use runs (the runtime's workers, 1 in a
+/// current-thread runtime or `#[tokio::test]`, else the CPUs). Worker
+/// numbers are process-wide: give `.workers(n)` with room for every
+/// worker thread of every runtime that uses the pool. The static is a
+/// `LazyLock` of a [`StaticWorkerPool`]: `get` and `try_get`
 /// give `'static` guards that move into `tokio::spawn` and return through
 /// the private slot of whichever worker drops them; the rest of
 /// `WorkerPool`'s methods work through `Deref`. A custom recycler goes in
@@ -235,9 +243,14 @@ impl<T, R: Recycle<T>, K> fmt::Debug for StaticWorkerPool<T, R, K> {
 /// ```
 ///
 /// Each use of the macro declares, beside the static, a hidden type of the
-/// same name (it names the static's thread-local) and an `unsafe impl` for
-/// it, so a crate with `#![forbid(unsafe_code)]` cannot use it; a
-/// `WorkerPool` in a `LazyLock` works there, a little slower.
+/// same name (it names the static's thread-local, and the guards' type:
+/// `Pooled<'static, T, StaticWorkerPool<T, UseReset, NAME>>`, so a private
+/// static's guards stay out of public signatures) and an `unsafe impl` for
+/// it: the macro's promise that the thread-local is the static's alone.
+/// Attributes go on the static only; put a `#[cfg]`'d declaration in a
+/// `#[cfg]`'d module. Not for a dynamic library that is unloaded
+/// (`dlclose`) while its threads live: the crate's registry keeps pointers
+/// to the static's thread-locals.
 #[macro_export]
 macro_rules! worker_pool {
     ($(#[$attr:meta])* $vis:vis static $name:ident : WorkerPool<$t:ty> = $init:expr ;) => {
@@ -247,7 +260,7 @@ macro_rules! worker_pool {
     };
     ($(#[$attr:meta])* $vis:vis static $name:ident : WorkerPool<$t:ty, $r:ty> = $init:expr ;) => {
         #[doc(hidden)]
-        #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+        #[allow(non_camel_case_types, dead_code, clippy::upper_case_acronyms)]
         $vis struct $name {
             _private: (),
         }
@@ -272,10 +285,10 @@ macro_rules! worker_pool {
                 // it.
                 #[allow(unused_imports)]
                 use $crate::WorkerPool;
-                let pool = $crate::__private::build_static($init);
+                let builder = $init;
                 // SAFETY: the one pool with key `$name`, in a static, built
                 // by `build_static`.
-                unsafe { $crate::StaticWorkerPool::__new(pool) }
+                unsafe { $crate::StaticWorkerPool::__new($crate::__private::build_static(builder)) }
             });
     };
 }

@@ -277,3 +277,67 @@ fn trim_takes_back_what_exited_workers_left_in_a_statics_slots() {
     assert_eq!((s.num_idle, s.return_count), (0, 8));
     assert_accounting(&s);
 }
+
+#[test]
+fn a_statics_orphan_waits_for_the_next_holders_first_use_through_trims() {
+    let _serial = serial();
+    capacitor_pool::worker_pool! {
+        static TAGS: WorkerPool<Tagged> = WorkerPool::builder(Tagged::new).workers(8);
+    }
+    // A worker leaves one object parked and two in its magazine.
+    let w = std::thread::spawn(|| {
+        Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let held: Vec<_> = (0..3).map(|_| TAGS.get()).collect();
+                drop(held);
+                WorkerPool::<Vec<u8>>::current_worker().unwrap()
+            })
+    })
+    .join()
+    .unwrap();
+    // The next worker thread takes the same number (the smallest free) but
+    // does not touch the static until told to.
+    let (numbered_tx, numbered_rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let next = std::thread::spawn(move || {
+        Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(async move {
+                numbered_tx
+                    .send(WorkerPool::<Vec<u8>>::current_worker().unwrap())
+                    .unwrap();
+                go_rx.recv().unwrap();
+                let again: Vec<_> = (0..3).map(|_| TAGS.get()).collect();
+                let ws = TAGS.worker_stats(w).unwrap();
+                assert_eq!(
+                    (ws.local_hit_count, ws.miss_count, ws.num_idle),
+                    (3, 3, 0),
+                    "{ws:?}"
+                );
+                drop(again);
+            })
+    });
+    assert_eq!(numbered_rx.recv().unwrap(), w);
+    // Held, so a trim leaves the orphan and the magazine alone; both count
+    // as idle.
+    for _ in 0..3 {
+        assert_eq!(TAGS.trim(), 0);
+        let ws = TAGS.worker_stats(w).unwrap();
+        assert_eq!(
+            (ws.num_idle, ws.local_return_count, ws.spill_count),
+            (3, 3, 0),
+            "{ws:?}"
+        );
+        let s = TAGS.stats();
+        assert_eq!((s.num_idle, s.num_in_use), (3, 0));
+        assert_accounting(&s);
+    }
+    go_tx.send(()).unwrap();
+    next.join().unwrap();
+    let s = TAGS.stats();
+    assert_eq!((s.created_count, s.hit_count, s.num_idle), (3, 3, 3));
+    assert_accounting(&s);
+}
