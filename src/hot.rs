@@ -351,19 +351,15 @@ impl Registry {
     /// `worker_pool!` static, that static's own entry if the thread
     /// enabled it.
     fn entry(&self, worker: usize, slot: usize) -> Option<&SlotEntry> {
-        let number = self.numbers.get(worker)?;
-        if number.local.is_null() {
-            return None;
+        let local = self.thread(worker)?;
+        if !self.pools[slot].as_ref().is_some_and(|p| p.dedicated) {
+            return Some(&local.entries[slot]);
         }
-        if self.pools[slot].as_ref().is_some_and(|p| p.dedicated) {
-            let &(_, entry) = number.statics.iter().find(|(s, _)| *s == slot)?;
-            // SAFETY: the holder's own thread-local, alive while it is
-            // registered (as for `thread`).
-            Some(unsafe { &*entry })
-        } else {
-            // SAFETY: as for `thread`.
-            Some(unsafe { &(*number.local).entries[slot] })
-        }
+        let statics = &self.numbers[worker].statics;
+        let &(_, entry) = statics.iter().find(|(s, _)| *s == slot)?;
+        // SAFETY: the holder's own thread-local, alive while it is
+        // registered (as for `thread`).
+        Some(unsafe { &*entry })
     }
 
     /// The orphan of number `worker` in slot `slot`, if any.

@@ -169,6 +169,33 @@ impl<T> Magazine<T> {
         self.slots.with_mut(|slots| f(unsafe { &mut *slots }, len))
     }
 
+    /// Takes every object out (the stack, then the hot slot) into the
+    /// front of `out`, counted as popped; returns how many.
+    ///
+    /// # Safety
+    /// As for [`with_slots`](Self::with_slots); `out` has room for a full
+    /// magazine.
+    unsafe fn drain(&self, out: &mut [*mut T]) -> usize {
+        // SAFETY: forwarded; copying pointers.
+        let mut n = unsafe {
+            self.with_slots(|slots, len| {
+                out[..len].copy_from_slice(&slots[..len]);
+                len
+            })
+        };
+        // SAFETY: as for `with_slots`. After the stack: its length counts
+        // the hot slot out.
+        let hot = self
+            .hot
+            .with_mut(|h| unsafe { ptr::replace(h, ptr::null_mut()) });
+        if !hot.is_null() {
+            out[n] = hot;
+            n += 1;
+        }
+        Self::add(&self.popped, n as u64);
+        n
+    }
+
     /// Pops the hot slot, else the top of the stack.
     ///
     /// # Safety
@@ -559,36 +586,23 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
         let mut overflow: Vec<NonNull<T>> = Vec::new();
         hot::with_unheld_numbers(self.slot, self.mags.len(), |w, orphan| {
             let mag = &self.mags[w];
+            // Room for a full magazine and the orphan.
             let mut out = [ptr::null_mut(); MAX_MAGAZINE_SIZE + 2];
             // SAFETY: no thread holds number `w` while this runs (the
             // registry's lock is held), so this thread alone uses magazine
-            // `w`; copying pointers runs no user code.
-            let mut n = unsafe {
-                mag.with_slots(|slots, len| {
-                    out[..len].copy_from_slice(&slots[..len]);
-                    len
-                })
-            };
-            // SAFETY: as above; after the stack, whose length counts the
-            // hot slot out.
-            let hot = mag
-                .hot
-                .with_mut(|h| unsafe { ptr::replace(h, ptr::null_mut()) });
-            if !hot.is_null() {
-                out[n] = hot;
-                n += 1;
-            }
+            // `w`; moving pointers runs no user code.
+            let mut n = unsafe { mag.drain(&mut out) };
             if let Some(orphan) = orphan {
                 // Counted as parked in the slot until now: from here on as
                 // if it had been returned to the magazine, then spilled.
                 out[n] = orphan.as_ptr().cast();
                 n += 1;
                 Magazine::<T>::add(&mag.pushed, 1);
+                Magazine::<T>::add(&mag.popped, 1);
             }
             if n == 0 {
                 return;
             }
-            Magazine::<T>::add(&mag.popped, n as u64);
             Magazine::<T>::add(&mag.spills, 1);
             Magazine::<T>::add(&mag.spilled, n as u64);
             // Moves pointers under the depot's shard locks: no user code.
@@ -1138,25 +1152,12 @@ impl<T, R> Drop for WorkerPool<T, R> {
         // alone; no thread can park more (the pool is no longer held).
         unsafe { free_all(parked.into_iter().map(NonNull::cast::<T>)) };
         for mag in self.mags.iter() {
+            let mut out = [ptr::null_mut(); MAX_MAGAZINE_SIZE + 1];
             // SAFETY: `&mut self`: no thread can use the pool any more, so
             // this is the only access to every magazine.
-            unsafe {
-                mag.with_slots(|slots, len| {
-                    for &slot in &slots[..len] {
-                        if let Some(slot) = NonNull::new(slot) {
-                            // SAFETY: idle slots belong to the pool alone.
-                            crate::shard::free_slot(slot);
-                        }
-                    }
-                });
-                // After the stack: its length counts the hot slot out.
-                let hot = mag.hot.with_mut(|h| ptr::replace(h, ptr::null_mut()));
-                if let Some(hot) = NonNull::new(hot) {
-                    crate::shard::free_slot(hot);
-                }
-            };
-            mag.popped
-                .store(Magazine::<T>::load(&mag.pushed), Ordering::Relaxed);
+            let n = unsafe { mag.drain(&mut out) };
+            // SAFETY: idle slots belong to the pool alone.
+            unsafe { free_all(out[..n].iter().filter_map(|&p| NonNull::new(p))) };
         }
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::{BufMut, BytesMut};
 use capacitor_pool::{OwnedWorkerPooled, WorkerPool, WorkerPooled};
 use runtime::{on_exiting_worker, on_worker, rt};
-use tagged::{Tagged, assert_accounting};
+use tagged::{Counted, Tagged, assert_accounting};
 use tokio::runtime::Builder;
 
 /// Every idle object is distinct (taken all at once, none twice).
@@ -428,19 +428,6 @@ fn guard_types_are_send_and_sync() {
     send_sync::<OwnedWorkerPooled<BytesMut>>();
 }
 
-/// An object that counts its drops, to see where parked objects end up.
-struct Counted(Arc<std::sync::atomic::AtomicUsize>);
-
-impl Drop for Counted {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl capacitor_pool::Reset for Counted {
-    fn reset(&mut self) {}
-}
-
 #[test]
 fn objects_parked_by_an_exiting_worker_go_to_the_next_thread_with_its_number() {
     let pool = Arc::new(WorkerPool::builder(Tagged::new).workers(64).build());
@@ -496,7 +483,7 @@ fn dropping_the_pool_drops_objects_parked_on_live_worker_threads() {
     let drops = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let d = Arc::clone(&drops);
     let pool = Arc::new(
-        WorkerPool::builder(move || Counted(Arc::clone(&d)))
+        WorkerPool::builder(move || Counted::new(&d))
             .workers(64)
             .build(),
     );
@@ -570,7 +557,7 @@ fn a_pool_dropped_after_its_worker_exited_drops_the_object_left_behind() {
     let drops = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let d = Arc::clone(&drops);
     let pool = Arc::new(
-        WorkerPool::builder(move || Counted(Arc::clone(&d)))
+        WorkerPool::builder(move || Counted::new(&d))
             .workers(64)
             .build(),
     );

@@ -11,10 +11,10 @@ mod tagged;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Mutex, mpsc};
+use std::sync::{Arc, Barrier, LazyLock, Mutex, mpsc};
 
 use capacitor_pool::WorkerPool;
-use tagged::{Tagged, assert_accounting};
+use tagged::{Counted, Tagged, assert_accounting};
 use tokio::runtime::Builder;
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -23,24 +23,10 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Counts drops of `Tagged` objects.
-struct Dropped(Arc<AtomicUsize>, Tagged);
-
-impl Drop for Dropped {
-    fn drop(&mut self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-impl capacitor_pool::Reset for Dropped {
-    fn reset(&mut self) {}
-}
-
-fn counted_pool(max_idle: Option<usize>) -> (Arc<WorkerPool<Dropped>>, Arc<AtomicUsize>) {
+fn counted_pool(max_idle: Option<usize>) -> (Arc<WorkerPool<Counted>>, Arc<AtomicUsize>) {
     let drops = Arc::new(AtomicUsize::new(0));
     let d = Arc::clone(&drops);
-    let mut builder =
-        WorkerPool::builder(move || Dropped(Arc::clone(&d), Tagged::new())).workers(8);
+    let mut builder = WorkerPool::builder(move || Counted::new(&d)).workers(8);
     if let Some(max_idle) = max_idle {
         builder = builder.max_idle(max_idle);
     }
@@ -49,26 +35,32 @@ fn counted_pool(max_idle: Option<usize>) -> (Arc<WorkerPool<Dropped>>, Arc<Atomi
 
 /// On `threads` OS threads at once, each in the `block_on` of a
 /// current-thread runtime (a tokio worker, so it gets a worker number):
-/// takes `per_thread` objects at once and drops them all (the first goes to
-/// the thread's private slot, the rest to its magazine). Returns the
+/// takes `per_thread` objects at once with `get` and drops them all (the
+/// first goes to the thread's private slot, the rest to its magazine),
+/// checking with `idle` that its worker holds them all. Returns the
 /// threads' worker numbers once every thread has exited, thread-local
 /// destructors included.
-fn fill_and_exit(pool: &Arc<WorkerPool<Dropped>>, threads: usize, per_thread: usize) -> Vec<usize> {
+fn fill_and_exit<G>(
+    threads: usize,
+    per_thread: usize,
+    get: impl Fn() -> G + Send + Sync + 'static,
+    idle: impl Fn(usize) -> u64 + Send + Sync + 'static,
+) -> Vec<usize> {
     // Every thread holds its number until all have one: the numbers differ.
     let barrier = Arc::new(Barrier::new(threads));
+    let (get, idle) = (Arc::new(get), Arc::new(idle));
     let handles: Vec<_> = (0..threads)
         .map(|_| {
-            let (pool, barrier) = (Arc::clone(pool), Arc::clone(&barrier));
+            let (get, idle, barrier) = (Arc::clone(&get), Arc::clone(&idle), Arc::clone(&barrier));
             std::thread::spawn(move || {
                 Builder::new_current_thread()
                     .build()
                     .unwrap()
                     .block_on(async move {
-                        let held: Vec<_> = (0..per_thread).map(|_| pool.get()).collect();
+                        let held: Vec<_> = (0..per_thread).map(|_| get()).collect();
                         drop(held);
-                        let w = WorkerPool::<Dropped>::current_worker().expect("a worker");
-                        let ws = pool.worker_stats(w).unwrap();
-                        assert_eq!(ws.num_idle, per_thread as u64);
+                        let w = WorkerPool::<Vec<u8>>::current_worker().expect("a worker");
+                        assert_eq!(idle(w), per_thread as u64);
                         barrier.wait();
                         w
                     })
@@ -80,11 +72,26 @@ fn fill_and_exit(pool: &Arc<WorkerPool<Dropped>>, threads: usize, per_thread: us
     workers
 }
 
+/// [`fill_and_exit`] for a pool in an `Arc`.
+fn fill_pool_and_exit(
+    pool: &Arc<WorkerPool<Counted>>,
+    threads: usize,
+    per_thread: usize,
+) -> Vec<usize> {
+    let (p, q) = (Arc::clone(pool), Arc::clone(pool));
+    fill_and_exit(
+        threads,
+        per_thread,
+        move || p.get_owned(),
+        move |w| q.worker_stats(w).unwrap().num_idle,
+    )
+}
+
 #[test]
 fn trim_moves_what_exited_workers_left_to_the_depot_and_ages_it() {
     let _serial = serial();
     let (pool, drops) = counted_pool(None);
-    let workers = fill_and_exit(&pool, 2, 6);
+    let workers = fill_pool_and_exit(&pool, 2, 6);
 
     // The threads are gone; their objects wait in their magazines and as
     // orphans of their private slots, all counted idle.
@@ -130,7 +137,7 @@ fn what_the_depot_has_no_room_for_is_dropped_at_once() {
     let (pool, drops) = counted_pool(Some(4));
     let room = pool.depot().stats().num_idle; // 0: the depot starts empty
     assert_eq!(room, 0);
-    fill_and_exit(&pool, 2, 6);
+    fill_pool_and_exit(&pool, 2, 6);
 
     let dropped = pool.trim();
     let kept = pool.depot().stats().num_idle;
@@ -159,15 +166,15 @@ fn live_workers_keep_their_objects_through_trims() {
             .unwrap()
             .block_on(async move {
                 let held: Vec<_> = (0..3).map(|_| p.get()).collect();
-                let ids: HashSet<u64> = held.iter().map(|o| o.1.id).collect();
+                let ids: HashSet<u64> = held.iter().map(|o| o.tag.id).collect();
                 drop(held);
                 numbered_tx
-                    .send(WorkerPool::<Dropped>::current_worker().unwrap())
+                    .send(WorkerPool::<Vec<u8>>::current_worker().unwrap())
                     .unwrap();
                 // The main thread trims while this thread lives.
                 go_rx.recv().unwrap();
                 let again: Vec<_> = (0..3).map(|_| p.get()).collect();
-                let found: HashSet<u64> = again.iter().map(|o| o.1.id).collect();
+                let found: HashSet<u64> = again.iter().map(|o| o.tag.id).collect();
                 assert_eq!(found, ids, "the same objects, from slot and magazine");
             })
     });
@@ -190,7 +197,7 @@ fn live_workers_keep_their_objects_through_trims() {
 fn a_number_taken_again_before_the_trim_keeps_its_objects() {
     let _serial = serial();
     let (pool, drops) = counted_pool(None);
-    let first = fill_and_exit(&pool, 1, 4)[0];
+    let first = fill_pool_and_exit(&pool, 1, 4)[0];
     // The next worker thread gets the smallest free number: the same one,
     // with the magazine and the orphan of the thread before.
     let p = Arc::clone(&pool);
@@ -199,7 +206,7 @@ fn a_number_taken_again_before_the_trim_keeps_its_objects() {
             .build()
             .unwrap()
             .block_on(async move {
-                let w = WorkerPool::<Dropped>::current_worker().unwrap();
+                let w = WorkerPool::<Vec<u8>>::current_worker().unwrap();
                 assert_eq!(p.trim(), 0, "number {w} is held: nothing to move");
                 let held: Vec<_> = (0..4).map(|_| p.get()).collect();
                 let hits = p.worker_stats(w).unwrap().local_hit_count;
@@ -218,46 +225,18 @@ fn a_number_taken_again_before_the_trim_keeps_its_objects() {
 #[test]
 fn trim_takes_back_what_exited_workers_left_in_a_statics_slots() {
     let _serial = serial();
-    static DROPS: AtomicUsize = AtomicUsize::new(0);
-    struct Counted;
-    impl Drop for Counted {
-        fn drop(&mut self) {
-            DROPS.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-    impl capacitor_pool::Reset for Counted {
-        fn reset(&mut self) {}
-    }
-    // Not zero-sized: zero-sized objects get no private slot.
-    struct Sized(#[allow(dead_code)] u64, Counted);
-    impl capacitor_pool::Reset for Sized {
-        fn reset(&mut self) {}
-    }
+    static DROPS: LazyLock<Arc<AtomicUsize>> = LazyLock::new(|| Arc::new(AtomicUsize::new(0)));
     capacitor_pool::worker_pool! {
-        static STATIC: WorkerPool<Sized> = WorkerPool::builder(|| Sized(0, Counted)).workers(8);
+        static STATIC: WorkerPool<Counted> = WorkerPool::builder(|| Counted::new(&DROPS)).workers(8);
     }
     // Two worker threads at once, each leaving one object in its private
     // slot and three in its magazine.
-    let barrier = Arc::new(Barrier::new(2));
-    let workers: Vec<usize> = (0..2)
-        .map(|_| {
-            let barrier = Arc::clone(&barrier);
-            std::thread::spawn(move || {
-                Builder::new_current_thread()
-                    .build()
-                    .unwrap()
-                    .block_on(async move {
-                        let held: Vec<_> = (0..4).map(|_| STATIC.get()).collect();
-                        drop(held);
-                        barrier.wait();
-                        WorkerPool::<Vec<u8>>::current_worker().unwrap()
-                    })
-            })
-        })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .map(|h| h.join().unwrap())
-        .collect();
+    let workers = fill_and_exit(
+        2,
+        4,
+        || STATIC.get(),
+        |w| STATIC.worker_stats(w).unwrap().num_idle,
+    );
     let s = STATIC.stats();
     assert_eq!((s.created_count, s.num_idle, s.return_count), (8, 8, 8));
     assert_eq!(STATIC.trim(), 0);

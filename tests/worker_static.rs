@@ -16,7 +16,7 @@ use std::sync::{Arc, Barrier};
 use bytes::{BufMut, BytesMut};
 use capacitor_pool::{Reset, WorkerPool, worker_pool};
 use runtime::{on_exiting_worker, on_worker, rt};
-use tagged::{Tagged, assert_accounting};
+use tagged::{Counted, Tagged, assert_accounting};
 
 fn current_worker() -> Option<usize> {
     WorkerPool::<Vec<u8>>::current_worker()
@@ -276,20 +276,11 @@ fn tasks_migrate_across_await_holding_guards_on_4_workers() {
 
 #[test]
 fn objects_left_on_exited_workers_are_dropped_with_nothing_lost() {
-    struct Counted(Arc<AtomicUsize>);
-    impl Drop for Counted {
-        fn drop(&mut self) {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-    impl Reset for Counted {
-        fn reset(&mut self) {}
-    }
     static DROPS: std::sync::LazyLock<Arc<AtomicUsize>> =
         std::sync::LazyLock::new(|| Arc::new(AtomicUsize::new(0)));
     worker_pool! {
         static COUNTED: WorkerPool<Counted> =
-            WorkerPool::builder(|| Counted(Arc::clone(&DROPS))).workers(64);
+            WorkerPool::builder(|| Counted::new(&DROPS)).workers(64);
     }
     // Objects parked and in the magazine of a worker that exits stay
     // counted as idle; trims move what the next holder did not take to the

@@ -61,3 +61,30 @@ pub fn assert_accounting(s: &PoolStats) {
         "{s}"
     );
 }
+
+/// A `Tagged` object that counts its drops in a shared counter, to see
+/// where pooled objects end up.
+#[derive(Debug)]
+pub struct Counted {
+    drops: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    pub tag: Tagged,
+}
+
+impl Counted {
+    pub fn new(drops: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        Self {
+            drops: std::sync::Arc::clone(drops),
+            tag: Tagged::new(),
+        }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.drops.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Reset for Counted {
+    fn reset(&mut self) {}
+}
