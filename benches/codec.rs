@@ -174,7 +174,8 @@ fn read_into_chunk(codec: &mut LengthDelimited, rest: &[u8]) -> usize {
     };
     let n = room.len().min(MAX_READ).min(rest.len());
     room[..n].copy_from_slice(&rest[..n]);
-    codec.payload_filled(n);
+    // SAFETY: the `n` bytes were written just above.
+    unsafe { codec.payload_advance(n) };
     n
 }
 

@@ -447,8 +447,15 @@ impl LengthDelimitedBuilder {
 enum State {
     /// Waiting for a header.
     Head,
-    /// Filling `frame` up to `len` bytes.
-    Data { frame: SlabBuf, len: usize },
+    /// Filling `frame` up to `len` bytes. The chunk's first `init` bytes
+    /// (at least those written) were written or zeroed for this frame:
+    /// bytes past them may hold a previous user's data and are never handed
+    /// out as initialized (see [`LengthDelimited::poll_read_payload`]).
+    Data {
+        frame: SlabBuf,
+        len: usize,
+        init: usize,
+    },
 }
 
 /// A length-delimited codec whose frames are [`SlabBuf`]s: each payload is
@@ -590,12 +597,18 @@ impl LengthDelimited {
     }
 
     /// The part of the frame being decoded that has not arrived yet, if at
-    /// least `min` bytes (and at least one) are missing: a reader can read
-    /// the rest of a large payload straight into the frame's chunk, saving
-    /// the copy through the read buffer, then count what it read with
-    /// [`payload_filled`](Self::payload_filled). Call it where `decode` has
-    /// just returned `None` (it then consumed the whole read buffer).
-    /// [`SlabFramedRead`] does this while 4 KiB or more are missing.
+    /// least `min` bytes (and at least one) are missing, as uninitialized
+    /// memory: a reader can read the rest of a large payload straight into
+    /// the frame's chunk, saving the copy through the read buffer, then count
+    /// what it wrote with [`payload_advance`](Self::payload_advance). Call it
+    /// where `decode` has just returned `None` (it then consumed the whole
+    /// read buffer).
+    ///
+    /// The slice is an [`UninitSlice`](bytes::buf::UninitSlice), as
+    /// [`BufMut::chunk_mut`] returns: it can be written, never read, so a
+    /// chunk's previous contents cannot leak through it.
+    /// [`poll_read_payload`](Self::poll_read_payload) does the whole read
+    /// safely; [`SlabFramedRead`] uses it while 4 KiB or more are missing.
     ///
     /// ```
     /// use bytes::BytesMut;
@@ -606,25 +619,35 @@ impl LengthDelimited {
     /// let mut src = BytesMut::from(&b"\0\0\0\x05he"[..]);
     /// assert!(codec.decode(&mut src).unwrap().is_none());
     /// let room = codec.payload_room(1).unwrap(); // 3 bytes still to come
+    /// assert_eq!(room.len(), 3);
     /// room.copy_from_slice(b"llo"); // as a socket read would
-    /// codec.payload_filled(3);
+    /// // SAFETY: the 3 bytes were written just above.
+    /// unsafe { codec.payload_advance(3) };
     /// assert_eq!(&codec.decode(&mut src).unwrap().unwrap()[..], b"hello");
     /// assert!(codec.payload_room(1).is_none()); // no frame in progress
     /// ```
-    pub fn payload_room(&mut self, min: usize) -> Option<&mut [u8]> {
-        let State::Data { frame, len } = &mut self.state else {
+    pub fn payload_room(&mut self, min: usize) -> Option<&mut bytes::buf::UninitSlice> {
+        let State::Data { frame, len, .. } = &mut self.state else {
             return None;
         };
-        if *len - frame.len() < min.max(1) {
+        let missing = *len - frame.len();
+        if missing < min.max(1) {
             return None;
         }
-        Some(frame.unwritten_mut(*len))
+        Some(&mut frame.chunk_mut()[..missing])
     }
 
     /// Counts `n` bytes written at the front of the slice
     /// [`payload_room`](Self::payload_room) gave as received. More than
     /// that slice's length counts as its length; with no frame in progress
     /// it does nothing.
+    ///
+    /// # Safety
+    /// The first `n` bytes of that slice (or all of it, if `n` is larger)
+    /// were written since `payload_room` returned it: they become part of
+    /// the frame, and bytes not written would show what the chunk held
+    /// before, a previous frame's data. This is the contract of
+    /// [`BufMut::advance_mut`].
     ///
     /// ```
     /// use bytes::BytesMut;
@@ -635,13 +658,86 @@ impl LengthDelimited {
     /// let mut src = BytesMut::from(&b"\0\0\0\x04"[..]);
     /// assert!(codec.decode(&mut src).unwrap().is_none());
     /// codec.payload_room(1).unwrap()[..2].copy_from_slice(b"ab");
-    /// codec.payload_filled(2);
+    /// // SAFETY: 2 bytes written just above.
+    /// unsafe { codec.payload_advance(2) };
     /// assert_eq!(codec.payload_room(1).unwrap().len(), 2);
     /// ```
-    pub fn payload_filled(&mut self, n: usize) {
-        if let State::Data { frame, len } = &mut self.state {
-            frame.mark_written(n.min(*len - frame.len()));
+    pub unsafe fn payload_advance(&mut self, n: usize) {
+        if let State::Data { frame, len, init } = &mut self.state {
+            let n = n.min(*len - frame.len());
+            // SAFETY: `n` is within the room `payload_room` gave (clamped
+            // above), and the caller wrote those bytes.
+            unsafe { frame.advance_mut(n) };
+            *init = (*init).max(frame.len());
         }
+    }
+
+    /// Reads from `reader` straight into the frame being decoded, if at
+    /// least `min` bytes (and at least one) of it are missing; `None` if
+    /// not (read into the read buffer then). `Some(Ready(Ok(0)))` is the
+    /// end of the stream. Call it where `decode` has just returned `None`.
+    ///
+    /// The reader gets the unwritten part of the chunk as a
+    /// [`ReadBuf`](tokio::io::ReadBuf) over uninitialized memory: it sees
+    /// no byte of the chunk's previous user, even if it inspects the buffer
+    /// before writing. What it initializes (written, or zeroed by
+    /// [`ReadBuf::initialize_unfilled`](tokio::io::ReadBuf::initialize_unfilled))
+    /// is remembered for the frame, so that the next read does not zero it
+    /// again.
+    ///
+    /// ```
+    /// use std::pin::Pin;
+    /// use std::task::{Context, Poll, Waker};
+    ///
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use tokio_util::codec::Decoder;
+    ///
+    /// let mut codec = LengthDelimited::new(&Slab::new());
+    /// let mut src = BytesMut::from(&b"\0\0\0\x05he"[..]);
+    /// assert!(codec.decode(&mut src).unwrap().is_none());
+    /// let mut reader = &b"llo"[..]; // the socket
+    /// let mut cx = Context::from_waker(Waker::noop());
+    /// let read = codec.poll_read_payload(&mut cx, Pin::new(&mut reader), 1);
+    /// assert!(matches!(read, Some(Poll::Ready(Ok(3)))));
+    /// assert_eq!(&codec.decode(&mut src).unwrap().unwrap()[..], b"hello");
+    /// ```
+    pub fn poll_read_payload<R: AsyncRead + ?Sized>(
+        &mut self,
+        cx: &mut Context<'_>,
+        reader: Pin<&mut R>,
+        min: usize,
+    ) -> Option<Poll<io::Result<usize>>> {
+        let State::Data { frame, len, init } = &mut self.state else {
+            return None;
+        };
+        let filled = frame.len();
+        let missing = *len - filled;
+        if missing < min.max(1) {
+            return None;
+        }
+        // Bytes `filled..known` were written or zeroed for this frame.
+        let known = (*init).max(filled).min(*len);
+        let room = &mut frame.chunk_mut()[..missing];
+        // SAFETY: `ReadBuf` writes only initialized bytes into the slice
+        // (its safe API cannot de-initialize), and nothing reads it before
+        // the reader initializes it.
+        let mut buf = tokio::io::ReadBuf::uninit(unsafe { room.as_uninit_slice_mut() });
+        // SAFETY: `known - filled` bytes at the front were initialized for
+        // this frame (by this reader, or zeroed by `ReadBuf`): they hold no
+        // previous user's data.
+        unsafe { buf.assume_init(known - filled) };
+        let polled = reader.poll_read(cx, &mut buf);
+        let (n, initialized) = (buf.filled().len(), buf.initialized().len());
+        *init = known.max(filled + initialized);
+        Some(polled.map(|read| {
+            read.map(|()| {
+                // SAFETY: `ReadBuf` guarantees its filled part is
+                // initialized, and it is the front of the room.
+                unsafe { frame.advance_mut(n) };
+                n
+            })
+        }))
     }
 
     /// Parses a header at the front of `src`: the payload length, checked.
@@ -754,10 +850,11 @@ impl Decoder for LengthDelimited {
             // Advanced, not cleared: a cleared `BytesMut` keeps its read
             // position, so the next `reserve` would not take the room back.
             src.advance(src.len());
-            self.state = State::Data { frame, len };
+            let init = frame.len();
+            self.state = State::Data { frame, len, init };
             return Ok(None);
         }
-        let State::Data { frame, len } = &mut self.state else {
+        let State::Data { frame, len, .. } = &mut self.state else {
             unreachable!("the Head state returned above")
         };
         if !Self::fill(frame, *len, src) {
@@ -949,16 +1046,11 @@ impl<R: AsyncRead> Stream for SlabFramedRead<R> {
             }
             // More bytes needed: the rest of a large payload straight into
             // its chunk, anything else through the buffer.
-            let read = match this.codec.payload_room(DIRECT_READ_MIN) {
-                Some(room) => {
-                    let mut into = tokio::io::ReadBuf::new(room);
-                    let read = ready!(this.reader.as_mut().poll_read(cx, &mut into))
-                        .map(|()| into.filled().len());
-                    if let Ok(n) = read {
-                        this.codec.payload_filled(n);
-                    }
-                    read
-                }
+            let read = match this
+                .codec
+                .poll_read_payload(cx, this.reader.as_mut(), DIRECT_READ_MIN)
+            {
+                Some(read) => ready!(read),
                 None => {
                     this.buf.reserve(1);
                     ready!(tokio_util::io::poll_read_buf(

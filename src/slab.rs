@@ -1428,22 +1428,6 @@ impl SlabBuf {
         self.len = new_len;
     }
 
-    /// The bytes between the written ones and `end` (at most the
-    /// capacity), to be written in place; [`mark_written`](Self::mark_written)
-    /// then counts them. The `codec` read path fills large payloads this way.
-    #[cfg(feature = "codec")]
-    pub(crate) fn unwritten_mut(&mut self, end: usize) -> &mut [u8] {
-        let (len, end) = (self.len, end.min(self.cap));
-        &mut self.full_mut()[len..end.max(len)]
-    }
-
-    /// Counts `n` more bytes as written (they were written through
-    /// [`unwritten_mut`](Self::unwritten_mut)); clamped to the capacity.
-    #[cfg(feature = "codec")]
-    pub(crate) fn mark_written(&mut self, n: usize) {
-        self.len = self.len.saturating_add(n).min(self.cap);
-    }
-
     /// All `cap` bytes, written or not.
     fn full_mut(&mut self) -> &mut [u8] {
         // SAFETY: `ptr` points to `cap` initialized bytes (pages are zeroed

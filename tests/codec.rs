@@ -837,3 +837,129 @@ async fn backpressure_holds_a_slab_framed_read_too() {
     assert!(frames.next().await.is_none());
     assert_eq!(slab.stats().num_in_use(), 0);
 }
+
+/// A reader that serves `wire` at most `max_read` bytes a read, and before
+/// each write looks at everything its `ReadBuf` offers as initialized,
+/// zeroing the rest first (`initialize_unfilled`): what a TLS stream or a
+/// careless wrapper could see. It records every byte it saw that it had not
+/// written itself, and how many bytes it had to zero.
+struct Inspecting {
+    wire: Vec<u8>,
+    at: usize,
+    max_read: usize,
+    /// Bytes seen in the buffer that were neither zero nor what this reader
+    /// is about to write there.
+    foreign: Vec<u8>,
+    zeroed: usize,
+}
+
+impl tokio::io::AsyncRead for Inspecting {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let this = &mut *self;
+        let known = buf.initialized().len();
+        this.zeroed += buf.capacity() - known;
+        let offered = buf.initialize_unfilled().to_vec();
+        // What it wrote in an earlier read of the same buffer (past what
+        // was counted as filled) is its own; zeros are `ReadBuf`'s.
+        for (i, &b) in offered.iter().enumerate() {
+            let own = this.wire.get(this.at + i).is_some_and(|&w| w == b);
+            if b != 0 && !own {
+                this.foreign.push(b);
+            }
+        }
+        let n = this
+            .max_read
+            .min(buf.remaining())
+            .min(this.wire.len() - this.at);
+        buf.put_slice(&this.wire[this.at..this.at + n]);
+        this.at += n;
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// The stale-bytes guarantee of `SlabFramedRead`: a 20 KiB frame of 0xAB is
+/// decoded and dropped, so the next 20 KiB frame reuses its chunk (the
+/// slab's `zero_on_return` is off, the default); the reader, fed the rest
+/// of that frame straight into the chunk, never sees a 0xAB, even though
+/// it looks at the whole buffer before it writes.
+#[tokio::test]
+async fn slab_framed_read_never_shows_a_previous_frames_bytes_to_the_reader() {
+    let slab = Slab::new();
+    let mut wire = BytesMut::new();
+    let mut encoder = LengthDelimitedCodec::new();
+    for byte in [0xAB, 0x01, 0x02] {
+        encoder
+            .encode(Bytes::from(vec![byte; 20 * 1024]), &mut wire)
+            .unwrap();
+    }
+    let reader = Inspecting {
+        wire: wire.to_vec(),
+        at: 0,
+        max_read: 3000,
+        foreign: Vec::new(),
+        zeroed: 0,
+    };
+    let mut frames = capacitor_pool::SlabFramedRead::new(reader, LengthDelimited::new(&slab));
+    let mut addrs = Vec::new();
+    for byte in [0xAB, 0x01, 0x02] {
+        let frame = frames.next().await.unwrap().unwrap();
+        assert_eq!(frame.len(), 20 * 1024);
+        assert!(frame.iter().all(|&b| b == byte));
+        addrs.push(frame.as_ptr());
+    }
+    assert_eq!(
+        addrs[0], addrs[1],
+        "the chunk was reused (the test's premise)"
+    );
+    assert!(frames.next().await.is_none());
+    let reader = frames.get_ref();
+    assert!(
+        reader.foreign.is_empty(),
+        "the reader saw {} bytes it did not write, such as {:?}",
+        reader.foreign.len(),
+        &reader.foreign[..reader.foreign.len().min(8)]
+    );
+}
+
+/// The same through `LengthDelimited::poll_read_payload` directly, and the
+/// bookkeeping that makes it cheap: what a reader zeroed or wrote in an
+/// earlier read of the same frame is offered as initialized again, so each
+/// byte of the frame is zeroed at most once.
+#[test]
+fn poll_read_payload_zeroes_each_byte_of_a_frame_at_most_once() {
+    use std::task::{Context, Poll, Waker};
+
+    let slab = Slab::new();
+    let mut codec = LengthDelimited::new(&slab);
+    let mut cx = Context::from_waker(Waker::noop());
+    let len = 20 * 1024;
+    for byte in [0xABu8, 0x01] {
+        let mut src = BytesMut::from(&(len as u32).to_be_bytes()[..]);
+        assert!(codec.decode(&mut src).unwrap().is_none());
+        let mut reader = Inspecting {
+            wire: vec![byte; len],
+            at: 0,
+            max_read: 1000,
+            foreign: Vec::new(),
+            zeroed: 0,
+        };
+        let mut reads = 0;
+        while let Some(read) = codec.poll_read_payload(&mut cx, std::pin::Pin::new(&mut reader), 1)
+        {
+            assert!(matches!(read, Poll::Ready(Ok(1000 | 480))), "{read:?}");
+            reads += 1;
+        }
+        assert_eq!(reads, 21);
+        assert!(
+            reader.foreign.is_empty(),
+            "frame of {byte:#x}: saw a previous frame's bytes"
+        );
+        assert_eq!(reader.zeroed, len, "each byte zeroed once, none twice");
+        let frame = codec.decode(&mut src).unwrap().unwrap();
+        assert!(frame.iter().all(|&b| b == byte));
+    }
+}
