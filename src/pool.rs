@@ -469,7 +469,8 @@ impl<T, R: Recycle<T>> Pool<T, R> {
         slot: NonNull<T>,
         arrival: Arrival,
     ) -> Result<(), NonNull<T>> {
-        self.push_slot_gated(hint, slot, arrival, || true)
+        // SAFETY: `&self` keeps the pool alive through the whole call.
+        unsafe { Self::push_slot_gated(self, hint, slot, arrival, || true) }
     }
 
     /// [`push_slot`](Self::push_slot), but `gate` runs first while holding
@@ -480,67 +481,100 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     /// `gate`: in the same critical section as the push, so that a thread
     /// that set the flag (or registered as a waiter) and then locked every
     /// shard either saw the slot or is seen by `gate`.
+    ///
+    /// The pool is reached through a raw pointer, and no reference to it
+    /// (nor any `gate` captures) may outlive the unlock: once the slot is in
+    /// a shard and the lock released, another thread may take the slot and
+    /// drop with it the last owner of the pool (a slab chunk keeps its
+    /// class, and so the class's pool, alive). The push is then the last
+    /// use, as the decrement is in `Arc::drop`.
+    ///
+    /// # Safety
+    /// `this` points to a live pool until the slot is in a shard or handed
+    /// back; it may be freed by another thread right after the unlock.
     #[inline(always)]
-    pub(crate) fn push_slot_gated(
-        &self,
+    pub(crate) unsafe fn push_slot_gated(
+        this: *const Self,
         hint: usize,
         slot: NonNull<T>,
         arrival: Arrival,
         mut gate: impl FnMut() -> bool,
     ) -> Result<(), NonNull<T>> {
-        let home = hint & self.mask;
-        if let Some(mut guard) = self.shards[home].try_lock() {
+        // SAFETY: the caller keeps the pool alive until the push; `pool` is
+        // a local (no protected argument) not used past the unlock below.
+        let pool = unsafe { &*this };
+        let home = hint & pool.mask;
+        let pushed = {
+            // The guard drops in place at the end of this block (not moved
+            // into `drop`, whose argument would stay protected past the
+            // unlock).
+            let Some(mut guard) = pool.shards[home].try_lock() else {
+                // SAFETY: forwarded from our caller.
+                return unsafe { Self::push_slow(this, home, slot, arrival, gate, true) };
+            };
             if !gate() {
                 return Err(slot);
             }
-            match guard.push_counted(slot, arrival) {
-                Ok(()) => return Ok(()),
-                Err(slot) => {
-                    drop(guard);
-                    return self.push_slow(home, slot, arrival, gate, false);
-                }
+            guard.push_counted(slot, arrival)
+        };
+        match pushed {
+            Ok(()) => {
+                race_window();
+                Ok(())
             }
+            // SAFETY: the slot is still ours, so is the pool (see above).
+            Err(slot) => unsafe { Self::push_slow(this, home, slot, arrival, gate, false) },
         }
-        self.push_slow(home, slot, arrival, gate, true)
     }
 
     /// The home shard was full or busy: as [`pop_slow`](Self::pop_slow), a
     /// pass on hints and try-locks, then one that waits for each lock, so
     /// that an object is dropped only when every shard really is full.
+    ///
+    /// # Safety
+    /// As for [`push_slot_gated`](Self::push_slot_gated).
     #[cold]
     #[inline(never)]
-    fn push_slow(
-        &self,
+    unsafe fn push_slow(
+        this: *const Self,
         home: usize,
         mut slot: NonNull<T>,
         arrival: Arrival,
         mut gate: impl FnMut() -> bool,
         home_busy: bool,
     ) -> Result<(), NonNull<T>> {
-        let n = self.shards.len();
-        for k in 1..n {
-            let shard = &self.shards[(home + k) & self.mask];
-            if shard.idle() >= shard.cap {
-                continue;
-            }
-            if let Some(mut guard) = shard.try_lock() {
+        // SAFETY: as in `push_slot_gated`: alive until the push, and `pool`
+        // is not used past the unlock.
+        let pool = unsafe { &*this };
+        let n = pool.shards.len();
+        let start = if home_busy { 0 } else { 1 };
+        // A pass on hints and try-locks, then one that waits for each lock.
+        let passes = (1..n)
+            .map(|k| (k, false))
+            .chain((start..n).map(|k| (k, true)));
+        for (k, wait) in passes {
+            let shard = &pool.shards[(home + k) & pool.mask];
+            let pushed = {
+                let mut guard = if wait {
+                    shard.lock()
+                } else if shard.idle() >= shard.cap {
+                    continue;
+                } else {
+                    match shard.try_lock() {
+                        Some(guard) => guard,
+                        None => continue,
+                    }
+                };
                 if !gate() {
                     return Err(slot);
                 }
-                match guard.push_counted(slot, arrival) {
-                    Ok(()) => return Ok(()),
-                    Err(back) => slot = back,
+                guard.push_counted(slot, arrival)
+            };
+            match pushed {
+                Ok(()) => {
+                    race_window();
+                    return Ok(());
                 }
-            }
-        }
-        let start = if home_busy { 0 } else { 1 };
-        for k in start..n {
-            let mut guard = self.shards[(home + k) & self.mask].lock();
-            if !gate() {
-                return Err(slot);
-            }
-            match guard.push_counted(slot, arrival) {
-                Ok(()) => return Ok(()),
                 Err(back) => slot = back,
             }
         }
@@ -953,6 +987,18 @@ impl<T, R> fmt::Debug for PoolBuilder<T, R> {
 }
 
 /// The default shard count: the current runtime's workers, or the CPUs.
+/// Test-only: under `--cfg capacitor_race_window`, yields the thread right
+/// after a push unlocked its shard, so that tests run under Miri reach the
+/// interleavings where another thread frees the pool's owner in that
+/// moment (`scripts/miri.sh`). A no-op otherwise.
+#[inline(always)]
+fn race_window() {
+    #[cfg(capacitor_race_window)]
+    for _ in 0..16 {
+        std::thread::yield_now();
+    }
+}
+
 fn default_shards() -> usize {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let workers = tokio::runtime::Handle::try_current().map_or(0, |h| h.metrics().num_workers());

@@ -397,27 +397,35 @@ impl Class {
     #[inline]
     unsafe fn give_back(class: NonNull<Class>, slot: NonNull<Chunk>) {
         let hint = shard_hint();
-        // SAFETY: the caller's contract; the reference is not used once the
-        // chunk is back in the pool (another thread may then drop the last
-        // chunk of the class and with it the class).
-        let this = unsafe { class.as_ref() };
+        // Only raw pointers to the class live across the push: once the
+        // chunk is in a shard and the shard unlocked, another thread may
+        // drop the last chunk of the class and with it the class (see
+        // `Pool::push_slot_gated`). The gate makes its references inside the
+        // critical section, where our chunk still keeps the class alive.
         let mut wake = false;
-        let pushed = this
-            .pool
-            .push_slot_gated(hint, slot, Arrival::Returned, || {
-                if this.closed.load(Ordering::Relaxed) {
-                    return false;
-                }
-                if !wake && this.waiters.load(Ordering::Relaxed) > 0 {
-                    wake = true;
-                    // Keeps the class alive for the wake-up below, past the
-                    // moment the chunk is back in the pool.
-                    // SAFETY: `class` came from `Arc::as_ptr` (see `alloc`),
-                    // and our chunk's page holds a count on it.
-                    unsafe { Arc::increment_strong_count(class.as_ptr()) };
-                }
-                true
-            });
+        // SAFETY: the caller's contract: the class is live (our chunk's page
+        // holds a count on it) until the chunk is pushed or handed back.
+        let pool = unsafe { &raw const (*class.as_ptr()).pool };
+        let gate = || {
+            // SAFETY: called under a shard lock, before the chunk is pushed:
+            // the class is alive (see above).
+            let this = unsafe { class.as_ref() };
+            if this.closed.load(Ordering::Relaxed) {
+                return false;
+            }
+            if !wake && this.waiters.load(Ordering::Relaxed) > 0 {
+                wake = true;
+                // Keeps the class alive for the wake-up below, past the
+                // moment the chunk is back in the pool.
+                // SAFETY: `class` came from `Arc::as_ptr` (see `alloc`), and
+                // our chunk's page holds a count on it.
+                unsafe { Arc::increment_strong_count(class.as_ptr()) };
+            }
+            true
+        };
+        // SAFETY: as above; neither the pool nor the gate is used after the
+        // push.
+        let pushed = unsafe { Pool::push_slot_gated(pool, hint, slot, Arrival::Returned, gate) };
         match pushed {
             Ok(()) => {
                 if wake {
@@ -1843,10 +1851,14 @@ mod loom_models {
                     let slot = slot;
                     release(slot.0);
                     let mut saw_waiter = false;
-                    let pushed = pool.push_slot_gated(1, slot.0, Arrival::Returned, || {
+                    let gate = || {
                         saw_waiter = waiters.load(Ordering::Relaxed) > 0;
                         true
-                    });
+                    };
+                    // SAFETY: `pool` is held by this thread's `Arc`.
+                    let pushed = unsafe {
+                        Pool::push_slot_gated(&*pool, 1, slot.0, Arrival::Returned, gate)
+                    };
                     assert!(pushed.is_ok());
                     saw_waiter
                 })

@@ -427,3 +427,60 @@ fn threads_hammering_one_class_never_share_a_chunk() {
     assert!(stats.pool.created_count <= 16, "{stats:?}"); // one 1 KiB page
     assert_eq!(stats.pool.num_idle, stats.pool.created_count);
 }
+
+/// The last `Slab` handle drops while other threads hand back chunks and
+/// `Bytes` clones: a return that already pushed its chunk may still be
+/// inside the push when another thread's return (refused, the slab being
+/// closed) frees the last page and the class with it. Nothing may touch the
+/// class after that. `scripts/miri.sh` runs this under Miri with
+/// `--cfg capacitor_race_window`, which yields right after each push's
+/// unlock so that the interleaving is reached.
+#[test]
+fn the_last_handle_drops_while_threads_return_chunks() {
+    use std::sync::Barrier;
+
+    let rounds = if cfg!(miri) { 6 } else { 500 };
+    for round in 0..rounds {
+        // One shard and one class: every return meets the close on the same
+        // lock, and the last chunk back frees the page and the class.
+        let slab = Slab::builder().shards(1).max_chunk(128).build().unwrap();
+        let bytes = slab.copy_from_slice(&[1; 100]).into_bytes();
+        let held: Vec<Box<dyn FnOnce() + Send>> = vec![
+            {
+                let buf = slab.copy_from_slice(&[0; 100]);
+                Box::new(move || {
+                    assert!(buf.iter().all(|&b| b == 0), "round {round}");
+                    drop(buf);
+                })
+            },
+            {
+                let clone = bytes.slice(10..);
+                Box::new(move || {
+                    assert!(clone.iter().all(|&b| b == 1), "round {round}");
+                    drop(clone);
+                })
+            },
+            Box::new(move || drop(bytes)),
+            {
+                let buf = slab.copy_from_slice(&[2; 100]);
+                Box::new(move || drop(buf))
+            },
+        ];
+        let barrier = Arc::new(Barrier::new(held.len() + 1));
+        let threads: Vec<_> = held
+            .into_iter()
+            .map(|release| {
+                let barrier = Arc::clone(&barrier);
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    release();
+                })
+            })
+            .collect();
+        barrier.wait();
+        drop(slab);
+        for thread in threads {
+            thread.join().unwrap();
+        }
+    }
+}
