@@ -10,6 +10,13 @@
 //!   a consumer in a ring of the last 1,000 (push the new one, drop the
 //!   oldest); the ring stays full from one iteration to the next.
 //! - `codec_20k_dropped`: 100 frames of 20 KiB, each dropped at once.
+//! - `codec_20k_stream`: the same frames through the real stream types,
+//!   `SlabFramedRead` (`slab_framed_read`) against
+//!   `FramedRead<_, LengthDelimitedCodec>` (`framed_read_codec`), over an
+//!   in-memory reader that returns at most 8 KiB a read; polled with a
+//!   no-op waker (the reader is always ready). This is the path of
+//!   `LengthDelimited::poll_read_payload`: a `ReadBuf` over the chunk's
+//!   uninitialized room, and the per-frame count of initialized bytes.
 //!
 //! Contestants: `length_delimited_codec` (plain `tokio_util`, the base),
 //! `slab_length_delimited` (this crate's native decoder, read as
@@ -43,12 +50,14 @@ mod counting_alloc;
 use std::collections::VecDeque;
 use std::fmt::Debug;
 use std::hint::black_box;
+use std::pin::{Pin, pin};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use capacitor_pool::{DIRECT_READ_MIN, LengthDelimited, Slab, SlabDecoder};
+use capacitor_pool::{DIRECT_READ_MIN, LengthDelimited, Slab, SlabDecoder, SlabFramedRead};
 use criterion::{Criterion, Throughput};
-use tokio_util::codec::{Decoder, Encoder, LengthDelimitedCodec};
+use tokio_util::codec::{Decoder, Encoder, FramedRead, LengthDelimitedCodec};
 
 #[global_allocator]
 static ALLOC: counting_alloc::Counting = counting_alloc::Counting;
@@ -372,6 +381,68 @@ fn print_peaks(title: &str, frames: usize, every: usize) {
     }
 }
 
+/// An in-memory socket: `wire` at most `MAX_READ` bytes a read.
+struct MemReader {
+    wire: Bytes,
+    at: usize,
+}
+
+impl tokio::io::AsyncRead for MemReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let n = (self.wire.len() - self.at)
+            .min(MAX_READ)
+            .min(buf.remaining());
+        let at = self.at;
+        buf.put_slice(&self.wire[at..at + n]);
+        self.at += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Polls `frames` to its end (the reader is always ready); returns the
+/// number of frames.
+fn drain_stream<S, T>(frames: S) -> usize
+where
+    S: futures_core::Stream<Item = std::io::Result<T>>,
+    T: AsRef<[u8]>,
+{
+    let mut frames = pin!(frames);
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut n = 0;
+    loop {
+        match frames.as_mut().poll_next(&mut cx) {
+            Poll::Ready(Some(frame)) => {
+                black_box(frame.expect("valid wire").as_ref().first());
+                n += 1;
+            }
+            Poll::Ready(None) => return n,
+            Poll::Pending => unreachable!("the reader is always ready"),
+        }
+    }
+}
+
+fn bench_streams(crit: &mut Criterion, wire: &Bytes, frames: usize) {
+    let slab = Slab::new();
+    let reader = || MemReader {
+        wire: wire.clone(),
+        at: 0,
+    };
+    let mut group = crit.benchmark_group("codec_20k_stream");
+    group.throughput(Throughput::Elements(frames as u64));
+    group.bench_function("framed_read_codec", |b| {
+        b.iter(|| drain_stream(FramedRead::new(reader(), LengthDelimitedCodec::new())))
+    });
+    group.bench_function("slab_framed_read", |b| {
+        b.iter(|| drain_stream(SlabFramedRead::new(reader(), LengthDelimited::new(&slab))))
+    });
+    group.finish();
+    assert_eq!(slab.stats().heap_count(), 0, "slab fell back to heap");
+}
+
 fn main() {
     let wires: Vec<Bytes> = CASES.iter().map(|c| wire(c.frames, c.size)).collect();
 
@@ -429,5 +500,6 @@ fn main() {
         }
         group.finish();
     }
+    bench_streams(&mut crit, &wires[2], CASES[2].frames);
     crit.final_summary();
 }
