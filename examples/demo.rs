@@ -1,1086 +1,1048 @@
-//! The tour: one process, a TCP echo-style server and a load client, run
-//! twice on the same load: once the plain way (`tokio_util`'s
-//! `LengthDelimitedCodec` and an allocation per buffer) and once with the
-//! crate's pools. It ends with a side-by-side table.
+//! The end-to-end load test: one TCP server, written the plain way and on
+//! the crate's pools, run in a process of its own under the same client,
+//! in alternating runs (plain, pooled, plain, pooled, ...), with the numbers
+//! an operator's dashboard shows: requests per second, latency percentiles,
+//! server CPU time per request, resident memory and server allocations per
+//! request. It ends with a side-by-side table of medians and ranges.
 //!
 //! ```sh
-//! cargo run --release --example demo              # the default run (5 to 20 s on 2 busy cores)
-//! cargo run --release --example demo -- --small   # a few seconds (what CI runs)
-//! cargo run --release --example demo -- --help    # the flags
+//! cargo run --release --example demo                    # echo and typical, 2 pairs each (under a minute)
+//! cargo run --release --example demo -- --full          # echo, typical and large, 5 pairs each, longer windows
+//! cargo run --release --example demo -- --small         # a few seconds (what CI runs)
+//! cargo run --release --example demo --features mimalloc  # adds "plain on mimalloc"
+//! cargo run --release --example demo -- --help          # the flags
 //! ```
 //!
-//! # What runs
+//! # Profiles
 //!
-//! The server listens on 127.0.0.1 (an ephemeral port) on its own
-//! multi-thread runtime (`--workers` threads). One task per connection
-//! reads length-delimited request frames `[id: u64][body]` and, for each,
-//! in order:
+//! Each profile is one handler, written twice with the same logic:
 //!
-//! 1. takes an in-flight slot, which bounds the requests the server works on
-//!    at once (`--inflight`);
-//! 2. takes a scratch buffer and decodes the body into it (XOR with a key);
-//! 3. every 8th request, crosses an `.await` (a stand-in for a backend call)
-//!    while holding both;
-//! 4. writes the response `[id][checksum of the decoded body][decoded body
-//!    reversed]` and sends it as a frame.
+//! | profile | request | plain server | pooled server |
+//! |---|---|---|---|
+//! | `echo` | a frame of `--size` bytes (512), sent back | `Framed<_, LengthDelimitedCodec>`, the frame's `BytesMut` sent back | `PooledFramed` over `LengthDelimited`: connection buffers from a `WorkerPool`, the frame in a `Slab` chunk |
+//! | `typical` | a method, a path, 8 `name: value` headers and a 1 KiB body | parsed into a `Request` of `String`s and a `Vec` of header pairs, a key looked up in a shared map, a response of 4 headers and the value formatted with `write!` into a new `String` | the same parse into a `Request` taken from a `worker_pool!` (its strings, header pairs and body keep their capacity), the response written into a pooled `String` |
+//! | `large` | a frame of 256 KiB to 1 MiB, sent back | as `echo` | as `echo`, the slab's classes up to 1 MiB |
 //!
-//! | | plain | pooled |
-//! |---|---|---|
-//! | framing | `Framed<TcpStream, LengthDelimitedCodec>` | `PooledFramed::framed(socket, LengthDelimited::new(&slab), &buffers)` |
-//! | connection buffers | allocated per connection | `WorkerPool<BytesMut>` |
-//! | request frames | `BytesMut` split off the read buffer | `SlabBuf` chunks of a `Slab` |
-//! | in-flight bound, response buffer | `Semaphore` + `Vec::with_capacity` | `RingPool<Vec<u8>>` slot (the slot is the response buffer) |
-//! | scratch buffer | `Vec::with_capacity` | `WorkerPool<Vec<u8>>`, prefilled for the load |
+//! With the `mimalloc` feature, a third server runs the plain code on
+//! `mimalloc` as the global allocator: swapping the allocator is the first
+//! thing a Rust user tries, and the pools must beat that too.
 //!
-//! No task is spawned per request (a spawn allocates): each connection's
-//! requests run in its own task, one after another.
+//! # How it measures
 //!
-//! The client is the same in both runs: `--connections` plain `tokio_util`
-//! `Framed` connections (so it also shows that the slab codec is
-//! wire-compatible), each keeping `--pipeline` requests in flight and
-//! checking every reply byte for byte. A first set of connections warms the
-//! server up and closes; a second set connects (in the pooled run, its
-//! buffers come back from the pool), sends a few more warm-up frames, and
-//! then all of them start the timed window together.
+//! The server is this binary again (`--serve`), a child process with its
+//! own tokio runtime (`--workers` threads, 2 by default), so that its CPU
+//! time and resident memory are its own. The client runs in this process on
+//! a current-thread runtime: `--connections` connections (16), each sending
+//! one request, awaiting the reply and checking it, in a loop. After a
+//! warm-up, the server's counters are read (over a pipe), the timed window
+//! runs, and they are read again.
 //!
-//! # What the numbers mean
-//!
-//! - **frames/s**: request/reply pairs completed in the timed window, per
-//!   second of its wall time.
-//! - **server allocations / frame**: heap allocations (and reallocations)
-//!   made *on the server runtime's threads* during the timed window, per
-//!   frame. The demo's global allocator wraps the tests' counting allocator
-//!   and also counts, in a separate counter, the allocations of threads
-//!   tagged as server threads (tagged by the server runtime's
-//!   `on_thread_start` hook). The client runs on another runtime, on the main
-//!   thread, so none of its allocations land in this counter. Warm-up is
-//!   excluded: the window opens once every timed connection is connected
-//!   and warm, and closes when the last reply is in.
-//! - **process allocations / frame**: the same window, every thread (the
-//!   client's own allocations included: it allocates each request).
-//! - **peak heap**: the most heap bytes live at once during the whole run
-//!   (warm-up included, client included), above what was live before it.
-//!   The pooled run's pools, slab pages and ring are made inside the run, so
-//!   they count.
-//! - **latency p50 / p99**: from writing a request to reading its reply, as
-//!   the client sees it, over the timed window (with pipelining, a request
-//!   also waits for the ones before it on its connection).
-//! - **hit rates**, over the timed window: request frames served by a reused
-//!   slab chunk (heap fallbacks count as misses), scratch buffers taken from
-//!   the pool without making one, requests admitted at once by the in-flight
-//!   bound (ring or semaphore) without waiting; and the timed connections'
-//!   read and write buffers that came back from the pool (the warm-up
-//!   connections returned theirs when they closed, each to the magazine of
-//!   the worker it closed on: a connection accepted on the other worker
-//!   misses unless the depot has one).
+//! - **req/s**: replies in the window over its wall time.
+//! - **p50 / p99 / p99.9**: request-to-reply latency as the client sees it,
+//!   in an HDR histogram (microsecond precision).
+//! - **CPU/req**: the server's user + system CPU time (`getrusage`) in the
+//!   window, per request.
+//! - **RSS steady / peak**: the server's resident memory at the end of the
+//!   window (`VmRSS`) and its high-water mark over the whole run (`VmHWM`):
+//!   what the operator sees, the allocator's free lists included.
+//! - **allocs/req**: heap allocations (and reallocations) on the server's
+//!   threads in the window, per request; each thread counts its own in a
+//!   counter no other thread writes.
+//! - **client CPU**: the client's CPU time over the window's wall time. On a
+//!   2-core machine the client and the server share the cores; a client
+//!   near 100% of a core would be the bottleneck, and the table says so.
 //!
 //! The demo exits with status 1 if any reply is wrong, 2 for a bad flag.
 
-#[path = "../tests/support/counting_alloc.rs"]
-mod counting_alloc;
-
-use std::alloc::{GlobalAlloc, Layout};
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::collections::VecDeque;
-use std::io;
-use std::net::SocketAddr;
-use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::{BufRead, BufReader, Write as _};
+use std::process::{Child, ChildStdin, ChildStdout, Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
-use capacitor_pool::{LengthDelimited, PooledFramed, RingPool, Slab, WorkerPool};
-use clap::Parser;
+use bytes::{Bytes, BytesMut};
+use capacitor_pool::{LengthDelimited, PooledFramed, Reset, Slab, WorkerPool, worker_pool};
+use clap::{Parser, ValueEnum};
 use futures_util::{SinkExt, StreamExt};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+use hdrhistogram::Histogram;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Barrier, Semaphore};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
 
-// ---- allocation counting: the whole process, and the server's threads.
+// ---- the allocator: counts per thread; plain System, or mimalloc.
 
-/// The tests' counting allocator, plus a count of the allocations made on
-/// threads tagged as server threads.
-struct Demo;
+/// Counts allocations on the threads that registered a counter (the
+/// server's runtime threads), then forwards to the system allocator, or to
+/// `mimalloc` when the process was started with `DEMO_MIMALLOC` set (read
+/// once, at the first allocation, before any other thread exists).
+struct DemoAlloc;
 
 #[global_allocator]
-static ALLOC: Demo = Demo;
+static ALLOC: DemoAlloc = DemoAlloc;
 
-static SERVER_ALLOCS: AtomicU64 = AtomicU64::new(0);
+/// Every registered thread's counter (leaked: a few per process).
+static COUNTERS: Mutex<Vec<&'static AtomicU64>> = Mutex::new(Vec::new());
 
 thread_local! {
-    static ON_SERVER: Cell<bool> = const { Cell::new(false) };
+    static MY_COUNTER: Cell<Option<&'static AtomicU64>> = const { Cell::new(None) };
 }
 
-fn count_server() {
-    let _ = ON_SERVER.try_with(|on| {
-        if on.get() {
-            SERVER_ALLOCS.fetch_add(1, Ordering::Relaxed);
+/// Gives the calling thread a counter of its own (the server runtime's
+/// `on_thread_start`).
+fn count_this_thread() {
+    let counter: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
+    COUNTERS.lock().unwrap().push(counter);
+    MY_COUNTER.with(|c| c.set(Some(counter)));
+}
+
+/// Allocations counted on every registered thread so far.
+fn counted_allocs() -> u64 {
+    let counters = COUNTERS.lock().unwrap();
+    counters.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+}
+
+#[inline(always)]
+fn count_one() {
+    let _ = MY_COUNTER.try_with(|c| {
+        if let Some(counter) = c.get() {
+            // Only this thread writes its counter: a load and a store.
+            counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         }
     });
 }
 
-// SAFETY: every call forwards to `Counting` (which forwards to `System`)
-// with the same arguments; the extra counting touches only an atomic and a
-// const-initialised thread-local `Cell` (no allocation, no destructor).
-unsafe impl GlobalAlloc for Demo {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        count_server();
+#[cfg(feature = "mimalloc")]
+mod chosen {
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    pub(crate) static MIMALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+    static CHOICE: AtomicU8 = AtomicU8::new(0);
+
+    /// Whether this process allocates with mimalloc: decided at the first
+    /// allocation from the environment (`getenv` does not allocate), while
+    /// the process has one thread, and never changed, so every block is
+    /// freed by the allocator that made it.
+    #[inline(always)]
+    pub(crate) fn mimalloc() -> bool {
+        match CHOICE.load(Ordering::Relaxed) {
+            0 => {
+                // SAFETY: a NUL-terminated name; the result is only tested
+                // for null.
+                let set = unsafe { !libc::getenv(c"DEMO_MIMALLOC".as_ptr()).is_null() };
+                CHOICE.store(if set { 2 } else { 1 }, Ordering::Relaxed);
+                set
+            }
+            c => c == 2,
+        }
+    }
+}
+
+macro_rules! forward {
+    ($method:ident($($arg:expr),*)) => {{
+        #[cfg(feature = "mimalloc")]
+        if chosen::mimalloc() {
+            // SAFETY: forwarded contract; this process only ever uses
+            // mimalloc once it chose it (see `chosen::mimalloc`).
+            return unsafe { chosen::MIMALLOC.$method($($arg),*) };
+        }
         // SAFETY: forwarded contract.
-        unsafe { counting_alloc::Counting.alloc(layout) }
+        unsafe { System.$method($($arg),*) }
+    }};
+}
+
+// SAFETY: every call forwards to one allocator, the same for the whole
+// process, with the same arguments; the counting touches only a
+// const-initialised thread-local `Cell` and an atomic (no allocation).
+unsafe impl GlobalAlloc for DemoAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count_one();
+        forward!(alloc(layout))
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        count_server();
-        // SAFETY: forwarded contract.
-        unsafe { counting_alloc::Counting.alloc_zeroed(layout) }
+        count_one();
+        forward!(alloc_zeroed(layout))
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded contract.
-        unsafe { counting_alloc::Counting.dealloc(ptr, layout) }
+        forward!(dealloc(ptr, layout))
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        count_server();
-        // SAFETY: forwarded contract.
-        unsafe { counting_alloc::Counting.realloc(ptr, layout, new_size) }
+        count_one();
+        forward!(realloc(ptr, layout, new_size))
     }
 }
 
 // ---- flags.
 
-const MAX_SIZE: u64 = 1 << 20;
-
-/// Latency samples kept per run, over all connections (8 bytes each); past
-/// it, the percentiles come from the first ones.
-const MAX_LATENCIES: u64 = 1 << 23;
-
-/// A TCP server framed with the slab codec and pooled buffers, against the
-/// plain `tokio_util` way, under the same load.
-#[derive(Parser, Debug)]
-#[command(
-    name = "demo",
-    about = "capacitor-pool's tour: a TCP server run plain and pooled under the same load, side by side",
-    after_help = "Each run sends a warm-up of 10% of --frames (at least 100 per connection) on \
-                  connections that then close, then times --frames on fresh connections. \
-                  The progress bar is hidden when stderr is not a terminal."
-)]
-struct Args {
-    /// Client connections, 1 to 256 [default: 8; 4 with --small]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=256))]
-    connections: Option<u64>,
-
-    /// Frames to time per run, in total over all connections (split evenly)
-    /// [default: 200000; 20000 with --small]
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000_000))]
-    frames: Option<u64>,
-
-    /// Request payload bytes per frame, 16 to 1048576 (the reply is 8 more)
-    #[arg(long, value_name = "BYTES", default_value_t = 512,
-          value_parser = clap::value_parser!(u64).range(16..=MAX_SIZE))]
-    size: u64,
-
-    /// Stop each run's warm-up and timed phases after this long, even with
-    /// frames left (e.g. 5, 2.5s, 800ms) [default: 10s; 3s with --small]
-    #[arg(long, value_name = "TIME", value_parser = parse_duration)]
-    duration: Option<Duration>,
-
-    /// Server runtime worker threads
-    #[arg(long, value_name = "N", default_value_t = 2,
-          value_parser = clap::value_parser!(u64).range(1..=64))]
-    workers: u64,
-
-    /// Requests the server works on at once, over all connections (the
-    /// RingPool's slots, the Semaphore's permits)
-    #[arg(long, value_name = "N", default_value_t = 4,
-          value_parser = clap::value_parser!(u64).range(1..=4096))]
-    inflight: u64,
-
-    /// Requests each client connection keeps in flight
-    #[arg(long, value_name = "N", default_value_t = 4,
-          value_parser = clap::value_parser!(u64).range(1..=1024))]
-    pipeline: u64,
-
-    /// A small, quick run (for CI): 4 connections, 20000 frames, 3 s at most
-    /// per phase
-    #[arg(long)]
-    small: bool,
-
-    /// No progress bar
-    #[arg(long)]
-    no_progress: bool,
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Profile {
+    /// A frame in, the same frame out
+    Echo,
+    /// Parse a request of 8 headers and a 1 KiB body, look a key up, format
+    /// a response
+    Typical,
+    /// Echo of 256 KiB to 1 MiB frames
+    Large,
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, scale) = if let Some(ms) = s.strip_suffix("ms") {
-        (ms, 1e-3)
-    } else if let Some(secs) = s.strip_suffix('s') {
-        (secs, 1.0)
-    } else {
-        (s, 1.0)
-    };
-    match num.trim().parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 && v * scale <= 86_400.0 => {
-            Ok(Duration::from_secs_f64(v * scale))
-        }
-        Ok(_) => Err("must be above 0 and at most a day".into()),
-        Err(_) => Err("expected seconds (5, 2.5s) or milliseconds (800ms)".into()),
-    }
-}
-
-/// The flags, with `--small` and the defaults applied.
-#[derive(Debug, Clone, Copy)]
-struct Config {
-    connections: usize,
-    frames: u64,
-    size: usize,
-    duration: Duration,
-    workers: usize,
-    inflight: usize,
-    pipeline: usize,
-    progress: bool,
-}
-
-impl Config {
-    fn from_args(a: Args) -> Config {
-        Config {
-            connections: a.connections.unwrap_or(if a.small { 4 } else { 8 }) as usize,
-            frames: a.frames.unwrap_or(if a.small { 20_000 } else { 200_000 }),
-            size: a.size as usize,
-            duration: a
-                .duration
-                .unwrap_or(Duration::from_secs(if a.small { 3 } else { 10 })),
-            workers: a.workers as usize,
-            inflight: a.inflight as usize,
-            pipeline: a.pipeline as usize,
-            progress: !a.no_progress,
-        }
-    }
-
-    /// Timed frames for connection `i`.
-    fn frames_for(&self, i: usize) -> u64 {
-        let c = self.connections as u64;
-        self.frames / c + u64::from((i as u64) < self.frames % c)
-    }
-
-    /// Warm-up frames per connection, first set.
-    fn warmup_frames(&self) -> u64 {
-        (self.frames / 10 / self.connections as u64).max(100)
-    }
-
-    /// Latencies kept for connection `i`: its timed frames, up to a bound
-    /// (a long `--frames` with a `--duration` cap would reserve gigabytes).
-    fn latency_capacity(&self, i: usize) -> usize {
-        self.frames_for(i)
-            .min(MAX_LATENCIES / self.connections as u64) as usize
-    }
-
-    /// Warm-up frames per connection, timed set (before the window).
-    fn prime_frames(&self) -> u64 {
-        (4 * self.pipeline as u64).max(8)
-    }
-}
-
-// ---- the handler's work, the same in both modes.
-
-const KEY: u8 = 0xa5;
-
-/// Decodes a request `[id][body]` into `scratch`; returns the id.
-fn decode(request: &[u8], scratch: &mut Vec<u8>) -> u64 {
-    let id = u64::from_be_bytes(request[..8].try_into().expect("8 bytes"));
-    scratch.extend(request[8..].iter().map(|b| b ^ KEY));
-    id
-}
-
-/// Writes the response `[id][checksum][decoded body reversed]` into `out`.
-fn respond(id: u64, decoded: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(&id.to_be_bytes());
-    out.extend_from_slice(&checksum(decoded).to_be_bytes());
-    out.extend(decoded.iter().rev());
-}
-
-fn checksum(data: &[u8]) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325_u64;
-    for chunk in data.chunks(8) {
-        let mut word = [0u8; 8];
-        word[..chunk.len()].copy_from_slice(chunk);
-        h = (h ^ u64::from_le_bytes(word))
-            .wrapping_mul(0x0100_0000_01b3)
-            .rotate_left(29);
-    }
-    h
-}
-
-/// Whether request `id` crosses an `.await` (a backend call) in the handler.
-fn calls_backend(id: u64) -> bool {
-    id % 8 == 0
-}
-
-// ---- the servers.
-
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Mode {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Server {
+    /// Allocate and drop, on the system allocator
     Plain,
+    /// Allocate and drop, on mimalloc (built with `--features mimalloc`)
+    Mimalloc,
+    /// The crate's pools
     Pooled,
 }
 
-impl Mode {
-    fn name(self) -> &'static str {
-        match self {
-            Mode::Plain => "plain",
-            Mode::Pooled => "pooled",
-        }
-    }
+/// A TCP server written plainly and on the crate's pools, run in
+/// alternating rounds under the same client; medians and ranges side by
+/// side.
+#[derive(Parser, Debug)]
+#[command(
+    name = "demo",
+    about = "capacitor-pool's end-to-end load test: plain against pooled"
+)]
+struct Args {
+    /// Profiles to run (comma-separated) [default: echo,typical; with
+    /// --full: echo,typical,large]
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    profile: Vec<Profile>,
+
+    /// Rounds per profile; each round runs every server once [default: 2; 5
+    /// with --full; 1 with --small]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=100))]
+    pairs: Option<u64>,
+
+    /// The full mode: all profiles, 5 rounds, 5 s windows
+    #[arg(long, conflicts_with = "small")]
+    full: bool,
+
+    /// A few seconds in all (for CI): 1 round, short windows, 4 connections
+    #[arg(long)]
+    small: bool,
+
+    /// Servers to run (comma-separated) [default: plain, mimalloc where
+    /// built, pooled]
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    servers: Vec<Server>,
+
+    /// Client connections, each with one request in flight [default: 16; 4
+    /// with --small]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    connections: Option<u64>,
+
+    /// The timed window of each run, in seconds [default: 2; 5 with --full;
+    /// 0.3 with --small]
+    #[arg(long, value_name = "SECS")]
+    window: Option<f64>,
+
+    /// Warm-up before each window, in seconds [default: 0.5; 0.1 with
+    /// --small]
+    #[arg(long, value_name = "SECS")]
+    warmup: Option<f64>,
+
+    /// Server runtime worker threads
+    #[arg(long, value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u64).range(1..=256))]
+    workers: u64,
+
+    /// Payload bytes of an `echo` request
+    #[arg(long, value_name = "BYTES", default_value_t = 512,
+          value_parser = clap::value_parser!(u64).range(1..=65536))]
+    size: u64,
+
+    /// Run as the server (used by the demo itself)
+    #[arg(long, hide = true, value_name = "SERVER")]
+    serve: Option<Server>,
 }
 
-/// What the plain server shares between connections.
-struct Plain {
-    inflight: Semaphore,
-    /// Requests that had to wait for a permit.
-    waits: AtomicU64,
+/// The settings one run needs, resolved from the flags.
+struct Plan {
+    profiles: Vec<Profile>,
+    rounds: usize,
+    servers: Vec<Server>,
+    connections: usize,
+    window: Duration,
+    warmup: Duration,
+    workers: usize,
+    size: usize,
 }
 
-/// What the pooled server shares between connections.
-struct Pools {
-    slab: Slab,
-    buffers: Arc<WorkerPool<BytesMut>>,
-    scratch: WorkerPool<Vec<u8>>,
-    ring: RingPool<Vec<u8>>,
-}
-
-/// Scratch buffers per worker magazine.
-const SCRATCH_MAGAZINE: usize = 8;
-
-impl Pools {
-    fn new(cfg: &Config) -> Pools {
-        let size = cfg.size;
-        // Objects grown to hold the largest frame stay pooled.
-        let retain = (4 * (size + 64)).max(capacitor_pool::DEFAULT_RETENTION_LIMIT);
-        let slab = Slab::builder()
-            .max_chunk(
-                size.next_power_of_two()
-                    .max(capacitor_pool::DEFAULT_MAX_CHUNK),
-            )
-            .build()
-            .expect("valid slab bounds");
-        // Carve the request frames' chunks up front, as many as can be
-        // live at once (a frame per connection, two sets of connections),
-        // the way `prefill` sizes the scratch pool below. (Without it the
-        // slab carves them during the run, one miss at a time.)
-        let carved: Vec<_> = (0..2 * cfg.connections)
-            .map(|_| slab.alloc_or_heap(size))
-            .collect();
-        drop(carved);
-        let buffers = Arc::new(
-            WorkerPool::builder(|| BytesMut::with_capacity(8 * 1024))
-                .workers(cfg.workers)
-                .retention_limit(retain)
-                .build(),
-        );
-        // Sized for the load: with every other worker's magazine full and
-        // every in-flight request holding one, a worker still finds one in
-        // the depot.
-        // (Without `prefill` the pool grows to this size by itself, one
-        // miss at a time.)
-        let scratch = WorkerPool::builder(move || Vec::with_capacity(size))
-            .workers(cfg.workers)
-            .magazine_size(SCRATCH_MAGAZINE)
-            .prefill(cfg.workers * SCRATCH_MAGAZINE + cfg.inflight)
-            .retention_limit(retain)
-            .build();
-        let ring = RingPool::builder(cfg.inflight, move || Vec::with_capacity(size + 16))
-            .retention_limit(retain)
-            .build()
-            .expect("inflight is 1 to 4096");
-        Pools {
-            slab,
-            buffers,
-            scratch,
-            ring,
-        }
-    }
-}
-
-#[derive(Clone)]
-enum Server {
-    Plain(Arc<Plain>),
-    Pooled(Arc<Pools>),
-}
-
-impl Server {
-    fn new(mode: Mode, cfg: &Config) -> Server {
-        match mode {
-            Mode::Plain => Server::Plain(Arc::new(Plain {
-                inflight: Semaphore::new(cfg.inflight),
-                waits: AtomicU64::new(0),
-            })),
-            Mode::Pooled => Server::Pooled(Arc::new(Pools::new(cfg))),
-        }
-    }
-
-    async fn accept_loop(self, listener: TcpListener) {
-        loop {
-            match listener.accept().await {
-                Ok((socket, _)) => {
-                    let server = self.clone();
-                    tokio::spawn(async move {
-                        let served = match server {
-                            Server::Plain(plain) => serve_plain(socket, &plain).await,
-                            Server::Pooled(pools) => serve_pooled(socket, &pools).await,
-                        };
-                        match served {
-                            // The client hung up first (it does so when a
-                            // reply is wrong): its error says why.
-                            Err(e)
-                                if matches!(
-                                    e.kind(),
-                                    io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
-                                ) => {}
-                            Err(e) => eprintln!("demo: server connection: {e}"),
-                            Ok(()) => {}
-                        }
-                    });
-                }
-                Err(e) => eprintln!("demo: accept: {e}"),
-            }
-        }
-    }
-}
-
-/// One connection, the plain way.
-async fn serve_plain(socket: TcpStream, plain: &Plain) -> io::Result<()> {
-    socket.set_nodelay(true)?;
-    let mut framed = Framed::new(socket, LengthDelimitedCodec::new());
-    while let Some(frame) = framed.next().await {
-        let frame = frame?;
-        let _permit = match plain.inflight.try_acquire() {
-            Ok(permit) => permit,
-            Err(_) => {
-                plain.waits.fetch_add(1, Ordering::Relaxed);
-                plain.inflight.acquire().await.map_err(io::Error::other)?
+impl Plan {
+    fn new(args: &Args) -> Result<Plan, String> {
+        let (rounds, window, warmup, connections) = if args.small {
+            (1, 0.3, 0.1, 4)
+        } else if args.full {
+            (5, 5.0, 0.5, 16)
+        } else {
+            (2, 2.0, 0.5, 16)
+        };
+        let seconds = |v: Option<f64>, default: f64, what: &str| {
+            let s = v.unwrap_or(default);
+            if s.is_finite() && (0.0..=3600.0).contains(&s) && (s > 0.0 || what == "warmup") {
+                Ok(Duration::from_secs_f64(s))
+            } else {
+                Err(format!(
+                    "--{what} takes seconds, over 0 and at most 3600, got {s}"
+                ))
             }
         };
-        let mut scratch = Vec::with_capacity(frame.len());
-        let id = decode(&frame, &mut scratch);
-        drop(frame);
-        if calls_backend(id) {
-            tokio::task::yield_now().await;
+        let profiles = if !args.profile.is_empty() {
+            args.profile.clone()
+        } else if args.full {
+            vec![Profile::Echo, Profile::Typical, Profile::Large]
+        } else {
+            vec![Profile::Echo, Profile::Typical]
+        };
+        let mut servers = vec![Server::Plain];
+        if cfg!(feature = "mimalloc") {
+            servers.push(Server::Mimalloc);
         }
-        let mut response = Vec::with_capacity(scratch.len() + 16);
-        respond(id, &scratch, &mut response);
-        drop(scratch);
-        framed.send(Bytes::from(response)).await?;
+        servers.push(Server::Pooled);
+        if !args.servers.is_empty() {
+            if args.servers.contains(&Server::Mimalloc) && !cfg!(feature = "mimalloc") {
+                return Err("the mimalloc server needs `--features mimalloc`".into());
+            }
+            servers.retain(|s| args.servers.contains(s));
+        }
+        Ok(Plan {
+            profiles,
+            rounds: args.pairs.map_or(rounds, |n| n as usize),
+            servers,
+            connections: args.connections.map_or(connections, |n| n as usize),
+            window: seconds(args.window, window, "window")?,
+            warmup: seconds(args.warmup, warmup, "warmup")?,
+            workers: args.workers as usize,
+            size: args.size as usize,
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Some(server) = args.serve {
+        let profile = args.profile.first().copied().unwrap_or(Profile::Echo);
+        return serve(server, profile, args.workers as usize);
+    }
+    let plan = match Plan::new(&args) {
+        Ok(plan) => plan,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match drive(&plan) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+// ---- the handlers, plain and pooled.
+
+/// Keys in the shared map of the `typical` profile.
+const KEYS: usize = 10_000;
+/// Headers in a `typical` request.
+const HEADERS: usize = 8;
+/// Body bytes of a `typical` request.
+const BODY: usize = 1024;
+
+/// The map the `typical` handler looks keys up in: values of 32 to 287
+/// bytes.
+fn shared_map() -> &'static HashMap<String, String> {
+    static MAP: OnceLock<HashMap<String, String>> = OnceLock::new();
+    MAP.get_or_init(|| {
+        (0..KEYS)
+            .map(|i| (format!("k{i}"), "v".repeat(32 + (i * 7919) % 256)))
+            .collect()
+    })
+}
+
+/// A parsed `typical` request. The plain handler makes one per request;
+/// the pooled one takes one from `REQUESTS`, and its `Reset` keeps every
+/// string's capacity and the header pairs themselves.
+#[derive(Default, Debug)]
+struct Request {
+    method: String,
+    path: String,
+    /// Header pairs; in the pooled handler, pairs past `n_headers` are
+    /// spares, cleared and kept for the next request.
+    headers: Vec<(String, String)>,
+    n_headers: usize,
+    body: Vec<u8>,
+}
+
+impl Reset for Request {
+    fn reset(&mut self) {
+        self.method.clear();
+        self.path.clear();
+        for (name, value) in &mut self.headers[..self.n_headers] {
+            name.clear();
+            value.clear();
+        }
+        self.n_headers = 0;
+        self.body.clear();
+    }
+
+    fn retained_bytes(&self) -> usize {
+        let pairs: usize = self
+            .headers
+            .iter()
+            .map(|(n, v)| n.capacity() + v.capacity())
+            .sum();
+        self.method.capacity()
+            + self.path.capacity()
+            + pairs
+            + self.headers.capacity() * size_of::<(String, String)>()
+            + self.body.capacity()
+    }
+}
+
+impl Request {
+    fn header(&self, name: &str) -> &str {
+        self.headers[..self.n_headers]
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+}
+
+/// Splits a `typical` request into its first line, header lines and body.
+fn split_request(frame: &[u8]) -> Option<(&str, std::str::Split<'_, char>, &[u8])> {
+    let end = frame.windows(2).position(|w| w == b"\n\n")?;
+    let head = std::str::from_utf8(&frame[..end]).ok()?;
+    let mut lines = head.split('\n');
+    let first = lines.next()?;
+    Some((first, lines, &frame[end + 2..]))
+}
+
+/// The plain parse: new strings, a new vector of pairs, a new body.
+fn parse_plain(frame: &[u8]) -> Option<Request> {
+    let (first, lines, body) = split_request(frame)?;
+    let (method, path) = first.split_once(' ')?;
+    let mut headers = Vec::new();
+    for line in lines {
+        let (name, value) = line.split_once(": ")?;
+        headers.push((name.to_string(), value.to_string()));
+    }
+    Some(Request {
+        method: method.to_string(),
+        path: path.to_string(),
+        n_headers: headers.len(),
+        headers,
+        body: body.to_vec(),
+    })
+}
+
+/// The pooled parse: the same, into a reused `Request`.
+fn parse_into(frame: &[u8], req: &mut Request) -> Option<()> {
+    let (first, lines, body) = split_request(frame)?;
+    let (method, path) = first.split_once(' ')?;
+    req.method.push_str(method);
+    req.path.push_str(path);
+    for line in lines {
+        let (name, value) = line.split_once(": ")?;
+        if req.n_headers == req.headers.len() {
+            req.headers.push(Default::default());
+        }
+        let (n, v) = &mut req.headers[req.n_headers];
+        n.push_str(name);
+        v.push_str(value);
+        req.n_headers += 1;
+    }
+    req.body.extend_from_slice(body);
+    Some(())
+}
+
+/// The handler's work once parsed: look the key up and write the response.
+fn respond(req: &Request, out: &mut String) {
+    let key = req.path.strip_prefix("/items/").unwrap_or("");
+    let value = shared_map().get(key).map_or("", String::as_str);
+    let sum: u32 = req.body.iter().map(|&b| u32::from(b)).sum();
+    let _ = write!(
+        out,
+        "200 OK\ncontent-length: {}\nx-request-id: {}\nx-method: {}\nx-body-sum: {}\n\n{}",
+        value.len(),
+        req.header("x-request-id"),
+        req.method,
+        sum,
+        value
+    );
+}
+
+worker_pool! {
+    /// The pooled `typical` handler's requests.
+    static REQUESTS: WorkerPool<Request> = WorkerPool::builder(Request::default).workers(64);
+}
+
+worker_pool! {
+    /// The pooled `typical` handler's response buffers.
+    static RESPONSES: WorkerPool<String> =
+        WorkerPool::builder(|| String::with_capacity(512)).workers(64);
+}
+
+/// The largest `large` frame.
+const LARGE_MAX: usize = 1 << 20;
+
+/// A plain connection: `tokio_util`'s codec, a buffer per frame.
+async fn plain_connection(socket: TcpStream, profile: Profile) -> std::io::Result<()> {
+    let codec = LengthDelimitedCodec::builder()
+        .max_frame_length(2 * LARGE_MAX)
+        .new_codec();
+    let mut framed = Framed::new(socket, codec);
+    while let Some(frame) = framed.next().await {
+        let frame = frame?;
+        match profile {
+            Profile::Echo | Profile::Large => framed.send(frame.freeze()).await?,
+            Profile::Typical => {
+                let req = parse_plain(&frame).ok_or(std::io::ErrorKind::InvalidData)?;
+                let mut out = String::new();
+                respond(&req, &mut out);
+                framed.send(Bytes::from(out)).await?;
+            }
+        }
     }
     Ok(())
 }
 
-/// One connection, pooled: buffers, frames, slots and scratch all reused.
-async fn serve_pooled(socket: TcpStream, pools: &Pools) -> io::Result<()> {
-    socket.set_nodelay(true)?;
-    let mut framed =
-        PooledFramed::framed(socket, LengthDelimited::new(&pools.slab), &pools.buffers);
+/// A pooled connection: connection buffers from `buffers`, frames in slab
+/// chunks, and for `typical` a pooled request and response.
+async fn pooled_connection(
+    socket: TcpStream,
+    profile: Profile,
+    slab: &Slab,
+    buffers: &Arc<WorkerPool<BytesMut>>,
+) -> std::io::Result<()> {
+    let codec = LengthDelimited::builder()
+        .max_frame_length(2 * LARGE_MAX)
+        .new_codec(slab);
+    let mut framed = PooledFramed::framed(socket, codec, buffers);
     while let Some(frame) = framed.next().await {
-        let frame = frame?; // a SlabBuf
-        // The slot bounds the requests in flight; its Vec is the response.
-        let mut slot = pools.ring.get().await.map_err(io::Error::other)?;
-        let mut scratch = pools.scratch.get();
-        let id = decode(&frame, &mut scratch);
-        drop(frame);
-        if calls_backend(id) {
-            tokio::task::yield_now().await;
+        let frame = frame?;
+        match profile {
+            Profile::Echo | Profile::Large => framed.send(frame).await?,
+            Profile::Typical => {
+                let mut req = REQUESTS.get();
+                parse_into(&frame, &mut req).ok_or(std::io::ErrorKind::InvalidData)?;
+                drop(frame);
+                let mut out = RESPONSES.get();
+                respond(&req, &mut out);
+                drop(req);
+                framed.send(out.as_bytes()).await?;
+            }
         }
-        respond(id, &scratch, &mut slot);
-        drop(scratch);
-        framed.send(&slot[..]).await?;
     }
     Ok(())
+}
+
+// ---- the server process.
+
+/// Runs the server on an ephemeral port of 127.0.0.1, prints `port N`, then
+/// answers `stats` lines on standard input with one line of counters, and
+/// exits at the end of its input.
+fn serve(server: Server, profile: Profile, workers: usize) -> ExitCode {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .on_thread_start(count_this_thread)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let listener = runtime
+        .block_on(TcpListener::bind("127.0.0.1:0"))
+        .expect("a loopback port");
+    let port = listener.local_addr().expect("bound").port();
+    let pooled = server == Server::Pooled;
+    runtime.spawn(async move {
+        let max_chunk = if profile == Profile::Large {
+            LARGE_MAX
+        } else {
+            64 * 1024
+        };
+        let slab = Slab::builder()
+            .max_chunk(max_chunk)
+            .build()
+            .expect("valid slab settings");
+        let buffers = Arc::new(WorkerPool::builder(|| BytesMut::with_capacity(8 * 1024)).build());
+        loop {
+            let Ok((socket, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = socket.set_nodelay(true);
+            let (slab, buffers) = (slab.clone(), Arc::clone(&buffers));
+            tokio::spawn(async move {
+                let _ = if pooled {
+                    pooled_connection(socket, profile, &slab, &buffers).await
+                } else {
+                    plain_connection(socket, profile).await
+                };
+            });
+        }
+    });
+    println!("port {port}");
+    let _ = std::io::stdout().flush();
+    let stdin = std::io::stdin();
+    let mut line = String::new();
+    while stdin.lock().read_line(&mut line).is_ok_and(|n| n > 0) {
+        let stats = ServerStats::now();
+        println!(
+            "{} {} {} {}",
+            stats.cpu.as_micros(),
+            stats.allocs,
+            stats.rss_kib,
+            stats.hwm_kib
+        );
+        let _ = std::io::stdout().flush();
+        line.clear();
+    }
+    runtime.shutdown_background();
+    ExitCode::SUCCESS
+}
+
+/// The server's counters at one moment.
+#[derive(Clone, Copy, Debug, Default)]
+struct ServerStats {
+    cpu: Duration,
+    allocs: u64,
+    rss_kib: u64,
+    hwm_kib: u64,
+}
+
+impl ServerStats {
+    fn now() -> ServerStats {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        };
+        ServerStats {
+            cpu: cpu_time(),
+            allocs: counted_allocs(),
+            rss_kib: field("VmRSS:"),
+            hwm_kib: field("VmHWM:"),
+        }
+    }
+
+    fn parse(line: &str) -> Option<ServerStats> {
+        let mut it = line.split_whitespace().map(|f| f.parse::<u64>().ok());
+        Some(ServerStats {
+            cpu: Duration::from_micros(it.next()??),
+            allocs: it.next()??,
+            rss_kib: it.next()??,
+            hwm_kib: it.next()??,
+        })
+    }
+}
+
+/// User + system CPU time of this process.
+fn cpu_time() -> Duration {
+    // SAFETY: `getrusage` fills the zeroed struct we pass it.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+/// The parent's handle on a server process.
+struct ServerProcess {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    port: u16,
+}
+
+impl ServerProcess {
+    fn start(server: Server, plan: &Plan, profile: Profile) -> Result<ServerProcess, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
+        let mut cmd = Command::new(exe);
+        cmd.arg("--serve")
+            .arg(server.to_possible_value().expect("named").get_name())
+            .arg("--profile")
+            .arg(profile.to_possible_value().expect("named").get_name())
+            .arg("--workers")
+            .arg(plan.workers.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        if server == Server::Mimalloc {
+            cmd.env("DEMO_MIMALLOC", "1");
+        } else {
+            cmd.env_remove("DEMO_MIMALLOC");
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("starting the server: {e}"))?;
+        let stdin = child.stdin.take().expect("piped");
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let mut line = String::new();
+        stdout
+            .read_line(&mut line)
+            .map_err(|e| format!("server: {e}"))?;
+        let port = line
+            .trim()
+            .strip_prefix("port ")
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| format!("server said {line:?}"))?;
+        Ok(ServerProcess {
+            child,
+            stdin,
+            stdout,
+            port,
+        })
+    }
+
+    fn stats(&mut self) -> Result<ServerStats, String> {
+        writeln!(self.stdin, "stats").map_err(|e| format!("server: {e}"))?;
+        let mut line = String::new();
+        self.stdout
+            .read_line(&mut line)
+            .map_err(|e| format!("server: {e}"))?;
+        ServerStats::parse(&line).ok_or_else(|| format!("server said {line:?}"))
+    }
+
+    fn stop(mut self) {
+        drop(self.stdin);
+        let _ = self.child.wait();
+    }
 }
 
 // ---- the client.
 
-/// One client connection: plain `tokio_util` framing, pipelined requests,
-/// every reply checked.
-struct Conn {
-    framed: Framed<TcpStream, LengthDelimitedCodec>,
-    pipeline: usize,
-    body: Vec<u8>,
-    expect_sum: u64,
-    expect_rev: Vec<u8>,
-    next_id: u64,
-    next_reply: u64,
-    sent_at: VecDeque<Instant>,
+/// The requests a client cycles through, and what a reply must be.
+struct Load {
+    requests: Vec<Bytes>,
+    profile: Profile,
 }
 
-impl Conn {
-    async fn connect(addr: SocketAddr, n: usize, cfg: &Config) -> io::Result<Conn> {
-        let socket = TcpStream::connect(addr).await?;
-        socket.set_nodelay(true)?;
-        let body: Vec<u8> = (0..cfg.size - 8)
-            .map(|i| (i * 31 + n * 7 + 1) as u8)
-            .collect();
-        let decoded: Vec<u8> = body.iter().map(|b| b ^ KEY).collect();
-        Ok(Conn {
-            framed: Framed::new(socket, LengthDelimitedCodec::new()),
-            pipeline: cfg.pipeline,
-            expect_sum: checksum(&decoded),
-            expect_rev: decoded.into_iter().rev().collect(),
-            body,
-            next_id: (n as u64) << 40,
-            next_reply: (n as u64) << 40,
-            sent_at: VecDeque::with_capacity(cfg.pipeline),
-        })
+impl Load {
+    fn new(profile: Profile, size: usize, connection: usize) -> Load {
+        let requests = match profile {
+            Profile::Echo => (0..8)
+                .map(|i| Bytes::from(vec![(connection + i) as u8; size]))
+                .collect(),
+            Profile::Large => (0..4)
+                .map(|i| {
+                    let len = 256 * 1024
+                        + (i * 263 * 1024 + connection * 4099) % (LARGE_MAX - 256 * 1024);
+                    Bytes::from(vec![(connection + i) as u8; len])
+                })
+                .collect(),
+            Profile::Typical => (0..64)
+                .map(|i| {
+                    let key = (connection * 7919 + i * 104_729) % KEYS;
+                    let mut text = format!("GET /items/k{key}\n");
+                    let names = ["host", "user-agent", "accept", "accept-encoding", "x-trace"];
+                    for (h, name) in names.iter().enumerate() {
+                        let _ = writeln!(text, "{name}: value-{h}-{}", "x".repeat(8 + h * 4));
+                    }
+                    let _ = writeln!(text, "content-type: application/octet-stream");
+                    let _ = writeln!(text, "content-length: {BODY}");
+                    let _ = writeln!(text, "x-request-id: {connection}-{i}");
+                    debug_assert_eq!(text.lines().count(), 1 + HEADERS);
+                    text.push('\n');
+                    let mut bytes = text.into_bytes();
+                    bytes.extend((0..BODY).map(|b| (b + i) as u8));
+                    Bytes::from(bytes)
+                })
+                .collect(),
+        };
+        Load { requests, profile }
     }
 
-    async fn feed(&mut self) -> io::Result<()> {
-        let mut request = BytesMut::with_capacity(8 + self.body.len());
-        request.put_u64(self.next_id);
-        request.put_slice(&self.body);
-        self.next_id += 1;
-        self.sent_at.push_back(Instant::now());
-        self.framed.feed(request.freeze()).await
+    /// Whether `reply` answers request `i`.
+    fn check(&self, i: usize, reply: &[u8]) -> bool {
+        let request = &self.requests[i];
+        match self.profile {
+            Profile::Echo | Profile::Large => reply == &request[..],
+            Profile::Typical => {
+                let Some((_, lines, _)) = split_request(request) else {
+                    return false;
+                };
+                let id = lines
+                    .filter_map(|l| l.strip_prefix("x-request-id: "))
+                    .next()
+                    .unwrap_or("?");
+                let text = String::from_utf8_lossy(reply);
+                text.starts_with("200 OK\n")
+                    && text.contains(&format!("\nx-request-id: {id}\n"))
+                    && text.contains("\nx-method: GET\n")
+            }
+        }
     }
+}
 
-    fn check(&self, reply: &[u8]) -> Result<(), String> {
-        let id = self.next_reply;
-        if reply.len() != 16 + self.body.len() {
-            return Err(format!(
-                "reply to request {id:#x} has {} bytes, expected {}",
-                reply.len(),
-                16 + self.body.len()
-            ));
-        }
-        let got_id = u64::from_be_bytes(reply[..8].try_into().expect("8 bytes"));
-        if got_id != id {
-            return Err(format!(
-                "expected the reply to request {id:#x}, got {got_id:#x}"
-            ));
-        }
-        let sum = u64::from_be_bytes(reply[8..16].try_into().expect("8 bytes"));
-        if sum != self.expect_sum || reply[16..] != self.expect_rev[..] {
-            return Err(format!(
-                "reply to request {id:#x} has a wrong checksum or body"
-            ));
-        }
-        Ok(())
-    }
+/// What the client saw in one run's window.
+struct ClientResult {
+    requests: u64,
+    wall: Duration,
+    latency: Histogram<u64>,
+    client_cpu: Duration,
+}
 
-    /// Sends `n` requests (fewer if `deadline` passes), keeping `pipeline`
-    /// in flight; records each latency in `latencies` if given.
-    async fn run(
-        &mut self,
-        n: u64,
-        deadline: Option<Instant>,
-        mut latencies: Option<&mut Vec<u64>>,
-        bar: &ProgressBar,
-    ) -> Result<u64, String> {
-        let io_err = |e: io::Error| format!("client: {e}");
-        let (mut sent, mut done, mut unreported) = (0u64, 0u64, 0u64);
-        while sent < n && sent < self.pipeline as u64 {
-            self.feed().await.map_err(io_err)?;
-            sent += 1;
-        }
-        SinkExt::<Bytes>::flush(&mut self.framed)
+/// Phases the controller moves the connections through.
+struct Phase {
+    timing: AtomicBool,
+    stop: AtomicBool,
+    wrong: AtomicU64,
+}
+
+async fn client_connection(
+    port: u16,
+    load: Load,
+    phase: Arc<Phase>,
+) -> Result<(u64, Histogram<u64>), String> {
+    let socket = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let _ = socket.set_nodelay(true);
+    let codec = LengthDelimitedCodec::builder()
+        .max_frame_length(2 * LARGE_MAX)
+        .new_codec();
+    let mut framed = Framed::new(socket, codec);
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+    let mut done = 0;
+    let mut i = 0;
+    while !phase.stop.load(Ordering::Relaxed) {
+        let request = load.requests[i].clone();
+        let start = Instant::now();
+        framed
+            .send(request)
             .await
-            .map_err(io_err)?;
-        while done < sent {
-            let reply = match self.framed.next().await {
-                Some(reply) => reply.map_err(io_err)?,
-                None => return Err("client: the server closed the connection".into()),
-            };
-            let sent_at = self.sent_at.pop_front().expect("a request in flight");
-            self.check(&reply)?;
-            if let Some(latencies) = latencies.as_deref_mut() {
-                // Never grows: the vector was sized before the run.
-                if latencies.len() < latencies.capacity() {
-                    latencies.push(sent_at.elapsed().as_nanos() as u64);
-                }
-            }
-            self.next_reply += 1;
+            .map_err(|e| format!("send: {e}"))?;
+        let reply = framed
+            .next()
+            .await
+            .ok_or("the server closed the connection")?
+            .map_err(|e| format!("read: {e}"))?;
+        if phase.timing.load(Ordering::Relaxed) {
+            latency.saturating_record(start.elapsed().as_micros() as u64);
             done += 1;
-            unreported += 1;
-            if unreported == 256 {
-                bar.inc(unreported);
-                unreported = 0;
-            }
-            if sent < n && deadline.is_none_or(|d| Instant::now() < d) {
-                self.feed().await.map_err(io_err)?;
-                SinkExt::<Bytes>::flush(&mut self.framed)
-                    .await
-                    .map_err(io_err)?;
-                sent += 1;
-            }
         }
-        bar.inc(unreported);
-        Ok(done)
-    }
-}
-
-// ---- one run.
-
-/// Counters read at the edges of the timed window.
-#[derive(Debug, Clone, Copy, Default)]
-struct Snapshot {
-    server_allocs: u64,
-    allocs: u64,
-    slab_gets: u64,
-    slab_hits: u64,
-    scratch_gets: u64,
-    scratch_hits: u64,
-    bound_gets: u64,
-    bound_waits: u64,
-    buffer_gets: u64,
-    buffer_hits: u64,
-}
-
-impl Snapshot {
-    fn take(server: &Server) -> Snapshot {
-        let mut s = Snapshot {
-            server_allocs: SERVER_ALLOCS.load(Ordering::Relaxed),
-            allocs: counting_alloc::allocs(),
-            ..Snapshot::default()
-        };
-        match server {
-            Server::Plain(plain) => s.bound_waits = plain.waits.load(Ordering::Relaxed),
-            Server::Pooled(pools) => {
-                let slab = pools.slab.stats();
-                s.slab_gets = slab.alloc_count() + slab.heap_count();
-                s.slab_hits = slab.classes.iter().map(|c| c.pool.hit_count).sum();
-                let scratch = pools.scratch.stats();
-                s.scratch_gets = scratch.get_count;
-                s.scratch_hits = scratch.hit_count;
-                let ring = pools.ring.stats();
-                s.bound_gets = ring.get_count;
-                s.bound_waits = ring.wait_count;
-                let buffers = pools.buffers.stats();
-                s.buffer_gets = buffers.get_count;
-                s.buffer_hits = buffers.hit_count;
-            }
+        if !load.check(i, &reply) {
+            phase.wrong.fetch_add(1, Ordering::Relaxed);
         }
-        s
+        i = (i + 1) % load.requests.len();
     }
+    Ok((done, latency))
 }
 
-/// What a run measured.
-struct Report {
-    frames: u64,
-    elapsed: Duration,
-    server_allocs: u64,
-    allocs: u64,
-    peak_heap: usize,
-    p50: Duration,
-    p99: Duration,
-    slab_hit: Option<f64>,
-    slab_misses: u64,
-    scratch_hit: Option<f64>,
-    scratch_misses: u64,
-    admitted_at_once: f64,
-    buffers_hit: Option<f64>,
-    buffer_gets: u64,
-}
-
-fn ratio(hits: u64, gets: u64) -> f64 {
-    if gets == 0 {
-        f64::NAN
-    } else {
-        hits as f64 / gets as f64
-    }
-}
-
-fn run(mode: Mode, cfg: &Config) -> Result<Report, String> {
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(cfg.workers)
-        .thread_name(match mode {
-            Mode::Plain => "plain-server",
-            Mode::Pooled => "pooled-server",
-        })
-        .on_thread_start(|| ON_SERVER.with(|on| on.set(true)))
+/// One run: the client against `server`, warm-up then window.
+fn run_once(
+    plan: &Plan,
+    profile: Profile,
+    server: &mut ServerProcess,
+) -> Result<(ClientResult, ServerStats, ServerStats), String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the server runtime: {e}"))?;
-    let client_rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the client runtime: {e}"))?;
-    let mut latencies: Vec<Vec<u64>> = (0..cfg.connections)
-        .map(|i| Vec::with_capacity(cfg.latency_capacity(i)))
-        .collect();
-
-    let total = cfg.connections as u64 * (cfg.warmup_frames() + cfg.prime_frames()) + cfg.frames;
-    let bar = if cfg.progress {
-        ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{prefix:>6} {msg:7} [{wide_bar}] {pos}/{len} frames {rate}")
-            .expect("a valid template")
-            .with_key(
-                "rate",
-                |state: &ProgressState, w: &mut dyn std::fmt::Write| {
-                    let _ = write!(w, "{:.0}/s", state.per_sec());
-                },
-            )
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(mode.name());
-
-    // Everything from here on counts in the run's peak heap.
-    let baseline = counting_alloc::live_bytes();
-    counting_alloc::reset_peak();
-    let server = Server::new(mode, cfg);
-    let listener = server_rt
-        .block_on(TcpListener::bind("127.0.0.1:0"))
-        .map_err(|e| format!("cannot listen on 127.0.0.1: {e}"))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| format!("cannot read the listening address: {e}"))?;
-    server_rt.spawn(server.clone().accept_loop(listener));
-
-    let cfg = *cfg;
-    let window = client_rt.block_on({
-        let server = server.clone();
-        let bar = bar.clone();
-        let latencies = &mut latencies;
-        async move { drive(addr, &cfg, &server, &bar, latencies).await }
+        .map_err(|e| format!("client runtime: {e}"))?;
+    let phase = Arc::new(Phase {
+        timing: AtomicBool::new(false),
+        stop: AtomicBool::new(false),
+        wrong: AtomicU64::new(0),
     });
-    let peak_heap = counting_alloc::peak_bytes().saturating_sub(baseline);
-    bar.finish_and_clear();
-    let (elapsed, frames, connecting, before, after) = window?;
-    // Close the server: its tasks end, its buffers go back.
-    server_rt.shutdown_timeout(Duration::from_secs(1));
-
-    let mut all: Vec<u64> = latencies.into_iter().flatten().collect();
-    all.sort_unstable();
-    let pct = |p: usize| {
-        all.get((all.len().saturating_sub(1)) * p / 100)
-            .map_or(Duration::ZERO, |&ns| Duration::from_nanos(ns))
-    };
-    let gets = |a: u64, b: u64| b - a;
-    let pooled = matches!(server, Server::Pooled(_));
-    let bound_gets = if pooled {
-        gets(before.bound_gets, after.bound_gets)
-    } else {
-        frames
-    };
-    Ok(Report {
-        frames,
-        elapsed,
-        server_allocs: after.server_allocs - before.server_allocs,
-        allocs: after.allocs - before.allocs,
-        peak_heap,
-        p50: pct(50),
-        p99: pct(99),
-        slab_hit: pooled.then(|| {
-            ratio(
-                gets(before.slab_hits, after.slab_hits),
-                gets(before.slab_gets, after.slab_gets),
-            )
-        }),
-        slab_misses: gets(before.slab_gets, after.slab_gets)
-            - gets(before.slab_hits, after.slab_hits),
-        scratch_misses: gets(before.scratch_gets, after.scratch_gets)
-            - gets(before.scratch_hits, after.scratch_hits),
-        scratch_hit: pooled.then(|| {
-            ratio(
-                gets(before.scratch_hits, after.scratch_hits),
-                gets(before.scratch_gets, after.scratch_gets),
-            )
-        }),
-        admitted_at_once: 1.0 - ratio(gets(before.bound_waits, after.bound_waits), bound_gets),
-        buffer_gets: gets(connecting.buffer_gets, before.buffer_gets),
-        buffers_hit: pooled.then(|| {
-            ratio(
-                gets(connecting.buffer_hits, before.buffer_hits),
-                gets(connecting.buffer_gets, before.buffer_gets),
-            )
-        }),
-    })
-}
-
-/// The timed window's length and frames, and the counters when the timed
-/// connections started to connect, when the window opened and when it
-/// closed.
-type Window = (Duration, u64, Snapshot, Snapshot, Snapshot);
-
-/// The client side of a run: the warm-up set, then the timed set.
-async fn drive(
-    addr: SocketAddr,
-    cfg: &Config,
-    server: &Server,
-    bar: &ProgressBar,
-    latencies: &mut [Vec<u64>],
-) -> Result<Window, String> {
-    let cfg = *cfg;
-    let started = Instant::now();
-    let deadline = Some(started + cfg.duration);
-
-    // Warm-up: a first set of connections, closed when done.
-    bar.set_message("warm-up");
-    let warm: Vec<_> = (0..cfg.connections)
-        .map(|i| {
-            let bar = bar.clone();
-            tokio::spawn(async move {
-                let mut conn = Conn::connect(addr, i, &cfg)
-                    .await
-                    .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-                conn.run(cfg.warmup_frames(), deadline, None, &bar).await
-            })
+    let port = server.port;
+    let tasks: Vec<_> = (0..plan.connections)
+        .map(|c| {
+            let load = Load::new(profile, plan.size, c);
+            runtime.spawn(client_connection(port, load, Arc::clone(&phase)))
         })
         .collect();
-    for task in warm {
-        task.await.map_err(|e| format!("client task: {e}"))??;
+    let (warmup, window) = (plan.warmup, plan.window);
+    let (before, after, wall, client_cpu) = runtime.block_on(async {
+        tokio::time::sleep(warmup).await;
+        let before = server.stats()?;
+        let (cpu0, t0) = (cpu_time(), Instant::now());
+        phase.timing.store(true, Ordering::Relaxed);
+        tokio::time::sleep(window).await;
+        phase.timing.store(false, Ordering::Relaxed);
+        let (wall, client_cpu) = (t0.elapsed(), cpu_time() - cpu0);
+        let after = server.stats()?;
+        Ok::<_, String>((before, after, wall, client_cpu))
+    })?;
+    phase.stop.store(true, Ordering::Relaxed);
+    let mut requests = 0;
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
+    for task in tasks {
+        let (n, h) = runtime
+            .block_on(task)
+            .map_err(|e| format!("client task: {e}"))??;
+        requests += n;
+        latency.add(&h).map_err(|e| format!("histogram: {e}"))?;
     }
-    // Let the server see those connections close (and, pooled, return
-    // their buffers) before the next set connects.
-    for _ in 0..1000 {
-        let open = match server {
-            Server::Pooled(pools) => pools.buffers.stats().num_in_use,
-            Server::Plain(_) => 0,
-        };
-        if open == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
+    let wrong = phase.wrong.load(Ordering::Relaxed);
+    if wrong > 0 {
+        return Err(format!("{wrong} wrong replies ({profile:?})"));
     }
-    let connecting = Snapshot::take(server);
-
-    // The timed set: connect, warm up a little, then all start together.
-    let ready = Arc::new(Barrier::new(cfg.connections + 1));
-    let go = Arc::new(Barrier::new(cfg.connections + 1));
-    let start = Arc::new(OnceLock::<Instant>::new());
-    let timed: Vec<_> = latencies
-        .iter_mut()
-        .enumerate()
-        .map(|(i, lat)| {
-            let mut lat = std::mem::take(lat);
-            let (bar, ready, go, start) = (bar.clone(), ready.clone(), go.clone(), start.clone());
-            tokio::spawn(async move {
-                let result = async {
-                    let mut conn = Conn::connect(addr, cfg.connections + i, &cfg)
-                        .await
-                        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-                    conn.run(cfg.prime_frames(), None, None, &bar).await?;
-                    Ok::<_, String>(conn)
-                }
-                .await;
-                ready.wait().await;
-                go.wait().await;
-                let mut conn = result?;
-                let deadline = Some(*start.get().expect("set before go") + cfg.duration);
-                let frames = conn
-                    .run(cfg.frames_for(i), deadline, Some(&mut lat), &bar)
-                    .await?;
-                // The connection stays open until the window is closed.
-                Ok::<_, String>((frames, lat, conn))
-            })
-        })
-        .collect();
-    ready.wait().await;
-    bar.set_message("timed");
-    let before = Snapshot::take(server);
-    let t0 = Instant::now();
-    start.set(t0).expect("set once");
-    go.wait().await;
-    let mut frames = 0;
-    let mut first_err = None;
-    let mut open = Vec::with_capacity(cfg.connections);
-    for (task, slot) in timed.into_iter().zip(latencies.iter_mut()) {
-        match task.await.map_err(|e| format!("client task: {e}"))? {
-            Ok((n, lat, conn)) => {
-                frames += n;
-                *slot = lat;
-                open.push(conn);
-            }
-            Err(e) => {
-                first_err.get_or_insert(e);
-            }
-        }
+    if requests == 0 {
+        return Err(format!("no request completed in the window ({profile:?})"));
     }
-    let elapsed = t0.elapsed();
-    let after = Snapshot::take(server);
-    // Closing connections allocates in the server (tokio's I/O driver
-    // queues their registrations for release): after the window.
-    drop(open);
-    match first_err {
-        Some(e) => Err(e),
-        None => Ok((elapsed, frames, connecting, before, after)),
-    }
-}
-
-// ---- the table.
-
-fn fmt_bytes(b: usize) -> String {
-    let b = b as f64;
-    if b >= 1024.0 * 1024.0 {
-        format!("{:.1} MiB", b / (1024.0 * 1024.0))
-    } else {
-        format!("{:.0} KiB", b / 1024.0)
-    }
-}
-
-fn fmt_us(d: Duration) -> String {
-    format!("{:.0} µs", d.as_secs_f64() * 1e6)
-}
-
-fn fmt_pct(r: Option<f64>) -> String {
-    match r {
-        Some(r) if r.is_nan() => "no gets".into(),
-        Some(r) => format!("{:.2}%", r * 100.0),
-        None => "-".into(),
-    }
-}
-
-fn print_table(cfg: &Config, plain: &Report, pooled: &Report) {
-    let per_frame = |r: &Report, n: u64| n as f64 / r.frames.max(1) as f64;
-    let fps = |r: &Report| r.frames as f64 / r.elapsed.as_secs_f64();
-    let x = |a: f64, b: f64| {
-        if a > 0.0 && b.is_finite() {
-            format!("{:.2}x", b / a)
-        } else {
-            "-".into()
-        }
-    };
-    let rows: Vec<[String; 4]> = vec![
-        [
-            "frames timed".into(),
-            plain.frames.to_string(),
-            pooled.frames.to_string(),
-            String::new(),
-        ],
-        [
-            "frames/s".into(),
-            format!("{:.0}", fps(plain)),
-            format!("{:.0}", fps(pooled)),
-            x(fps(plain), fps(pooled)),
-        ],
-        [
-            "server allocations / frame".into(),
-            format!("{:.2}", per_frame(plain, plain.server_allocs)),
-            format!("{:.2}", per_frame(pooled, pooled.server_allocs)),
-            format!(
-                "({} vs {} in all)",
-                plain.server_allocs, pooled.server_allocs
-            ),
-        ],
-        [
-            "process allocations / frame".into(),
-            format!("{:.2}", per_frame(plain, plain.allocs)),
-            format!("{:.2}", per_frame(pooled, pooled.allocs)),
-            "(client included)".into(),
-        ],
-        [
-            "peak heap".into(),
-            fmt_bytes(plain.peak_heap),
-            fmt_bytes(pooled.peak_heap),
-            format!(
-                "{} (pools, slab pages, ring included)",
-                x(plain.peak_heap as f64, pooled.peak_heap as f64)
-            ),
-        ],
-        [
-            "latency p50".into(),
-            fmt_us(plain.p50),
-            fmt_us(pooled.p50),
-            x(plain.p50.as_secs_f64(), pooled.p50.as_secs_f64()),
-        ],
-        [
-            "latency p99".into(),
-            fmt_us(plain.p99),
-            fmt_us(pooled.p99),
-            x(plain.p99.as_secs_f64(), pooled.p99.as_secs_f64()),
-        ],
-        [
-            "hit rate: slab (request frames)".into(),
-            fmt_pct(plain.slab_hit),
-            fmt_pct(pooled.slab_hit),
-            format!("({} misses)", pooled.slab_misses),
-        ],
-        [
-            "hit rate: scratch WorkerPool".into(),
-            fmt_pct(plain.scratch_hit),
-            fmt_pct(pooled.scratch_hit),
-            format!("({} misses)", pooled.scratch_misses),
-        ],
-        [
-            "admitted without waiting".into(),
-            fmt_pct(Some(plain.admitted_at_once)),
-            fmt_pct(Some(pooled.admitted_at_once)),
-            "(Semaphore | RingPool)".into(),
-        ],
-        [
-            "hit rate: connection buffers".into(),
-            fmt_pct(plain.buffers_hit),
-            fmt_pct(pooled.buffers_hit),
-            format!("(of {} taken by the timed connections)", pooled.buffer_gets),
-        ],
-    ];
-    let w0 = rows.iter().map(|r| r[0].chars().count()).max().unwrap_or(0);
-    println!(
-        "\n{:<w0$}  {:>14}  {:>14}  pooled/plain",
-        "", "plain", "pooled"
-    );
-    for r in &rows {
-        println!("{:<w0$}  {:>14}  {:>14}  {}", r[0], r[1], r[2], r[3]);
-    }
-    let zero = pooled.server_allocs as f64 / pooled.frames.max(1) as f64 <= 0.005;
-    println!(
-        "\n{}: the pooled server made {} allocations in {} frames ({:.2} per frame; plain: {:.2}), \
-         at {} the frames/s, {} the p99 latency and {} the peak heap{}.",
-        if zero {
-            "verdict"
-        } else {
-            "verdict (NOT allocation-free)"
+    Ok((
+        ClientResult {
+            requests,
+            wall,
+            latency,
+            client_cpu,
         },
-        pooled.server_allocs,
-        pooled.frames,
-        per_frame(pooled, pooled.server_allocs),
-        per_frame(plain, plain.server_allocs),
-        x(fps(plain), fps(pooled)),
-        x(plain.p99.as_secs_f64(), pooled.p99.as_secs_f64()),
-        x(plain.peak_heap as f64, pooled.peak_heap as f64),
-        if plain.frames.min(pooled.frames) < cfg.frames {
-            " (the --duration cap cut a run short: compare rates, not totals)"
-        } else {
-            ""
-        }
-    );
+        before,
+        after,
+    ))
 }
 
-fn main() -> ExitCode {
-    let cfg = Config::from_args(Args::parse());
+// ---- the rounds and the table.
+
+/// One run's numbers.
+#[derive(Clone, Copy, Debug)]
+struct Sample {
+    rps: f64,
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    cpu_us: f64,
+    allocs: f64,
+    rss_mib: f64,
+    hwm_mib: f64,
+    client_cpu: f64,
+}
+
+fn sample(client: &ClientResult, before: &ServerStats, after: &ServerStats) -> Sample {
+    let n = client.requests as f64;
+    Sample {
+        rps: n / client.wall.as_secs_f64(),
+        p50: client.latency.value_at_quantile(0.5) as f64,
+        p99: client.latency.value_at_quantile(0.99) as f64,
+        p999: client.latency.value_at_quantile(0.999) as f64,
+        cpu_us: (after.cpu.saturating_sub(before.cpu)).as_secs_f64() * 1e6 / n,
+        allocs: (after.allocs - before.allocs) as f64 / n,
+        rss_mib: after.rss_kib as f64 / 1024.0,
+        hwm_mib: after.hwm_kib as f64 / 1024.0,
+        client_cpu: client.client_cpu.as_secs_f64() / client.wall.as_secs_f64(),
+    }
+}
+
+fn drive(plan: &Plan) -> Result<(), String> {
     println!(
-        "capacitor-pool demo: {} connections x {} pipelined, {} timed frames of {} B per run, \
-         server on {} workers with {} requests in flight at most, {:.1?} at most per phase",
-        cfg.connections,
-        cfg.pipeline,
-        cfg.frames,
-        cfg.size,
-        cfg.workers,
-        cfg.inflight,
-        cfg.duration
+        "capacitor-pool end-to-end: {} connection(s), {} server worker(s), {} round(s), {:.1} s windows after {:.1} s of warm-up",
+        plan.connections,
+        plan.workers,
+        plan.rounds,
+        plan.window.as_secs_f64(),
+        plan.warmup.as_secs_f64()
     );
-    let mut reports = Vec::new();
-    for mode in [Mode::Plain, Mode::Pooled] {
-        let started = Instant::now();
-        match run(mode, &cfg) {
-            Ok(report) => {
-                println!(
-                    "{:>6}: {} frames in {:.2?} (run: {:.2?})",
-                    mode.name(),
-                    report.frames,
-                    report.elapsed,
-                    started.elapsed()
+    if !cfg!(feature = "mimalloc") {
+        println!("(build with `--features mimalloc` to add plain on mimalloc)");
+    }
+    for &profile in &plan.profiles {
+        let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); plan.servers.len()];
+        for round in 0..plan.rounds {
+            for (k, &server) in plan.servers.iter().enumerate() {
+                let mut process = ServerProcess::start(server, plan, profile)?;
+                let result = run_once(plan, profile, &mut process);
+                process.stop();
+                let (client, before, after) = result?;
+                let s = sample(&client, &before, &after);
+                eprintln!(
+                    "  {profile:?} round {}/{} {server:?}: {:.0} req/s, p99 {:.0} us, {:.1} us CPU/req",
+                    round + 1,
+                    plan.rounds,
+                    s.rps,
+                    s.p99,
+                    s.cpu_us
                 );
-                reports.push(report);
-            }
-            Err(e) => {
-                eprintln!("demo: the {} run failed: {e}", mode.name());
-                return ExitCode::FAILURE;
+                samples[k].push(s);
             }
         }
+        print_table(plan, profile, &samples);
     }
-    print_table(&cfg, &reports[0], &reports[1]);
-    ExitCode::SUCCESS
+    Ok(())
+}
+
+fn median_range(values: &mut [f64]) -> (f64, f64, f64) {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    let median = if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    };
+    (median, values[0], values[n - 1])
+}
+
+fn print_table(plan: &Plan, profile: Profile, samples: &[Vec<Sample>]) {
+    type Metric = (&'static str, fn(&Sample) -> f64, usize);
+    let metrics: [Metric; 9] = [
+        ("req/s", |s| s.rps, 0),
+        ("p50 (us)", |s| s.p50, 0),
+        ("p99 (us)", |s| s.p99, 0),
+        ("p99.9 (us)", |s| s.p999, 0),
+        ("CPU/req (us)", |s| s.cpu_us, 2),
+        ("allocs/req", |s| s.allocs, 2),
+        ("RSS steady (MiB)", |s| s.rss_mib, 1),
+        ("RSS peak (MiB)", |s| s.hwm_mib, 1),
+        ("client CPU (cores)", |s| s.client_cpu, 2),
+    ];
+    println!();
+    println!(
+        "{profile:?} ({}): medians over {} round(s), [min-max]",
+        match profile {
+            Profile::Echo => format!("{} B frames echoed", plan.size),
+            Profile::Typical => "parse, look up, format".to_string(),
+            Profile::Large => "256 KiB-1 MiB frames echoed".to_string(),
+        },
+        plan.rounds
+    );
+    print!("  {:<20}", "");
+    for server in &plan.servers {
+        print!(" {:>24}", format!("{server:?}").to_lowercase());
+    }
+    // Ratio columns: pooled (always last) against each other server.
+    let bases = match plan.servers.split_last() {
+        Some((Server::Pooled, others)) => others.len(),
+        _ => 0,
+    };
+    for server in &plan.servers[..bases] {
+        print!(
+            " {:>14}",
+            format!("pooled/{}", format!("{server:?}").to_lowercase())
+        );
+    }
+    println!();
+    for (name, get, digits) in metrics {
+        print!("  {name:<20}");
+        let mut medians = Vec::new();
+        for runs in samples {
+            let mut values: Vec<f64> = runs.iter().map(get).collect();
+            let (median, lo, hi) = median_range(&mut values);
+            medians.push(median);
+            let cell = if plan.rounds > 1 {
+                format!("{median:.digits$} [{lo:.digits$}-{hi:.digits$}]")
+            } else {
+                format!("{median:.digits$}")
+            };
+            print!(" {cell:>24}");
+        }
+        let pooled = medians[medians.len() - 1];
+        for &base in &medians[..bases] {
+            let ratio = if base > 0.0 {
+                format!("{:.2}x", pooled / base)
+            } else {
+                "-".to_string()
+            };
+            print!(" {ratio:>14}");
+        }
+        println!();
+    }
 }
