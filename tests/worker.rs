@@ -6,6 +6,8 @@ mod runtime;
 mod tagged;
 
 use std::collections::HashSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
@@ -593,4 +595,92 @@ fn zero_sized_objects_are_recycled_on_workers() {
         "{s}"
     );
     assert_accounting(&s);
+}
+
+#[test]
+fn dropping_the_pool_drops_every_tier_when_drops_panic() {
+    let rt = rt(1);
+    let drops = Arc::new(AtomicUsize::new(0));
+    let d = Arc::clone(&drops);
+    let pool = Arc::new(
+        WorkerPool::builder(move || Counted::new(&d))
+            .workers(64)
+            .build(),
+    );
+    let p = Arc::clone(&pool);
+    // Six in the worker's private slot and magazine, one of them armed.
+    on_worker(&rt, async move {
+        let mut held: Vec<_> = (0..6).map(|_| p.get()).collect();
+        held[2].armed = true;
+        drop(held);
+    });
+    // Four in the depot (this thread is no worker), one of them armed.
+    let mut held: Vec<_> = (0..4).map(|_| pool.get()).collect();
+    held[1].armed = true;
+    drop(held);
+    assert_eq!(pool.depot().stats().num_idle, 4);
+    assert_eq!(pool.stats().num_idle, 10);
+    let pool = Arc::into_inner(pool).unwrap();
+    assert!(catch_unwind(AssertUnwindSafe(|| drop(pool))).is_err());
+    assert_eq!(drops.load(Ordering::SeqCst), 10, "no tier leaked");
+}
+
+#[test]
+fn trim_drops_every_aged_depot_object_when_one_drop_panics() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let d = Arc::clone(&drops);
+    let pool = WorkerPool::builder(move || Counted::new(&d)).build();
+    // Not a worker thread: all ten go to the depot.
+    let mut held: Vec<_> = (0..10).map(|_| pool.get()).collect();
+    held[0].armed = true;
+    drop(held);
+    assert_eq!(pool.trim(), 0);
+    assert!(catch_unwind(AssertUnwindSafe(|| pool.trim())).is_err());
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        10,
+        "the nine others dropped too"
+    );
+    let s = pool.stats();
+    assert_eq!((s.num_idle, s.drop_aged_count), (0, 10), "{s}");
+    assert_accounting(&s);
+    drop(pool.get()); // still usable
+    assert_eq!(pool.trim(), 0);
+}
+
+#[test]
+fn a_spill_drops_every_object_the_depot_has_no_room_for_when_drops_panic() {
+    let rt = rt(1);
+    let drops = Arc::new(AtomicUsize::new(0));
+    let d = Arc::clone(&drops);
+    // Every object panics in its drop; the depot keeps none, so each
+    // spill drops the half of the magazine it moves out.
+    let pool = Arc::new(
+        WorkerPool::builder(move || Counted::armed(&d))
+            .workers(64)
+            .magazine_size(4)
+            .max_idle(0)
+            .build(),
+    );
+    let p = Arc::clone(&pool);
+    let panics = on_worker(&rt, async move {
+        let held: Vec<_> = (0..12).map(|_| p.get()).collect();
+        // A guard's drop that spills raises the spill's first panic.
+        held.into_iter()
+            .map(|guard| catch_unwind(AssertUnwindSafe(|| drop(guard))))
+            .filter(Result::is_err)
+            .count()
+    });
+    assert!(panics > 0, "the magazine spilled");
+    let s = pool.stats();
+    assert_eq!(s.num_idle + s.drop_full_count, 12, "{s}");
+    assert_eq!(
+        drops.load(Ordering::SeqCst) as u64,
+        s.drop_full_count,
+        "every object a spill dropped ran its drop"
+    );
+    assert_accounting(&s);
+    let pool = Arc::into_inner(pool).unwrap();
+    assert!(catch_unwind(AssertUnwindSafe(|| drop(pool))).is_err());
+    assert_eq!(drops.load(Ordering::SeqCst), 12);
 }
