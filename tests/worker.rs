@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use capacitor_pool::{OwnedWorkerPooled, WorkerPool, WorkerPooled};
-use runtime::{on_exiting_worker, on_worker, rt};
+use runtime::{hand_over, on_exiting_worker, on_worker, rt};
 use tagged::{Counted, Tagged, assert_accounting};
 use tokio::runtime::Builder;
 
@@ -74,9 +74,9 @@ fn migrate_while_holding(workers: usize) {
             .build(),
     );
     let p = Arc::clone(&pool);
-    runtime::migrate_while_holding(workers, move || p.get_owned());
+    let gets = runtime::migrate_while_holding(workers, move || p.get_owned());
     let s = pool.stats();
-    assert_eq!(s.get_count, 64 * (300 + 43));
+    assert_eq!(s.get_count, gets);
     assert_eq!(s.num_in_use, 0, "{s}");
     assert_accounting(&s);
     assert!(s.hit_rate() > 0.9, "{s}");
@@ -97,42 +97,12 @@ fn tasks_migrate_across_await_holding_guards_on_4_workers() {
 fn guard_dropped_on_another_worker_lands_in_that_workers_magazine() {
     let rt = rt(2);
     let pool = Arc::new(WorkerPool::builder(Vec::<u8>::new).workers(64).build());
-    rt.block_on(async {
-        let p = Arc::clone(&pool);
-        let (a, guard) = tokio::spawn(async move {
-            let g = p.get_owned();
-            (WorkerPool::<Vec<u8>>::current_worker().unwrap(), g)
-        })
-        .await
-        .unwrap();
-        let mut guard: Option<OwnedWorkerPooled<Vec<u8>>> = Some(guard);
-        // Hand the guard to fresh tasks until one runs on the other worker.
-        let mut b = None;
-        for _ in 0..10_000 {
-            let g = guard.take().unwrap();
-            let (w, back) = tokio::spawn(async move {
-                let w = WorkerPool::<Vec<u8>>::current_worker().unwrap();
-                if w != a {
-                    drop(g);
-                    (w, None)
-                } else {
-                    (w, Some(g))
-                }
-            })
-            .await
-            .unwrap();
-            if back.is_none() {
-                b = Some(w);
-                break;
-            }
-            guard = back;
-        }
-        let b = b.expect("never ran on the other worker");
-        let sa = pool.worker_stats(a).unwrap();
-        let sb = pool.worker_stats(b).unwrap();
-        assert_eq!((sa.local_return_count, sa.num_idle), (0, 0));
-        assert_eq!((sb.local_return_count, sb.num_idle), (1, 1));
-    });
+    let p = Arc::clone(&pool);
+    let (a, b, ()) = hand_over(&rt, move || p.get_owned(), drop);
+    let sa = pool.worker_stats(a).unwrap();
+    let sb = pool.worker_stats(b).unwrap();
+    assert_eq!((sa.local_return_count, sa.num_idle), (0, 0));
+    assert_eq!((sb.local_return_count, sb.num_idle), (1, 1));
 }
 
 #[test]
