@@ -130,7 +130,7 @@ use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
-use std::mem;
+use std::mem::{self, ManuallyDrop};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
@@ -141,6 +141,7 @@ use hashbrown::HashTable;
 use crate::error::BuildError;
 use crate::pool::{DEFAULT_MAX_IDLE, DEFAULT_RETENTION_LIMIT, shard_hint};
 use crate::reset::{Recycle, Reset, ResetWith, UseReset};
+use crate::shard::FirstPanic;
 use crate::stats::PoolStats;
 use crate::worker::WorkerPool;
 
@@ -229,7 +230,9 @@ pub struct PooledCache<K, V, S = DefaultHashBuilder, R = UseReset> {
     counters: Box<[CachePadded<Counters>]>,
     hasher: S,
     recycle: Arc<R>,
-    pool: WorkerPool<V, SharedRecycle<R>>,
+    /// Dropped by the cache's drop, after the entries, so that a panic of
+    /// theirs does not skip it.
+    pool: ManuallyDrop<WorkerPool<V, SharedRecycle<R>>>,
     retention_limit: usize,
     default_ttl: Option<Duration>,
     max_entries: usize,
@@ -773,16 +776,23 @@ where
     pub fn trim(&self) -> usize {
         let mut total = 0;
         let mut now = LazyNow::new(self.epoch);
+        let mut panic = FirstPanic::default();
         for shard in self.shards.iter() {
             let mut guard = shard.write();
             let Inner { table, spares, .. } = &mut *guard;
-            for entry in table.extract_if(|e| now.expired(*e.meta.get_mut())) {
+            for Entry { key, value, .. } in table.extract_if(|e| now.expired(*e.meta.get_mut())) {
                 bump(&self.counters().expirations);
-                self.keep_spare(spares, entry.value);
+                // A panicking drop (of the key, or of a value too big to
+                // keep) does not stop the sweep.
+                panic.run(|| drop(key));
+                panic.run(|| self.keep_spare(spares, value));
                 total += 1;
             }
         }
-        self.pool.trim();
+        panic.run(|| {
+            self.pool.trim();
+        });
+        panic.resume();
         total
     }
 
@@ -800,14 +810,18 @@ where
     /// assert_eq!(cache.stats().remove_count, 2);
     /// ```
     pub fn clear(&self) {
+        let mut panic = FirstPanic::default();
         for shard in self.shards.iter() {
             let mut guard = shard.write();
             let Inner { table, spares, .. } = &mut *guard;
-            for entry in table.drain() {
+            for Entry { key, value, .. } in table.drain() {
                 bump(&self.counters().removes);
-                self.keep_spare(spares, entry.value);
+                // As in `trim`.
+                panic.run(|| drop(key));
+                panic.run(|| self.keep_spare(spares, value));
             }
         }
+        panic.resume();
     }
 
     /// Recycles `key`'s entry if it is still there and expired (after a
@@ -1075,6 +1089,30 @@ impl<K, V, S, R> PooledCache<K, V, S, R> {
     /// ```
     pub fn num_shards(&self) -> usize {
         self.shards.len()
+    }
+}
+
+impl<K, V, S, R> Drop for PooledCache<K, V, S, R> {
+    /// Drops every entry, spare and pooled value, all of them even if one's
+    /// destructor panics; then the first panic goes on.
+    fn drop(&mut self) {
+        let mut panic = FirstPanic::default();
+        for shard in self.shards.iter_mut() {
+            let inner = shard
+                .inner
+                .get_mut()
+                .unwrap_or_else(PoisonError::into_inner);
+            for Entry { key, value, .. } in inner.table.drain() {
+                panic.run(|| drop(key));
+                panic.run(|| drop(value));
+            }
+            for value in inner.spares.drain(..) {
+                panic.run(|| drop(value));
+            }
+        }
+        // SAFETY: the pool is dropped here alone, and never used after.
+        panic.run(|| unsafe { ManuallyDrop::drop(&mut self.pool) });
+        panic.resume();
     }
 }
 
@@ -1458,7 +1496,7 @@ impl<K, V: 'static, S, R> PooledCacheBuilder<K, V, S, R> {
             counters: (0..stripes).map(|_| CachePadded::default()).collect(),
             hasher: self.hasher,
             recycle,
-            pool,
+            pool: ManuallyDrop::new(pool),
             retention_limit: self.retention_limit,
             default_ttl: self.default_ttl,
             max_entries,

@@ -309,6 +309,9 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     /// (Go's victim cache, without a GC): call it periodically, and objects
     /// unused through two calls are released. Returns how many it dropped.
     ///
+    /// If an object's destructor panics, the others are dropped all the
+    /// same, and then the first panic goes on.
+    ///
     /// ```
     /// use capacitor_pool::Pool;
     ///
@@ -318,15 +321,10 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     /// assert_eq!(pool.stats().num_idle, 0);
     /// ```
     pub fn trim(&self) -> usize {
-        let mut aged = Vec::new();
-        for shard in self.shards.iter() {
-            let mut guard = shard.lock();
-            let n = guard.with(|stack| stack.trim(|slot| aged.push(slot)));
-            guard.bump(|c| &c.drops_aged, n as u64);
-        }
+        let aged = self.take_aged();
         let n = aged.len();
         // SAFETY: trimmed slots left the stacks and belong to us alone.
-        unsafe { free_all(aged.into_iter()) };
+        unsafe { free_all(aged) };
         n
     }
 
@@ -727,16 +725,10 @@ impl<T, R: Recycle<T>> Pool<T, R> {
 
     /// Drops every idle object, counted as discarded; returns how many.
     pub(crate) fn clear(&self) -> usize {
-        let mut idle = Vec::new();
-        for shard in self.shards.iter() {
-            let mut guard = shard.lock();
-            let before = idle.len();
-            guard.with(|stack| stack.drain(|slot| idle.push(slot)));
-            guard.bump(|c| &c.drops_discarded, (idle.len() - before) as u64);
-        }
+        let idle = self.take_idle();
         let n = idle.len();
         // SAFETY: drained slots left the stacks and belong to us alone.
-        unsafe { free_all(idle.into_iter()) };
+        unsafe { free_all(idle) };
         n
     }
 
@@ -771,15 +763,39 @@ impl<T, R: Recycle<T>> sealed::Home<T> for Pool<T, R> {
 
 impl<T, R: Recycle<T>> PoolKind<T> for Pool<T, R> {}
 
+impl<T, R> Pool<T, R> {
+    /// Takes out the idle objects that stayed idle since the previous trim,
+    /// counted as aged, for the caller to drop once it holds no lock.
+    pub(crate) fn take_aged(&self) -> Vec<NonNull<T>> {
+        let mut aged = Vec::new();
+        for shard in self.shards.iter() {
+            let mut guard = shard.lock();
+            let n = guard.with(|stack| stack.trim(|slot| aged.push(slot)));
+            guard.bump(|c| &c.drops_aged, n as u64);
+        }
+        aged
+    }
+
+    /// Takes out every idle object, counted as discarded, for the caller to
+    /// drop once it holds no lock.
+    pub(crate) fn take_idle(&self) -> Vec<NonNull<T>> {
+        let mut idle = Vec::new();
+        for shard in self.shards.iter() {
+            let mut guard = shard.lock();
+            let before = idle.len();
+            guard.with(|stack| stack.drain(|slot| idle.push(slot)));
+            guard.bump(|c| &c.drops_discarded, (idle.len() - before) as u64);
+        }
+        idle
+    }
+}
+
 impl<T, R> Drop for Pool<T, R> {
     fn drop(&mut self) {
-        for shard in self.shards.iter() {
-            shard.lock().with(|stack| {
-                // SAFETY: idle slots belong to the pool alone, and the pool is
-                // going away.
-                stack.drain(|slot| unsafe { free_slot(slot) })
-            });
-        }
+        let idle = self.take_idle();
+        // SAFETY: idle slots belong to the pool alone, and the pool is going
+        // away.
+        unsafe { free_all(idle) };
     }
 }
 

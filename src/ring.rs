@@ -36,6 +36,7 @@ use crate::loom::{
 };
 use crate::pool::{DEFAULT_RETENTION_LIMIT, shard_hint};
 use crate::reset::{Recycle, Reset, ResetWith, UseReset};
+use crate::shard::FirstPanic;
 
 /// A guard from a [`RingPool`]: [`Pooled`] with the pool type filled in.
 ///
@@ -1105,6 +1106,19 @@ impl<T, R: Recycle<T>> sealed::Home<T> for RingPool<T, R> {
 }
 
 impl<T, R: Recycle<T>> PoolKind<T> for RingPool<T, R> {}
+
+impl<T, R> Drop for RingPool<T, R> {
+    /// Drops every object, all of them even if one's destructor panics (no
+    /// guard is left: each borrows the ring or holds an `Arc` of it); then
+    /// the first panic goes on.
+    fn drop(&mut self) {
+        let mut panic = FirstPanic::default();
+        for slot in mem::take(&mut self.slots) {
+            panic.run(|| drop(slot));
+        }
+        panic.resume();
+    }
+}
 
 impl<T, R: Recycle<T>> fmt::Debug for RingPool<T, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -14,6 +14,9 @@
 //! plain loads and stores, never contended read-modify-writes. The stack's
 //! pointer buffer is padded with 128 bytes on each side for the same reason.
 
+use std::any::Any;
+use std::mem;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::ptr::{self, NonNull};
 
 use crossbeam_utils::CachePadded;
@@ -39,22 +42,52 @@ pub(crate) unsafe fn free_slot<T>(slot: NonNull<T>) {
 }
 
 /// Frees every slot `slots` yields, going on with the rest if one object's
-/// destructor panics (a second panic aborts, as for a `Vec`).
+/// destructor panics; the first panic goes on once all are freed (see
+/// [`FirstPanic`]).
 ///
 /// # Safety
 /// As for [`free_slot`], for every slot yielded.
-pub(crate) unsafe fn free_all<T, I: Iterator<Item = NonNull<T>>>(slots: I) {
-    struct Rest<T, I: Iterator<Item = NonNull<T>>>(I);
-    impl<T, I: Iterator<Item = NonNull<T>>> Drop for Rest<T, I> {
-        fn drop(&mut self) {
-            for slot in &mut self.0 {
-                // SAFETY: the caller of `free_all` hands us these slots.
-                unsafe { free_slot(slot) };
-            }
+pub(crate) unsafe fn free_all<T>(slots: impl IntoIterator<Item = NonNull<T>>) {
+    let mut panic = FirstPanic::default();
+    for slot in slots {
+        // SAFETY: the caller hands us these slots.
+        panic.run(|| unsafe { free_slot(slot) });
+    }
+    panic.resume();
+}
+
+/// The first panic of a bulk free, kept while the rest goes on.
+///
+/// A panicking destructor must not leak the objects after it, and a second
+/// one must not abort: each drop runs under `catch_unwind`, the first
+/// payload is kept and [`resume`](Self::resume)d at the end, later ones are
+/// dropped. This is what a `Vec`'s drop does, less its abort on a second
+/// panic. The pools take slot pointers out under their shard locks (or the
+/// registry's lock) and free them after releasing them, so no lock is held
+/// while user `Drop` code runs.
+#[derive(Default)]
+pub(crate) struct FirstPanic(Option<Box<dyn Any + Send>>);
+
+impl FirstPanic {
+    /// Runs `f`, keeping its panic if it is the first.
+    pub(crate) fn run(&mut self, f: impl FnOnce()) {
+        let Err(payload) = catch_unwind(AssertUnwindSafe(f)) else {
+            return;
+        };
+        if self.0.is_none() {
+            self.0 = Some(payload);
+        } else if let Err(nested) = catch_unwind(AssertUnwindSafe(|| drop(payload))) {
+            // A payload whose own drop panics is leaked rather than let out.
+            mem::forget(nested);
         }
     }
-    // Frees them all on the normal path too (its drop runs the loop).
-    drop(Rest(slots));
+
+    /// Raises the first panic again, if there was one.
+    pub(crate) fn resume(self) {
+        if let Some(payload) = self.0 {
+            resume_unwind(payload);
+        }
+    }
 }
 
 /// Moves the object out of `slot` and frees the slot.

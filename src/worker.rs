@@ -575,14 +575,21 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// assert_eq!(pool.trim(), 4); // idle through it: dropped
     /// ```
     pub fn trim(&self) -> usize {
-        self.reclaim_unheld() + self.depot.trim()
+        let mut dropped = self.reclaim_unheld();
+        dropped.extend(self.depot.take_aged());
+        let n = dropped.len();
+        // SAFETY: they left the magazines, the registry and the depot's
+        // shards: ours alone. Dropped after every lock is released, all of
+        // them even if one's destructor panics.
+        unsafe { free_all(dropped) };
+        n
     }
 
     /// Moves what exited worker threads left (see [`trim`](Self::trim))
-    /// into the depot; returns how many objects it dropped for want of
-    /// room there.
+    /// into the depot; returns the objects the depot had no room for
+    /// (counted as dropped), for the caller to drop.
     #[cfg(not(loom))]
-    fn reclaim_unheld(&self) -> usize {
+    fn reclaim_unheld(&self) -> Vec<NonNull<T>> {
         let mut overflow: Vec<NonNull<T>> = Vec::new();
         hot::with_unheld_numbers(self.slot, self.mags.len(), |w, orphan| {
             let mag = &self.mags[w];
@@ -612,17 +619,13 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
                 overflow.extend(out[moved..n].iter().filter_map(|&p| NonNull::new(p)));
             }
         });
-        let dropped = overflow.len();
-        // SAFETY: they left their magazines (or the registry) and the depot
-        // had no room for them: ours alone. Dropped after the lock.
-        unsafe { free_all(overflow.into_iter()) };
-        dropped
+        overflow
     }
 
     /// Under loom no thread has a number from the registry: nothing to do.
     #[cfg(loom)]
-    fn reclaim_unheld(&self) -> usize {
-        0
+    fn reclaim_unheld(&self) -> Vec<NonNull<T>> {
+        Vec::new()
     }
 
     /// A snapshot of the pool's counters: the depot's plus every
@@ -1147,18 +1150,25 @@ impl<T, R: Recycle<T>> PoolKind<T> for WorkerPool<T, R> {}
 
 impl<T, R> Drop for WorkerPool<T, R> {
     fn drop(&mut self) {
-        let parked = hot::unregister_pool(self.slot);
-        // SAFETY: objects parked for this pool are idle and belong to it
-        // alone; no thread can park more (the pool is no longer held).
-        unsafe { free_all(parked.into_iter().map(NonNull::cast::<T>)) };
+        // Objects parked for this pool: no thread can park more (the pool
+        // is no longer held).
+        let mut idle: Vec<NonNull<T>> = hot::unregister_pool(self.slot)
+            .into_iter()
+            .map(NonNull::cast)
+            .collect();
         for mag in self.mags.iter() {
             let mut out = [ptr::null_mut(); MAX_MAGAZINE_SIZE + 1];
             // SAFETY: `&mut self`: no thread can use the pool any more, so
             // this is the only access to every magazine.
             let n = unsafe { mag.drain(&mut out) };
-            // SAFETY: idle slots belong to the pool alone.
-            unsafe { free_all(out[..n].iter().filter_map(|&p| NonNull::new(p))) };
+            idle.extend(out[..n].iter().filter_map(|&p| NonNull::new(p)));
         }
+        // The depot's too, so that its own drop, which runs after a panic
+        // here goes on, has none left to panic with.
+        idle.extend(self.depot.take_idle());
+        // SAFETY: idle objects belong to the pool alone; they left every
+        // tier.
+        unsafe { free_all(idle) };
     }
 }
 

@@ -3,15 +3,18 @@
 
 #[path = "support/counting_alloc.rs"]
 mod counting_alloc;
+#[path = "support/tagged.rs"]
+mod tagged;
 
 use std::hint::black_box;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use capacitor_pool::{BuildError, CacheStats, PooledCache, Recycle};
+use capacitor_pool::{BuildError, CacheStats, DefaultHashBuilder, PooledCache, Recycle, UseReset};
 use counting_alloc::{Counting, thread_allocs};
+use tagged::Counted;
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
@@ -396,6 +399,100 @@ fn values_displaced_by_insert_at_the_bound_go_to_the_pool() {
     let s = cache.stats();
     assert_eq!((s.pool.num_idle, s.pool.created_count), (1, 0));
     assert_adds_up(&s);
+}
+
+/// A cache of `Counted` values of at most ten entries, in one shard, and
+/// its drop counter.
+fn counted_cache<R: Recycle<Counted>>(
+    recycle: R,
+) -> (
+    PooledCache<u64, Counted, DefaultHashBuilder, R>,
+    Arc<AtomicUsize>,
+) {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let d = Arc::clone(&drops);
+    let cache = PooledCache::builder_with(move || Counted::new(&d))
+        .max_entries(10)
+        .shards(1)
+        .recycler(recycle)
+        .build()
+        .unwrap();
+    (cache, drops)
+}
+
+/// Drops every value it is handed: none is small enough to keep.
+struct DropAll;
+
+impl Recycle<Counted> for DropAll {
+    fn reset(&self, _: &mut Counted) {}
+    fn retained_bytes(&self, _: &Counted) -> usize {
+        usize::MAX
+    }
+}
+
+#[test]
+fn dropping_the_cache_drops_every_value_when_drops_panic() {
+    let (cache, drops) = counted_cache(UseReset);
+    for k in 0..10 {
+        cache.insert_with(k, |v| v.armed = k == 3 || k == 5);
+    }
+    // At the bound, 5's armed value goes to the pool; 0's is kept as a
+    // spare.
+    cache.insert(5, Counted::new(&drops));
+    cache.remove(&0);
+    let s = cache.stats();
+    assert_eq!(
+        (s.num_entries, s.num_spare, s.pool.num_idle),
+        (9, 1, 1),
+        "{s:?}"
+    );
+    assert_eq!(drops.load(Ordering::SeqCst), 0);
+    assert!(
+        catch_unwind(AssertUnwindSafe(|| drop(cache))).is_err(),
+        "no abort, a panic"
+    );
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        11,
+        "entries, spare and pool: none leaked"
+    );
+}
+
+#[test]
+fn clear_recycles_every_entry_when_drops_panic() {
+    let (cache, drops) = counted_cache(DropAll);
+    for k in 0..10 {
+        cache.insert(k, Counted::armed(&drops));
+    }
+    assert!(catch_unwind(AssertUnwindSafe(|| cache.clear())).is_err());
+    assert_eq!(drops.load(Ordering::SeqCst), 10, "every value dropped");
+    let s = cache.stats();
+    assert_eq!(
+        (s.num_entries, s.remove_count, s.discard_count),
+        (0, 10, 10),
+        "{s:?}"
+    );
+    assert_adds_up(&s);
+    cache.insert(1, Counted::new(&drops)); // still usable
+    assert_eq!(cache.len(), 1);
+}
+
+#[test]
+fn trim_recycles_every_expired_entry_when_drops_panic() {
+    let (cache, drops) = counted_cache(DropAll);
+    for k in 0..10 {
+        cache.insert_ttl(k, Counted::armed(&drops), Duration::ZERO);
+    }
+    assert!(catch_unwind(AssertUnwindSafe(|| cache.trim())).is_err());
+    assert_eq!(drops.load(Ordering::SeqCst), 10, "every value dropped");
+    let s = cache.stats();
+    assert_eq!(
+        (s.num_entries, s.expiration_count, s.discard_count),
+        (0, 10, 10),
+        "{s:?}"
+    );
+    assert_adds_up(&s);
+    assert_eq!(cache.trim(), 0);
 }
 
 #[test]

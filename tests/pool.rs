@@ -5,12 +5,12 @@ mod tagged;
 
 use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, LazyLock, Mutex};
 
 use bytes::{BufMut, BytesMut};
 use capacitor_pool::{OwnedPooled, Pool, Pooled, Recycle, Reset};
-use tagged::{Tagged, assert_accounting};
+use tagged::{Counted, Tagged, assert_accounting, panic_message};
 
 #[test]
 fn smoke() {
@@ -316,6 +316,72 @@ fn dropping_the_pool_drops_idle_objects() {
     assert_eq!(LIVE.load(Ordering::SeqCst), 20);
     drop(pool);
     assert_eq!(LIVE.load(Ordering::SeqCst), 0);
+}
+
+/// A one-shard pool of `Counted` objects with `idle` of them idle, those
+/// at `armed` armed (their drop panics), and the shared drop counter.
+/// Idle objects are on the shard's stack in the order of `0..idle`.
+fn pool_with_armed(idle: usize, armed: &[usize]) -> (Pool<Counted>, Arc<AtomicUsize>, Vec<u64>) {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let d = Arc::clone(&drops);
+    let pool = Pool::builder(move || Counted::new(&d)).shards(1).build();
+    let mut held: Vec<_> = (0..idle).map(|_| pool.get()).collect();
+    for &i in armed {
+        held[i].armed = true;
+    }
+    let ids = held.iter().map(|c| c.tag.id).collect();
+    drop(held);
+    assert_eq!(pool.stats().num_idle, idle as u64);
+    (pool, drops, ids)
+}
+
+#[test]
+fn dropping_the_pool_drops_every_idle_object_when_one_drop_panics() {
+    // The last one returned is the first one the pool drops.
+    let (pool, drops, ids) = pool_with_armed(10, &[9]);
+    let panic =
+        catch_unwind(AssertUnwindSafe(|| drop(pool))).expect_err("the drop's panic goes on");
+    assert_eq!(
+        panic_message(&*panic),
+        format!("armed object {} panicked in drop", ids[9])
+    );
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        10,
+        "the nine others dropped too"
+    );
+}
+
+#[test]
+fn two_panicking_drops_in_the_pools_drop_raise_the_first_and_leak_nothing() {
+    let (pool, drops, ids) = pool_with_armed(10, &[3, 9]);
+    let panic = catch_unwind(AssertUnwindSafe(|| drop(pool))).expect_err("no abort, a panic");
+    assert_eq!(
+        panic_message(&*panic),
+        format!("armed object {} panicked in drop", ids[9]),
+        "the first panic, not the second"
+    );
+    assert_eq!(drops.load(Ordering::SeqCst), 10);
+}
+
+#[test]
+fn trim_drops_every_aged_object_when_one_drop_panics() {
+    // The bottom of the stack is the first one trim drops.
+    let (pool, drops, _) = pool_with_armed(10, &[0]);
+    assert_eq!(pool.trim(), 0);
+    assert!(catch_unwind(AssertUnwindSafe(|| pool.trim())).is_err());
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        10,
+        "the nine others dropped too"
+    );
+    let s = pool.stats();
+    assert_eq!((s.num_idle, s.drop_aged_count), (0, 10), "{s}");
+    assert_accounting(&s);
+    // No shard lock was left held: the pool goes on working.
+    drop(pool.get());
+    assert_eq!(pool.stats().num_idle, 1);
+    assert_eq!(pool.trim(), 0);
 }
 
 #[test]

@@ -5,7 +5,8 @@ mod tagged;
 
 use std::collections::HashSet;
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
@@ -15,7 +16,7 @@ use capacitor_pool::{
     TryGetError,
 };
 use futures_util::FutureExt;
-use tagged::Tagged;
+use tagged::{Counted, Tagged};
 
 fn assert_accounting(s: &RingStats) {
     assert_eq!(s.num_idle + s.num_in_use, s.capacity as u64, "{s:?}");
@@ -260,6 +261,22 @@ fn a_panicking_reset_replaces_the_object() {
     let s = ring.stats();
     assert_eq!((s.drop_discarded_count, s.created_count), (1, 2));
     assert_accounting(&s);
+}
+
+#[test]
+fn dropping_the_ring_drops_every_object_when_drops_panic() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let d = Arc::clone(&drops);
+    let ring = RingPool::new(10, move || Counted::new(&d)).unwrap();
+    let mut held: Vec<_> = (0..10).map(|_| ring.try_get().unwrap()).collect();
+    held[2].armed = true;
+    held[7].armed = true;
+    drop(held);
+    assert!(
+        catch_unwind(AssertUnwindSafe(|| drop(ring))).is_err(),
+        "no abort, a panic"
+    );
+    assert_eq!(drops.load(Ordering::SeqCst), 10, "none leaked");
 }
 
 #[test]

@@ -6,12 +6,14 @@ mod runtime;
 mod tagged;
 
 use std::collections::HashSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use capacitor_pool::{OwnedWorkerPooled, WorkerPool, WorkerPooled};
-use runtime::{on_exiting_worker, on_worker, rt};
+use runtime::{hand_over, on_exiting_worker, on_worker, rt};
 use tagged::{Counted, Tagged, assert_accounting};
 use tokio::runtime::Builder;
 
@@ -72,9 +74,9 @@ fn migrate_while_holding(workers: usize) {
             .build(),
     );
     let p = Arc::clone(&pool);
-    runtime::migrate_while_holding(workers, move || p.get_owned());
+    let gets = runtime::migrate_while_holding(workers, move || p.get_owned());
     let s = pool.stats();
-    assert_eq!(s.get_count, 64 * (300 + 43));
+    assert_eq!(s.get_count, gets);
     assert_eq!(s.num_in_use, 0, "{s}");
     assert_accounting(&s);
     assert!(s.hit_rate() > 0.9, "{s}");
@@ -95,42 +97,12 @@ fn tasks_migrate_across_await_holding_guards_on_4_workers() {
 fn guard_dropped_on_another_worker_lands_in_that_workers_magazine() {
     let rt = rt(2);
     let pool = Arc::new(WorkerPool::builder(Vec::<u8>::new).workers(64).build());
-    rt.block_on(async {
-        let p = Arc::clone(&pool);
-        let (a, guard) = tokio::spawn(async move {
-            let g = p.get_owned();
-            (WorkerPool::<Vec<u8>>::current_worker().unwrap(), g)
-        })
-        .await
-        .unwrap();
-        let mut guard: Option<OwnedWorkerPooled<Vec<u8>>> = Some(guard);
-        // Hand the guard to fresh tasks until one runs on the other worker.
-        let mut b = None;
-        for _ in 0..10_000 {
-            let g = guard.take().unwrap();
-            let (w, back) = tokio::spawn(async move {
-                let w = WorkerPool::<Vec<u8>>::current_worker().unwrap();
-                if w != a {
-                    drop(g);
-                    (w, None)
-                } else {
-                    (w, Some(g))
-                }
-            })
-            .await
-            .unwrap();
-            if back.is_none() {
-                b = Some(w);
-                break;
-            }
-            guard = back;
-        }
-        let b = b.expect("never ran on the other worker");
-        let sa = pool.worker_stats(a).unwrap();
-        let sb = pool.worker_stats(b).unwrap();
-        assert_eq!((sa.local_return_count, sa.num_idle), (0, 0));
-        assert_eq!((sb.local_return_count, sb.num_idle), (1, 1));
-    });
+    let p = Arc::clone(&pool);
+    let (a, b, ()) = hand_over(&rt, move || p.get_owned(), drop);
+    let sa = pool.worker_stats(a).unwrap();
+    let sb = pool.worker_stats(b).unwrap();
+    assert_eq!((sa.local_return_count, sa.num_idle), (0, 0));
+    assert_eq!((sb.local_return_count, sb.num_idle), (1, 1));
 }
 
 #[test]
@@ -593,4 +565,92 @@ fn zero_sized_objects_are_recycled_on_workers() {
         "{s}"
     );
     assert_accounting(&s);
+}
+
+#[test]
+fn dropping_the_pool_drops_every_tier_when_drops_panic() {
+    let rt = rt(1);
+    let drops = Arc::new(AtomicUsize::new(0));
+    let d = Arc::clone(&drops);
+    let pool = Arc::new(
+        WorkerPool::builder(move || Counted::new(&d))
+            .workers(64)
+            .build(),
+    );
+    let p = Arc::clone(&pool);
+    // Six in the worker's private slot and magazine, one of them armed.
+    on_worker(&rt, async move {
+        let mut held: Vec<_> = (0..6).map(|_| p.get()).collect();
+        held[2].armed = true;
+        drop(held);
+    });
+    // Four in the depot (this thread is no worker), one of them armed.
+    let mut held: Vec<_> = (0..4).map(|_| pool.get()).collect();
+    held[1].armed = true;
+    drop(held);
+    assert_eq!(pool.depot().stats().num_idle, 4);
+    assert_eq!(pool.stats().num_idle, 10);
+    let pool = Arc::into_inner(pool).unwrap();
+    assert!(catch_unwind(AssertUnwindSafe(|| drop(pool))).is_err());
+    assert_eq!(drops.load(Ordering::SeqCst), 10, "no tier leaked");
+}
+
+#[test]
+fn trim_drops_every_aged_depot_object_when_one_drop_panics() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let d = Arc::clone(&drops);
+    let pool = WorkerPool::builder(move || Counted::new(&d)).build();
+    // Not a worker thread: all ten go to the depot.
+    let mut held: Vec<_> = (0..10).map(|_| pool.get()).collect();
+    held[0].armed = true;
+    drop(held);
+    assert_eq!(pool.trim(), 0);
+    assert!(catch_unwind(AssertUnwindSafe(|| pool.trim())).is_err());
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        10,
+        "the nine others dropped too"
+    );
+    let s = pool.stats();
+    assert_eq!((s.num_idle, s.drop_aged_count), (0, 10), "{s}");
+    assert_accounting(&s);
+    drop(pool.get()); // still usable
+    assert_eq!(pool.trim(), 0);
+}
+
+#[test]
+fn a_spill_drops_every_object_the_depot_has_no_room_for_when_drops_panic() {
+    let rt = rt(1);
+    let drops = Arc::new(AtomicUsize::new(0));
+    let d = Arc::clone(&drops);
+    // Every object panics in its drop; the depot keeps none, so each
+    // spill drops the half of the magazine it moves out.
+    let pool = Arc::new(
+        WorkerPool::builder(move || Counted::armed(&d))
+            .workers(64)
+            .magazine_size(4)
+            .max_idle(0)
+            .build(),
+    );
+    let p = Arc::clone(&pool);
+    let panics = on_worker(&rt, async move {
+        let held: Vec<_> = (0..12).map(|_| p.get()).collect();
+        // A guard's drop that spills raises the spill's first panic.
+        held.into_iter()
+            .map(|guard| catch_unwind(AssertUnwindSafe(|| drop(guard))))
+            .filter(Result::is_err)
+            .count()
+    });
+    assert!(panics > 0, "the magazine spilled");
+    let s = pool.stats();
+    assert_eq!(s.num_idle + s.drop_full_count, 12, "{s}");
+    assert_eq!(
+        drops.load(Ordering::SeqCst) as u64,
+        s.drop_full_count,
+        "every object a spill dropped ran its drop"
+    );
+    assert_accounting(&s);
+    let pool = Arc::into_inner(pool).unwrap();
+    assert!(catch_unwind(AssertUnwindSafe(|| drop(pool))).is_err());
+    assert_eq!(drops.load(Ordering::SeqCst), 12);
 }

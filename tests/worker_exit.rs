@@ -10,6 +10,7 @@
 mod tagged;
 
 use std::collections::HashSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier, LazyLock, Mutex, mpsc};
 
@@ -151,6 +152,30 @@ fn what_the_depot_has_no_room_for_is_dropped_at_once() {
     assert_eq!(pool.trim(), kept as usize);
     assert_eq!(drops.load(Ordering::SeqCst), 12);
     assert_eq!(pool.stats().num_idle, 0);
+}
+
+#[test]
+fn trim_drops_everything_exited_workers_left_when_drops_panic() {
+    let _serial = serial();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let d = Arc::clone(&drops);
+    // Every object panics in its drop, and the depot keeps none: the trim
+    // drops all twelve at once.
+    let pool = Arc::new(
+        WorkerPool::builder(move || Counted::armed(&d))
+            .workers(8)
+            .max_idle(0)
+            .build(),
+    );
+    fill_pool_and_exit(&pool, 2, 6);
+    assert!(catch_unwind(AssertUnwindSafe(|| pool.trim())).is_err());
+    assert_eq!(drops.load(Ordering::SeqCst), 12, "none leaked");
+    let s = pool.stats();
+    assert_eq!((s.num_idle, s.drop_full_count), (0, 12), "{s}");
+    assert_accounting(&s);
+    assert_eq!(pool.trim(), 0);
+    drop(pool);
+    assert_eq!(drops.load(Ordering::SeqCst), 12);
 }
 
 #[test]

@@ -263,8 +263,9 @@ fn tasks_migrate_across_await_holding_guards_on_4_workers() {
         static TAGS: WorkerPool<Tagged> =
             WorkerPool::builder(Tagged::new).workers(64).magazine_size(4).max_idle(64);
     }
-    runtime::migrate_while_holding(4, || TAGS.get());
+    let gets = runtime::migrate_while_holding(4, || TAGS.get());
     let s = TAGS.stats();
+    assert_eq!(s.get_count, gets);
     assert_eq!(s.num_in_use, 0, "{s}");
     assert_accounting(&s);
     assert!(s.hit_rate() > 0.9, "{s}");

@@ -63,11 +63,13 @@ pub fn assert_accounting(s: &PoolStats) {
 }
 
 /// A `Tagged` object that counts its drops in a shared counter, to see
-/// where pooled objects end up.
+/// where pooled objects end up. An armed one panics in its drop (after
+/// counting it): a user destructor that panics.
 #[derive(Debug)]
 pub struct Counted {
     drops: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     pub tag: Tagged,
+    pub armed: bool,
 }
 
 impl Counted {
@@ -75,14 +77,34 @@ impl Counted {
         Self {
             drops: std::sync::Arc::clone(drops),
             tag: Tagged::new(),
+            armed: false,
         }
+    }
+
+    /// A new object whose drop panics.
+    pub fn armed(drops: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        let mut object = Self::new(drops);
+        object.armed = true;
+        object
     }
 }
 
 impl Drop for Counted {
     fn drop(&mut self) {
         self.drops.fetch_add(1, Ordering::SeqCst);
+        if self.armed {
+            panic!("armed object {} panicked in drop", self.tag.id);
+        }
     }
+}
+
+/// The message of a panic payload caught by `catch_unwind`.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("")
 }
 
 impl Reset for Counted {
