@@ -70,22 +70,28 @@ pub(crate) fn dekker_fence() {
 }
 
 /// What the loom models of every pool share: an object that catches being
-/// handed to two holders at once.
+/// handed to two holders at once, or to the next holder without the last
+/// holder's writes.
 #[cfg(all(test, loom))]
 pub(crate) mod model {
     use std::ptr::NonNull;
     use std::sync::atomic::{AtomicBool, Ordering};
 
     /// A pooled object with a "held" flag (a std atomic: it checks the
-    /// model, it is not part of it).
+    /// model, it is not part of it) and data each holder writes (a loom
+    /// cell: loom reports a causality violation when a hand-over does not
+    /// order one holder's write before the next one's, as a missing
+    /// `Release`/`Acquire` pair would).
     pub(crate) struct Obj {
         held: AtomicBool,
+        data: loom::cell::UnsafeCell<u64>,
     }
 
     impl Obj {
         pub(crate) fn new() -> Self {
             Self {
                 held: AtomicBool::new(false),
+                data: loom::cell::UnsafeCell::new(0),
             }
         }
     }
@@ -94,12 +100,16 @@ pub(crate) mod model {
         fn reset(&mut self) {}
     }
 
-    /// Marks the object in `slot` held; panics if it already was.
+    /// Marks the object in `slot` held, panicking if it already was, and
+    /// writes its data.
     pub(crate) fn hold(slot: NonNull<Obj>) {
-        // SAFETY: the models only use the flag through `&`, and the slot is
-        // live while a model thread holds it.
+        // SAFETY: the models only use the object through `&`, and the slot
+        // is live while a model thread holds it.
         let obj = unsafe { slot.as_ref() };
         assert!(!obj.held.swap(true, Ordering::SeqCst), "handed out twice");
+        // SAFETY: the holder alone touches the data (what the flag above
+        // and loom's access tracking check).
+        obj.data.with_mut(|d| unsafe { *d += 1 });
     }
 
     /// Marks the object in `slot` free again.
