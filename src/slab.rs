@@ -1841,6 +1841,54 @@ mod loom_models {
         });
     }
 
+    /// `alloc_wait` on a full class while another thread returns the
+    /// chunk: the return (`Class::give_back`, which reads the waiter count
+    /// under the shard's lock) wakes the waiter, or the waiter (counted,
+    /// then looking at every shard under its lock) sees the chunk. A lost
+    /// wake-up leaves the waiter parked, which loom reports as a deadlock.
+    #[test]
+    fn a_returned_chunk_reaches_a_waiting_alloc() {
+        loom::model(|| {
+            let slab = one_chunk_slab();
+            let held = slab.alloc(1).unwrap();
+            let returner = thread::spawn(move || drop(held));
+            let buf = loom::future::block_on(slab.alloc_wait(1));
+            assert!(buf.is_pooled());
+            returner.join().unwrap();
+            drop(buf);
+            let stats = slab.class_stats(0).unwrap();
+            assert_eq!((stats.pool.created_count, stats.num_waiters), (1, 0));
+        });
+    }
+
+    /// `alloc_wait` on a full class while `trim` ages out its last chunk
+    /// and with it the page: the page's release (page count down, then the
+    /// waiter count read) wakes the waiter, or the waiter (counted, then
+    /// reading the page count) sees room for a new page: Dekker's pattern,
+    /// with `dekker_fence` on both sides.
+    #[test]
+    fn a_page_freed_by_trim_reaches_a_waiting_alloc() {
+        loom::model(|| {
+            let slab = one_chunk_slab();
+            drop(slab.alloc(1).unwrap());
+            // Starts the aging period: the next trim drops the idle chunk,
+            // the last one of its page.
+            slab.trim();
+            let trimmer = {
+                let slab = slab.clone();
+                thread::spawn(move || slab.trim())
+            };
+            let buf = loom::future::block_on(slab.alloc_wait(1));
+            assert!(buf.is_pooled());
+            let trimmed = trimmer.join().unwrap();
+            drop(buf);
+            let stats = slab.class_stats(0).unwrap();
+            // The idle chunk was reused, or trimmed and a new page carved.
+            assert_eq!(stats.page_alloc_count, 1 + trimmed as u64, "{stats:?}");
+            assert_eq!(stats.num_waiters, 0);
+        });
+    }
+
     /// The handshake of `alloc_wait`: a waiter counts itself, then looks at
     /// every shard under its lock; a return reads the count under the lock
     /// of the shard it pushes to. Whatever the interleaving, the waiter sees
