@@ -1861,6 +1861,24 @@ mod loom_models {
         });
     }
 
+    /// The codec's backpressure wait (`SlabWait`, which reads lock-free
+    /// hints before it counts itself) on a full class while another thread
+    /// returns the chunk: as for `alloc_wait`, the wait ends.
+    #[test]
+    fn a_returned_chunk_ends_a_slab_wait() {
+        loom::model(|| {
+            let slab = one_chunk_slab();
+            let held = slab.alloc(1).unwrap();
+            let returner = thread::spawn(move || drop(held));
+            let mut wait = SlabWait::new(&slab, 1);
+            loom::future::block_on(std::future::poll_fn(|cx| wait.poll_ready(cx)));
+            returner.join().unwrap();
+            drop(wait);
+            assert!(slab.alloc(1).is_some());
+            assert_eq!(slab.class_stats(0).unwrap().num_waiters, 0);
+        });
+    }
+
     /// `alloc_wait` on a full class while `trim` ages out its last chunk
     /// and with it the page: the page's release (page count down, then the
     /// waiter count read) wakes the waiter, or the waiter (counted, then
