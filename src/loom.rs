@@ -69,6 +69,41 @@ pub(crate) fn dekker_fence() {
     loom::sync::atomic::fence(Ordering::SeqCst);
 }
 
+/// A loom-visible step before each use of a `tokio::sync::Notify` that
+/// decides whether a wake-up is lost: making a `Notified` (it sees every
+/// later `notify_waiters`) and calling `notify_waiters`.
+///
+/// tokio's `Notify` is made of std atomics and locks, which loom does not
+/// see: its exploration would never order a notify against a new
+/// `Notified` unless some loom access did. Under loom, [`step`] is a
+/// relaxed read-modify-write of a counter (one per `Notify`; relaxed, so
+/// that it orders nothing else), placed right before the `Notify` call,
+/// so that the calls happen in the order of their steps and loom tries
+/// both. Without loom it is a zero-sized no-op.
+///
+/// [`step`]: NotifySteps::step
+#[derive(Debug)]
+pub(crate) struct NotifySteps {
+    #[cfg(all(test, loom))]
+    steps: AtomicUsize,
+}
+
+impl NotifySteps {
+    pub(crate) fn new() -> Self {
+        Self {
+            #[cfg(all(test, loom))]
+            steps: AtomicUsize::new(0),
+        }
+    }
+
+    /// Marks the `Notify` call that follows.
+    #[inline(always)]
+    pub(crate) fn step(&self) {
+        #[cfg(all(test, loom))]
+        self.steps.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// What the loom models of every pool share: an object that catches being
 /// handed to two holders at once, or to the next holder without the last
 /// holder's writes.

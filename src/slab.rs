@@ -17,7 +17,7 @@ use bytes::buf::UninitSlice;
 use bytes::{BufMut, Bytes};
 use tokio::sync::Notify;
 
-use crate::loom::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, dekker_fence};
+use crate::loom::{AtomicBool, AtomicU64, AtomicUsize, Mutex, NotifySteps, Ordering, dekker_fence};
 use crate::pool::{Arrival, Pool, shard_hint};
 use crate::reset::ResetWith;
 use crate::shard::take_slot;
@@ -162,6 +162,9 @@ struct Class {
     closed: AtomicBool,
     waiters: AtomicUsize,
     notify: Arc<Notify>,
+    /// Marks each new `Notified` and each `notify_waiters` for loom (see
+    /// [`NotifySteps`]).
+    notify_steps: NotifySteps,
     /// Chunks left to carve in the current page (a hint, set under
     /// `carve`).
     carve_room: AtomicUsize,
@@ -198,6 +201,7 @@ impl Drop for Page {
         class.live_pages.fetch_sub(1, Ordering::SeqCst);
         dekker_fence();
         if class.waiters.load(Ordering::SeqCst) > 0 {
+            class.notify_steps.step();
             class.notify.notify_waiters();
         }
     }
@@ -260,6 +264,7 @@ impl Class {
             closed: AtomicBool::new(false),
             waiters: AtomicUsize::new(0),
             notify: Arc::new(Notify::new()),
+            notify_steps: NotifySteps::new(),
             carve_room: AtomicUsize::new(0),
         }
     }
@@ -423,6 +428,7 @@ impl Class {
                 if wake {
                     // SAFETY: the count taken in the gate above.
                     let class = unsafe { Arc::from_raw(class.as_ptr()) };
+                    class.notify_steps.step();
                     class.notify.notify_waiters();
                 }
             }
@@ -658,6 +664,7 @@ impl Slab {
             // Registered before the check, so a wake-up that follows the
             // check is not lost (`notify_waiters` wakes every `Notified`
             // made before it).
+            class.notify_steps.step();
             let mut notified = pin!(class.notify.notified());
             notified.as_mut().enable();
             let _waiting = WaiterGuard::register(class);
@@ -855,6 +862,7 @@ impl SlabWait {
             // As in `Slab::wait_class`: the wake-up is armed, then the waiter
             // counted, then every shard looked at under its lock.
             let slot = self.notified.get_or_insert_with(|| Box::pin(None));
+            class.notify_steps.step();
             slot.as_mut()
                 .set(Some(Arc::clone(&class.notify).notified_owned()));
             if let Some(notified) = slot.as_mut().as_pin_mut() {
