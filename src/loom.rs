@@ -69,23 +69,64 @@ pub(crate) fn dekker_fence() {
     loom::sync::atomic::fence(Ordering::SeqCst);
 }
 
+/// A loom-visible step before each use of a `tokio::sync::Notify` that
+/// decides whether a wake-up is lost: making a `Notified` (it sees every
+/// later `notify_waiters`) and calling `notify_waiters`.
+///
+/// tokio's `Notify` is made of std atomics and locks, which loom does not
+/// see: its exploration would never order a notify against a new
+/// `Notified` unless some loom access did. Under loom, [`step`] is a
+/// relaxed read-modify-write of a counter (one per `Notify`; relaxed, so
+/// that it orders nothing else), placed right before the `Notify` call,
+/// so that the calls happen in the order of their steps and loom tries
+/// both. Without loom it is a zero-sized no-op.
+///
+/// [`step`]: NotifySteps::step
+#[derive(Debug)]
+pub(crate) struct NotifySteps {
+    #[cfg(all(test, loom))]
+    steps: AtomicUsize,
+}
+
+impl NotifySteps {
+    pub(crate) fn new() -> Self {
+        Self {
+            #[cfg(all(test, loom))]
+            steps: AtomicUsize::new(0),
+        }
+    }
+
+    /// Marks the `Notify` call that follows.
+    #[inline(always)]
+    pub(crate) fn step(&self) {
+        #[cfg(all(test, loom))]
+        self.steps.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
 /// What the loom models of every pool share: an object that catches being
-/// handed to two holders at once.
+/// handed to two holders at once, or to the next holder without the last
+/// holder's writes.
 #[cfg(all(test, loom))]
 pub(crate) mod model {
     use std::ptr::NonNull;
     use std::sync::atomic::{AtomicBool, Ordering};
 
     /// A pooled object with a "held" flag (a std atomic: it checks the
-    /// model, it is not part of it).
+    /// model, it is not part of it) and data each holder writes (a loom
+    /// cell: loom reports a causality violation when a hand-over does not
+    /// order one holder's write before the next one's, as a missing
+    /// `Release`/`Acquire` pair would).
     pub(crate) struct Obj {
         held: AtomicBool,
+        data: loom::cell::UnsafeCell<u64>,
     }
 
     impl Obj {
         pub(crate) fn new() -> Self {
             Self {
                 held: AtomicBool::new(false),
+                data: loom::cell::UnsafeCell::new(0),
             }
         }
     }
@@ -94,12 +135,16 @@ pub(crate) mod model {
         fn reset(&mut self) {}
     }
 
-    /// Marks the object in `slot` held; panics if it already was.
+    /// Marks the object in `slot` held, panicking if it already was, and
+    /// writes its data.
     pub(crate) fn hold(slot: NonNull<Obj>) {
-        // SAFETY: the models only use the flag through `&`, and the slot is
-        // live while a model thread holds it.
+        // SAFETY: the models only use the object through `&`, and the slot
+        // is live while a model thread holds it.
         let obj = unsafe { slot.as_ref() };
         assert!(!obj.held.swap(true, Ordering::SeqCst), "handed out twice");
+        // SAFETY: the holder alone touches the data (what the flag above
+        // and loom's access tracking check).
+        obj.data.with_mut(|d| unsafe { *d += 1 });
     }
 
     /// Marks the object in `slot` free again.

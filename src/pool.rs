@@ -1157,6 +1157,37 @@ mod loom_models {
         });
     }
 
+    /// A get whose home shard is locked by a return: an object stays idle
+    /// in that shard the whole time, so the get must wait for the lock and
+    /// take it (or the returned one), never make a new one. The depot's
+    /// promise that a get misses only when no object is idle.
+    #[test]
+    fn a_get_waits_for_a_busy_shard_with_an_idle_object() {
+        loom::model(|| {
+            // One object in each shard; the second goes to the returner.
+            let pool = pool(2, 4, 2);
+            let slot = pool.take_or_make(1);
+            let slot = slot.as_ptr() as usize;
+            let returner = {
+                let pool = Arc::clone(&pool);
+                thread::spawn(move || {
+                    let slot = NonNull::new(slot as *mut Obj).unwrap();
+                    // SAFETY: handed over from the main thread, which no
+                    // longer uses it.
+                    unsafe { pool.recycle_at(slot, 0) };
+                })
+            };
+            let got = pool.pop_slot(0).expect("an object was idle throughout");
+            hold(got);
+            release(got);
+            // SAFETY: the slot came from this pool and is done.
+            unsafe { pool.recycle_at(got, 0) };
+            returner.join().unwrap();
+            let s = accounting(&pool);
+            assert_eq!((s.created_count, s.num_idle), (2, 2), "{s}");
+        });
+    }
+
     /// A batch refill racing a batch spill (the WorkerPool magazine paths).
     #[test]
     fn batch_refill_and_spill_move_every_slot_once() {

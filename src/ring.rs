@@ -1370,11 +1370,20 @@ mod loom_models {
         loom::future::block_on(ring.acquire())
     }
 
-    /// Holds `slot` (checking no one else does), then frees it.
+    /// Holds `slot` (checking no one else does, and that its bit is not
+    /// set meanwhile), then frees it.
     fn hold_and_free(ring: &RingPool<Obj>, slot: NonNull<Obj>) {
         hold(slot);
+        assert!(!is_free(ring, slot), "a held slot is in the bitmap");
         release(slot);
         free(ring, slot);
+    }
+
+    /// Whether `slot`'s bit is set: a free slot, which any `claim` takes.
+    fn is_free(ring: &RingPool<Obj>, slot: NonNull<Obj>) -> bool {
+        let index = ring.index_of(slot);
+        let words = ring.free.len();
+        ring.free[index % words].load(Ordering::SeqCst) & (1 << (index / words)) != 0
     }
 
     fn use_slot(ring: &RingPool<Obj>) {

@@ -17,7 +17,7 @@ use bytes::buf::UninitSlice;
 use bytes::{BufMut, Bytes};
 use tokio::sync::Notify;
 
-use crate::loom::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering, dekker_fence};
+use crate::loom::{AtomicBool, AtomicU64, AtomicUsize, Mutex, NotifySteps, Ordering, dekker_fence};
 use crate::pool::{Arrival, Pool, shard_hint};
 use crate::reset::ResetWith;
 use crate::shard::take_slot;
@@ -162,6 +162,9 @@ struct Class {
     closed: AtomicBool,
     waiters: AtomicUsize,
     notify: Arc<Notify>,
+    /// Marks each new `Notified` and each `notify_waiters` for loom (see
+    /// [`NotifySteps`]).
+    notify_steps: NotifySteps,
     /// Chunks left to carve in the current page (a hint, set under
     /// `carve`).
     carve_room: AtomicUsize,
@@ -198,6 +201,7 @@ impl Drop for Page {
         class.live_pages.fetch_sub(1, Ordering::SeqCst);
         dekker_fence();
         if class.waiters.load(Ordering::SeqCst) > 0 {
+            class.notify_steps.step();
             class.notify.notify_waiters();
         }
     }
@@ -260,6 +264,7 @@ impl Class {
             closed: AtomicBool::new(false),
             waiters: AtomicUsize::new(0),
             notify: Arc::new(Notify::new()),
+            notify_steps: NotifySteps::new(),
             carve_room: AtomicUsize::new(0),
         }
     }
@@ -431,6 +436,7 @@ impl Class {
                 if wake {
                     // SAFETY: the count taken in the gate above.
                     let class = unsafe { Arc::from_raw(class.as_ptr()) };
+                    class.notify_steps.step();
                     class.notify.notify_waiters();
                 }
             }
@@ -666,6 +672,7 @@ impl Slab {
             // Registered before the check, so a wake-up that follows the
             // check is not lost (`notify_waiters` wakes every `Notified`
             // made before it).
+            class.notify_steps.step();
             let mut notified = pin!(class.notify.notified());
             notified.as_mut().enable();
             let _waiting = WaiterGuard::register(class);
@@ -863,6 +870,7 @@ impl SlabWait {
             // As in `Slab::wait_class`: the wake-up is armed, then the waiter
             // counted, then every shard looked at under its lock.
             let slot = self.notified.get_or_insert_with(|| Box::pin(None));
+            class.notify_steps.step();
             slot.as_mut()
                 .set(Some(Arc::clone(&class.notify).notified_owned()));
             if let Some(notified) = slot.as_mut().as_pin_mut() {
@@ -1830,6 +1838,72 @@ mod loom_models {
                 t.join().unwrap();
             }
             assert_eq!(slab.stats().num_in_use(), 0, "{:?}", slab.stats());
+        });
+    }
+
+    /// `alloc_wait` on a full class while another thread returns the
+    /// chunk: the return (`Class::give_back`, which reads the waiter count
+    /// under the shard's lock) wakes the waiter, or the waiter (counted,
+    /// then looking at every shard under its lock) sees the chunk. A lost
+    /// wake-up leaves the waiter parked, which loom reports as a deadlock.
+    #[test]
+    fn a_returned_chunk_reaches_a_waiting_alloc() {
+        loom::model(|| {
+            let slab = one_chunk_slab();
+            let held = slab.alloc(1).unwrap();
+            let returner = thread::spawn(move || drop(held));
+            let buf = loom::future::block_on(slab.alloc_wait(1));
+            assert!(buf.is_pooled());
+            returner.join().unwrap();
+            drop(buf);
+            let stats = slab.class_stats(0).unwrap();
+            assert_eq!((stats.pool.created_count, stats.num_waiters), (1, 0));
+        });
+    }
+
+    /// The codec's backpressure wait (`SlabWait`, which reads lock-free
+    /// hints before it counts itself) on a full class while another thread
+    /// returns the chunk: as for `alloc_wait`, the wait ends.
+    #[test]
+    fn a_returned_chunk_ends_a_slab_wait() {
+        loom::model(|| {
+            let slab = one_chunk_slab();
+            let held = slab.alloc(1).unwrap();
+            let returner = thread::spawn(move || drop(held));
+            let mut wait = SlabWait::new(&slab, 1);
+            loom::future::block_on(std::future::poll_fn(|cx| wait.poll_ready(cx)));
+            returner.join().unwrap();
+            drop(wait);
+            assert!(slab.alloc(1).is_some());
+            assert_eq!(slab.class_stats(0).unwrap().num_waiters, 0);
+        });
+    }
+
+    /// `alloc_wait` on a full class while `trim` ages out its last chunk
+    /// and with it the page: the page's release (page count down, then the
+    /// waiter count read) wakes the waiter, or the waiter (counted, then
+    /// reading the page count) sees room for a new page: Dekker's pattern,
+    /// with `dekker_fence` on both sides.
+    #[test]
+    fn a_page_freed_by_trim_reaches_a_waiting_alloc() {
+        loom::model(|| {
+            let slab = one_chunk_slab();
+            drop(slab.alloc(1).unwrap());
+            // Starts the aging period: the next trim drops the idle chunk,
+            // the last one of its page.
+            slab.trim();
+            let trimmer = {
+                let slab = slab.clone();
+                thread::spawn(move || slab.trim())
+            };
+            let buf = loom::future::block_on(slab.alloc_wait(1));
+            assert!(buf.is_pooled());
+            let trimmed = trimmer.join().unwrap();
+            drop(buf);
+            let stats = slab.class_stats(0).unwrap();
+            // The idle chunk was reused, or trimmed and a new page carved.
+            assert_eq!(stats.page_alloc_count, 1 + trimmed as u64, "{stats:?}");
+            assert_eq!(stats.num_waiters, 0);
         });
     }
 
