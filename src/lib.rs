@@ -148,6 +148,7 @@ mod hot;
 mod loom;
 mod pool;
 mod reset;
+mod reuse;
 mod ring;
 mod shard;
 mod slab;
@@ -169,6 +170,7 @@ pub use crate::future::FutureSlot;
 pub use crate::guard::{OwnedPooled, PoolKind, Pooled};
 pub use crate::pool::{DEFAULT_MAX_IDLE, DEFAULT_RETENTION_LIMIT, Pool, PoolBuilder};
 pub use crate::reset::{Recycle, Reset, ResetWith, UseReset};
+pub use crate::reuse::ReusableVec;
 pub use crate::ring::{OwnedRingGuard, RingGuard, RingPool, RingPoolBuilder, RingStats};
 pub use crate::slab::{
     CapacityError, ClassStats, DEFAULT_MAX_CHUNK, DEFAULT_MAX_PAGES_PER_CLASS, DEFAULT_MIN_CHUNK,
