@@ -116,6 +116,8 @@
 //!   `futures-sink`. Without it the crate depends on `tokio` (`rt`, `sync`,
 //!   `time`), `bytes`, `crossbeam-utils`, `foldhash`, `hashbrown`
 //!   and `pin-project-lite` only.
+//! - `derive`: `#[derive(Reset)]` for structs, re-exported beside the
+//!   [`Reset`] trait (from the `capacitor-pool-derive` crate).
 
 // Without the `codec` feature, the crate docs' links to its types point to
 // docs.rs (where the docs are built with every feature).
@@ -182,6 +184,9 @@ pub use crate::worker::{
     WorkerPooled, WorkerStats,
 };
 pub use crate::worker_static::StaticWorkerPool;
+#[cfg(feature = "derive")]
+#[cfg_attr(docsrs, doc(cfg(feature = "derive")))]
+pub use capacitor_pool_derive::Reset;
 
 /// What `worker_pool!` expands to. Not a public API.
 #[doc(hidden)]
