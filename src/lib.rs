@@ -30,6 +30,10 @@
 //!   one object to two holders.
 //! - [`Reset`] / [`Recycle`]: how objects are cleared for reuse, and how much
 //!   memory they may keep (objects over the retention limit are dropped).
+//!   `#[derive(Reset)]` (feature `derive`) writes `Reset` for a struct.
+//! - [`ReusableVec<T>`]: a vector whose cleared elements are reset and kept,
+//!   to be filled again in place: nested strings and vectors in pooled
+//!   objects keep their allocations.
 //! - [`PoolStats`]: gets, hits, misses, returns, drops, idle and in-use
 //!   objects, hit rate; counted per shard, summed on read.
 //!
