@@ -30,6 +30,10 @@
 //!   one object to two holders.
 //! - [`Reset`] / [`Recycle`]: how objects are cleared for reuse, and how much
 //!   memory they may keep (objects over the retention limit are dropped).
+//!   `#[derive(Reset)]` (feature `derive`) writes `Reset` for a struct.
+//! - [`ReusableVec<T>`]: a vector whose cleared elements are reset and kept,
+//!   to be filled again in place: nested strings and vectors in pooled
+//!   objects keep their allocations.
 //! - [`PoolStats`]: gets, hits, misses, returns, drops, idle and in-use
 //!   objects, hit rate; counted per shard, summed on read.
 //!
@@ -116,6 +120,8 @@
 //!   `futures-sink`. Without it the crate depends on `tokio` (`rt`, `sync`,
 //!   `time`), `bytes`, `crossbeam-utils`, `foldhash`, `hashbrown`
 //!   and `pin-project-lite` only.
+//! - `derive`: `#[derive(Reset)]` for structs, re-exported beside the
+//!   [`Reset`] trait (from the `capacitor-pool-derive` crate).
 
 // Without the `codec` feature, the crate docs' links to its types point to
 // docs.rs (where the docs are built with every feature).
@@ -148,6 +154,7 @@ mod hot;
 mod loom;
 mod pool;
 mod reset;
+mod reuse;
 mod ring;
 mod shard;
 mod slab;
@@ -169,6 +176,7 @@ pub use crate::future::FutureSlot;
 pub use crate::guard::{OwnedPooled, PoolKind, Pooled};
 pub use crate::pool::{DEFAULT_MAX_IDLE, DEFAULT_RETENTION_LIMIT, Pool, PoolBuilder};
 pub use crate::reset::{Recycle, Reset, ResetWith, UseReset};
+pub use crate::reuse::ReusableVec;
 pub use crate::ring::{OwnedRingGuard, RingGuard, RingPool, RingPoolBuilder, RingStats};
 pub use crate::slab::{
     CapacityError, ClassStats, DEFAULT_MAX_CHUNK, DEFAULT_MAX_PAGES_PER_CLASS, DEFAULT_MIN_CHUNK,
@@ -180,6 +188,9 @@ pub use crate::worker::{
     WorkerPooled, WorkerStats,
 };
 pub use crate::worker_static::StaticWorkerPool;
+#[cfg(feature = "derive")]
+#[cfg_attr(docsrs, doc(cfg(feature = "derive")))]
+pub use capacitor_pool_derive::Reset;
 
 /// What `worker_pool!` expands to. Not a public API.
 #[doc(hidden)]

@@ -35,6 +35,21 @@ use bytes::BytesMut;
 /// ([`PoolBuilder::reset`](crate::PoolBuilder::reset)), or any type that
 /// implements [`Recycle`] for full control.
 ///
+/// # Nested objects
+///
+/// A struct resets by resetting each of its fields, and retains what they
+/// retain together: with the `derive` feature, [`#[derive(Reset)]`][derive]
+/// writes that impl (the example below writes it by hand). A field that
+/// should not be reset takes `#[reset(skip)]`, one set back to its default
+/// `#[reset(default)]`.
+///
+/// A `Vec<T>`'s reset drops its elements, with their allocations: a pooled
+/// `Vec<String>` allocates its strings again for each user. A
+/// [`ReusableVec<T>`](crate::ReusableVec) resets its elements instead and
+/// keeps them, to be filled again in place: with it, a pooled struct of
+/// strings and vectors allocates nothing once warm, nested elements
+/// included.
+///
 /// # Examples
 ///
 /// ```
@@ -64,6 +79,25 @@ use bytes::BytesMut;
 /// let s = pool.get();
 /// assert!(s.names.is_empty() && s.total == 0);
 /// ```
+///
+/// Strings kept across users, in a [`ReusableVec`](crate::ReusableVec):
+///
+/// ```
+/// use capacitor_pool::{Pool, ReusableVec};
+///
+/// let pool = Pool::new(ReusableVec::<String>::new);
+/// pool.get().push_with(|s| s.push_str("kept for the next user"));
+/// let mut names = pool.get();
+/// assert!(names.is_empty()); // reset...
+/// let name = names.push_with(|s| s.push_str("next"));
+/// assert!(name.capacity() >= "kept for the next user".len()); // ...and reused
+/// ```
+#[cfg_attr(feature = "derive", doc = "", doc = "[derive]: macro@crate::Reset")]
+#[cfg_attr(
+    not(feature = "derive"),
+    doc = "",
+    doc = "[derive]: https://docs.rs/capacitor-pool/latest/capacitor_pool/derive.Reset.html"
+)]
 pub trait Reset {
     /// Clears the object for its next user, keeping its allocations.
     fn reset(&mut self);

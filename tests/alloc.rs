@@ -543,3 +543,153 @@ fn slab_framed_read_allocates_nothing_per_frame() {
     assert_eq!(allocs, 1, "{allocs} allocations for {frames} frames");
     assert_eq!(slab.stats().heap_count(), 0);
 }
+
+/// A header of a pooled request: two strings that keep their capacity.
+#[derive(Default)]
+struct Header {
+    name: String,
+    value: String,
+}
+
+impl capacitor_pool::Reset for Header {
+    fn reset(&mut self) {
+        self.name.reset();
+        self.value.reset();
+    }
+    fn retained_bytes(&self) -> usize {
+        self.name.retained_bytes() + self.value.retained_bytes()
+    }
+}
+
+/// A pooled request made of strings and vectors, with its headers in a
+/// `ReusableVec` (`H = ReusableVec<Header>`) or a plain `Vec`
+/// (`H = Vec<Header>`), to compare.
+#[derive(Default)]
+struct Request<H> {
+    method: String,
+    path: String,
+    headers: H,
+    body: Vec<u8>,
+}
+
+impl<H: capacitor_pool::Reset> capacitor_pool::Reset for Request<H> {
+    fn reset(&mut self) {
+        self.method.reset();
+        self.path.reset();
+        self.headers.reset();
+        self.body.reset();
+    }
+    fn retained_bytes(&self) -> usize {
+        self.method.retained_bytes()
+            + self.path.retained_bytes()
+            + self.headers.retained_bytes()
+            + self.body.retained_bytes()
+    }
+}
+
+const HEADERS: [(&str, &str); 8] = [
+    ("host", "api.example.com"),
+    ("user-agent", "capacitor-test/1.0"),
+    ("accept", "application/json"),
+    ("accept-encoding", "gzip, deflate, br"),
+    ("content-type", "application/json; charset=utf-8"),
+    ("content-length", "64"),
+    ("x-request-id", "7f3c2a9e-4b1d-4e8a-9c6f-2d5e8b1a0f47"),
+    ("connection", "keep-alive"),
+];
+
+/// Fills a request as a parser would: method, path, 8 headers, a body.
+fn parse_into(req: &mut Request<capacitor_pool::ReusableVec<Header>>, i: u64) {
+    req.method.push_str("POST");
+    req.path.push_str("/v1/items/");
+    req.path.push_str(["42", "1337", "7"][i as usize % 3]);
+    for (name, value) in HEADERS {
+        req.headers.push_with(|h| {
+            h.name.push_str(name);
+            h.value.push_str(value);
+        });
+    }
+    req.body.extend_from_slice(&[b'x'; 64]);
+    black_box(&*req);
+}
+
+/// Requests per measured run of the request tests.
+const REQUESTS: u64 = 1_000;
+
+#[test]
+fn pooled_requests_with_reusable_headers_allocate_nothing_once_warm() {
+    use capacitor_pool::ReusableVec;
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let pool = Pool::new(Request::<ReusableVec<Header>>::default);
+    let serve = |i| parse_into(&mut pool.get(), i);
+    // Warm-up: the request, its headers and their strings made, each path
+    // once.
+    (0..3).for_each(serve);
+    let before = thread_allocs();
+    for i in 0..REQUESTS {
+        serve(i);
+    }
+    let allocs = thread_allocs() - before;
+    assert_eq!(allocs, 0, "{allocs} allocations in {REQUESTS} requests");
+    let s = pool.stats();
+    assert_eq!((s.created_count, s.hit_count), (1, REQUESTS + 2), "{s}");
+    assert_eq!(pool.get().headers.spares(), HEADERS.len());
+}
+
+#[test]
+fn worker_pooled_requests_with_reusable_headers_allocate_nothing_once_warm() {
+    use capacitor_pool::{ReusableVec, WorkerPool};
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let pool = Arc::new(WorkerPool::new(Request::<ReusableVec<Header>>::default));
+    let allocs = rt.block_on({
+        let pool = Arc::clone(&pool);
+        async move {
+            tokio::spawn(async move {
+                let serve = |i| parse_into(&mut pool.get(), i);
+                (0..3).for_each(serve);
+                let before = thread_allocs();
+                for i in 0..REQUESTS {
+                    serve(i);
+                }
+                thread_allocs() - before
+            })
+            .await
+            .unwrap()
+        }
+    });
+    assert_eq!(allocs, 0, "{allocs} allocations in {REQUESTS} requests");
+    assert_eq!(pool.stats().created_count, 1);
+}
+
+/// The same requests with a plain `Vec<Header>`: its reset drops the
+/// headers, so every request allocates their 16 strings again.
+#[test]
+fn pooled_requests_with_a_vec_of_headers_allocate_two_strings_per_header() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let pool = Pool::new(Request::<Vec<Header>>::default);
+    let serve = |i: u64| {
+        let mut req = pool.get();
+        req.method.push_str("POST");
+        req.path.push_str("/v1/items/");
+        req.path.push_str(["42", "1337", "7"][i as usize % 3]);
+        for (name, value) in HEADERS {
+            req.headers.push(Header {
+                name: name.to_owned(),
+                value: value.to_owned(),
+            });
+        }
+        req.body.extend_from_slice(&[b'x'; 64]);
+        black_box(&*req);
+    };
+    (0..3).for_each(serve);
+    let before = thread_allocs();
+    for i in 0..REQUESTS {
+        serve(i);
+    }
+    let allocs = thread_allocs() - before;
+    assert_eq!(allocs, 2 * HEADERS.len() as u64 * REQUESTS);
+}
