@@ -65,7 +65,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use capacitor_pool::{LengthDelimited, PooledFramed, Reset, Slab, WorkerPool, worker_pool};
+use capacitor_pool::{
+    LengthDelimited, PooledFramed, Reset, ReusableVec, Slab, WorkerPool, worker_pool,
+};
 use clap::{Parser, ValueEnum};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
@@ -366,52 +368,57 @@ fn shared_map() -> &'static HashMap<String, String> {
     })
 }
 
-/// A parsed `typical` request. The plain handler makes one per request;
-/// the pooled one takes one from `REQUESTS`, and its `Reset` keeps every
-/// string's capacity and the header pairs themselves.
-#[derive(Default, Debug)]
+/// A parsed `typical` request, the plain way: new strings, a new vector of
+/// header pairs and a new body for every request.
+#[derive(Debug)]
 struct Request {
     method: String,
     path: String,
-    /// Header pairs; in the pooled handler, pairs past `n_headers` are
-    /// spares, cleared and kept for the next request.
     headers: Vec<(String, String)>,
-    n_headers: usize,
     body: Vec<u8>,
 }
 
-impl Reset for Request {
+/// The same request for the pooled handler, taken from `REQUESTS`: its
+/// `Reset` keeps every string's capacity, and `ReusableVec` keeps the
+/// cleared header pairs themselves for the next request.
+#[derive(Default, Debug)]
+struct PooledRequest {
+    method: String,
+    path: String,
+    headers: ReusableVec<Header>,
+    body: Vec<u8>,
+}
+
+#[derive(Default, Debug)]
+struct Header {
+    name: String,
+    value: String,
+}
+
+impl Reset for Header {
+    fn reset(&mut self) {
+        self.name.clear();
+        self.value.clear();
+    }
+
+    fn retained_bytes(&self) -> usize {
+        self.name.capacity() + self.value.capacity()
+    }
+}
+
+impl Reset for PooledRequest {
     fn reset(&mut self) {
         self.method.clear();
         self.path.clear();
-        for (name, value) in &mut self.headers[..self.n_headers] {
-            name.clear();
-            value.clear();
-        }
-        self.n_headers = 0;
+        self.headers.reset();
         self.body.clear();
     }
 
     fn retained_bytes(&self) -> usize {
-        let pairs: usize = self
-            .headers
-            .iter()
-            .map(|(n, v)| n.capacity() + v.capacity())
-            .sum();
         self.method.capacity()
             + self.path.capacity()
-            + pairs
-            + self.headers.capacity() * size_of::<(String, String)>()
+            + self.headers.retained_bytes()
             + self.body.capacity()
-    }
-}
-
-impl Request {
-    fn header(&self, name: &str) -> &str {
-        self.headers[..self.n_headers]
-            .iter()
-            .find(|(n, _)| n == name)
-            .map_or("", |(_, v)| v.as_str())
     }
 }
 
@@ -424,7 +431,7 @@ fn split_request(frame: &[u8]) -> Option<(&str, std::str::Split<'_, char>, &[u8]
     Some((first, lines, &frame[end + 2..]))
 }
 
-/// The plain parse: new strings, a new vector of pairs, a new body.
+/// The plain parse.
 fn parse_plain(frame: &[u8]) -> Option<Request> {
     let (first, lines, body) = split_request(frame)?;
     let (method, path) = first.split_once(' ')?;
@@ -436,51 +443,45 @@ fn parse_plain(frame: &[u8]) -> Option<Request> {
     Some(Request {
         method: method.to_string(),
         path: path.to_string(),
-        n_headers: headers.len(),
         headers,
         body: body.to_vec(),
     })
 }
 
-/// The pooled parse: the same, into a reused `Request`.
-fn parse_into(frame: &[u8], req: &mut Request) -> Option<()> {
+/// The pooled parse: the same, into a reused request.
+fn parse_into(frame: &[u8], req: &mut PooledRequest) -> Option<()> {
     let (first, lines, body) = split_request(frame)?;
     let (method, path) = first.split_once(' ')?;
     req.method.push_str(method);
     req.path.push_str(path);
     for line in lines {
         let (name, value) = line.split_once(": ")?;
-        if req.n_headers == req.headers.len() {
-            req.headers.push(Default::default());
-        }
-        let (n, v) = &mut req.headers[req.n_headers];
-        n.push_str(name);
-        v.push_str(value);
-        req.n_headers += 1;
+        req.headers.push_with(|h| {
+            h.name.push_str(name);
+            h.value.push_str(value);
+        });
     }
     req.body.extend_from_slice(body);
     Some(())
 }
 
-/// The handler's work once parsed: look the key up and write the response.
-fn respond(req: &Request, out: &mut String) {
-    let key = req.path.strip_prefix("/items/").unwrap_or("");
+/// The handler's work once parsed, the same for both: look the key up and
+/// write the response.
+fn respond(method: &str, path: &str, request_id: &str, body: &[u8], out: &mut String) {
+    let key = path.strip_prefix("/items/").unwrap_or("");
     let value = shared_map().get(key).map_or("", String::as_str);
-    let sum: u32 = req.body.iter().map(|&b| u32::from(b)).sum();
+    let sum: u32 = body.iter().map(|&b| u32::from(b)).sum();
     let _ = write!(
         out,
-        "200 OK\ncontent-length: {}\nx-request-id: {}\nx-method: {}\nx-body-sum: {}\n\n{}",
+        "200 OK\ncontent-length: {}\nx-request-id: {request_id}\nx-method: {method}\nx-body-sum: {sum}\n\n{value}",
         value.len(),
-        req.header("x-request-id"),
-        req.method,
-        sum,
-        value
     );
 }
 
 worker_pool! {
     /// The pooled `typical` handler's requests.
-    static REQUESTS: WorkerPool<Request> = WorkerPool::builder(Request::default).workers(64);
+    static REQUESTS: WorkerPool<PooledRequest> =
+        WorkerPool::builder(PooledRequest::default).workers(64);
 }
 
 worker_pool! {
@@ -504,8 +505,10 @@ async fn plain_connection(socket: TcpStream, profile: Profile) -> std::io::Resul
             Profile::Echo | Profile::Large => framed.send(frame.freeze()).await?,
             Profile::Typical => {
                 let req = parse_plain(&frame).ok_or(std::io::ErrorKind::InvalidData)?;
+                let id = req.headers.iter().find(|(n, _)| n == "x-request-id");
+                let id = id.map_or("", |(_, v)| v.as_str());
                 let mut out = String::new();
-                respond(&req, &mut out);
+                respond(&req.method, &req.path, id, &req.body, &mut out);
                 framed.send(Bytes::from(out)).await?;
             }
         }
@@ -533,8 +536,10 @@ async fn pooled_connection(
                 let mut req = REQUESTS.get();
                 parse_into(&frame, &mut req).ok_or(std::io::ErrorKind::InvalidData)?;
                 drop(frame);
+                let id = req.headers.iter().find(|h| h.name == "x-request-id");
+                let id = id.map_or("", |h| h.value.as_str());
                 let mut out = RESPONSES.get();
-                respond(&req, &mut out);
+                respond(&req.method, &req.path, id, &req.body, &mut out);
                 drop(req);
                 framed.send(out.as_bytes()).await?;
             }
