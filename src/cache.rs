@@ -80,7 +80,13 @@
 //! default, or the builder's [`reset`](PooledCacheBuilder::reset) closure)
 //! and dropped instead if it then retains more than the retention limit
 //! (1 MiB by default). It is refilled in place or kept as a spare of its
-//! shard; a value displaced by [`insert`](PooledCache::insert) (which brings
+//! shard. A value filled in place is then trimmed to fit
+//! ([`Recycle::shrink_excess`], [`Reset::shrink_excess`] by default): if it
+//! holds more than a quarter over what its contents take, plus 256 bytes,
+//! the excess is freed, so that entries of varied sizes hold about what
+//! freshly made values would, not the capacity of the largest value their
+//! slot ever held (values of about the same size are never trimmed, and
+//! refill without allocating); a value displaced by [`insert`](PooledCache::insert) (which brings
 //! its own) when the shard has no room for a spare goes to the cache's
 //! [`WorkerPool`]. The pool also makes fresh values (with `V::default` or
 //! the builder's constructor) when `insert_with` finds no spare; it is
@@ -926,6 +932,7 @@ where
                         };
                         if let Some(entry) = unfill.table.get_bucket_mut(bucket) {
                             f(&mut entry.value);
+                            self.recycle.shrink_excess(&mut entry.value);
                         }
                         mem::forget(unfill);
                     }
@@ -965,6 +972,7 @@ where
                         // A panic here drops `value`; the table has no
                         // trace of it.
                         f(&mut value);
+                        self.recycle.shrink_excess(&mut value);
                         value
                     }
                 };

@@ -109,7 +109,46 @@ pub trait Reset {
     fn retained_bytes(&self) -> usize {
         0
     }
+
+    /// Frees the capacity the object's current contents do not need, where
+    /// it holds well over what they take: more than a quarter over, plus
+    /// 256 bytes: the contents move to a new buffer of their size (rather
+    /// than `shrink_to_fit`, whose in-place shrink leaves the freed tail as
+    /// a fragment between live buffers).
+    ///
+    /// [`PooledCache`](crate::PooledCache) calls it on each value it has
+    /// just filled in place, so that an entry holds about what its contents
+    /// need, as a freshly made value would, and not the capacity of the
+    /// largest value its slot ever held. Pools never call it (their objects
+    /// are empty). The default does nothing; the impls for the std buffers
+    /// shrink them, and `#[derive(Reset)]` shrinks each field.
+    ///
+    /// ```
+    /// use capacitor_pool::Reset;
+    ///
+    /// let mut v: Vec<u8> = Vec::with_capacity(16 * 1024);
+    /// v.extend_from_slice(b"small now");
+    /// v.shrink_excess();
+    /// assert!(v.capacity() < 1024 && v == b"small now");
+    ///
+    /// let mut s = String::with_capacity(300);
+    /// s.push_str(&"x".repeat(250));
+    /// s.shrink_excess(); // within a quarter and 256 bytes: kept
+    /// assert_eq!(s.capacity(), 300);
+    /// ```
+    fn shrink_excess(&mut self) {}
 }
+
+/// Whether a buffer of `capacity` bytes holding `len` holds well over what
+/// its contents take (see [`Reset::shrink_excess`]).
+#[inline]
+pub(crate) fn has_excess(capacity: usize, len: usize) -> bool {
+    capacity > len.saturating_add(len / 4).saturating_add(EXCESS_SLACK)
+}
+
+/// The bytes a buffer may hold past a quarter over its contents before
+/// [`Reset::shrink_excess`] frees them.
+const EXCESS_SLACK: usize = 256;
 
 impl<T> Reset for Vec<T> {
     #[inline]
@@ -120,6 +159,19 @@ impl<T> Reset for Vec<T> {
     #[inline]
     fn retained_bytes(&self) -> usize {
         self.capacity().saturating_mul(size_of::<T>())
+    }
+
+    #[inline]
+    fn shrink_excess(&mut self) {
+        let size = size_of::<T>();
+        if has_excess(
+            self.capacity().saturating_mul(size),
+            self.len().saturating_mul(size),
+        ) {
+            let mut fit = Vec::with_capacity(self.len());
+            fit.append(self);
+            *self = fit;
+        }
     }
 }
 
@@ -133,6 +185,15 @@ impl Reset for String {
     fn retained_bytes(&self) -> usize {
         self.capacity()
     }
+
+    #[inline]
+    fn shrink_excess(&mut self) {
+        if has_excess(self.capacity(), self.len()) {
+            let mut fit = String::with_capacity(self.len());
+            fit.push_str(self);
+            *self = fit;
+        }
+    }
 }
 
 impl Reset for BytesMut {
@@ -145,6 +206,15 @@ impl Reset for BytesMut {
     fn retained_bytes(&self) -> usize {
         self.capacity()
     }
+
+    /// `BytesMut` cannot shrink in place: its contents move to a new
+    /// buffer of their size.
+    #[inline]
+    fn shrink_excess(&mut self) {
+        if has_excess(self.capacity(), self.len()) {
+            *self = BytesMut::from(&self[..]);
+        }
+    }
 }
 
 impl<T> Reset for VecDeque<T> {
@@ -156,6 +226,19 @@ impl<T> Reset for VecDeque<T> {
     #[inline]
     fn retained_bytes(&self) -> usize {
         self.capacity().saturating_mul(size_of::<T>())
+    }
+
+    #[inline]
+    fn shrink_excess(&mut self) {
+        let size = size_of::<T>();
+        if has_excess(
+            self.capacity().saturating_mul(size),
+            self.len().saturating_mul(size),
+        ) {
+            let mut fit = VecDeque::with_capacity(self.len());
+            fit.append(self);
+            *self = fit;
+        }
     }
 }
 
@@ -171,6 +254,17 @@ impl<K: Hash + Eq, V, S: BuildHasher> Reset for HashMap<K, V, S> {
         self.capacity()
             .saturating_mul(size_of::<(K, V)>().saturating_add(1))
     }
+
+    #[inline]
+    fn shrink_excess(&mut self) {
+        let size = size_of::<(K, V)>().saturating_add(1);
+        if has_excess(
+            self.capacity().saturating_mul(size),
+            self.len().saturating_mul(size),
+        ) {
+            self.shrink_to_fit();
+        }
+    }
 }
 
 impl<T: Reset + ?Sized> Reset for Box<T> {
@@ -182,6 +276,11 @@ impl<T: Reset + ?Sized> Reset for Box<T> {
     #[inline]
     fn retained_bytes(&self) -> usize {
         size_of_val::<T>(self).saturating_add((**self).retained_bytes())
+    }
+
+    #[inline]
+    fn shrink_excess(&mut self) {
+        (**self).shrink_excess();
     }
 }
 
@@ -222,6 +321,14 @@ pub trait Recycle<T>: Send + Sync {
 
     /// Bytes of memory `value` retains after [`reset`](Recycle::reset).
     fn retained_bytes(&self, value: &T) -> usize;
+
+    /// Frees the capacity `value`'s contents do not need (see
+    /// [`Reset::shrink_excess`]); [`PooledCache`](crate::PooledCache) calls
+    /// it on each value it has just filled in place. The default does
+    /// nothing.
+    fn shrink_excess(&self, value: &mut T) {
+        let _ = value;
+    }
 }
 
 /// The default [`Recycle`] policy: the object's own [`Reset`] impl.
@@ -249,6 +356,11 @@ impl<T: Reset> Recycle<T> for UseReset {
     #[inline(always)]
     fn retained_bytes(&self, value: &T) -> usize {
         value.retained_bytes()
+    }
+
+    #[inline(always)]
+    fn shrink_excess(&self, value: &mut T) {
+        value.shrink_excess();
     }
 }
 

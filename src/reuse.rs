@@ -456,6 +456,27 @@ impl<T: Reset> Reset for ReusableVec<T> {
             |bytes, item| bytes.saturating_add(item.retained_bytes()),
         )
     }
+
+    /// Drops the spares, shrinks each live element, and shrinks the buffer
+    /// if it holds well over the live elements.
+    ///
+    /// ```
+    /// use capacitor_pool::{Reset, ReusableVec};
+    ///
+    /// let mut v: ReusableVec<String> = ReusableVec::new();
+    /// v.push_with(|s| s.push_str(&"x".repeat(4096)));
+    /// v.clear();
+    /// v.push_with(|s| s.push_str("short")); // refills the 4 KiB spare
+    /// v.shrink_excess();
+    /// assert!(v.retained_bytes() < 1024 && v == ["short"]);
+    /// ```
+    fn shrink_excess(&mut self) {
+        self.items.truncate(self.len);
+        for item in &mut self.items {
+            item.shrink_excess();
+        }
+        self.items.shrink_excess();
+    }
 }
 
 impl<T> Default for ReusableVec<T> {

@@ -338,6 +338,68 @@ fn oversized_values_are_dropped_not_kept() {
 }
 
 #[test]
+fn a_refilled_value_is_trimmed_to_what_it_holds() {
+    let cache = PooledCache::<u64, Vec<u8>>::new(64);
+    cache.insert_with(1, |v| v.resize(16 * 1024, 7));
+    // Overwritten in place with a small value: the 16 KiB buffer goes.
+    cache.insert_with(1, |v| v.extend_from_slice(b"small"));
+    assert!(
+        cache
+            .get_with(&1, |v| v.capacity() < 1024 && v == b"small")
+            .unwrap()
+    );
+    // A new key that takes the spare of a removed big value: the same.
+    cache.insert_with(2, |v| v.resize(16 * 1024, 7));
+    assert!(cache.remove(&2));
+    cache.insert_with(3, |v| v.extend_from_slice(b"tiny"));
+    assert!(
+        cache
+            .get_with(&3, |v| v.capacity() < 1024 && v == b"tiny")
+            .unwrap()
+    );
+    // Within a quarter (and 256 bytes) of its contents, a value keeps its
+    // buffer: refilled in place, no allocation.
+    cache.insert_with(4, |v| v.resize(4096, 1));
+    let before = thread_allocs();
+    cache.insert_with(4, |v| v.resize(3500, 2));
+    assert_eq!(thread_allocs() - before, 0);
+    assert_eq!(cache.get_with(&4, Vec::capacity), Some(4096));
+}
+
+/// Values of varied sizes, overwritten again and again, hold about what
+/// their contents take, not the largest size each key ever had.
+#[test]
+fn entries_of_varied_sizes_hold_about_what_they_need() {
+    const KEYS: u64 = 500;
+    let cache = PooledCache::<u64, Vec<u8>>::new(4 * KEYS as usize);
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next_len = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        32 + (seed % (16 * 1024 - 32)) as usize
+    };
+    for _ in 0..20 {
+        for k in 0..KEYS {
+            let len = next_len();
+            cache.insert_with(k, |v| v.resize(len, k as u8));
+        }
+    }
+    let (mut used, mut held) = (0, 0);
+    for k in 0..KEYS {
+        let (len, cap) = cache.get_with(&k, |v| (v.len(), v.capacity())).unwrap();
+        used += len;
+        held += cap;
+    }
+    // Each value holds at most a quarter over its contents plus 256 bytes;
+    // without the trim they would hold about twice their contents.
+    assert!(
+        held <= used + used / 4 + 256 * KEYS as usize,
+        "{held} held for {used}"
+    );
+}
+
+#[test]
 fn a_panicking_fill_removes_the_entry_and_the_cache_stays_usable() {
     let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(16);
     cache.insert(1, vec![1]);

@@ -253,3 +253,33 @@ fn pooled_derived_requests_allocate_nothing_once_warm() {
     assert_eq!(allocs, 0, "{allocs} allocations in {REQUESTS} requests");
     assert_eq!(pool.stats().created_count, 1);
 }
+
+#[test]
+fn shrink_excess_shrinks_each_reset_field_and_leaves_the_others() {
+    let mut c = Conn {
+        id: 1,
+        config: Vec::with_capacity(8192), // skipped: not shrunk
+        requests: 0,
+        user: None,
+        peer: [0; 4],
+        out: Vec::with_capacity(8192),
+    };
+    c.out.extend_from_slice(b"reply");
+    c.shrink_excess();
+    assert_eq!(c.config.capacity(), 8192);
+    assert!(c.out.capacity() < 1024 && c.out == b"reply");
+
+    let mut req = Request::default();
+    fill(&mut req);
+    let filled = req.retained_bytes();
+    req.shrink_excess(); // filled fresh: nothing well over its contents
+    assert_eq!(req.retained_bytes(), filled);
+    req.body.reserve(64 * 1024);
+    req.shrink_excess();
+    assert_eq!(
+        req.body.capacity(),
+        req.body.len(),
+        "the nested body is shrunk"
+    );
+    assert!(req.retained_bytes() <= filled);
+}

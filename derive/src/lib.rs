@@ -23,7 +23,8 @@
 //!
 //! The derive writes what a hand-written impl would: `reset` calls
 //! `Reset::reset` on each field in order, `retained_bytes` adds up each
-//! field's `Reset::retained_bytes` (saturating). Field attributes change
+//! field's `Reset::retained_bytes` (saturating), `shrink_excess` calls each
+//! field's `Reset::shrink_excess`. Field attributes change
 //! that per field; bounds are added per field type (see [`Reset`]).
 
 #![warn(missing_docs, rust_2018_idioms, unreachable_pub)]
@@ -35,7 +36,8 @@ use syn::spanned::Spanned;
 use syn::{Attribute, Data, DeriveInput, Ident, LitStr, Member, Path, Type};
 
 /// Derives `capacitor_pool::Reset` for a struct: `reset` resets each field
-/// in turn, `retained_bytes` is the sum of what each field retains.
+/// in turn, `retained_bytes` is the sum of what each field retains,
+/// `shrink_excess` shrinks each field.
 ///
 /// A field's type must implement `Reset` (strings, vectors, `BytesMut`,
 /// maps, boxes, `ReusableVec`, other derived structs), or carry one of the
@@ -82,11 +84,12 @@ use syn::{Attribute, Data, DeriveInput, Ident, LitStr, Member, Path, Type};
 /// # Field attributes
 ///
 /// - `#[reset(skip)]`: the field is left as it is and counts 0 retained
-///   bytes (an id, a configuration shared by every user).
+///   bytes (an id, a configuration shared by every user); it is not
+///   shrunk either.
 /// - `#[reset(default)]`: the field is set to `Default::default()` and
-///   counts 0 retained bytes (counters, flags, `Option`s).
+///   counts 0 retained bytes (counters, flags, `Option`s); not shrunk.
 /// - `#[reset(with = "path::to::fn")]`: the field is reset by calling
-///   `fn(&mut field)` and counts 0 retained bytes.
+///   `fn(&mut field)` and counts 0 retained bytes; not shrunk.
 ///
 /// ```
 /// use capacitor_pool::Reset;
@@ -201,6 +204,7 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let mut bounds = Vec::new();
     let mut resets = Vec::new();
     let mut retained = Vec::new();
+    let mut shrinks = Vec::new();
     for (i, field) in fields.iter().enumerate() {
         let member = match &field.ident {
             Some(ident) => Member::Named(ident.clone()),
@@ -215,6 +219,8 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
                 }
                 resets.push(quote_spanned!(span=> #krate::Reset::reset(&mut self.#member);));
                 retained.push(quote_spanned!(span=> #krate::Reset::retained_bytes(&self.#member)));
+                shrinks
+                    .push(quote_spanned!(span=> #krate::Reset::shrink_excess(&mut self.#member);));
             }
             How::Skip => {}
             How::Default => {
@@ -250,6 +256,11 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
             #[inline]
             fn retained_bytes(&self) -> usize {
                 0usize #(.saturating_add(#retained))*
+            }
+
+            #[inline]
+            fn shrink_excess(&mut self) {
+                #(#shrinks)*
             }
         }
     })
