@@ -70,6 +70,37 @@ const MIN_ALIGN: usize = 16;
 /// assert_eq!(slot.grow_count(), grown);
 /// # }
 /// ```
+///
+/// Handlers in spawned tasks, holding a [`worker_pool!`](crate::worker_pool)
+/// guard across `.await`, with an output that names `dyn Error`:
+///
+/// ```
+/// use bytes::{BufMut, BytesMut};
+/// use capacitor_pool::{FutureSlot, RingPool, worker_pool};
+/// use std::sync::Arc;
+///
+/// type BoxError = Box<dyn std::error::Error + Send + Sync>;
+///
+/// worker_pool! {
+///     static BUFFERS: WorkerPool<BytesMut> = WorkerPool::builder(|| BytesMut::with_capacity(64));
+/// }
+///
+/// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+/// # async fn main() {
+/// let slots = Arc::new(RingPool::new(4, FutureSlot::<Result<usize, BoxError>>::new).unwrap());
+/// let task = tokio::spawn(async move {
+///     let mut slot = slots.get().await?;
+///     slot.set(async move {
+///         let mut buf = BUFFERS.get();
+///         buf.put_slice(b"reply");
+///         tokio::task::yield_now().await;
+///         Ok(buf.len())
+///     });
+///     (&mut *slot).await
+/// });
+/// assert_eq!(task.await.unwrap().unwrap(), 5);
+/// # }
+/// ```
 pub struct FutureSlot<O> {
     /// The allocation (dangling while `layout.size() == 0`).
     buf: NonNull<u8>,

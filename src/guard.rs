@@ -48,6 +48,25 @@ pub(crate) mod sealed {
     }
 }
 
+/// A guard's pointer to its object, owned by the guard alone: `Send` and
+/// `Sync` as the `T` it points to is.
+///
+/// The guards take their `Send` and `Sync` from their fields (this pointer,
+/// `&P` or `Arc<P>`, `PhantomData<T>`), not from an impl of their own: such
+/// an impl would repeat the guard's `P: PoolKind<T>` bound, which ties the
+/// lifetimes in `T` to those in `P`. A future that holds a guard across
+/// `.await` is checked for `Send` with each of those lifetimes erased to a
+/// lifetime of its own, and the tie then fails ("implementation of
+/// `PoolKind` is not general enough") for a `T` with a lifetime in it,
+/// such as `FutureSlot<Result<O, Box<dyn Error + Send + Sync>>>`.
+struct SlotPtr<T>(NonNull<T>);
+
+// SAFETY: the guard owns its object exclusively (the pool handed the slot to
+// it alone), so sending the pointer sends the `T`.
+unsafe impl<T: Send> Send for SlotPtr<T> {}
+// SAFETY: `&SlotPtr` gives out only `&T`.
+unsafe impl<T: Sync> Sync for SlotPtr<T> {}
+
 /// The pools a guard can come from: [`Pool`] and the crate's other pools.
 ///
 /// This trait is sealed; it only names the pool type in
@@ -106,23 +125,18 @@ pub trait PoolKind<T>: sealed::Home<T> {}
 /// ```
 #[must_use = "dropping the guard returns the object to the pool at once"]
 pub struct Pooled<'a, T, P: PoolKind<T> = Pool<T>> {
-    slot: NonNull<T>,
+    // `Send` when `T` is, `Sync` when `T` is; `&P` when `P: Sync` (see
+    // `SlotPtr`).
+    slot: SlotPtr<T>,
     pool: &'a P,
     _owns: PhantomData<T>,
 }
-
-// SAFETY: the guard owns its object exclusively (the pool handed the slot to
-// it alone), so sending the guard sends the `T`; the pool is only used
-// through `&P`, hence `P: Sync`.
-unsafe impl<T: Send, P: PoolKind<T> + Sync> Send for Pooled<'_, T, P> {}
-// SAFETY: `&Pooled` gives out only `&T` and `&P`.
-unsafe impl<T: Sync, P: PoolKind<T> + Sync> Sync for Pooled<'_, T, P> {}
 
 impl<'a, T, P: PoolKind<T>> Pooled<'a, T, P> {
     #[inline]
     pub(crate) fn new(pool: &'a P, slot: NonNull<T>) -> Self {
         Self {
-            slot,
+            slot: SlotPtr(slot),
             pool,
             _owns: PhantomData,
         }
@@ -145,7 +159,7 @@ impl<'a, T, P: PoolKind<T>> Pooled<'a, T, P> {
         let this = ManuallyDrop::new(self);
         // SAFETY: the slot came from `this.pool` and, the guard being
         // consumed without running its `Drop`, is used by no one else.
-        unsafe { this.pool.detach(this.slot) }
+        unsafe { this.pool.detach(this.slot.0) }
     }
 
     /// Drops the object instead of returning it, for an object an error left
@@ -162,7 +176,7 @@ impl<'a, T, P: PoolKind<T>> Pooled<'a, T, P> {
     pub fn discard(self) {
         let this = ManuallyDrop::new(self);
         // SAFETY: as in `detach`.
-        unsafe { this.pool.discard(this.slot) }
+        unsafe { this.pool.discard(this.slot.0) }
     }
 
     /// The pool the object returns to.
@@ -187,7 +201,7 @@ impl<T, P: PoolKind<T>> Deref for Pooled<'_, T, P> {
     fn deref(&self) -> &T {
         // SAFETY: the slot holds a live `T` owned by this guard alone until
         // it drops; `&self` borrows the guard.
-        unsafe { self.slot.as_ref() }
+        unsafe { self.slot.0.as_ref() }
     }
 }
 
@@ -195,7 +209,7 @@ impl<T, P: PoolKind<T>> DerefMut for Pooled<'_, T, P> {
     #[inline]
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: as in `deref`; `&mut self` makes the borrow unique.
-        unsafe { self.slot.as_mut() }
+        unsafe { self.slot.0.as_mut() }
     }
 }
 
@@ -204,7 +218,7 @@ impl<T, P: PoolKind<T>> Drop for Pooled<'_, T, P> {
     fn drop(&mut self) {
         // SAFETY: the slot came from `self.pool`, and the guard, now
         // dropping, never touches it again.
-        unsafe { self.pool.recycle(self.slot) }
+        unsafe { self.pool.recycle(self.slot.0) }
     }
 }
 
@@ -254,22 +268,17 @@ impl<T, P: PoolKind<T>> AsMut<T> for Pooled<'_, T, P> {
 /// ```
 #[must_use = "dropping the guard returns the object to the pool at once"]
 pub struct OwnedPooled<T, P: PoolKind<T> = Pool<T>> {
-    slot: NonNull<T>,
+    // As in `Pooled`; `Arc<P>` when `P: Send + Sync`.
+    slot: SlotPtr<T>,
     pool: Arc<P>,
     _owns: PhantomData<T>,
 }
-
-// SAFETY: as for `Pooled`: the guard owns its object exclusively, and shares
-// the pool through an `Arc<P>`, which needs `P: Send + Sync`.
-unsafe impl<T: Send, P: PoolKind<T> + Send + Sync> Send for OwnedPooled<T, P> {}
-// SAFETY: `&OwnedPooled` gives out only `&T` and `&P`.
-unsafe impl<T: Sync, P: PoolKind<T> + Send + Sync> Sync for OwnedPooled<T, P> {}
 
 impl<T, P: PoolKind<T>> OwnedPooled<T, P> {
     #[inline]
     pub(crate) fn new(pool: Arc<P>, slot: NonNull<T>) -> Self {
         Self {
-            slot,
+            slot: SlotPtr(slot),
             pool,
             _owns: PhantomData,
         }
@@ -332,7 +341,7 @@ impl<T, P: PoolKind<T>> OwnedPooled<T, P> {
         // SAFETY: `this` is never dropped, so the `Arc` is read out exactly
         // once and its count stays right.
         let pool = unsafe { ptr::read(&this.pool) };
-        (pool, this.slot)
+        (pool, this.slot.0)
     }
 }
 
@@ -342,7 +351,7 @@ impl<T, P: PoolKind<T>> Deref for OwnedPooled<T, P> {
     #[inline]
     fn deref(&self) -> &T {
         // SAFETY: as in `Pooled::deref`.
-        unsafe { self.slot.as_ref() }
+        unsafe { self.slot.0.as_ref() }
     }
 }
 
@@ -350,7 +359,7 @@ impl<T, P: PoolKind<T>> DerefMut for OwnedPooled<T, P> {
     #[inline]
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: as in `Pooled::deref_mut`.
-        unsafe { self.slot.as_mut() }
+        unsafe { self.slot.0.as_mut() }
     }
 }
 
@@ -358,7 +367,7 @@ impl<T, P: PoolKind<T>> Drop for OwnedPooled<T, P> {
     #[inline(always)]
     fn drop(&mut self) {
         // SAFETY: as in `Pooled::drop`; the `Arc` field drops after this.
-        unsafe { self.pool.recycle(self.slot) }
+        unsafe { self.pool.recycle(self.slot.0) }
     }
 }
 

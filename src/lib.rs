@@ -187,7 +187,7 @@ pub use crate::worker::{
     DEFAULT_MAGAZINE_SIZE, MAX_MAGAZINE_SIZE, OwnedWorkerPooled, WorkerPool, WorkerPoolBuilder,
     WorkerPooled, WorkerStats,
 };
-pub use crate::worker_static::StaticWorkerPool;
+pub use crate::worker_static::{StaticPooled, StaticWorkerPool};
 #[cfg(feature = "derive")]
 #[cfg_attr(docsrs, doc(cfg(feature = "derive")))]
 pub use capacitor_pool_derive::Reset;

@@ -267,6 +267,25 @@ impl<K: Hash + Eq, V, S: BuildHasher> Reset for HashMap<K, V, S> {
     }
 }
 
+/// Nothing to clear: a pool of `()` hands out permits, not objects. A
+/// [`RingPool<()>`](crate::RingPool) is a plain limit on work in flight,
+/// with the ring's FIFO, cancel-safe `get().await`.
+///
+/// ```
+/// use capacitor_pool::RingPool;
+///
+/// let permits = RingPool::new(2, || ()).unwrap();
+/// let a = permits.try_get().unwrap();
+/// let b = permits.try_get().unwrap();
+/// assert!(permits.try_get().is_err()); // two in flight at most
+/// drop((a, b));
+/// assert_eq!(permits.stats().num_idle, 2);
+/// ```
+impl Reset for () {
+    #[inline(always)]
+    fn reset(&mut self) {}
+}
+
 impl<T: Reset + ?Sized> Reset for Box<T> {
     #[inline]
     fn reset(&mut self) {

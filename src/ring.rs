@@ -158,6 +158,47 @@ struct RingCounters {
 /// assert_eq!(ring.stats().created_count, 4);
 /// # }
 /// ```
+///
+/// A plain limit on work in flight, with no object to pool: a ring of `()`
+/// hands out permits, with the same FIFO, cancel-safe waiting. Its types
+/// have names to put in struct fields: [`RingGuard<'a, ()>`](RingGuard)
+/// borrows the ring, [`OwnedRingGuard<()>`](OwnedRingGuard) holds it in an
+/// `Arc`.
+///
+/// ```
+/// use capacitor_pool::{GetError, OwnedRingGuard, RingPool};
+/// use std::sync::Arc;
+///
+/// struct Limiter {
+///     permits: Arc<RingPool<()>>,
+/// }
+///
+/// struct Job {
+///     _permit: OwnedRingGuard<()>, // the slot frees when the job drops
+///     id: u32,
+/// }
+///
+/// impl Limiter {
+///     async fn start(&self, id: u32) -> Result<Job, GetError> {
+///         let permit = self.permits.get_owned().await?;
+///         Ok(Job { _permit: permit, id })
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let limiter = Limiter {
+///     permits: Arc::new(RingPool::new(2, || ()).unwrap()),
+/// };
+/// let a = limiter.start(1).await.unwrap();
+/// let b = limiter.start(2).await.unwrap();
+/// assert_eq!(limiter.permits.stats().num_in_use, 2);
+/// assert!(limiter.permits.try_get().is_err()); // a third waits
+/// drop(a);
+/// let c = limiter.start(3).await.unwrap();
+/// assert_eq!((b.id, c.id), (2, 3));
+/// # }
+/// ```
 pub struct RingPool<T, R = UseReset> {
     slots: Box<[RingSlot<T>]>,
     /// One bit per slot, set while the slot is free and not handed over.

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use crate::guard::{PoolKind, Pooled, sealed};
 use crate::hot::SlotEntry;
-use crate::reset::Recycle;
+use crate::reset::{Recycle, UseReset};
 use crate::worker::{WorkerPool, WorkerPoolBuilder, spawn_trim_loop};
 
 /// Where a [`worker_pool!`](crate::worker_pool) static keeps its private
@@ -46,6 +46,43 @@ pub unsafe fn build_static<T: 'static, R: Recycle<T>>(
 ) -> WorkerPool<T, R> {
     builder.build_with(true)
 }
+
+/// A guard from a [`worker_pool!`](crate::worker_pool) static: [`Pooled`]
+/// with the pool type filled in, `'static`, to put in a struct field.
+///
+/// `K` is the static's name: each use of the macro declares a type of the
+/// same name beside the static (its key). A static with a custom recycler
+/// `R` names it too: `StaticPooled<T, NAME, R>`.
+///
+/// ```
+/// use bytes::{BufMut, BytesMut};
+/// use capacitor_pool::{StaticPooled, worker_pool};
+///
+/// worker_pool! {
+///     static BUFFERS: WorkerPool<BytesMut> =
+///         WorkerPool::builder(|| BytesMut::with_capacity(1024));
+/// }
+///
+/// /// A connection keeps its read buffer between reads.
+/// struct Conn {
+///     read_buf: StaticPooled<BytesMut, BUFFERS>,
+/// }
+///
+/// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+/// # async fn main() {
+/// let mut conn = Conn { read_buf: BUFFERS.get() };
+/// let n = tokio::spawn(async move {
+///     conn.read_buf.put_slice(b"ping");
+///     tokio::task::yield_now().await;
+///     conn.read_buf.len()
+/// }) // `conn` drops with the task: its buffer goes back, cleared
+/// .await
+/// .unwrap();
+/// assert_eq!(n, 4);
+/// assert_eq!(BUFFERS.stats().num_in_use, 0);
+/// # }
+/// ```
+pub type StaticPooled<T, K, R = UseReset> = Pooled<'static, T, StaticWorkerPool<T, R, K>>;
 
 /// The [`WorkerPool`] of a `static` declared with
 /// [`worker_pool!`](crate::worker_pool) (the static is a `LazyLock` of
@@ -244,6 +281,7 @@ impl<T, R: Recycle<T>, K> fmt::Debug for StaticWorkerPool<T, R, K> {
 ///
 /// Each use of the macro declares, beside the static, a hidden type of the
 /// same name (it names the static's thread-local, and the guards' type:
+/// [`StaticPooled<T, NAME>`](crate::StaticPooled), short for
 /// `Pooled<'static, T, StaticWorkerPool<T, UseReset, NAME>>`, so a private
 /// static's guards stay out of public signatures) and an `unsafe impl` for
 /// it: the macro's promise that the thread-local is the static's alone.

@@ -253,3 +253,61 @@ fn a_destructor_panicking_in_the_slots_drop_frees_the_allocation() {
     let r = catch_unwind(AssertUnwindSafe(move || drop(slot)));
     assert!(r.is_err());
 }
+
+capacitor_pool::worker_pool! {
+    static HANDLER_BUFS: WorkerPool<bytes::BytesMut> =
+        WorkerPool::builder(|| bytes::BytesMut::with_capacity(64));
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A boxed handler as a user writes it: a ring slot held across `.await` in
+/// a spawned task, its future holding a `worker_pool!` guard across
+/// `.await`, and an output with a lifetime in its type (`dyn Error`'s
+/// `'static`, the guard's `'static`). Compiling is the first check: the
+/// guards' `Send` must not tie the lifetimes in `T` to those in the pool
+/// type.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawned_handlers_hold_static_guards_across_await() {
+    use bytes::BufMut;
+    use capacitor_pool::StaticPooled;
+
+    let ring = Arc::new(RingPool::new(2, FutureSlot::<Result<usize, BoxError>>::new).unwrap());
+    let r = Arc::clone(&ring);
+    let h = tokio::spawn(async move {
+        let mut slot = r.get().await?;
+        slot.set(async move {
+            let mut buf = HANDLER_BUFS.get();
+            buf.put_slice(b"abc");
+            tokio::task::yield_now().await;
+            Ok(buf.len())
+        });
+        (&mut *slot).await
+    });
+    assert_eq!(h.await.unwrap().unwrap(), 3);
+
+    let guards = Arc::new(
+        RingPool::new(
+            1,
+            FutureSlot::<StaticPooled<bytes::BytesMut, HANDLER_BUFS>>::new,
+        )
+        .unwrap(),
+    );
+    let r = Arc::clone(&guards);
+    let h = tokio::spawn(async move {
+        let mut slot = r.get().await.unwrap();
+        slot.set(async move {
+            let mut buf = HANDLER_BUFS.get();
+            buf.put_slice(b"hello");
+            tokio::task::yield_now().await;
+            buf
+        });
+        let buf = (&mut *slot).await;
+        tokio::task::yield_now().await;
+        buf.len()
+    });
+    assert_eq!(h.await.unwrap(), 5);
+    assert_eq!(HANDLER_BUFS.stats().num_in_use, 0);
+    assert_eq!(ring.stats().num_idle, 2);
+    assert_eq!(guards.stats().num_idle, 1);
+}

@@ -562,3 +562,75 @@ fn close_fails_every_waiter_even_if_a_waker_panics() {
     let s = ring.stats();
     assert_eq!((s.num_waiters, s.num_idle), (0, 1), "{s:?}");
 }
+
+/// A limiter as a user writes it: a ring of `()` and its guard types in
+/// struct fields.
+struct Limiter {
+    permits: Arc<RingPool<()>>,
+}
+
+struct Job {
+    _permit: OwnedRingGuard<()>,
+    id: u64,
+}
+
+struct BorrowedJob<'a> {
+    _permit: RingGuard<'a, ()>,
+}
+
+impl Limiter {
+    async fn start(&self, id: u64) -> Result<Job, GetError> {
+        Ok(Job {
+            _permit: self.permits.get_owned().await?,
+            id,
+        })
+    }
+}
+
+// One thread: woken tasks run in the order they were woken, so the order
+// they record is the order the ring granted permits in.
+#[tokio::test]
+async fn a_ring_of_unit_limits_work_in_flight_in_fifo_order() {
+    let limiter = Arc::new(Limiter {
+        permits: Arc::new(RingPool::new(2, || ()).unwrap()),
+    });
+    let first = limiter.start(100).await.unwrap();
+    let borrowed = BorrowedJob {
+        _permit: limiter.permits.get().await.unwrap(),
+    };
+    assert_eq!(
+        limiter.permits.try_get().unwrap_err(),
+        TryGetError::Empty,
+        "two in flight at most"
+    );
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for i in 0..6u64 {
+        let (limiter2, order2) = (Arc::clone(&limiter), Arc::clone(&order));
+        tasks.push(tokio::spawn(async move {
+            let job = limiter2.start(i).await.unwrap();
+            order2.lock().unwrap().push(job.id);
+            tokio::task::yield_now().await;
+            assert!(limiter2.permits.stats().num_in_use <= 2);
+        }));
+        until_waiters(&limiter.permits, i + 1).await;
+    }
+    // A waiter that gives up leaves the line and holds no permit.
+    let r = Arc::clone(&limiter.permits);
+    let cancelled = tokio::spawn(async move { r.get_owned().await.map(drop) });
+    until_waiters(&limiter.permits, 7).await;
+    cancelled.abort();
+    assert!(cancelled.await.unwrap_err().is_cancelled());
+    until_waiters(&limiter.permits, 6).await;
+    assert_eq!(first.id, 100);
+    drop(first);
+    drop(borrowed);
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(*order.lock().unwrap(), (0..6).collect::<Vec<_>>());
+    let s = limiter.permits.stats();
+    assert_eq!((s.get_count, s.num_idle, s.num_waiters), (8, 2, 0));
+    assert_eq!(s.created_count, 2, "permits are never made again");
+    assert_accounting(&s);
+}

@@ -303,3 +303,33 @@ fn objects_left_on_exited_workers_are_dropped_with_nothing_lost() {
         "every object idle or dropped: {s}"
     );
 }
+
+#[test]
+fn a_struct_field_holds_a_static_guard_by_its_short_name() {
+    use capacitor_pool::StaticPooled;
+    worker_pool! {
+        static CONN_BUFS: WorkerPool<BytesMut> =
+            WorkerPool::builder(|| BytesMut::with_capacity(64)).workers(64);
+    }
+    struct Conn {
+        read_buf: StaticPooled<BytesMut, CONN_BUFS>,
+    }
+    let rt = rt(2);
+    let n = on_worker(&rt, async {
+        let mut conn = Conn {
+            read_buf: CONN_BUFS.get(),
+        };
+        tokio::spawn(async move {
+            conn.read_buf.put_slice(b"ping");
+            tokio::task::yield_now().await;
+            assert_eq!(CONN_BUFS.stats().num_in_use, 1);
+            conn.read_buf.len()
+        })
+        .await
+        .unwrap()
+    });
+    assert_eq!(n, 4);
+    let s = CONN_BUFS.stats();
+    assert_eq!((s.num_in_use, s.num_idle, s.return_count), (0, 1, 1));
+    rt.block_on(async { assert!(CONN_BUFS.get().is_empty(), "reset on return") });
+}
