@@ -18,21 +18,24 @@
 
 use std::fmt;
 use std::io;
+use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::task::{Context, Poll, ready};
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, BufMut, BytesMut};
 use futures_core::Stream;
 use futures_sink::Sink;
 use pin_project_lite::pin_project;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::codec::{Decoder, Encoder, Framed, FramedRead, FramedWrite};
 
-use crate::guard::{OwnedPooled, PoolKind};
+use crate::guard::{OwnedPooled, PoolKind, Pooled};
+use crate::pool::Pool;
 use crate::reset::Recycle;
 use crate::slab::{Slab, SlabBuf, SlabWait};
 use crate::worker::WorkerPool;
+use crate::worker_static::{SlotKey, StaticWorkerPool};
 
 /// What went wrong with a frame; carried inside the `io::Error` that
 /// decoders and encoders return (get it back with
@@ -356,6 +359,25 @@ impl LengthDelimitedBuilder {
         }
     }
 
+    /// An encoder with this configuration, for a connection that only
+    /// writes frames: no [`Slab`] needed.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::LengthDelimited;
+    /// use tokio_util::codec::Encoder;
+    ///
+    /// let mut encoder = LengthDelimited::builder().length_field_length(2).new_encoder();
+    /// let mut dst = BytesMut::new();
+    /// encoder.encode(&b"hi"[..], &mut dst).unwrap();
+    /// assert_eq!(&dst[..], b"\x00\x02hi");
+    /// ```
+    pub fn new_encoder(&self) -> LengthDelimitedEncoder {
+        let mut cfg = *self;
+        cfg.max_frame_len = cfg.max_frame_len.min(cfg.max_allowed());
+        LengthDelimitedEncoder { cfg }
+    }
+
     /// A `FramedRead` over `io` with this codec.
     ///
     /// ```
@@ -416,6 +438,38 @@ impl LengthDelimitedBuilder {
         slab: &Slab,
     ) -> Framed<T, LengthDelimited> {
         Framed::new(io, self.new_codec(slab))
+    }
+
+    fn encode_frame(&self, data: &[u8], dst: &mut BytesMut) -> io::Result<()> {
+        let cfg = self;
+        let n = data.len();
+        if n > cfg.max_frame_len {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                FrameError::TooLong {
+                    len: n as u64,
+                    max: cfg.max_frame_len,
+                },
+            ));
+        }
+        let field = if cfg.length_adjustment < 0 {
+            n.checked_add(cfg.length_adjustment.unsigned_abs())
+        } else {
+            n.checked_sub(cfg.length_adjustment as usize)
+        };
+        let field = field
+            .filter(|&f| f as u64 <= cfg.max_field_value())
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, FrameError::BadAdjustment)
+            })?;
+        dst.reserve(cfg.length_field_len + n);
+        if cfg.big_endian {
+            dst.put_uint(field as u64, cfg.length_field_len);
+        } else {
+            dst.put_uint_le(field as u64, cfg.length_field_len);
+        }
+        dst.extend_from_slice(data);
+        Ok(())
     }
 
     fn head_len(&self) -> usize {
@@ -479,6 +533,16 @@ enum State {
 /// stream stops right after a header, nothing at all). Encoding a
 /// frame over the maximum is an `InvalidInput` error, as there.
 ///
+/// # Encoding
+/// It encodes any item that dereferences to bytes (`I: Deref`,
+/// `I::Target: AsRef<[u8]>`): `&[u8]`, `&str`, `Bytes`, `BytesMut`,
+/// `Vec<u8>`, `String`, [`SlabBuf`] and `&SlabBuf`, and the crate's guards
+/// of `BytesMut`, `Vec<u8>` or `String` ([`Pooled`](crate::Pooled),
+/// [`OwnedPooled`], [`RingGuard`](crate::RingGuard), ...), so a pooled
+/// buffer is sent as it is, without `&buf[..]`. The guard drops, and its
+/// buffer goes back to its pool, once the frame is copied into the write
+/// buffer. To encode without a slab, use [`LengthDelimitedEncoder`].
+///
 /// ```
 /// use bytes::Bytes;
 /// use capacitor_pool::{LengthDelimited, Slab};
@@ -504,6 +568,32 @@ pub struct LengthDelimited {
     cfg: LengthDelimitedBuilder,
     slab: Slab,
     state: State,
+}
+
+impl Clone for LengthDelimited {
+    /// A codec with the same options and slab, and a fresh decode state
+    /// (no frame in progress), as `LengthDelimitedCodec`'s clone.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use tokio_util::codec::Decoder;
+    ///
+    /// let mut codec = LengthDelimited::builder().max_frame_length(1024).new_codec(&Slab::new());
+    /// let mut src = BytesMut::from(&b"\0\0\0\x05he"[..]);
+    /// assert!(codec.decode(&mut src).unwrap().is_none());
+    /// let copy = codec.clone();
+    /// assert_eq!(codec.pending_frame_len(), Some(5));
+    /// assert_eq!(copy.pending_frame_len(), None); // starts at a header
+    /// assert_eq!(copy.max_frame_length(), 1024);
+    /// ```
+    fn clone(&self) -> Self {
+        LengthDelimited {
+            cfg: self.cfg,
+            slab: self.slab.clone(),
+            state: State::Head,
+        }
+    }
 }
 
 impl LengthDelimited {
@@ -571,6 +661,24 @@ impl LengthDelimited {
     /// ```
     pub fn slab(&self) -> &Slab {
         &self.slab
+    }
+
+    /// An encoder with this codec's options, for a task that only writes
+    /// (the write half of a split connection).
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use tokio_util::codec::Encoder;
+    ///
+    /// let codec = LengthDelimited::builder().little_endian().new_codec(&Slab::new());
+    /// let mut encoder = codec.encoder();
+    /// let mut dst = BytesMut::new();
+    /// encoder.encode(&b"hi"[..], &mut dst).unwrap();
+    /// assert_eq!(&dst[..], b"\x02\0\0\0hi");
+    /// ```
+    pub fn encoder(&self) -> LengthDelimitedEncoder {
+        LengthDelimitedEncoder { cfg: self.cfg }
     }
 
     /// The length of the frame being decoded, if its header has been read.
@@ -769,38 +877,6 @@ impl LengthDelimited {
         src.advance(take);
         frame.len() == len
     }
-
-    fn encode_slice(&mut self, data: &[u8], dst: &mut BytesMut) -> io::Result<()> {
-        let cfg = &self.cfg;
-        let n = data.len();
-        if n > cfg.max_frame_len {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                FrameError::TooLong {
-                    len: n as u64,
-                    max: cfg.max_frame_len,
-                },
-            ));
-        }
-        let field = if cfg.length_adjustment < 0 {
-            n.checked_add(cfg.length_adjustment.unsigned_abs())
-        } else {
-            n.checked_sub(cfg.length_adjustment as usize)
-        };
-        let field = field
-            .filter(|&f| f as u64 <= cfg.max_field_value())
-            .ok_or_else(|| {
-                io::Error::new(io::ErrorKind::InvalidInput, FrameError::BadAdjustment)
-            })?;
-        dst.reserve(cfg.length_field_len + n);
-        if cfg.big_endian {
-            dst.put_uint(field as u64, cfg.length_field_len);
-        } else {
-            dst.put_uint_le(field as u64, cfg.length_field_len);
-        }
-        dst.extend_from_slice(data);
-        Ok(())
-    }
 }
 
 /// Reads a length field of 1 to 8 bytes; the common widths compile to one
@@ -882,6 +958,9 @@ impl Decoder for LengthDelimited {
 
 /// [`SlabFramedRead`]'s read buffer size (`FramedRead`'s too).
 const READ_BUF_CAPACITY: usize = 8 * 1024;
+/// The write buffer length past which a sink flushes before it takes
+/// another frame (`FramedWrite`'s default).
+const BACKPRESSURE_BOUNDARY: usize = 8 * 1024;
 /// The smallest missing payload that [`SlabFramedRead`] reads straight
 /// into its chunk: half its read buffer. Below it a buffered read is
 /// better, since it brings the next frames' bytes along. A reader of your
@@ -898,6 +977,78 @@ const READ_BUF_CAPACITY: usize = 8 * 1024;
 /// assert_eq!(codec.payload_room(DIRECT_READ_MIN).unwrap().len(), 20_000);
 /// ```
 pub const DIRECT_READ_MIN: usize = 4 * 1024;
+
+/// The reading side of [`SlabFramedRead`] and [`SlabFramed`].
+struct ReadState<P: PoolKind<BytesMut> + 'static> {
+    codec: LengthDelimited,
+    buf: Buffer<P>,
+    eof: bool,
+    done: bool,
+}
+
+impl<P: PoolKind<BytesMut> + 'static> ReadState<P> {
+    fn new(codec: LengthDelimited, buf: Buffer<P>) -> Self {
+        ReadState {
+            codec,
+            buf,
+            eof: false,
+            done: false,
+        }
+    }
+
+    fn poll_next<R: AsyncRead + ?Sized>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut reader: Pin<&mut R>,
+    ) -> Poll<Option<io::Result<SlabBuf>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        loop {
+            let decoded = if self.eof {
+                self.codec.decode_eof(&mut self.buf)
+            } else {
+                self.codec.decode(&mut self.buf)
+            };
+            match decoded {
+                Ok(Some(frame)) => return Poll::Ready(Some(Ok(frame))),
+                Ok(None) if self.eof => {
+                    self.done = true;
+                    return Poll::Ready(None);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+            // More bytes needed: the rest of a large payload straight into
+            // its chunk, anything else through the buffer.
+            let read = match self
+                .codec
+                .poll_read_payload(cx, reader.as_mut(), DIRECT_READ_MIN)
+            {
+                Some(read) => ready!(read),
+                None => {
+                    self.buf.reserve(1);
+                    ready!(tokio_util::io::poll_read_buf(
+                        reader.as_mut(),
+                        cx,
+                        &mut *self.buf
+                    ))
+                }
+            };
+            match read {
+                Ok(0) => self.eof = true,
+                Ok(_) => {}
+                Err(e) => {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+        }
+    }
+}
 
 pin_project! {
     /// A `FramedRead` for [`LengthDelimited`] that reads the payload of a
@@ -916,6 +1067,10 @@ pin_project! {
     /// It yields `io::Result<SlabBuf>` items, like
     /// `FramedRead<_, LengthDelimited>`, and ends after the first error.
     /// Wrap it in [`Backpressure`] to hold the reads while the slab is full.
+    /// [`with_pool`](SlabFramedRead::with_pool) takes its read buffer from
+    /// a pool (`P` names the pool's type; the default is for
+    /// [`new`](SlabFramedRead::new), whose buffer is its own). To write
+    /// frames on the same connection, use [`SlabFramed`].
     ///
     /// # Examples
     ///
@@ -938,19 +1093,20 @@ pin_project! {
     /// assert!(frames.next().await.is_none());
     /// # }
     /// ```
-    #[derive(Debug)]
-    pub struct SlabFramedRead<R> {
+    pub struct SlabFramedRead<R, P = WorkerPool<BytesMut>>
+    where
+        P: PoolKind<BytesMut>,
+        P: 'static,
+    {
         #[pin]
         reader: R,
-        codec: LengthDelimited,
-        buf: BytesMut,
-        eof: bool,
-        done: bool,
+        read: ReadState<P>,
     }
 }
 
 impl<R> SlabFramedRead<R> {
-    /// Frames from `reader`, decoded by `codec`.
+    /// Frames from `reader`, decoded by `codec`, through a read buffer of
+    /// its own.
     ///
     /// ```
     /// use capacitor_pool::{LengthDelimited, Slab, SlabFramedRead};
@@ -959,12 +1115,43 @@ impl<R> SlabFramedRead<R> {
     /// assert_eq!(frames.read_buffer().capacity(), 8 * 1024);
     /// ```
     pub fn new(reader: R, codec: LengthDelimited) -> Self {
+        let buf = Buffer::Own(BytesMut::with_capacity(READ_BUF_CAPACITY));
         Self {
             reader,
-            codec,
-            buf: BytesMut::with_capacity(READ_BUF_CAPACITY),
-            eof: false,
-            done: false,
+            read: ReadState::new(codec, buf),
+        }
+    }
+}
+
+impl<R, P: PoolKind<BytesMut> + 'static> SlabFramedRead<R, P> {
+    /// Frames from `reader`, decoded by `codec`, through a read buffer
+    /// taken from `pool` (any [`FramedPool`]: an `&Arc` of a pool, or a
+    /// [`worker_pool!`](crate::worker_pool) static); the buffer goes back,
+    /// cleared, when the stream drops.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::{LengthDelimited, Slab, SlabFramedRead, worker_pool};
+    /// use futures_util::StreamExt;
+    ///
+    /// worker_pool! {
+    ///     static BUFFERS: WorkerPool<BytesMut> =
+    ///         WorkerPool::builder(|| BytesMut::with_capacity(8 * 1024));
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let io: &[u8] = b"\0\0\0\x02hi";
+    /// let mut frames = SlabFramedRead::with_pool(io, LengthDelimited::new(&Slab::new()), &BUFFERS);
+    /// assert_eq!(&frames.next().await.unwrap().unwrap()[..], b"hi");
+    /// drop(frames);
+    /// assert_eq!(BUFFERS.stats().num_in_use, 0); // the buffer is back
+    /// # }
+    /// ```
+    pub fn with_pool<S: FramedPool<Pool = P>>(reader: R, codec: LengthDelimited, pool: S) -> Self {
+        Self {
+            reader,
+            read: ReadState::new(codec, Buffer::lent(pool.get_buffer())),
         }
     }
 
@@ -977,7 +1164,7 @@ impl<R> SlabFramedRead<R> {
     /// assert_eq!(frames.codec().pending_frame_len(), None);
     /// ```
     pub fn codec(&self) -> &LengthDelimited {
-        &self.codec
+        &self.read.codec
     }
 
     /// The bytes read but not decoded yet.
@@ -989,7 +1176,7 @@ impl<R> SlabFramedRead<R> {
     /// assert!(frames.read_buffer().is_empty());
     /// ```
     pub fn read_buffer(&self) -> &BytesMut {
-        &self.buf
+        &self.read.buf
     }
 
     /// The reader.
@@ -1004,7 +1191,8 @@ impl<R> SlabFramedRead<R> {
         &self.reader
     }
 
-    /// The reader, the codec and the bytes read but not decoded.
+    /// The reader, the codec and the bytes read but not decoded (copied
+    /// out of a pooled read buffer, which goes back to its pool).
     ///
     /// ```
     /// use capacitor_pool::{LengthDelimited, Slab, SlabFramedRead};
@@ -1014,93 +1202,374 @@ impl<R> SlabFramedRead<R> {
     /// assert_eq!((reader, buffered.len()), (&b"abc"[..], 0));
     /// ```
     pub fn into_parts(self) -> (R, LengthDelimited, BytesMut) {
-        (self.reader, self.codec, self.buf)
+        (self.reader, self.read.codec, self.read.buf.into_bytes())
     }
 }
 
-impl<R: AsyncRead> Stream for SlabFramedRead<R> {
+impl<R: AsyncRead, P: PoolKind<BytesMut> + 'static> Stream for SlabFramedRead<R, P> {
     type Item = io::Result<SlabBuf>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.project();
+        this.read.poll_next(cx, this.reader)
+    }
+}
+
+impl<R: fmt::Debug, P: PoolKind<BytesMut> + 'static> fmt::Debug for SlabFramedRead<R, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SlabFramedRead")
+            .field("reader", &self.reader)
+            .field("codec", &self.read.codec)
+            .field("buf", &self.read.buf)
+            .field("eof", &self.read.eof)
+            .field("done", &self.read.done)
+            .finish()
+    }
+}
+
+pin_project! {
+    /// [`SlabFramedRead`] and a writer in one: a `Stream` of
+    /// `io::Result<SlabBuf>` frames, read as `SlabFramedRead` reads them
+    /// (large payloads straight into their slab chunks), and a `Sink` of
+    /// anything [`LengthDelimited`] encodes (`&[u8]`, `Bytes`, [`SlabBuf`],
+    /// pooled buffers, ...), written through an encode buffer, on one
+    /// connection and with one codec: no split of the socket, no
+    /// `FramedWrite` beside it.
+    ///
+    /// [`new`](SlabFramed::new) gives it buffers of its own;
+    /// [`with_pool`](SlabFramed::with_pool) takes both from a pool (`P`
+    /// names the pool's type) and gives them back when it drops. The sink
+    /// flushes before it takes a frame once 8 KiB are waiting, as
+    /// `FramedWrite` does.
+    ///
+    /// # Examples
+    ///
+    /// An echo server: each frame goes back as it came, its chunk
+    /// returning to the slab once it is written.
+    ///
+    /// ```
+    /// use capacitor_pool::{LengthDelimited, Slab, SlabFramed};
+    /// use futures_util::{SinkExt, StreamExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let slab = Slab::new();
+    /// let (client, server) = tokio::io::duplex(64 * 1024);
+    /// let codec = LengthDelimited::new(&slab);
+    /// tokio::spawn(async move {
+    ///     let mut conn = SlabFramed::new(server, codec);
+    ///     while let Some(frame) = conn.next().await {
+    ///         conn.send(frame.unwrap()).await.unwrap();
+    ///     }
+    /// });
+    /// let mut client = SlabFramed::new(client, LengthDelimited::new(&slab));
+    /// client.send(&b"ping"[..]).await.unwrap();
+    /// assert_eq!(&client.next().await.unwrap().unwrap()[..], b"ping");
+    /// # }
+    /// ```
+    pub struct SlabFramed<T, P = WorkerPool<BytesMut>>
+    where
+        P: PoolKind<BytesMut>,
+        P: 'static,
+    {
+        #[pin]
+        io: T,
+        read: ReadState<P>,
+        write: Buffer<P>,
+    }
+}
+
+impl<T> SlabFramed<T> {
+    /// Frames over `io`, decoded and encoded by `codec`, through read and
+    /// write buffers of its own.
+    ///
+    /// ```
+    /// use capacitor_pool::{LengthDelimited, Slab, SlabFramed};
+    ///
+    /// let (io, _peer) = tokio::io::duplex(1024);
+    /// let framed = SlabFramed::new(io, LengthDelimited::new(&Slab::new()));
+    /// assert_eq!(framed.read_buffer().capacity(), 8 * 1024);
+    /// assert!(framed.write_buffer().is_empty());
+    /// ```
+    pub fn new(io: T, codec: LengthDelimited) -> Self {
+        SlabFramed {
+            io,
+            read: ReadState::new(
+                codec,
+                Buffer::Own(BytesMut::with_capacity(READ_BUF_CAPACITY)),
+            ),
+            write: Buffer::Own(BytesMut::new()),
+        }
+    }
+}
+
+impl<T, P: PoolKind<BytesMut> + 'static> SlabFramed<T, P> {
+    /// Frames over `io`, decoded and encoded by `codec`, through a read
+    /// and a write buffer taken from `pool` (any [`FramedPool`]); both go
+    /// back, cleared, when it drops.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::{LengthDelimited, Slab, SlabFramed, worker_pool};
+    /// use futures_util::{SinkExt, StreamExt};
+    ///
+    /// worker_pool! {
+    ///     static BUFFERS: WorkerPool<BytesMut> =
+    ///         WorkerPool::builder(|| BytesMut::with_capacity(8 * 1024));
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let slab = Slab::new();
+    /// let (a, b) = tokio::io::duplex(1024);
+    /// let mut a = SlabFramed::with_pool(a, LengthDelimited::new(&slab), &BUFFERS);
+    /// let mut b = SlabFramed::with_pool(b, LengthDelimited::new(&slab), &BUFFERS);
+    /// a.send(&b"ping"[..]).await.unwrap();
+    /// assert_eq!(&b.next().await.unwrap().unwrap()[..], b"ping");
+    /// assert_eq!(BUFFERS.stats().num_in_use, 4);
+    /// drop((a, b));
+    /// assert_eq!(BUFFERS.stats().num_in_use, 0);
+    /// # }
+    /// ```
+    pub fn with_pool<S: FramedPool<Pool = P>>(io: T, codec: LengthDelimited, pool: S) -> Self {
+        SlabFramed {
+            io,
+            read: ReadState::new(codec, Buffer::lent(pool.get_buffer())),
+            write: Buffer::lent(pool.get_buffer()),
+        }
+    }
+
+    /// The codec.
+    ///
+    /// ```
+    /// use capacitor_pool::{LengthDelimited, Slab, SlabFramed};
+    ///
+    /// let framed = SlabFramed::new(tokio::io::empty(), LengthDelimited::new(&Slab::new()));
+    /// assert_eq!(framed.codec().pending_frame_len(), None);
+    /// ```
+    pub fn codec(&self) -> &LengthDelimited {
+        &self.read.codec
+    }
+
+    /// The bytes read but not decoded yet.
+    ///
+    /// ```
+    /// use capacitor_pool::{LengthDelimited, Slab, SlabFramed};
+    ///
+    /// let framed = SlabFramed::new(tokio::io::empty(), LengthDelimited::new(&Slab::new()));
+    /// assert!(framed.read_buffer().is_empty());
+    /// ```
+    pub fn read_buffer(&self) -> &BytesMut {
+        &self.read.buf
+    }
+
+    /// The frames encoded but not written yet.
+    ///
+    /// ```
+    /// use capacitor_pool::{LengthDelimited, Slab, SlabFramed};
+    /// use futures_util::SinkExt;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let mut framed = SlabFramed::new(Vec::new(), LengthDelimited::new(&Slab::new()));
+    /// framed.feed(&b"hi"[..]).await.unwrap(); // encoded, not flushed
+    /// assert_eq!(&framed.write_buffer()[..], b"\0\0\0\x02hi");
+    /// SinkExt::<&[u8]>::flush(&mut framed).await.unwrap();
+    /// assert!(framed.write_buffer().is_empty());
+    /// assert_eq!(&framed.get_ref()[..], b"\0\0\0\x02hi");
+    /// # }
+    /// ```
+    pub fn write_buffer(&self) -> &BytesMut {
+        &self.write
+    }
+
+    /// The I/O object.
+    ///
+    /// ```
+    /// use capacitor_pool::{LengthDelimited, Slab, SlabFramed};
+    ///
+    /// let framed = SlabFramed::new(Vec::<u8>::new(), LengthDelimited::new(&Slab::new()));
+    /// assert!(framed.get_ref().is_empty());
+    /// ```
+    pub fn get_ref(&self) -> &T {
+        &self.io
+    }
+
+    /// The I/O object, mutably. Reading or writing it directly can lose
+    /// bytes buffered here.
+    ///
+    /// ```
+    /// use capacitor_pool::{LengthDelimited, Slab, SlabFramed};
+    ///
+    /// let mut framed = SlabFramed::new(Vec::<u8>::new(), LengthDelimited::new(&Slab::new()));
+    /// framed.get_mut().extend_from_slice(b"raw");
+    /// assert_eq!(&framed.get_ref()[..], b"raw");
+    /// ```
+    pub fn get_mut(&mut self) -> &mut T {
+        &mut self.io
+    }
+
+    /// Unwraps the I/O object; bytes buffered here are lost.
+    ///
+    /// ```
+    /// use capacitor_pool::{LengthDelimited, Slab, SlabFramed};
+    ///
+    /// let framed = SlabFramed::new(Vec::<u8>::new(), LengthDelimited::new(&Slab::new()));
+    /// let io: Vec<u8> = framed.into_inner();
+    /// assert!(io.is_empty());
+    /// ```
+    pub fn into_inner(self) -> T {
+        self.io
+    }
+}
+
+impl<T: AsyncRead, P: PoolKind<BytesMut> + 'static> Stream for SlabFramed<T, P> {
+    type Item = io::Result<SlabBuf>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.project();
+        this.read.poll_next(cx, this.io)
+    }
+}
+
+impl<T, P, I> Sink<I> for SlabFramed<T, P>
+where
+    T: AsyncWrite,
+    P: PoolKind<BytesMut> + 'static,
+    LengthDelimited: Encoder<I, Error = io::Error>,
+{
+    type Error = io::Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.write.len() >= BACKPRESSURE_BOUNDARY {
+            <Self as Sink<I>>::poll_flush(self, cx)
+        } else {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: I) -> io::Result<()> {
+        let this = self.project();
+        this.read.codec.encode(item, this.write)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let mut this = self.project();
-        if *this.done {
-            return Poll::Ready(None);
-        }
-        loop {
-            let decoded = if *this.eof {
-                this.codec.decode_eof(this.buf)
-            } else {
-                this.codec.decode(this.buf)
-            };
-            match decoded {
-                Ok(Some(frame)) => return Poll::Ready(Some(Ok(frame))),
-                Ok(None) if *this.eof => {
-                    *this.done = true;
-                    return Poll::Ready(None);
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    *this.done = true;
-                    return Poll::Ready(Some(Err(e)));
-                }
-            }
-            // More bytes needed: the rest of a large payload straight into
-            // its chunk, anything else through the buffer.
-            let read = match this
-                .codec
-                .poll_read_payload(cx, this.reader.as_mut(), DIRECT_READ_MIN)
-            {
-                Some(read) => ready!(read),
-                None => {
-                    this.buf.reserve(1);
-                    ready!(tokio_util::io::poll_read_buf(
-                        this.reader.as_mut(),
-                        cx,
-                        this.buf
-                    ))
-                }
-            };
-            match read {
-                Ok(0) => *this.eof = true,
-                Ok(_) => {}
-                Err(e) => {
-                    *this.done = true;
-                    return Poll::Ready(Some(Err(e)));
-                }
+        while !this.write.is_empty() {
+            let n = ready!(tokio_util::io::poll_write_buf(
+                this.io.as_mut(),
+                cx,
+                &mut **this.write
+            ))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "failed to write frame to transport",
+                )));
             }
         }
+        this.io.poll_flush(cx)
+    }
+
+    fn poll_close(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(<Self as Sink<I>>::poll_flush(self.as_mut(), cx))?;
+        self.project().io.poll_shutdown(cx)
     }
 }
 
-impl Encoder<SlabBuf> for LengthDelimited {
-    type Error = io::Error;
-
-    fn encode(&mut self, frame: SlabBuf, dst: &mut BytesMut) -> io::Result<()> {
-        self.encode_slice(&frame, dst)
+impl<T: fmt::Debug, P: PoolKind<BytesMut> + 'static> fmt::Debug for SlabFramed<T, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SlabFramed")
+            .field("io", &self.io)
+            .field("codec", &self.read.codec)
+            .field("read_buf", &self.read.buf)
+            .field("write_buf", &*self.write)
+            .finish()
     }
 }
 
-impl Encoder<&SlabBuf> for LengthDelimited {
+/// Encodes any item that dereferences to bytes (see
+/// [`LengthDelimited`]'s "Encoding" section).
+impl<I> Encoder<I> for LengthDelimited
+where
+    I: Deref,
+    I::Target: AsRef<[u8]>,
+{
     type Error = io::Error;
 
-    fn encode(&mut self, frame: &SlabBuf, dst: &mut BytesMut) -> io::Result<()> {
-        self.encode_slice(frame, dst)
+    fn encode(&mut self, item: I, dst: &mut BytesMut) -> io::Result<()> {
+        self.cfg.encode_frame((*item).as_ref(), dst)
     }
 }
 
-impl Encoder<&[u8]> for LengthDelimited {
-    type Error = io::Error;
+/// The encoding half of [`LengthDelimited`], without a [`Slab`]: for a
+/// connection (or a `FramedWrite`) that only writes frames. Made by
+/// [`LengthDelimitedEncoder::new`], by
+/// [`LengthDelimitedBuilder::new_encoder`] for other header options, or
+/// from a codec by [`LengthDelimited::encoder`]; it writes exactly what a
+/// `LengthDelimited` with the same options writes, and encodes the same
+/// items (anything that dereferences to bytes).
+///
+/// ```
+/// use capacitor_pool::LengthDelimitedEncoder;
+/// use futures_util::SinkExt;
+/// use tokio_util::codec::FramedWrite;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let mut sink = FramedWrite::new(Vec::new(), LengthDelimitedEncoder::new());
+/// sink.send(&b"hi"[..]).await.unwrap();
+/// sink.send(String::from("!")).await.unwrap();
+/// assert_eq!(&sink.get_ref()[..], b"\0\0\0\x02hi\0\0\0\x01!");
+/// # }
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LengthDelimitedEncoder {
+    cfg: LengthDelimitedBuilder,
+}
 
-    fn encode(&mut self, data: &[u8], dst: &mut BytesMut) -> io::Result<()> {
-        self.encode_slice(data, dst)
+impl LengthDelimitedEncoder {
+    /// An encoder with the default header (4-byte big-endian length, 8 MiB
+    /// at most).
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::LengthDelimitedEncoder;
+    /// use tokio_util::codec::Encoder;
+    ///
+    /// let mut encoder = LengthDelimitedEncoder::new();
+    /// let mut dst = BytesMut::new();
+    /// encoder.encode(&b"hello"[..], &mut dst).unwrap();
+    /// assert_eq!(&dst[..], b"\0\0\0\x05hello");
+    /// ```
+    pub fn new() -> Self {
+        LengthDelimitedBuilder::new().new_encoder()
+    }
+
+    /// The maximum frame length.
+    ///
+    /// ```
+    /// use capacitor_pool::LengthDelimited;
+    ///
+    /// let encoder = LengthDelimited::builder().length_field_length(2).new_encoder();
+    /// assert_eq!(encoder.max_frame_length(), 65_535); // clamped to the field
+    /// ```
+    pub fn max_frame_length(&self) -> usize {
+        self.cfg.max_frame_len
     }
 }
 
-impl Encoder<Bytes> for LengthDelimited {
+/// Encodes any item that dereferences to bytes, as [`LengthDelimited`]
+/// does.
+impl<I> Encoder<I> for LengthDelimitedEncoder
+where
+    I: Deref,
+    I::Target: AsRef<[u8]>,
+{
     type Error = io::Error;
 
-    fn encode(&mut self, data: Bytes, dst: &mut BytesMut) -> io::Result<()> {
-        self.encode_slice(&data, dst)
+    fn encode(&mut self, item: I, dst: &mut BytesMut) -> io::Result<()> {
+        self.cfg.encode_frame((*item).as_ref(), dst)
     }
 }
 
@@ -1268,6 +1737,247 @@ mod sealed {
     pub trait Sealed {}
 }
 
+/// A guard whose `BytesMut` a [`PooledFramed`], [`SlabFramedRead`] or
+/// [`SlabFramed`] can use as a connection buffer: an [`OwnedPooled`] (from
+/// a pool in an `Arc`, by `get_owned`) or a `'static` [`Pooled`] (from a
+/// pool in a `static`, by `get`: a [`worker_pool!`](crate::worker_pool)
+/// static, or a `LazyLock` of a [`Pool`] or [`WorkerPool`]). Sealed.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use capacitor_pool::{PooledFramed, worker_pool};
+/// use tokio_util::codec::{FramedRead, LinesCodec};
+///
+/// worker_pool! {
+///     static BUFFERS: WorkerPool<BytesMut> =
+///         WorkerPool::builder(|| BytesMut::with_capacity(4096));
+/// }
+///
+/// let inner = FramedRead::with_capacity(tokio::io::empty(), LinesCodec::new(), 0);
+/// // A `Pooled<'static, BytesMut, _>`, straight from the static.
+/// let lines = PooledFramed::from_guards(inner, Some(BUFFERS.get()), None);
+/// assert!(lines.get_ref().read_buffer().capacity() >= 4096);
+/// ```
+pub trait FramedGuard: DerefMut<Target = BytesMut> + sealed::Sealed {
+    /// The pool the buffer goes back to.
+    type Pool: PoolKind<BytesMut> + 'static;
+
+    #[doc(hidden)]
+    fn into_guard(self) -> Guard<Self::Pool>;
+}
+
+impl<P: PoolKind<BytesMut> + 'static> sealed::Sealed for OwnedPooled<BytesMut, P> {}
+impl<P: PoolKind<BytesMut> + 'static> FramedGuard for OwnedPooled<BytesMut, P> {
+    type Pool = P;
+
+    fn into_guard(self) -> Guard<P> {
+        Guard::Owned(self)
+    }
+}
+
+impl<P: PoolKind<BytesMut> + 'static> sealed::Sealed for Pooled<'static, BytesMut, P> {}
+impl<P: PoolKind<BytesMut> + 'static> FramedGuard for Pooled<'static, BytesMut, P> {
+    type Pool = P;
+
+    fn into_guard(self) -> Guard<P> {
+        Guard::Static(self)
+    }
+}
+
+/// A guard of either kind. Not a public API (what
+/// [`FramedGuard`] converts to).
+#[doc(hidden)]
+#[derive(Debug)]
+pub enum Guard<P: PoolKind<BytesMut> + 'static> {
+    /// From a pool in an `Arc`.
+    Owned(OwnedPooled<BytesMut, P>),
+    /// From a pool in a `static`.
+    Static(Pooled<'static, BytesMut, P>),
+}
+
+/// Where the buffers of a [`PooledFramed`], [`SlabFramedRead`] or
+/// [`SlabFramed`] come from: a pool of `BytesMut` that the caller has,
+/// in whatever form.
+///
+/// | you have | pass | guard |
+/// |---|---|---|
+/// | `Arc<WorkerPool<BytesMut>>` or `Arc<Pool<BytesMut>>` | `&pool` | [`OwnedPooled`] |
+/// | a [`worker_pool!`](crate::worker_pool) static `BUFFERS` | `&BUFFERS` (or `&*BUFFERS`) | `Pooled<'static, _, StaticWorkerPool<..>>` |
+/// | a `static` `LazyLock<WorkerPool<BytesMut>>` or `LazyLock<Pool<BytesMut>>` | `&BUFFERS` | `Pooled<'static, _>` |
+///
+/// Sealed; the pool's custom recycler, if any, is kept.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use capacitor_pool::{FramedPool, PooledFramed, WorkerPool, worker_pool};
+/// use std::sync::Arc;
+/// use tokio_util::codec::LinesCodec;
+///
+/// worker_pool! {
+///     static BUFFERS: WorkerPool<BytesMut> =
+///         WorkerPool::builder(|| BytesMut::with_capacity(4096));
+/// }
+///
+/// // One function for any pool the caller has.
+/// fn lines<S: FramedPool>(pool: S) -> usize {
+///     let sink = PooledFramed::framed_write(Vec::new(), LinesCodec::new(), pool);
+///     sink.get_ref().write_buffer().capacity()
+/// }
+/// let arc = Arc::new(WorkerPool::new(|| BytesMut::with_capacity(4096)));
+/// assert!(lines(&arc) >= 4096);
+/// assert!(lines(&BUFFERS) >= 4096);
+/// ```
+pub trait FramedPool: Copy + sealed::Sealed {
+    /// The pool kind named in the guard's type.
+    type Pool: PoolKind<BytesMut> + 'static;
+    /// The guard `get_buffer` returns.
+    type Guard: FramedGuard<Pool = Self::Pool>;
+
+    /// Takes a buffer from the pool (or makes one).
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::{FramedPool, Pool};
+    /// use std::sync::Arc;
+    ///
+    /// let pool = Arc::new(Pool::new(|| BytesMut::with_capacity(64)));
+    /// let buf = (&pool).get_buffer(); // an `OwnedPooled<BytesMut>`
+    /// assert!(buf.capacity() >= 64);
+    /// ```
+    fn get_buffer(self) -> Self::Guard;
+}
+
+impl<R: Recycle<BytesMut> + 'static> sealed::Sealed for &Arc<WorkerPool<BytesMut, R>> {}
+impl<R: Recycle<BytesMut> + 'static> FramedPool for &Arc<WorkerPool<BytesMut, R>> {
+    type Pool = WorkerPool<BytesMut, R>;
+    type Guard = OwnedPooled<BytesMut, WorkerPool<BytesMut, R>>;
+
+    fn get_buffer(self) -> Self::Guard {
+        self.get_owned()
+    }
+}
+
+impl<R: Recycle<BytesMut> + 'static> sealed::Sealed for &Arc<Pool<BytesMut, R>> {}
+impl<R: Recycle<BytesMut> + 'static> FramedPool for &Arc<Pool<BytesMut, R>> {
+    type Pool = Pool<BytesMut, R>;
+    type Guard = OwnedPooled<BytesMut, Pool<BytesMut, R>>;
+
+    fn get_buffer(self) -> Self::Guard {
+        self.get_owned()
+    }
+}
+
+impl<R: Recycle<BytesMut>> sealed::Sealed for &'static WorkerPool<BytesMut, R> {}
+impl<R: Recycle<BytesMut>> FramedPool for &'static WorkerPool<BytesMut, R> {
+    type Pool = WorkerPool<BytesMut, R>;
+    type Guard = Pooled<'static, BytesMut, WorkerPool<BytesMut, R>>;
+
+    fn get_buffer(self) -> Self::Guard {
+        self.get()
+    }
+}
+
+impl<R: Recycle<BytesMut>> sealed::Sealed for &'static Pool<BytesMut, R> {}
+impl<R: Recycle<BytesMut>> FramedPool for &'static Pool<BytesMut, R> {
+    type Pool = Pool<BytesMut, R>;
+    type Guard = Pooled<'static, BytesMut, Pool<BytesMut, R>>;
+
+    fn get_buffer(self) -> Self::Guard {
+        self.get()
+    }
+}
+
+impl<R: Recycle<BytesMut>, K: SlotKey> sealed::Sealed
+    for &'static StaticWorkerPool<BytesMut, R, K>
+{
+}
+impl<R: Recycle<BytesMut>, K: SlotKey> FramedPool for &'static StaticWorkerPool<BytesMut, R, K> {
+    type Pool = StaticWorkerPool<BytesMut, R, K>;
+    type Guard = Pooled<'static, BytesMut, StaticWorkerPool<BytesMut, R, K>>;
+
+    fn get_buffer(self) -> Self::Guard {
+        self.get()
+    }
+}
+
+impl<X, F> sealed::Sealed for &'static LazyLock<X, F>
+where
+    F: FnOnce() -> X,
+    &'static X: FramedPool,
+{
+}
+impl<X, F> FramedPool for &'static LazyLock<X, F>
+where
+    F: FnOnce() -> X,
+    &'static X: FramedPool,
+{
+    type Pool = <&'static X as FramedPool>::Pool;
+    type Guard = <&'static X as FramedPool>::Guard;
+
+    fn get_buffer(self) -> Self::Guard {
+        let pool: &'static X = self;
+        pool.get_buffer()
+    }
+}
+
+/// A connection buffer: the transport's own, or one lent by a pool (cleared
+/// and given back when it drops).
+enum Buffer<P: PoolKind<BytesMut> + 'static> {
+    Own(BytesMut),
+    Lent(Guard<P>),
+}
+
+impl<P: PoolKind<BytesMut> + 'static> Buffer<P> {
+    fn lent<G: FramedGuard<Pool = P>>(guard: G) -> Self {
+        Buffer::Lent(guard.into_guard())
+    }
+
+    /// The bytes in the buffer, as a `BytesMut` of their own: the buffer
+    /// itself if it is the transport's, a copy if it goes back to a pool.
+    fn into_bytes(mut self) -> BytesMut {
+        match &mut self {
+            Buffer::Own(buf) => std::mem::take(buf),
+            Buffer::Lent(_) => BytesMut::from(&self[..]),
+        }
+    }
+}
+
+impl<P: PoolKind<BytesMut> + 'static> Deref for Buffer<P> {
+    type Target = BytesMut;
+
+    fn deref(&self) -> &BytesMut {
+        match self {
+            Buffer::Own(buf) => buf,
+            Buffer::Lent(Guard::Owned(guard)) => guard,
+            Buffer::Lent(Guard::Static(guard)) => guard,
+        }
+    }
+}
+
+impl<P: PoolKind<BytesMut> + 'static> DerefMut for Buffer<P> {
+    fn deref_mut(&mut self) -> &mut BytesMut {
+        match self {
+            Buffer::Own(buf) => buf,
+            Buffer::Lent(Guard::Owned(guard)) => guard,
+            Buffer::Lent(Guard::Static(guard)) => guard,
+        }
+    }
+}
+
+impl<P: PoolKind<BytesMut> + 'static> Drop for Buffer<P> {
+    fn drop(&mut self) {
+        if let Buffer::Lent(_) = self {
+            reclaim(self);
+        }
+    }
+}
+
+impl<P: PoolKind<BytesMut> + 'static> fmt::Debug for Buffer<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
 impl<T, U> sealed::Sealed for Framed<T, U> {}
 impl<T, U> FramedBuffers for Framed<T, U> {
     fn read_buf(&mut self) -> Option<&mut BytesMut> {
@@ -1335,17 +2045,19 @@ pin_project! {
     where
         F: FramedBuffers,
         P: PoolKind<BytesMut>,
+        P: 'static,
     {
         #[pin]
         inner: F,
-        read: Option<OwnedPooled<BytesMut, P>>,
-        write: Option<OwnedPooled<BytesMut, P>>,
+        read: Option<Buffer<P>>,
+        write: Option<Buffer<P>>,
     }
 
     impl<F, P> PinnedDrop for PooledFramed<F, P>
     where
         F: FramedBuffers,
         P: PoolKind<BytesMut>,
+        P: 'static,
     {
         fn drop(this: Pin<&mut Self>) {
             let this = this.project();
@@ -1353,39 +2065,25 @@ pin_project! {
             // with the guards' placeholders); the transport itself, and the
             // I/O object it pins, are not moved.
             let inner = unsafe { this.inner.get_unchecked_mut() };
-            give_back(inner, this.read, this.write);
+            // The pool's buffers back in the guards, which clear them and
+            // return them as the fields drop.
+            swap_buffers(inner, this.read, this.write);
         }
     }
 }
 
 /// Swaps each guard's buffer with the transport's (lending the pool's
-/// buffers at the start, taking them back at the end); returns the guards
-/// that now hold the transport's former buffers.
-fn swap_buffers<'g, F: FramedBuffers, P: PoolKind<BytesMut>>(
+/// buffers at the start, taking them back at the end).
+fn swap_buffers<F: FramedBuffers, P: PoolKind<BytesMut> + 'static>(
     inner: &mut F,
-    read: &'g mut Option<OwnedPooled<BytesMut, P>>,
-    write: &'g mut Option<OwnedPooled<BytesMut, P>>,
-) -> [Option<&'g mut BytesMut>; 2] {
-    let mut swapped = [None, None];
+    read: &mut Option<Buffer<P>>,
+    write: &mut Option<Buffer<P>>,
+) {
     if let (Some(guard), Some(buf)) = (read.as_mut(), inner.read_buf()) {
         std::mem::swap(&mut **guard, buf);
-        swapped[0] = Some(&mut **guard);
     }
     if let (Some(guard), Some(buf)) = (write.as_mut(), inner.write_buf()) {
         std::mem::swap(&mut **guard, buf);
-        swapped[1] = Some(&mut **guard);
-    }
-    swapped
-}
-
-/// Takes the buffers back from the transport, ready for the pool.
-fn give_back<F: FramedBuffers, P: PoolKind<BytesMut>>(
-    inner: &mut F,
-    read: &mut Option<OwnedPooled<BytesMut, P>>,
-    write: &mut Option<OwnedPooled<BytesMut, P>>,
-) {
-    for buf in swap_buffers(inner, read, write).into_iter().flatten() {
-        reclaim(buf);
     }
 }
 
@@ -1401,11 +2099,14 @@ fn reclaim(buf: &mut BytesMut) {
     while buf.try_reclaim(buf.capacity().saturating_mul(2).max(64)) {}
 }
 
-impl<F: FramedBuffers, P: PoolKind<BytesMut>> PooledFramed<F, P> {
+impl<F: FramedBuffers, P: PoolKind<BytesMut> + 'static> PooledFramed<F, P> {
     /// Lends the buffers held by `read` and `write` to `inner` (whose own
     /// buffers, empty if it was built with a capacity of 0, are kept in the
     /// guards meanwhile). A transport without a read (or write) buffer
-    /// leaves that guard unused.
+    /// leaves that guard unused. The guards are [`OwnedPooled`] (from a
+    /// pool in an `Arc`) or `'static` [`Pooled`] (from a pool in a
+    /// `static`, such as a [`worker_pool!`](crate::worker_pool) static):
+    /// see [`FramedGuard`].
     ///
     /// ```
     /// use bytes::BytesMut;
@@ -1425,12 +2126,13 @@ impl<F: FramedBuffers, P: PoolKind<BytesMut>> PooledFramed<F, P> {
     /// assert_eq!(pool.stats().num_idle, 1); // the read buffer is back
     /// # }
     /// ```
-    pub fn from_guards(
+    pub fn from_guards<G: FramedGuard<Pool = P>>(
         mut inner: F,
-        read: Option<OwnedPooled<BytesMut, P>>,
-        write: Option<OwnedPooled<BytesMut, P>>,
+        read: Option<G>,
+        write: Option<G>,
     ) -> Self {
-        let (mut read, mut write) = (read, write);
+        let mut read = read.map(Buffer::lent);
+        let mut write = write.map(Buffer::lent);
         swap_buffers(&mut inner, &mut read, &mut write);
         PooledFramed { inner, read, write }
     }
@@ -1474,12 +2176,15 @@ impl<F: FramedBuffers, P: PoolKind<BytesMut>> PooledFramed<F, P> {
     }
 }
 
-impl<T, U, R> PooledFramed<Framed<T, U>, WorkerPool<BytesMut, R>>
+impl<T, U, P> PooledFramed<Framed<T, U>, P>
 where
     T: AsyncRead + AsyncWrite,
-    R: Recycle<BytesMut> + 'static,
+    P: PoolKind<BytesMut> + 'static,
 {
-    /// A `Framed` over `io` whose read and write buffers come from `pool`.
+    /// A `Framed` over `io` whose read and write buffers come from `pool`:
+    /// an `&Arc` of a [`WorkerPool`] or [`Pool`], or a pool in a `static`,
+    /// such as a [`worker_pool!`](crate::worker_pool) static (see
+    /// [`FramedPool`]).
     ///
     /// ```
     /// use bytes::BytesMut;
@@ -1494,20 +2199,46 @@ where
     /// drop(framed);
     /// assert_eq!(buffers.stats().num_idle, 2);
     /// ```
-    pub fn framed(io: T, codec: U, pool: &Arc<WorkerPool<BytesMut, R>>) -> Self {
+    ///
+    /// With a `worker_pool!` static:
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use capacitor_pool::{LengthDelimited, PooledFramed, Slab, worker_pool};
+    /// use futures_util::{SinkExt, StreamExt};
+    ///
+    /// worker_pool! {
+    ///     static BUFFERS: WorkerPool<BytesMut> =
+    ///         WorkerPool::builder(|| BytesMut::with_capacity(8 * 1024));
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let slab = Slab::new();
+    /// let (a, b) = tokio::io::duplex(1024);
+    /// let mut a = PooledFramed::framed(a, LengthDelimited::new(&slab), &BUFFERS);
+    /// let mut b = PooledFramed::framed(b, LengthDelimited::new(&slab), &BUFFERS);
+    /// a.send(&b"ping"[..]).await.unwrap();
+    /// assert_eq!(&b.next().await.unwrap().unwrap()[..], b"ping");
+    /// drop((a, b));
+    /// assert_eq!(BUFFERS.stats().num_in_use, 0); // all four back
+    /// # }
+    /// ```
+    pub fn framed<S: FramedPool<Pool = P>>(io: T, codec: U, pool: S) -> Self {
         let mut inner = Framed::with_capacity(io, codec, 0);
-        inner.set_backpressure_boundary(8 * 1024);
-        Self::from_guards(inner, Some(pool.get_owned()), Some(pool.get_owned()))
+        inner.set_backpressure_boundary(BACKPRESSURE_BOUNDARY);
+        Self::from_guards(inner, Some(pool.get_buffer()), Some(pool.get_buffer()))
     }
 }
 
-impl<T, D, R> PooledFramed<FramedRead<T, D>, WorkerPool<BytesMut, R>>
+impl<T, D, P> PooledFramed<FramedRead<T, D>, P>
 where
     T: AsyncRead,
     D: Decoder,
-    R: Recycle<BytesMut> + 'static,
+    P: PoolKind<BytesMut> + 'static,
 {
-    /// A `FramedRead` over `io` whose read buffer comes from `pool`.
+    /// A `FramedRead` over `io` whose read buffer comes from `pool` (any
+    /// [`FramedPool`]).
     ///
     /// ```
     /// use bytes::BytesMut;
@@ -1526,22 +2257,23 @@ where
     /// assert_eq!(buffers.stats().num_idle, 1);
     /// # }
     /// ```
-    pub fn framed_read(io: T, decoder: D, pool: &Arc<WorkerPool<BytesMut, R>>) -> Self {
+    pub fn framed_read<S: FramedPool<Pool = P>>(io: T, decoder: D, pool: S) -> Self {
         Self::from_guards(
             FramedRead::with_capacity(io, decoder, 0),
-            Some(pool.get_owned()),
+            Some(pool.get_buffer()),
             None,
         )
     }
 }
 
-impl<T, E, R> PooledFramed<FramedWrite<T, E>, WorkerPool<BytesMut, R>>
+impl<T, E, P> PooledFramed<FramedWrite<T, E>, P>
 where
     T: AsyncWrite,
-    R: Recycle<BytesMut> + 'static,
+    P: PoolKind<BytesMut> + 'static,
 {
-    /// A `FramedWrite` over `io` whose write buffer comes from `pool` (with
-    /// `tokio_util`'s default backpressure boundary of 8 KiB).
+    /// A `FramedWrite` over `io` whose write buffer comes from `pool` (any
+    /// [`FramedPool`]), with `tokio_util`'s default backpressure boundary
+    /// of 8 KiB.
     ///
     /// ```
     /// use bytes::BytesMut;
@@ -1558,17 +2290,17 @@ where
     /// assert_eq!(&sink.get_ref().get_ref()[..], b"hi\n");
     /// # }
     /// ```
-    pub fn framed_write(io: T, encoder: E, pool: &Arc<WorkerPool<BytesMut, R>>) -> Self {
+    pub fn framed_write<S: FramedPool<Pool = P>>(io: T, encoder: E, pool: S) -> Self {
         let mut inner = FramedWrite::with_capacity(io, encoder, 0);
-        inner.set_backpressure_boundary(8 * 1024);
-        Self::from_guards(inner, None, Some(pool.get_owned()))
+        inner.set_backpressure_boundary(BACKPRESSURE_BOUNDARY);
+        Self::from_guards(inner, None, Some(pool.get_buffer()))
     }
 }
 
 impl<F, P> Stream for PooledFramed<F, P>
 where
     F: FramedBuffers + Stream,
-    P: PoolKind<BytesMut>,
+    P: PoolKind<BytesMut> + 'static,
 {
     type Item = F::Item;
 
@@ -1584,7 +2316,7 @@ where
 impl<F, P, I> Sink<I> for PooledFramed<F, P>
 where
     F: FramedBuffers + Sink<I>,
-    P: PoolKind<BytesMut>,
+    P: PoolKind<BytesMut> + 'static,
 {
     type Error = F::Error;
 
@@ -1605,7 +2337,9 @@ where
     }
 }
 
-impl<F: FramedBuffers + fmt::Debug, P: PoolKind<BytesMut>> fmt::Debug for PooledFramed<F, P> {
+impl<F: FramedBuffers + fmt::Debug, P: PoolKind<BytesMut> + 'static> fmt::Debug
+    for PooledFramed<F, P>
+{
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PooledFramed")
             .field("inner", &self.inner)

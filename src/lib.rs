@@ -19,9 +19,11 @@
 //!   copy.
 //! - Codecs (feature `codec`): [`LengthDelimited`] decodes
 //!   `tokio_util`-compatible length-delimited frames straight into slab
-//!   chunks, [`SlabDecoder`] wraps any other decoder, [`PooledFramed`]
-//!   gives `Framed` pooled read and write buffers, and [`Backpressure`]
-//!   slows the socket when the slab is full.
+//!   chunks, [`SlabFramed`] reads and writes them on one connection,
+//!   [`SlabDecoder`] wraps any other decoder, [`PooledFramed`] gives
+//!   `Framed` read and write buffers from a pool (an `Arc` or a
+//!   [`worker_pool!`] static), and [`Backpressure`] slows the socket when
+//!   the slab is full.
 //! - [`PooledCache<K, V>`]: a sharded, bounded concurrent cache (CLOCK
 //!   eviction, per-entry TTL) whose overwritten, removed, evicted and
 //!   expired values are reset and reused: overwriting allocates nothing.
@@ -115,8 +117,8 @@
 //! # Feature flags
 //!
 //! - `codec` (on by default): the `tokio_util::codec` integration
-//!   ([`LengthDelimited`], [`SlabFramedRead`], [`SlabDecoder`],
-//!   [`PooledFramed`], [`Backpressure`]); adds `tokio-util`, `futures-core` and
+//!   ([`LengthDelimited`], [`SlabFramedRead`], [`SlabFramed`],
+//!   [`SlabDecoder`], [`PooledFramed`], [`Backpressure`]); adds `tokio-util`, `futures-core` and
 //!   `futures-sink`. Without it the crate depends on `tokio` (`rt`, `sync`,
 //!   `time`), `bytes`, `crossbeam-utils`, `foldhash`, `hashbrown`
 //!   and `pin-project-lite` only.
@@ -131,6 +133,7 @@
     doc = "[`LengthDelimited`]: https://docs.rs/capacitor-pool/latest/capacitor_pool/struct.LengthDelimited.html",
     doc = "[`SlabDecoder`]: https://docs.rs/capacitor-pool/latest/capacitor_pool/struct.SlabDecoder.html",
     doc = "[`SlabFramedRead`]: https://docs.rs/capacitor-pool/latest/capacitor_pool/struct.SlabFramedRead.html",
+    doc = "[`SlabFramed`]: https://docs.rs/capacitor-pool/latest/capacitor_pool/struct.SlabFramed.html",
     doc = "[`PooledFramed`]: https://docs.rs/capacitor-pool/latest/capacitor_pool/struct.PooledFramed.html",
     doc = "[`Backpressure`]: https://docs.rs/capacitor-pool/latest/capacitor_pool/struct.Backpressure.html"
 )]
@@ -169,7 +172,8 @@ pub use crate::cache::{
 #[cfg_attr(docsrs, doc(cfg(feature = "codec")))]
 pub use crate::codec::{
     Backpressure, DEFAULT_MAX_FRAME_LENGTH, DIRECT_READ_MIN, FrameError, FramedBuffers,
-    LengthDelimited, LengthDelimitedBuilder, PooledFramed, SlabDecoder, SlabFramedRead,
+    FramedGuard, FramedPool, LengthDelimited, LengthDelimitedBuilder, LengthDelimitedEncoder,
+    PooledFramed, SlabDecoder, SlabFramed, SlabFramedRead,
 };
 pub use crate::error::{BuildError, GetError, GetTimeoutError, TryGetError};
 pub use crate::future::FutureSlot;

@@ -1477,6 +1477,26 @@ impl SlabBuf {
     }
 }
 
+impl From<SlabBuf> for Bytes {
+    /// [`SlabBuf::into_bytes`]: no copy, the chunk goes back to its slab
+    /// when the last clone of the `Bytes` drops.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use capacitor_pool::Slab;
+    ///
+    /// let slab = Slab::new();
+    /// let bytes = Bytes::from(slab.copy_from_slice(b"frame"));
+    /// assert_eq!(&bytes[..], b"frame");
+    /// assert_eq!(slab.stats().num_in_use(), 1); // the chunk, held by `bytes`
+    /// drop(bytes);
+    /// assert_eq!(slab.stats().num_in_use(), 0);
+    /// ```
+    fn from(buf: SlabBuf) -> Bytes {
+        buf.into_bytes()
+    }
+}
+
 impl Drop for SlabBuf {
     fn drop(&mut self) {
         match self.origin {

@@ -963,3 +963,305 @@ fn poll_read_payload_zeroes_each_byte_of_a_frame_at_most_once() {
         assert!(frame.iter().all(|&b| b == byte));
     }
 }
+
+// --- Conversions: clone, encode-only, any bytes-like item -------------------
+
+#[test]
+fn a_cloned_codec_starts_at_a_header_with_the_same_options() {
+    let slab = Slab::new();
+    let mut codec = LengthDelimited::builder()
+        .length_field_length(2)
+        .max_frame_length(1000)
+        .new_codec(&slab);
+    let mut half = BytesMut::from(&b"\x00\x05he"[..]);
+    assert!(codec.decode(&mut half).unwrap().is_none());
+    let mut copy = codec.clone();
+    assert_eq!(copy.pending_frame_len(), None, "no frame in progress");
+    assert_eq!(copy.max_frame_length(), 1000);
+    let mut whole = BytesMut::from(&b"\x00\x02hi"[..]);
+    assert_eq!(&copy.decode(&mut whole).unwrap().unwrap()[..], b"hi");
+    // The original goes on with its frame, untouched by the clone.
+    half.extend_from_slice(b"llo");
+    assert_eq!(&codec.decode(&mut half).unwrap().unwrap()[..], b"hello");
+    assert_eq!(slab.stats().alloc_count(), 2, "both frames from one slab");
+}
+
+#[test]
+fn the_encoder_needs_no_slab_and_writes_what_the_codec_writes() {
+    let slab = Slab::new();
+    for opts in ENCODABLE {
+        let mut b = LengthDelimited::builder();
+        b.length_field_length(opts.field_len)
+            .length_field_offset(opts.offset)
+            .length_adjustment(opts.adjust)
+            .max_frame_length(opts.max);
+        if !opts.big {
+            b.little_endian();
+        }
+        let mut encoder = b.new_encoder();
+        let mut codec = opts.ours(&slab);
+        assert_eq!(encoder.max_frame_length(), codec.max_frame_length());
+        let mut from_codec = codec.encoder();
+        for payload in payloads(opts.max_payload() + 1) {
+            let (mut a, mut b, mut c) = (BytesMut::new(), BytesMut::new(), BytesMut::new());
+            let ra = encoder.encode(&payload[..], &mut a);
+            let rb = codec.encode(&payload[..], &mut b);
+            let rc = from_codec.encode(&payload[..], &mut c);
+            assert_eq!(ra.is_ok(), rb.is_ok(), "{opts:?} len {}", payload.len());
+            assert_eq!(rc.is_ok(), rb.is_ok(), "{opts:?} len {}", payload.len());
+            assert_eq!((&a, &c), (&b, &b), "{opts:?} len {}", payload.len());
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_encode_only_writer_talks_to_a_slab_reader() {
+    let slab = Slab::new();
+    let (a, b) = tokio::io::duplex(64 * 1024);
+    let mut tx = FramedWrite::new(a, capacitor_pool::LengthDelimitedEncoder::new());
+    let mut rx = FramedRead::new(b, LengthDelimited::new(&slab));
+    tx.send(&b"one"[..]).await.unwrap();
+    tx.send(vec![2u8; 20_000]).await.unwrap();
+    assert_eq!(&rx.next().await.unwrap().unwrap()[..], b"one");
+    assert_eq!(rx.next().await.unwrap().unwrap().len(), 20_000);
+}
+
+/// `LengthDelimited` encodes anything that dereferences to bytes: the
+/// crate's guards of `BytesMut`, `Vec<u8>` and `String` go out as they
+/// are, and back to their pools once encoded.
+#[tokio::test]
+async fn pooled_guards_and_bytes_like_items_are_sent_without_slicing() {
+    use capacitor_pool::{Pool, RingPool};
+    let slab = Slab::new();
+    let bytes_pool = Arc::new(Pool::new(BytesMut::new));
+    let vec_pool = WorkerPool::new(Vec::<u8>::new);
+    let string_pool = Pool::new(String::new);
+    let ring = RingPool::new(1, BytesMut::new).unwrap();
+
+    let mut sink = FramedWrite::new(Vec::new(), LengthDelimited::new(&slab));
+    let mut owned = bytes_pool.get_owned();
+    owned.extend_from_slice(b"owned");
+    sink.send(owned).await.unwrap(); // OwnedPooled<BytesMut>
+    let mut v = vec_pool.get();
+    v.extend_from_slice(b"vec");
+    sink.send(v).await.unwrap(); // WorkerPooled<Vec<u8>>
+    let mut s = string_pool.get();
+    s.push_str("str");
+    sink.send(s).await.unwrap(); // Pooled<String>
+    let mut r = ring.try_get().unwrap();
+    r.extend_from_slice(b"ring");
+    sink.send(r).await.unwrap(); // RingGuard<BytesMut>
+    let frame = slab.copy_from_slice(b"slab");
+    sink.send(&frame).await.unwrap(); // &SlabBuf
+    sink.send(frame).await.unwrap(); // SlabBuf
+    sink.send("text").await.unwrap(); // &str
+    sink.send(String::from("s")).await.unwrap();
+    sink.send(Bytes::from_static(b"b")).await.unwrap();
+    sink.send(BytesMut::from("m")).await.unwrap();
+    sink.send(b"arr").await.unwrap(); // &[u8; 3]
+
+    assert_eq!(bytes_pool.stats().num_idle, 1, "guards back once encoded");
+    assert_eq!(string_pool.stats().num_idle, 1);
+    assert_eq!(vec_pool.stats().num_in_use, 0);
+    assert_eq!(ring.stats().num_idle, 1);
+    assert_eq!(slab.stats().num_in_use(), 0);
+
+    let wire = sink.into_inner();
+    let frames: Vec<SlabBuf> = FramedRead::new(&wire[..], LengthDelimited::new(&slab))
+        .map(Result::unwrap)
+        .collect()
+        .await;
+    let frames: Vec<&[u8]> = frames.iter().map(|f| &f[..]).collect();
+    let want: [&[u8]; 11] = [
+        b"owned", b"vec", b"str", b"ring", b"slab", b"slab", b"text", b"s", b"b", b"m", b"arr",
+    ];
+    assert_eq!(frames, want);
+}
+
+// --- `worker_pool!` statics and other pools feeding the framed types --------
+
+mod statics {
+    use bytes::BytesMut;
+
+    capacitor_pool::worker_pool! {
+        pub static FRAMED: WorkerPool<BytesMut> =
+            WorkerPool::builder(|| BytesMut::with_capacity(8 * 1024));
+    }
+    capacitor_pool::worker_pool! {
+        pub static SLAB_READ: WorkerPool<BytesMut> =
+            WorkerPool::builder(|| BytesMut::with_capacity(8 * 1024));
+    }
+    capacitor_pool::worker_pool! {
+        pub static ECHO: WorkerPool<BytesMut> =
+            WorkerPool::builder(|| BytesMut::with_capacity(8 * 1024));
+    }
+    pub static LAZY: std::sync::LazyLock<capacitor_pool::Pool<BytesMut>> =
+        std::sync::LazyLock::new(|| capacitor_pool::Pool::new(|| BytesMut::with_capacity(4096)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_pool_static_feeds_pooled_framed() {
+    use statics::FRAMED;
+    let slab = Slab::new();
+    let (a, b) = tokio::io::duplex(4096);
+    let mut a = PooledFramed::framed(a, LengthDelimited::new(&slab), &FRAMED);
+    let b = PooledFramed::framed_read(b, LengthDelimited::new(&slab), &FRAMED);
+    assert!(
+        a.get_ref().read_buffer().capacity() >= 8 * 1024,
+        "the pool's"
+    );
+    // The static's guards are 'static: the connection moves into a task.
+    let reader = tokio::spawn(async move {
+        let mut b = b;
+        let frame = b.next().await.unwrap().unwrap();
+        frame.len()
+    });
+    a.send(&b"ping"[..]).await.unwrap();
+    assert_eq!(reader.await.unwrap(), 4);
+    assert_eq!(FRAMED.stats().num_in_use, 2, "`a`'s two buffers");
+    drop(a);
+    assert_eq!(FRAMED.stats().num_in_use, 0);
+
+    // `from_guards` takes the static's guards as they come from `get`.
+    let inner = FramedRead::with_capacity(&b"one\n"[..], LinesCodec::new(), 0);
+    let mut lines = PooledFramed::from_guards(inner, Some(FRAMED.get()), None);
+    assert_eq!(lines.next().await.unwrap().unwrap(), "one");
+    drop(lines);
+    assert_eq!(FRAMED.stats().num_in_use, 0);
+}
+
+#[tokio::test]
+async fn pooled_framed_takes_a_lazy_lock_pool_and_an_arc_pool() {
+    use statics::LAZY;
+    let pool = Arc::new(capacitor_pool::Pool::new(|| BytesMut::with_capacity(4096)));
+    let mut sink = PooledFramed::framed_write(Vec::new(), LinesCodec::new(), &LAZY);
+    sink.send("lazy").await.unwrap();
+    assert_eq!(&sink.get_ref().get_ref()[..], b"lazy\n");
+    drop(sink);
+    let mut sink = PooledFramed::framed_write(Vec::new(), LinesCodec::new(), &pool);
+    sink.send("arc").await.unwrap();
+    drop(sink);
+    assert_eq!(LAZY.stats().num_idle, 1);
+    assert_eq!(pool.stats().num_idle, 1);
+}
+
+#[tokio::test]
+async fn slab_framed_read_takes_its_read_buffer_from_a_pool() {
+    use statics::SLAB_READ;
+    let slab = Slab::new();
+    let mut wire = Vec::new();
+    for payload in [&[7u8; 20_000][..], b"small"] {
+        wire.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        wire.extend_from_slice(payload);
+    }
+    let mut frames = capacitor_pool::SlabFramedRead::with_pool(
+        &wire[..],
+        LengthDelimited::new(&slab),
+        &SLAB_READ,
+    );
+    assert!(frames.read_buffer().capacity() >= 8 * 1024);
+    assert_eq!(SLAB_READ.stats().num_in_use, 1);
+    let big = frames.next().await.unwrap().unwrap();
+    assert!(big.len() == 20_000 && big.is_pooled());
+    assert_eq!(&frames.next().await.unwrap().unwrap()[..], b"small");
+    assert!(frames.next().await.is_none());
+    drop(frames);
+    assert_eq!(SLAB_READ.stats().num_in_use, 0, "the buffer is back");
+
+    // An `Arc<WorkerPool>` too; `into_parts` copies out what is left and
+    // gives the buffer back.
+    let pool = buffer_pool();
+    let frames = capacitor_pool::SlabFramedRead::with_pool(
+        &b"\0\0\0\x02hi\0\0"[..],
+        LengthDelimited::new(&slab),
+        &pool,
+    );
+    let mut frames = frames;
+    assert_eq!(&frames.next().await.unwrap().unwrap()[..], b"hi");
+    let (_reader, _codec, rest) = frames.into_parts();
+    assert_eq!(&rest[..], b"\0\0");
+    assert_eq!(pool.stats().num_idle, 1);
+}
+
+/// An echo server on one `SlabFramed`: frames small and large (read
+/// straight into their chunks) go back as they came, over a pipe that
+/// holds 1000 bytes.
+#[tokio::test]
+async fn slab_framed_echo_round_trip() {
+    use statics::ECHO;
+    let slab = Slab::builder().max_chunk(1 << 20).build().unwrap();
+    let (client, server) = tokio::io::duplex(1000);
+    let server_slab = slab.clone();
+    let server = tokio::spawn(async move {
+        let mut conn = capacitor_pool::SlabFramed::with_pool(
+            server,
+            LengthDelimited::new(&server_slab),
+            &ECHO,
+        );
+        let mut echoed = 0;
+        while let Some(frame) = conn.next().await {
+            conn.send(frame.unwrap()).await.unwrap();
+            echoed += 1;
+        }
+        echoed
+    });
+    let mut client = capacitor_pool::SlabFramed::new(client, LengthDelimited::new(&slab));
+    let lens = [0usize, 1, 100, 5_000, 20_000, 300_000, 7];
+    let mut got = Vec::new();
+    for (i, &len) in lens.iter().enumerate() {
+        client.send(vec![i as u8; len]).await.unwrap();
+        got.push(client.next().await.unwrap().unwrap());
+    }
+    for (i, (frame, &len)) in got.iter().zip(&lens).enumerate() {
+        assert_eq!(frame.len(), len, "frame {i}");
+        assert!(frame.iter().all(|&b| b == i as u8), "frame {i}");
+    }
+    assert!(got[5].is_pooled(), "300 KB in a slab chunk");
+    SinkExt::<&[u8]>::close(&mut client).await.unwrap();
+    assert_eq!(server.await.unwrap(), lens.len());
+    assert_eq!(ECHO.stats().num_in_use, 0, "the server's buffers are back");
+    drop((client, got));
+    assert_eq!(slab.stats().num_in_use(), 0);
+}
+
+/// `SlabFramed` over a scripted socket: frames split at every boundary
+/// on the way in, written whole on the way out.
+#[tokio::test]
+async fn slab_framed_reads_splits_and_writes_scripted_frames() {
+    let slab = Slab::new();
+    let mut wire = BytesMut::new();
+    let mut encoder = capacitor_pool::LengthDelimitedEncoder::new();
+    for n in [0usize, 5, 100] {
+        encoder.encode(vec![n as u8; n], &mut wire).unwrap();
+    }
+    for split in 1..wire.len() {
+        let mock = tokio_test::io::Builder::new()
+            .read(&wire[..split])
+            .read(&wire[split..])
+            .write(&wire[..])
+            .build();
+        let mut framed = capacitor_pool::SlabFramed::new(mock, LengthDelimited::new(&slab));
+        let mut frames = Vec::new();
+        for _ in 0..3 {
+            frames.push(framed.next().await.unwrap().unwrap());
+        }
+        for frame in frames {
+            framed.feed(frame).await.unwrap();
+        }
+        SinkExt::<SlabBuf>::flush(&mut framed).await.unwrap();
+        assert!(framed.next().await.is_none(), "split at {split}");
+    }
+    assert_eq!(slab.stats().num_in_use(), 0);
+}
+
+#[test]
+fn framed_types_fed_by_statics_are_send() {
+    fn check<T: Send + 'static>() {}
+    type Static =
+        capacitor_pool::StaticWorkerPool<BytesMut, capacitor_pool::UseReset, statics::ECHO>;
+    check::<capacitor_pool::SlabFramed<TcpStream>>();
+    check::<capacitor_pool::SlabFramed<TcpStream, Static>>();
+    check::<capacitor_pool::SlabFramedRead<TcpStream, Static>>();
+    check::<PooledFramed<tokio_util::codec::Framed<TcpStream, LengthDelimited>, Static>>();
+    check::<capacitor_pool::LengthDelimitedEncoder>();
+}

@@ -23,6 +23,26 @@ fn smoke() {
 }
 
 #[test]
+fn a_slab_buf_converts_into_bytes_without_a_copy() {
+    let slab = Slab::new();
+    let buf = slab.copy_from_slice(b"hello world");
+    let ptr = buf.as_ptr();
+    let bytes: Bytes = buf.into();
+    assert_eq!(bytes.as_ptr(), ptr, "the chunk itself, not a copy");
+    let world = bytes.slice(6..);
+    drop(bytes);
+    assert_eq!(slab.stats().num_in_use(), 1, "held by the slice");
+    assert_eq!(&world[..], b"world");
+    drop(world);
+    assert_eq!(slab.stats().num_in_use(), 0);
+    // An API that takes `impl Into<Bytes>` takes a `SlabBuf`.
+    fn send(frame: impl Into<Bytes>) -> usize {
+        frame.into().len()
+    }
+    assert_eq!(send(slab.copy_from_slice(b"abc")), 3);
+}
+
+#[test]
 fn guards_are_send_and_sync() {
     fn check<T: Send + Sync + 'static>() {}
     check::<SlabBuf>();
