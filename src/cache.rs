@@ -45,7 +45,10 @@
 //! [`insert_with`](PooledCache::insert_with) resets the key's value and
 //! fills it in place; a new key takes a spare, or the value of the entry it
 //! evicts, so in the steady state no write allocates (the counting
-//! allocator in the tests checks it). Once a shard first fills up, its
+//! allocator in the tests checks it). For keys that own heap memory
+//! (`String`), [`insert_with_ref`](PooledCache::insert_with_ref) takes the
+//! key borrowed (`&str`) and makes the owned key only for a new entry, so
+//! that an overwrite allocates no key either. Once a shard first fills up, its
 //! table is sized to twice the bound, so churn at the bound never grows it
 //! (hashbrown then clears tombstones by rehashing in place).
 //!
@@ -375,6 +378,75 @@ enum Fill<V, F> {
     With(F),
 }
 
+/// The key a write brings: owned, or borrowed and made owned only for a
+/// new entry (the pattern of hashbrown's `entry_ref`).
+trait WriteKey<K> {
+    /// The key's hash; equal for a borrowed key and its owned form, by
+    /// the contract of [`Borrow`].
+    fn hash_with<S: BuildHasher>(&self, hasher: &S) -> u64;
+
+    /// Whether `key` is this key.
+    fn is(&self, key: &K) -> bool;
+
+    /// The key to store in a new entry.
+    fn into_owned(self) -> K;
+}
+
+/// A key the caller gives away (`insert`, `insert_with`).
+struct OwnedKey<K>(K);
+
+impl<K: Hash + Eq> WriteKey<K> for OwnedKey<K> {
+    #[inline]
+    fn hash_with<S: BuildHasher>(&self, hasher: &S) -> u64 {
+        hasher.hash_one(&self.0)
+    }
+
+    #[inline]
+    fn is(&self, key: &K) -> bool {
+        *key == self.0
+    }
+
+    #[inline]
+    fn into_owned(self) -> K {
+        self.0
+    }
+}
+
+/// A key the caller lends (`insert_with_ref`).
+struct BorrowedKey<'a, Q: ?Sized>(&'a Q);
+
+impl<K, Q> WriteKey<K> for BorrowedKey<'_, Q>
+where
+    K: Borrow<Q>,
+    Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+{
+    #[inline]
+    fn hash_with<S: BuildHasher>(&self, hasher: &S) -> u64 {
+        hasher.hash_one(self.0)
+    }
+
+    #[inline]
+    fn is(&self, key: &K) -> bool {
+        key.borrow() == self.0
+    }
+
+    #[inline]
+    fn into_owned(self) -> K {
+        self.0.to_owned()
+    }
+}
+
+/// What a write did.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wrote {
+    /// Added an entry (or refilled an expired one).
+    Inserted,
+    /// Overwrote a live entry.
+    Replaced,
+    /// Found a live entry and left it as it was (`keep_live`).
+    Kept,
+}
+
 impl<K, V> Shard<K, V> {
     fn new(cap: usize) -> CachePadded<Self> {
         CachePadded::new(Shard {
@@ -661,7 +733,7 @@ where
     /// assert_eq!(cache.get(&1), Some(vec![2]));
     /// ```
     pub fn insert(&self, key: K, value: V) -> bool {
-        self.write(key, self.default_ttl, Fill::<V, fn(&mut V)>::Value(value))
+        self.write_owned(key, self.default_ttl, Fill::<V, fn(&mut V)>::Value(value))
     }
 
     /// Like [`insert`](PooledCache::insert), with a time to live for this
@@ -679,7 +751,7 @@ where
     /// assert!(cache.get(&2).is_some());
     /// ```
     pub fn insert_ttl(&self, key: K, value: V, ttl: Duration) -> bool {
-        self.write(key, Some(ttl), Fill::<V, fn(&mut V)>::Value(value))
+        self.write_owned(key, Some(ttl), Fill::<V, fn(&mut V)>::Value(value))
     }
 
     /// Sets `key` to a value that `fill` writes in place, with the default
@@ -709,7 +781,7 @@ where
     /// assert_eq!(cache.get(&1).as_deref(), Some(&b"second"[..]));
     /// ```
     pub fn insert_with(&self, key: K, fill: impl FnOnce(&mut V)) -> bool {
-        self.write(key, self.default_ttl, Fill::With(fill))
+        self.write_owned(key, self.default_ttl, Fill::With(fill))
     }
 
     /// Like [`insert_with`](PooledCache::insert_with), with a time to live
@@ -724,7 +796,81 @@ where
     /// assert_eq!(cache.get(&1), Some(vec![1]));
     /// ```
     pub fn insert_with_ttl(&self, key: K, ttl: Duration, fill: impl FnOnce(&mut V)) -> bool {
-        self.write(key, Some(ttl), Fill::With(fill))
+        self.write_owned(key, Some(ttl), Fill::With(fill))
+    }
+
+    /// Like [`insert_with`](PooledCache::insert_with), with a borrowed key:
+    /// the owned key is made (with [`ToOwned::to_owned`]) only when the
+    /// entry is new, so overwriting an existing `String` key with a `&str`
+    /// allocates nothing. The pattern of hashbrown's `entry_ref`, with the
+    /// bound of std's `HashSet::get_or_insert_owned`: any `Q` the key
+    /// borrows as whose `to_owned` makes a `K` (`str` for `String`, `[u8]`
+    /// for `Vec<u8>`, `K` itself for a `Clone` key).
+    ///
+    /// Returns whether it replaced a live entry; the rest is as for
+    /// [`insert_with`](PooledCache::insert_with).
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    ///
+    /// let cache: PooledCache<String, Vec<u8>> = PooledCache::new(8);
+    /// let key: &str = "user:42"; // say, borrowed from a request
+    /// assert!(!cache.insert_with_ref(key, |v| v.extend_from_slice(b"alice"))); // new: one `String`
+    /// assert!(cache.insert_with_ref(key, |v| v.extend_from_slice(b"bob"))); // overwrite: no `String`
+    /// assert_eq!(cache.get(key).as_deref(), Some(&b"bob"[..]));
+    /// ```
+    pub fn insert_with_ref<Q>(&self, key: &Q, fill: impl FnOnce(&mut V)) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        self.write_borrowed(key, self.default_ttl, fill)
+    }
+
+    /// Like [`insert_with_ref`](PooledCache::insert_with_ref), with a time
+    /// to live for this entry; see [`insert_ttl`](PooledCache::insert_ttl).
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    /// use std::time::Duration;
+    ///
+    /// let cache: PooledCache<String, Vec<u8>> = PooledCache::new(8);
+    /// cache.insert_with_ref_ttl("session", Duration::ZERO, |v| v.push(1));
+    /// assert_eq!(cache.get("session"), None); // expired at once
+    /// cache.insert_with_ref_ttl("session", Duration::from_secs(30), |v| v.push(2));
+    /// assert_eq!(cache.get("session"), Some(vec![2]));
+    /// ```
+    pub fn insert_with_ref_ttl<Q>(&self, key: &Q, ttl: Duration, fill: impl FnOnce(&mut V)) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        self.write_borrowed(key, Some(ttl), fill)
+    }
+
+    /// The `insert` methods with an owned key.
+    #[inline]
+    fn write_owned<F: FnOnce(&mut V)>(
+        &self,
+        key: K,
+        ttl: Option<Duration>,
+        fill: Fill<V, F>,
+    ) -> bool {
+        let key = OwnedKey(key);
+        let hash = key.hash_with(&self.hasher);
+        self.write(hash, key, ttl, fill, false, |_| ()).0 == Wrote::Replaced
+    }
+
+    /// The `insert_with_ref` methods.
+    #[inline]
+    fn write_borrowed<Q>(&self, key: &Q, ttl: Option<Duration>, fill: impl FnOnce(&mut V)) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let hash = self.hasher.hash_one(key);
+        let wrote = self.write(hash, BorrowedKey(key), ttl, Fill::With(fill), false, |_| ());
+        wrote.0 == Wrote::Replaced
     }
 
     /// Removes the entry of `key`; its value is reset and kept for a later
@@ -885,9 +1031,24 @@ where
         meta >> 1 != 0 && LazyNow::new(self.epoch).expired(meta)
     }
 
-    /// The write path of the `insert` methods.
-    fn write<F: FnOnce(&mut V)>(&self, key: K, ttl: Option<Duration>, fill: Fill<V, F>) -> bool {
-        let hash = self.hasher.hash_one(&key);
+    /// The write path of the `insert` methods: sets the entry of `key`
+    /// (whose hash is `hash`) and runs `then` on its value, under the shard
+    /// lock. With `keep_live`, a live entry is left as it is (and marked as
+    /// used) instead of overwritten, for a get-or-insert. A panic of
+    /// `fill` or `then` leaves no entry for `key` (see `Unfill`).
+    fn write<W, F, T>(
+        &self,
+        hash: u64,
+        key: W,
+        ttl: Option<Duration>,
+        fill: Fill<V, F>,
+        keep_live: bool,
+        then: impl FnOnce(&V) -> T,
+    ) -> (Wrote, T)
+    where
+        W: WriteKey<K>,
+        F: FnOnce(&mut V),
+    {
         let counters = self.counters();
         let mut now = LazyNow::new(self.epoch);
         let deadline = now.deadline(ttl);
@@ -903,24 +1064,31 @@ where
         let cap = *cap;
         // A value displaced by `insert`, for the pool (outside the lock).
         let mut spill = None;
-        let found = table.find_bucket_index(hash, |e| e.key == key);
-        let replaced = match found.and_then(|i| table.get_bucket_mut(i).map(|e| (i, e))) {
+        let found = table.find_bucket_index(hash, |e| key.is(&e.key));
+        let (wrote, out) = match found.and_then(|i| table.get_bucket_mut(i).map(|e| (i, e))) {
             Some((bucket, entry)) => {
-                // Overwrite, in place.
                 let meta = entry.meta.get_mut();
                 let expired = now.expired(*meta);
+                if keep_live && !expired {
+                    *meta |= REFERENCED;
+                    let out = then(&entry.value);
+                    return (Wrote::Kept, out);
+                }
+                // Overwrite, in place.
                 if expired {
                     bump(&counters.expirations);
                 }
                 *meta = deadline << 1 | REFERENCED;
-                match fill {
+                let out = match fill {
                     Fill::Value(value) => {
                         let old = mem::replace(&mut entry.value, value);
+                        let out = then(&entry.value);
                         if spares.len() + table.len() < cap {
                             self.keep_spare(spares, old);
                         } else {
                             spill = Some(old);
                         }
+                        out
                     }
                     Fill::With(f) => {
                         self.reset_for_fill(&mut entry.value, spares);
@@ -930,14 +1098,22 @@ where
                             // A live entry lost to a panic counts as removed.
                             removes: (!expired).then_some(&counters.removes),
                         };
-                        if let Some(entry) = unfill.table.get_bucket_mut(bucket) {
-                            f(&mut entry.value);
-                            self.recycle.shrink_excess(&mut entry.value);
-                        }
+                        let Some(entry) = unfill.table.get_bucket_mut(bucket) else {
+                            unreachable!("the bucket was just found full");
+                        };
+                        f(&mut entry.value);
+                        self.recycle.shrink_excess(&mut entry.value);
+                        let out = then(&entry.value);
                         mem::forget(unfill);
+                        out
                     }
-                }
-                !expired
+                };
+                let wrote = if expired {
+                    Wrote::Inserted
+                } else {
+                    Wrote::Replaced
+                };
+                (wrote, out)
             }
             None => {
                 // A new entry; at the bound, the CLOCK victim makes room.
@@ -976,8 +1152,9 @@ where
                         value
                     }
                 };
+                let out = then(&value);
                 let entry = Entry {
-                    key,
+                    key: key.into_owned(),
                     value,
                     meta: AtomicU64::new(deadline << 1),
                 };
@@ -989,12 +1166,12 @@ where
                     *sized = true;
                     reserve_for_churn(table, spares, cap, |e| self.hasher.hash_one(&e.key));
                 }
-                false
+                (Wrote::Inserted, out)
             }
         };
         drop(guard);
         // One atomic per write: a replace is counted as such only.
-        bump(if replaced {
+        bump(if wrote == Wrote::Replaced {
             &counters.replaces
         } else {
             &counters.inserts
@@ -1004,7 +1181,7 @@ where
                 bump(&counters.discards);
             }
         }
-        replaced
+        (wrote, out)
     }
 
     /// Entries held now, including expired ones not yet recycled.

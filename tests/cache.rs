@@ -722,6 +722,63 @@ fn overwriting_an_existing_key_allocates_nothing() {
     assert_eq!(cache.stats().replace_count, OPS);
 }
 
+/// Overwrites of existing `String` keys through `insert_with_ref` (a
+/// borrowed `&str`) allocate nothing; through `insert_with`, which needs an
+/// owned key, each one allocates that key.
+#[test]
+fn overwriting_an_existing_string_key_by_reference_allocates_nothing() {
+    const KEYS: usize = 1000;
+    const OPS: usize = 100_000;
+    let cache = PooledCache::<String, Vec<u8>>::builder()
+        .max_entries(4 * KEYS) // room for every key in every shard
+        .build()
+        .unwrap();
+    let keys: Vec<String> = (0..KEYS).map(|k| format!("user:{k:06}")).collect();
+    for (k, key) in keys.iter().enumerate() {
+        assert!(!cache.insert_with_ref(key.as_str(), |v| v.extend_from_slice(&[k as u8; 64])));
+    }
+    assert_eq!(cache.len(), KEYS);
+
+    let before = thread_allocs();
+    for i in 0..OPS {
+        let key = keys[i % KEYS].as_str();
+        assert!(cache.insert_with_ref(key, |v| v.extend_from_slice(&[i as u8; 64])));
+        black_box(cache.get_with(key, |v| v[0]));
+    }
+    let by_ref = thread_allocs() - before;
+    assert_eq!(
+        by_ref, 0,
+        "{by_ref} allocations in {OPS} overwrites by reference"
+    );
+
+    // The TTL variant allocates nothing either.
+    let before = thread_allocs();
+    for i in 0..OPS {
+        let key = keys[i % KEYS].as_str();
+        cache.insert_with_ref_ttl(key, Duration::from_secs(3600), |v| v.push(i as u8));
+        assert_eq!(cache.get_with(key, |v| v[0]), Some(i as u8));
+    }
+    let ttl_and_hits = thread_allocs() - before;
+    assert_eq!(ttl_and_hits, 0, "{ttl_and_hits} allocations");
+
+    // The owned-key insert allocates its key, and nothing else.
+    let before = thread_allocs();
+    for i in 0..OPS {
+        let key = keys[i % KEYS].clone();
+        assert!(cache.insert_with(key, |v| v.extend_from_slice(&[i as u8; 64])));
+    }
+    let owned = thread_allocs() - before;
+    assert_eq!(
+        owned, OPS as u64,
+        "{owned} allocations in {OPS} owned-key overwrites"
+    );
+
+    let s = cache.stats();
+    assert_eq!(s.replace_count, 3 * OPS as u64);
+    assert_eq!(s.num_entries, KEYS as u64);
+    assert_adds_up(&s);
+}
+
 /// Evicting, removing and refilling in place allocates nothing once the
 /// shards are full.
 #[test]
@@ -770,4 +827,85 @@ fn a_recycler_policy_sees_every_displaced_value() {
     cache.insert_with(1, |v| v.push(2));
     cache.remove(&1);
     assert_eq!(n.load(Ordering::Relaxed), 2);
+}
+
+/// A key whose clones are counted: `insert_with_ref` must clone it (its
+/// `to_owned`) only for a new entry.
+#[derive(PartialEq, Eq, Hash)]
+struct CountedKey(u64);
+
+static KEY_CLONES: AtomicUsize = AtomicUsize::new(0);
+
+impl Clone for CountedKey {
+    fn clone(&self) -> Self {
+        KEY_CLONES.fetch_add(1, Ordering::Relaxed);
+        CountedKey(self.0)
+    }
+}
+
+#[test]
+fn insert_with_ref_makes_an_owned_key_only_for_a_new_entry() {
+    let cache = PooledCache::<CountedKey, Vec<u8>>::builder()
+        .max_entries(2)
+        .shards(1)
+        .build()
+        .unwrap();
+    let clones = || KEY_CLONES.load(Ordering::Relaxed);
+    assert!(!cache.insert_with_ref(&CountedKey(1), |v| v.push(1)));
+    assert_eq!(clones(), 1); // new: the key is made
+    assert!(cache.insert_with_ref(&CountedKey(1), |v| {
+        assert!(v.is_empty(), "the old value was not reset");
+        v.push(11);
+    }));
+    assert_eq!(clones(), 1); // overwrite: the stored key is kept
+    assert_eq!(cache.get(&CountedKey(1)), Some(vec![11]));
+    // An expired entry is refilled in place, its key kept too.
+    assert!(!cache.insert_with_ref_ttl(&CountedKey(2), Duration::ZERO, |v| v.push(2)));
+    assert_eq!(clones(), 2);
+    assert!(!cache.insert_with_ref(&CountedKey(2), |v| v.push(22)));
+    assert_eq!(clones(), 2);
+    assert_eq!(cache.get(&CountedKey(2)), Some(vec![22]));
+    // At the bound, a new key evicts, and is made.
+    assert!(!cache.insert_with_ref(&CountedKey(3), |v| v.push(3)));
+    assert_eq!(clones(), 3);
+    assert_eq!(cache.len(), 2);
+    let s = cache.stats();
+    assert_eq!(
+        (
+            s.insert_count,
+            s.replace_count,
+            s.expiration_count,
+            s.eviction_count
+        ),
+        (5, 1, 1, 1)
+    );
+    assert_adds_up(&s);
+
+    // `str` for `String` keys, `[u8]` for `Vec<u8>` keys.
+    let by_str: PooledCache<String, Vec<u8>> = PooledCache::new(8);
+    by_str.insert_with_ref("k", |v| v.push(1));
+    assert_eq!(by_str.get("k"), Some(vec![1]));
+    let by_slice: PooledCache<Vec<u8>, String> = PooledCache::new(8);
+    by_slice.insert_with_ref(&b"k"[..], |v| v.push('1'));
+    assert_eq!(by_slice.get(&b"k"[..]).as_deref(), Some("1"));
+}
+
+#[test]
+fn insert_with_ref_that_panics_leaves_no_entry() {
+    let cache: PooledCache<String, Vec<u8>> = PooledCache::new(8);
+    cache.insert_with_ref("k", |v| v.push(1));
+    let panicked = catch_unwind(AssertUnwindSafe(|| {
+        cache.insert_with_ref("k", |v| {
+            v.push(2);
+            panic!("fill fails");
+        })
+    }));
+    assert!(panicked.is_err());
+    assert_eq!(cache.get("k"), None); // no half-written value
+    let panicked = catch_unwind(AssertUnwindSafe(|| {
+        cache.insert_with_ref("new", |_| panic!("fill fails"))
+    }));
+    assert!(panicked.is_err());
+    assert!(cache.is_empty());
+    assert_adds_up(&cache.stats());
 }
