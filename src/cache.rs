@@ -1,6 +1,6 @@
 //! `PooledCache<K, V>`: a sharded, bounded concurrent cache whose values are
-//! recycled: overwriting a key fills the old value in place, and removed,
-//! evicted and expired values are reset and reused.
+//! recycled: overwriting a key fills the old value in place, and
+//! invalidated, evicted and expired values are reset and reused.
 //!
 //! ```
 //! use capacitor_pool::PooledCache;
@@ -8,7 +8,7 @@
 //!
 //! let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(10_000);
 //! cache.insert_with(7, |v| v.extend_from_slice(b"seven")); // fills a pooled value
-//! assert_eq!(cache.get_with(&7, |v| v.len()), Some(5)); // read in place, no clone
+//! assert_eq!(cache.view(&7, |v| v.len()), Some(5)); // read in place, no clone
 //! assert_eq!(cache.get(&7).as_deref(), Some(&b"seven"[..])); // or a clone
 //! assert_eq!(cache.get(&8), None); // a miss
 //!
@@ -19,7 +19,7 @@
 //! std::thread::sleep(Duration::from_millis(2));
 //! assert_eq!(cache.get(&9), None); // expired: never returned
 //!
-//! assert!(cache.remove(&7)); // the value is reset and kept for the next insert
+//! assert!(cache.invalidate(&7)); // the value is reset and kept for the next insert
 //! let stats = cache.stats();
 //! assert_eq!((stats.hit_count, stats.miss_count), (3, 2));
 //! ```
@@ -78,8 +78,9 @@
 //! key, by the CLOCK sweep, which takes one whatever its reference bit)
 //! or all at once by [`trim`](PooledCache::trim).
 //!
-//! **Recycling.** A displaced value (overwritten, removed, evicted or
-//! expired) is reset with the cache's [`Recycle`] policy ([`Reset`] by
+//! **Recycling.** A displaced value (overwritten, invalidated, evicted or
+//! expired; a value [`remove`](PooledCache::remove) hands back leaves the
+//! cache instead) is reset with the cache's [`Recycle`] policy ([`Reset`] by
 //! default, or the builder's [`reset`](PooledCacheBuilder::reset) closure)
 //! and dropped instead if it then retains more than the retention limit
 //! (1 MiB by default). It is refilled in place or kept as a spare of its
@@ -103,10 +104,9 @@
 //! closure you pass), and no guard escapes, so no lock can be held across
 //! an `.await`. Share the cache as `Arc<PooledCache<..>>` or in a `static`
 //! and call it from handlers directly. Keep the closures of
-//! [`get_with`](PooledCache::get_with) and
-//! [`insert_with`](PooledCache::insert_with) short (they run under the
-//! shard lock), copy out what you need before awaiting, and never call the
-//! cache from inside them (that can deadlock).
+//! [`view`](PooledCache::view) and [`insert_with`](PooledCache::insert_with)
+//! short (they run under the shard lock), copy out what you need before
+//! awaiting, and never call the cache from inside them (that can deadlock).
 //!
 //! ```
 //! use capacitor_pool::PooledCache;
@@ -119,7 +119,7 @@
 //! # async fn main() {
 //! let handler = tokio::spawn(async {
 //!     SESSIONS.insert_with(1, |s| s.push_str("alice"));
-//!     let name_len = SESSIONS.get_with(&1, |s| s.len()); // lock released here
+//!     let name_len = SESSIONS.view(&1, |s| s.len()); // lock released here
 //!     tokio::task::yield_now().await; // nothing held across the await
 //!     name_len
 //! });
@@ -226,7 +226,7 @@ const SHARD_SHIFT: u32 = 25;
 ///     .unwrap();
 /// cache.insert_with("a".to_string(), |v| v.push(1));
 /// cache.insert_with("b".to_string(), |v| v.push(2));
-/// cache.get_with("a", |_| ()); // "a" is hot now
+/// cache.view("a", |_| ()); // "a" is hot now
 /// cache.insert_with("c".to_string(), |v| v.push(3)); // full: evicts "b"
 /// assert_eq!(cache.len(), 2);
 /// assert!(cache.contains_key("a") && !cache.contains_key("b"));
@@ -283,6 +283,9 @@ struct Counters {
     inserts: AtomicU64,
     replaces: AtomicU64,
     removes: AtomicU64,
+    /// Removes that handed the value to the caller (counted in `removes`
+    /// too).
+    takes: AtomicU64,
     evictions: AtomicU64,
     expirations: AtomicU64,
     discards: AtomicU64,
@@ -596,7 +599,7 @@ where
     ///     .build()
     ///     .unwrap();
     /// cache.insert_with(1, |v| v.push(1));
-    /// assert!(cache.get_with(&1, |v| v.capacity() >= 64).unwrap());
+    /// assert!(cache.view(&1, |v| v.capacity() >= 64).unwrap());
     /// ```
     pub fn builder_with(make: impl Fn() -> V + Send + Sync + 'static) -> PooledCacheBuilder<K, V> {
         PooledCacheBuilder {
@@ -632,7 +635,8 @@ where
 
     /// Runs `f` on the value of `key`, under the shard's shared lock, and
     /// returns what it returns; `None` on a miss (no entry, or an expired
-    /// one). The value is not cloned.
+    /// one). The value is not cloned. The name and shape are dashmap's
+    /// `view` (whose closure also gets the key).
     ///
     /// `f` must not call back into the cache: a write to the same shard
     /// from inside it deadlocks.
@@ -642,41 +646,56 @@ where
     ///
     /// let cache: PooledCache<&str, Vec<u8>> = PooledCache::new(8);
     /// cache.insert("k", b"value".to_vec());
-    /// assert_eq!(cache.get_with("k", |v| v.len()), Some(5));
-    /// assert_eq!(cache.get_with("other", |v| v.len()), None);
+    /// assert_eq!(cache.view("k", |v| v.len()), Some(5));
+    /// assert_eq!(cache.view("other", |v| v.len()), None);
     /// ```
     #[inline]
-    pub fn get_with<Q, T>(&self, key: &Q, f: impl FnOnce(&V) -> T) -> Option<T>
+    pub fn view<Q, T>(&self, key: &Q, f: impl FnOnce(&V) -> T) -> Option<T>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hasher.hash_one(key);
-        let shard = self.shard(hash);
-        let inner = shard.read();
-        let found = inner.table.find(hash, |e| e.key.borrow() == key);
-        if let Some(entry) = found {
-            let meta = entry.meta.load(Ordering::Relaxed);
-            if !self.expired(meta) {
-                if meta & REFERENCED == 0 {
-                    entry.meta.store(meta | REFERENCED, Ordering::Relaxed);
+        match self.read_live(hash, key, f) {
+            Ok(out) => Some(out),
+            Err((_, expired)) => {
+                bump(&self.counters().misses);
+                if expired {
+                    // Found, but expired: recycle it now.
+                    self.reclaim_expired(hash, key);
                 }
-                bump(&self.counters().hits);
-                return Some(f(&entry.value));
+                None
             }
         }
-        bump(&self.counters().misses);
-        let expired = found.is_some();
-        drop(inner);
-        if expired {
-            // Found, but expired: recycle it now.
-            self.reclaim_expired(hash, key);
+    }
+
+    /// Runs `f` on the live value of `key` under the shard's shared lock,
+    /// marks the entry as used and counts a hit. On a miss, counts nothing
+    /// and gives `f` back, with whether an expired entry was found.
+    #[inline]
+    fn read_live<Q, T, F>(&self, hash: u64, key: &Q, f: F) -> Result<T, (F, bool)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+        F: FnOnce(&V) -> T,
+    {
+        let inner = self.shard(hash).read();
+        let Some(entry) = inner.table.find(hash, |e| e.key.borrow() == key) else {
+            return Err((f, false));
+        };
+        let meta = entry.meta.load(Ordering::Relaxed);
+        if self.expired(meta) {
+            return Err((f, true));
         }
-        None
+        if meta & REFERENCED == 0 {
+            entry.meta.store(meta | REFERENCED, Ordering::Relaxed);
+        }
+        bump(&self.counters().hits);
+        Ok(f(&entry.value))
     }
 
     /// A clone of the value of `key`; `None` on a miss. Use
-    /// [`get_with`](PooledCache::get_with) to read without cloning.
+    /// [`view`](PooledCache::view) to read without cloning.
     ///
     /// ```
     /// use capacitor_pool::PooledCache;
@@ -693,7 +712,7 @@ where
         Q: Hash + Eq + ?Sized,
         V: Clone,
     {
-        self.get_with(key, V::clone)
+        self.view(key, V::clone)
     }
 
     /// Whether `key` has an entry that has not expired. Counted as a hit or
@@ -712,7 +731,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.get_with(key, |_| ()).is_some()
+        self.view(key, |_| ()).is_some()
     }
 
     /// Sets `key` to `value`, with the default TTL (if any). Returns whether
@@ -873,21 +892,63 @@ where
         wrote.0 == Wrote::Replaced
     }
 
-    /// Removes the entry of `key`; its value is reset and kept for a later
-    /// [`insert_with`](PooledCache::insert_with). Returns whether a live
-    /// entry was removed (an expired one is recycled too, and counted as an
-    /// expiration).
+    /// Removes the entry of `key` and returns its value, as
+    /// `HashMap::remove` and moka's `remove` do; `None` if `key` has no
+    /// live entry (an expired one is recycled, and counted as an
+    /// expiration). The value leaves the cache, so it is not recycled: use
+    /// [`invalidate`](PooledCache::invalidate) where you do not need it.
     ///
     /// ```
     /// use capacitor_pool::PooledCache;
     ///
     /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(8);
     /// cache.insert(1, vec![1]);
-    /// assert!(cache.remove(&1));
-    /// assert!(!cache.remove(&1));
-    /// assert_eq!(cache.stats().remove_count, 1);
+    /// assert_eq!(cache.remove(&1), Some(vec![1]));
+    /// assert_eq!(cache.remove(&1), None);
+    /// let s = cache.stats();
+    /// assert_eq!((s.remove_count, s.taken_count, s.num_spare), (1, 1, 0));
     /// ```
-    pub fn remove<Q>(&self, key: &Q) -> bool
+    pub fn remove<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hasher.hash_one(key);
+        let mut guard = self.shard(hash).write();
+        let Inner { table, spares, .. } = &mut *guard;
+        let Ok(found) = table.find_entry(hash, |e| e.key.borrow() == key) else {
+            return None;
+        };
+        let (entry, _) = found.remove();
+        if self.expired(entry.meta.into_inner()) {
+            bump(&self.counters().expirations);
+            self.keep_spare(spares, entry.value);
+            return None;
+        }
+        drop(guard);
+        let counters = self.counters();
+        bump(&counters.removes);
+        bump(&counters.takes);
+        Some(entry.value)
+    }
+
+    /// Removes the entry of `key` without returning its value, which is
+    /// reset and kept for a later [`insert_with`](PooledCache::insert_with)
+    /// (the name is moka's, for a removal whose value the caller does not
+    /// need). Returns whether a live entry was removed (an expired one is
+    /// recycled too, and counted as an expiration).
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    ///
+    /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(8);
+    /// cache.insert(1, vec![1]);
+    /// assert!(cache.invalidate(&1));
+    /// assert!(!cache.invalidate(&1));
+    /// let s = cache.stats();
+    /// assert_eq!((s.remove_count, s.num_spare), (1, 1)); // the value is kept
+    /// ```
+    pub fn invalidate<Q>(&self, key: &Q) -> bool
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -949,7 +1010,7 @@ where
     }
 
     /// Removes every entry; their values are reset and kept as spares, as
-    /// [`remove`](PooledCache::remove) does.
+    /// [`invalidate`](PooledCache::invalidate) does.
     ///
     /// ```
     /// use capacitor_pool::PooledCache;
@@ -1217,8 +1278,8 @@ where
     ///
     /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(8);
     /// cache.insert_with(1, |v| v.push(1)); // a fresh value from the pool
-    /// cache.get_with(&1, |_| ());
-    /// cache.get_with(&2, |_| ());
+    /// cache.view(&1, |_| ());
+    /// cache.view(&2, |_| ());
     /// let s = cache.stats();
     /// assert_eq!((s.hit_count, s.miss_count, s.insert_count), (1, 1, 1));
     /// assert_eq!(s.num_entries, 1);
@@ -1236,12 +1297,18 @@ where
             s.insert_count += load(&c.inserts);
             s.replace_count += load(&c.replaces);
             s.remove_count += load(&c.removes);
+            s.taken_count += load(&c.takes);
             s.eviction_count += load(&c.evictions);
             s.expiration_count += load(&c.expirations);
             s.discard_count += load(&c.discards);
         }
         s.insert_count += s.replace_count;
-        s.recycled_count = s.replace_count + s.remove_count + s.eviction_count + s.expiration_count;
+        // Counters read while others write may show a take before its
+        // remove.
+        s.recycled_count = s.replace_count
+            + s.remove_count.saturating_sub(s.taken_count)
+            + s.eviction_count
+            + s.expiration_count;
         for shard in self.shards.iter() {
             let inner = shard.read();
             s.num_entries += inner.table.len() as u64;
@@ -1320,7 +1387,7 @@ impl<K, V, S, R> fmt::Debug for PooledCache<K, V, S, R> {
 /// the cache is quiet, it adds up:
 ///
 /// - `num_entries == insert_count - replace_count - remove_count - eviction_count - expiration_count`
-/// - `recycled_count == replace_count + remove_count + eviction_count + expiration_count`
+/// - `recycled_count == replace_count + remove_count - taken_count + eviction_count + expiration_count`
 ///
 /// Names follow tokio's `RuntimeMetrics`: `num_*` for gauges, `*_count`
 /// for monotonic counters.
@@ -1349,16 +1416,20 @@ pub struct CacheStats {
     pub insert_count: u64,
     /// Inserts that replaced a live entry.
     pub replace_count: u64,
-    /// Live entries removed by `remove` or `clear` (or lost to a panic in
-    /// the closure of an `insert_with` that was overwriting them).
+    /// Live entries removed by `remove`, `invalidate` or `clear` (or lost
+    /// to a panic in the closure of an `insert_with` that was overwriting
+    /// them).
     pub remove_count: u64,
+    /// Live values handed to the caller by `remove` (counted in
+    /// `remove_count` too); they left the cache, and are not recycled.
+    pub taken_count: u64,
     /// Live entries evicted to keep the bound.
     pub eviction_count: u64,
     /// Expired entries recycled (by a read, a write, an eviction sweep,
-    /// `remove` or `trim`).
+    /// `remove`, `invalidate` or `trim`).
     pub expiration_count: u64,
-    /// Values displaced from the map (replaced, removed, evicted, expired)
-    /// and reset for reuse.
+    /// Values displaced from the map (replaced, removed but not taken by
+    /// `remove`, evicted, expired) and reset for reuse.
     pub recycled_count: u64,
     /// Reset values dropped instead of kept: over the retention limit, or
     /// no room in the cache's pool.
@@ -1380,8 +1451,8 @@ impl CacheStats {
     ///
     /// let cache: PooledCache<u64, String> = PooledCache::new(8);
     /// cache.insert(1, String::new());
-    /// cache.get_with(&1, |_| ());
-    /// cache.get_with(&2, |_| ());
+    /// cache.view(&1, |_| ());
+    /// cache.view(&2, |_| ());
     /// assert_eq!(cache.stats().hit_rate(), 0.5);
     /// ```
     pub fn hit_rate(&self) -> f64 {
@@ -1399,7 +1470,8 @@ impl fmt::Display for CacheStats {
         write!(
             f,
             "reads {} (hits {}, misses {}, hit rate {:.1}%), inserts {} (replaced {}), \
-             removed {}, evicted {}, expired {}, recycled {}, discarded {}, entries {}, spare {}",
+             removed {} (taken {}), evicted {}, expired {}, recycled {}, discarded {}, entries {}, \
+             spare {}",
             self.hit_count + self.miss_count,
             self.hit_count,
             self.miss_count,
@@ -1407,6 +1479,7 @@ impl fmt::Display for CacheStats {
             self.insert_count,
             self.replace_count,
             self.remove_count,
+            self.taken_count,
             self.eviction_count,
             self.expiration_count,
             self.recycled_count,
@@ -1532,7 +1605,7 @@ impl<K, V: 'static, S, R> PooledCacheBuilder<K, V, S, R> {
     ///     .build()
     ///     .unwrap();
     /// cache.insert(1, vec![0; 4096]);
-    /// cache.remove(&1); // reset, but too big to keep
+    /// cache.invalidate(&1); // reset, but too big to keep
     /// assert_eq!(cache.stats().num_spare, 0);
     /// ```
     pub fn retention_limit(mut self, bytes: usize) -> Self {
@@ -1616,7 +1689,7 @@ impl<K, V: 'static, S, R> PooledCacheBuilder<K, V, S, R> {
     ///     .build()
     ///     .unwrap();
     /// cache.insert(1, "x".repeat(1000));
-    /// cache.remove(&1);
+    /// cache.invalidate(&1);
     /// assert_eq!(cache.stats().discard_count, 1);
     /// ```
     pub fn recycler<R2: Recycle<V>>(self, recycle: R2) -> PooledCacheBuilder<K, V, S, R2> {

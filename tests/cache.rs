@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use bytes::Bytes;
 use capacitor_pool::{BuildError, CacheStats, DefaultHashBuilder, PooledCache, Recycle, UseReset};
 use counting_alloc::{Counting, thread_allocs};
 use tagged::Counted;
@@ -39,7 +40,7 @@ fn assert_adds_up(s: &CacheStats) {
     );
     assert_eq!(
         s.recycled_count,
-        s.replace_count + s.remove_count + s.eviction_count + s.expiration_count,
+        s.replace_count + s.remove_count - s.taken_count + s.eviction_count + s.expiration_count,
         "recycled: {s}"
     );
 }
@@ -51,13 +52,13 @@ fn smoke() {
     assert!(!cache.insert_with(1, |v| v.extend_from_slice(b"one")));
     assert!(!cache.insert(2, b"two".to_vec()));
     assert_eq!(cache.get(&1).as_deref(), Some(&b"one"[..]));
-    assert_eq!(cache.get_with(&2, |v| v.len()), Some(3));
+    assert_eq!(cache.view(&2, |v| v.len()), Some(3));
     assert_eq!(cache.get(&3), None);
     assert!(cache.insert_with(1, |v| v.extend_from_slice(b"uno")));
     assert_eq!(cache.get(&1).as_deref(), Some(&b"uno"[..]));
     assert_eq!(cache.len(), 2);
-    assert!(cache.remove(&1));
-    assert!(!cache.remove(&1));
+    assert!(cache.invalidate(&1));
+    assert!(!cache.invalidate(&1));
     assert_eq!(cache.len(), 1);
     let s = cache.stats();
     assert_eq!((s.hit_count, s.miss_count), (3, 1));
@@ -126,8 +127,16 @@ fn recycled_values_never_leak_into_another_key() {
         x ^= x << 17;
         let key = x % 32;
         match round % 5 {
+            0 if round % 2 == 0 => {
+                cache.invalidate(&key);
+            }
             0 => {
-                cache.remove(&key);
+                if let Some(v) = cache.remove(&key) {
+                    assert!(
+                        belongs_to(key, &v),
+                        "remove({key}) returned another key's bytes"
+                    );
+                }
             }
             1 => {
                 let mut v = Vec::new();
@@ -142,7 +151,7 @@ fn recycled_values_never_leak_into_another_key() {
             }
         }
         for k in 0..32 {
-            if let Some(ok) = cache.get_with(&k, |v| belongs_to(k, v)) {
+            if let Some(ok) = cache.view(&k, |v| belongs_to(k, v)) {
                 assert!(ok, "key {k} returned another key's bytes");
             }
         }
@@ -186,7 +195,7 @@ fn reset_closure_runs_on_every_displaced_value() {
             assert!(r.owner.is_none());
             r.owner = Some(key);
         });
-        assert_eq!(cache.get_with(&key, |r| r.owner), Some(Some(key)));
+        assert_eq!(cache.view(&key, |r| r.owner), Some(Some(key)));
     }
     // 10 overwrites and 8 evictions, each reset once.
     assert_eq!(resets.load(Ordering::Relaxed), 18);
@@ -207,7 +216,7 @@ fn expired_entries_are_never_returned_and_are_recycled() {
     assert!(!cache.contains_key(&1));
     assert_eq!(cache.get(&2), Some(vec![2]));
     std::thread::sleep(Duration::from_millis(600));
-    assert_eq!(cache.get_with(&2, |v| v.clone()), None);
+    assert_eq!(cache.view(&2, |v| v.clone()), None);
     assert_eq!(cache.get(&3), Some(vec![3]));
     assert_eq!(cache.get(&4), Some(vec![4]));
     // The reads recycled both expired entries.
@@ -220,13 +229,16 @@ fn expired_entries_are_never_returned_and_are_recycled() {
     cache.insert_ttl(5, vec![5], Duration::ZERO);
     assert!(!cache.insert(5, vec![55]));
     assert_eq!(cache.get(&5), Some(vec![55]));
-    // remove() of an expired entry recycles it but reports no removal.
+    // remove() and invalidate() of an expired entry recycle it but report
+    // no removal.
     cache.insert_ttl(6, vec![6], Duration::ZERO);
-    assert!(!cache.remove(&6));
+    assert_eq!(cache.remove(&6), None);
+    cache.insert_ttl(6, vec![6], Duration::ZERO);
+    assert!(!cache.invalidate(&6));
     let s = cache.stats();
     assert_eq!(
         (s.expiration_count, s.replace_count, s.remove_count),
-        (4, 0, 0)
+        (5, 0, 0)
     );
     assert_adds_up(&s);
 }
@@ -345,16 +357,16 @@ fn a_refilled_value_is_trimmed_to_what_it_holds() {
     cache.insert_with(1, |v| v.extend_from_slice(b"small"));
     assert!(
         cache
-            .get_with(&1, |v| v.capacity() < 1024 && v == b"small")
+            .view(&1, |v| v.capacity() < 1024 && v == b"small")
             .unwrap()
     );
     // A new key that takes the spare of a removed big value: the same.
     cache.insert_with(2, |v| v.resize(16 * 1024, 7));
-    assert!(cache.remove(&2));
+    assert!(cache.invalidate(&2));
     cache.insert_with(3, |v| v.extend_from_slice(b"tiny"));
     assert!(
         cache
-            .get_with(&3, |v| v.capacity() < 1024 && v == b"tiny")
+            .view(&3, |v| v.capacity() < 1024 && v == b"tiny")
             .unwrap()
     );
     // Within a quarter (and 256 bytes) of its contents, a value keeps its
@@ -363,7 +375,7 @@ fn a_refilled_value_is_trimmed_to_what_it_holds() {
     let before = thread_allocs();
     cache.insert_with(4, |v| v.resize(3500, 2));
     assert_eq!(thread_allocs() - before, 0);
-    assert_eq!(cache.get_with(&4, Vec::capacity), Some(4096));
+    assert_eq!(cache.view(&4, Vec::capacity), Some(4096));
 }
 
 /// Values of varied sizes, overwritten again and again, hold about what
@@ -387,7 +399,7 @@ fn entries_of_varied_sizes_hold_about_what_they_need() {
     }
     let (mut used, mut held) = (0, 0);
     for k in 0..KEYS {
-        let (len, cap) = cache.get_with(&k, |v| (v.len(), v.capacity())).unwrap();
+        let (len, cap) = cache.view(&k, |v| (v.len(), v.capacity())).unwrap();
         used += len;
         held += cap;
     }
@@ -455,7 +467,7 @@ fn values_displaced_by_insert_at_the_bound_go_to_the_pool() {
     cache.insert(1, Vec::with_capacity(100));
     cache.insert(2, vec![2]); // evicts 1: no room for a spare
     assert_eq!(cache.stats().pool.num_idle, 1);
-    cache.remove(&2); // its value is kept as a spare
+    cache.invalidate(&2); // its value is kept as a spare
     cache.insert_with(3, |v| v.push(3)); // uses the spare
     cache.insert_with(3, |v| v.push(4)); // in place
     let s = cache.stats();
@@ -501,7 +513,7 @@ fn dropping_the_cache_drops_every_value_when_drops_panic() {
     // At the bound, 5's armed value goes to the pool; 0's is kept as a
     // spare.
     cache.insert(5, Counted::new(&drops));
-    cache.remove(&0);
+    cache.invalidate(&0);
     let s = cache.stats();
     assert_eq!(
         (s.num_entries, s.num_spare, s.pool.num_idle),
@@ -565,7 +577,7 @@ fn borrowed_keys_and_a_custom_hasher_work() {
         .unwrap();
     cache.insert("alpha".to_string(), "a".to_string());
     assert_eq!(cache.get("alpha").as_deref(), Some("a"));
-    assert!(cache.remove("alpha"));
+    assert_eq!(cache.remove("alpha").as_deref(), Some("a"));
     cache.insert("beta".into(), "b".into());
     cache.clear();
     assert!(cache.is_empty());
@@ -599,7 +611,8 @@ fn concurrent_readers_and_writers_count_up_and_never_mix_values() {
             .map(|t| {
                 let cache = Arc::clone(&cache);
                 tokio::spawn(async move {
-                    let (mut hits, mut misses, mut inserts, mut removes) = (0u64, 0, 0, 0);
+                    let (mut hits, mut misses, mut inserts, mut removes, mut taken) =
+                        (0u64, 0, 0, 0, 0);
                     let mut x = 0x2545_f491_4f6c_dd1d_u64 ^ (t + 1);
                     for i in 0..OPS {
                         x ^= x << 13;
@@ -607,7 +620,7 @@ fn concurrent_readers_and_writers_count_up_and_never_mix_values() {
                         x ^= x << 17;
                         let key = x % KEYS;
                         match x >> 60 {
-                            0..=9 => match cache.get_with(&key, |v| belongs_to(key, v)) {
+                            0..=9 => match cache.view(&key, |v| belongs_to(key, v)) {
                                 Some(ok) => {
                                     assert!(ok, "key {key} read another key's value");
                                     hits += 1;
@@ -627,22 +640,38 @@ fn concurrent_readers_and_writers_count_up_and_never_mix_values() {
                                 cache.insert(key, v);
                                 inserts += 1;
                             }
+                            _ if i % 2 == 0 => {
+                                removes += u64::from(cache.invalidate(&key));
+                            }
                             _ => {
-                                removes += u64::from(cache.remove(&key));
+                                if let Some(v) = cache.remove(&key) {
+                                    assert!(
+                                        belongs_to(key, &v),
+                                        "key {key} took another key's value"
+                                    );
+                                    removes += 1;
+                                    taken += 1;
+                                }
                             }
                         }
                         if i % 256 == 0 {
                             tokio::task::yield_now().await;
                         }
                     }
-                    (hits, misses, inserts, removes)
+                    (hits, misses, inserts, removes, taken)
                 })
             })
             .collect();
-        let mut totals = (0, 0, 0, 0);
+        let mut totals = (0, 0, 0, 0, 0);
         for t in tasks {
-            let (h, m, i, r) = t.await.unwrap();
-            totals = (totals.0 + h, totals.1 + m, totals.2 + i, totals.3 + r);
+            let (h, m, i, r, k) = t.await.unwrap();
+            totals = (
+                totals.0 + h,
+                totals.1 + m,
+                totals.2 + i,
+                totals.3 + r,
+                totals.4 + k,
+            );
         }
         totals
     });
@@ -651,13 +680,15 @@ fn concurrent_readers_and_writers_count_up_and_never_mix_values() {
     assert_eq!(s.miss_count, totals.1);
     assert_eq!(s.insert_count, totals.2);
     assert_eq!(s.remove_count, totals.3);
+    assert_eq!(s.taken_count, totals.4);
+    assert!(s.taken_count > 0 && s.taken_count < s.remove_count);
     assert_eq!(s.expiration_count, 0);
     assert!(s.eviction_count > 0 && s.hit_count > 0);
     assert!(s.num_entries <= 256);
     assert_eq!(s.num_entries as usize, cache.len());
     assert_adds_up(&s);
     for k in 0..KEYS {
-        if let Some(ok) = cache.get_with(&k, |v| belongs_to(k, v)) {
+        if let Some(ok) = cache.view(&k, |v| belongs_to(k, v)) {
             assert!(ok);
         }
     }
@@ -679,7 +710,7 @@ fn counts_add_up_across_many_short_lived_threads() {
                         if i % 3 == 0 {
                             cache.insert_with(key, |v| fill_for(key, 1, v));
                         } else {
-                            cache.get_with(&key, |v| assert!(belongs_to(key, v)));
+                            cache.view(&key, |v| assert!(belongs_to(key, v)));
                             reads.fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -715,7 +746,7 @@ fn overwriting_an_existing_key_allocates_nothing() {
     for i in 0..OPS {
         let k = i % KEYS;
         cache.insert_with(k, |v| v.extend_from_slice(&[i as u8; 64]));
-        black_box(cache.get_with(&k, |v| v[0]));
+        black_box(cache.view(&k, |v| v[0]));
     }
     let allocs = thread_allocs() - before;
     assert_eq!(allocs, 0, "{allocs} allocations in {OPS} overwrites");
@@ -743,7 +774,7 @@ fn overwriting_an_existing_string_key_by_reference_allocates_nothing() {
     for i in 0..OPS {
         let key = keys[i % KEYS].as_str();
         assert!(cache.insert_with_ref(key, |v| v.extend_from_slice(&[i as u8; 64])));
-        black_box(cache.get_with(key, |v| v[0]));
+        black_box(cache.view(key, |v| v[0]));
     }
     let by_ref = thread_allocs() - before;
     assert_eq!(
@@ -756,7 +787,7 @@ fn overwriting_an_existing_string_key_by_reference_allocates_nothing() {
     for i in 0..OPS {
         let key = keys[i % KEYS].as_str();
         cache.insert_with_ref_ttl(key, Duration::from_secs(3600), |v| v.push(i as u8));
-        assert_eq!(cache.get_with(key, |v| v[0]), Some(i as u8));
+        assert_eq!(cache.view(key, |v| v[0]), Some(i as u8));
     }
     let ttl_and_hits = thread_allocs() - before;
     assert_eq!(ttl_and_hits, 0, "{ttl_and_hits} allocations");
@@ -795,9 +826,9 @@ fn eviction_and_removal_churn_allocates_nothing() {
     for k in 4096..40_000u64 {
         cache.insert_with(k, |v| fill(k, v)); // evicts
         if k % 3 == 0 {
-            cache.remove(&(k - 1)); // frees a slot for the next insert
+            cache.invalidate(&(k - 1)); // frees a slot for the next insert
         }
-        black_box(cache.get_with(&k, |v| v.len()));
+        black_box(cache.view(&k, |v| v.len()));
     }
     let allocs = thread_allocs() - before;
     assert_eq!(allocs, 0, "{allocs} allocations in the churn");
@@ -825,7 +856,11 @@ fn a_recycler_policy_sees_every_displaced_value() {
         .unwrap();
     cache.insert_with(1, |v| v.push(1));
     cache.insert_with(1, |v| v.push(2));
-    cache.remove(&1);
+    cache.invalidate(&1);
+    assert_eq!(n.load(Ordering::Relaxed), 2);
+    // A value handed back by `remove` leaves the cache as it is: no reset.
+    cache.insert_with(2, |v| v.push(3)); // takes 1's spare, reset already
+    assert_eq!(cache.remove(&2), Some(vec![3]));
     assert_eq!(n.load(Ordering::Relaxed), 2);
 }
 
@@ -908,4 +943,55 @@ fn insert_with_ref_that_panics_leaves_no_entry() {
     assert!(panicked.is_err());
     assert!(cache.is_empty());
     assert_adds_up(&cache.stats());
+}
+
+#[test]
+fn remove_hands_back_the_value_and_invalidate_recycles_it() {
+    let cache: PooledCache<String, Vec<u8>> = PooledCache::new(8);
+    cache.insert("a".into(), b"alpha".to_vec());
+    cache.insert("b".into(), b"beta".to_vec());
+    assert_eq!(cache.remove("a"), Some(b"alpha".to_vec()));
+    assert_eq!(cache.remove("a"), None);
+    assert_eq!(cache.stats().num_spare, 0); // the value left the cache
+    assert!(cache.invalidate("b"));
+    assert!(!cache.invalidate("b"));
+    let s = cache.stats();
+    assert_eq!(s.num_spare, 1); // reset and kept
+    assert_eq!((s.remove_count, s.taken_count, s.recycled_count), (2, 1, 1));
+    assert!(cache.is_empty());
+    assert_adds_up(&s);
+    // The next insert_with refills the spare `invalidate` kept.
+    cache.insert_with_ref("c", |v| {
+        assert!(v.is_empty() && v.capacity() >= 4, "not the recycled value");
+        v.push(1);
+    });
+    assert_eq!(cache.stats().pool.created_count, 0);
+}
+
+/// `Bytes` values: served without a copy, and let go of their buffer when
+/// the cache recycles them.
+#[test]
+fn bytes_values_are_served_without_a_copy_and_released_when_recycled() {
+    let body = Bytes::from(vec![b'x'; 64 * 1024]);
+    let cache: PooledCache<String, Bytes> = PooledCache::new(16);
+    cache.insert("a".into(), body.slice(..100));
+    cache.insert_with_ref("b", |b| *b = body.slice(100..300));
+    let a = cache.get("a").unwrap();
+    assert_eq!((a.as_ptr(), a.len()), (body.as_ptr(), 100)); // the same buffer
+    assert_eq!(cache.view("b", |b| b.len()), Some(200));
+    drop(a);
+    // Overwritten and invalidated values are reset: no reference kept.
+    assert!(cache.insert("a".into(), Bytes::from_static(b"static")));
+    assert!(cache.invalidate("b"));
+    assert_eq!(cache.get("a").as_deref(), Some(&b"static"[..]));
+    let s = cache.stats();
+    assert_eq!((s.num_spare, s.discard_count), (2, 0));
+    assert_adds_up(&s);
+    // A removed value is handed back as it is.
+    cache.insert_with_ref("c", |b| *b = body.slice(..8));
+    let c = cache.remove("c").unwrap();
+    assert_eq!((c.as_ptr(), c.len()), (body.as_ptr(), 8));
+    drop(c);
+    // Nothing the cache holds (entries, spares, pool) refers to the body.
+    assert!(body.try_into_mut().is_ok());
 }
