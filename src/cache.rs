@@ -104,9 +104,10 @@
 //! closure you pass), and no guard escapes, so no lock can be held across
 //! an `.await`. Share the cache as `Arc<PooledCache<..>>` or in a `static`
 //! and call it from handlers directly. Keep the closures of
-//! [`view`](PooledCache::view) and [`insert_with`](PooledCache::insert_with)
-//! short (they run under the shard lock), copy out what you need before
-//! awaiting, and never call the cache from inside them (that can deadlock).
+//! [`view`](PooledCache::view), [`insert_with`](PooledCache::insert_with)
+//! and [`get_or_insert_with`](PooledCache::get_or_insert_with) short (they
+//! run under the shard lock), copy out what you need before awaiting, and
+//! never call the cache from inside them (that can deadlock).
 //!
 //! ```
 //! use capacitor_pool::PooledCache;
@@ -415,7 +416,7 @@ impl<K: Hash + Eq> WriteKey<K> for OwnedKey<K> {
     }
 }
 
-/// A key the caller lends (`insert_with_ref`).
+/// A key the caller lends (`insert_with_ref`, `get_or_insert_with`).
 struct BorrowedKey<'a, Q: ?Sized>(&'a Q);
 
 impl<K, Q> WriteKey<K> for BorrowedKey<'_, Q>
@@ -446,7 +447,7 @@ enum Wrote {
     Inserted,
     /// Overwrote a live entry.
     Replaced,
-    /// Found a live entry and left it as it was (`keep_live`).
+    /// Found a live entry and left it as it was (`get_or_insert_with`).
     Kept,
 }
 
@@ -636,7 +637,8 @@ where
     /// Runs `f` on the value of `key`, under the shard's shared lock, and
     /// returns what it returns; `None` on a miss (no entry, or an expired
     /// one). The value is not cloned. The name and shape are dashmap's
-    /// `view` (whose closure also gets the key).
+    /// `view` (whose closure also gets the key); to insert on a miss, see
+    /// [`get_or_insert_with`](PooledCache::get_or_insert_with).
     ///
     /// `f` must not call back into the cache: a write to the same shard
     /// from inside it deadlocks.
@@ -867,6 +869,66 @@ where
         self.write_borrowed(key, Some(ttl), fill)
     }
 
+    /// Runs `read` on the value of `key`, first filling one in place with
+    /// `fill` if `key` has no live entry: the get-or-insert of moka's
+    /// `get_with` and of `HashMap`'s `entry(k).or_insert_with(..)`, for a
+    /// cache that hands out no references (`read` copies out what the
+    /// caller needs). The key is borrowed, and made owned only for a new
+    /// entry, as in [`insert_with_ref`](PooledCache::insert_with_ref).
+    ///
+    /// A hit runs `read` under the shard's shared lock, as
+    /// [`view`](PooledCache::view) does. A miss takes the exclusive lock,
+    /// looks again, and, if `key` still has no live entry, fills one as
+    /// [`insert_with_ref`](PooledCache::insert_with_ref) does (with the
+    /// default TTL) and runs `read` on it; so of concurrent callers for the
+    /// same missing key, one fills and the others read what it filled.
+    /// Counted as one hit or one miss (and then one insert). `fill` and
+    /// `read` run under the shard's lock: keep them short, and do not call
+    /// the cache from them. If either panics, no entry is left for `key`.
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    ///
+    /// let cache: PooledCache<String, Vec<u8>> = PooledCache::new(8);
+    /// let len = cache.get_or_insert_with("k", |v| v.extend_from_slice(b"made"), |v| v.len());
+    /// assert_eq!(len, 4); // a miss: filled, then read
+    /// let first = cache.get_or_insert_with("k", |_| unreachable!(), |v| v.clone());
+    /// assert_eq!(first, b"made"); // a hit: `fill` does not run
+    /// let s = cache.stats();
+    /// assert_eq!((s.hit_count, s.miss_count, s.insert_count), (1, 1, 1));
+    /// ```
+    pub fn get_or_insert_with<Q, T>(
+        &self,
+        key: &Q,
+        fill: impl FnOnce(&mut V),
+        read: impl FnOnce(&V) -> T,
+    ) -> T
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let hash = self.hasher.hash_one(key);
+        let read = match self.read_live(hash, key, read) {
+            Ok(out) => return out,
+            Err((read, _)) => read,
+        };
+        let (wrote, out) = self.write(
+            hash,
+            BorrowedKey(key),
+            self.default_ttl,
+            Fill::With(fill),
+            true,
+            read,
+        );
+        let counters = self.counters();
+        bump(if wrote == Wrote::Kept {
+            &counters.hits
+        } else {
+            &counters.misses
+        });
+        out
+    }
+
     /// The `insert` methods with an owned key.
     #[inline]
     fn write_owned<F: FnOnce(&mut V)>(
@@ -1092,10 +1154,10 @@ where
         meta >> 1 != 0 && LazyNow::new(self.epoch).expired(meta)
     }
 
-    /// The write path of the `insert` methods: sets the entry of `key`
-    /// (whose hash is `hash`) and runs `then` on its value, under the shard
-    /// lock. With `keep_live`, a live entry is left as it is (and marked as
-    /// used) instead of overwritten, for a get-or-insert. A panic of
+    /// The write path of the `insert` methods and of `get_or_insert_with`:
+    /// sets the entry of `key` (whose hash is `hash`) and runs `then` on its
+    /// value, under the shard lock. With `keep_live`, a live entry is left
+    /// as it is (and marked as used) instead of overwritten. A panic of
     /// `fill` or `then` leaves no entry for `key` (see `Unfill`).
     fn write<W, F, T>(
         &self,

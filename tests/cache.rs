@@ -8,8 +8,8 @@ mod tagged;
 
 use std::hint::black_box;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -782,12 +782,13 @@ fn overwriting_an_existing_string_key_by_reference_allocates_nothing() {
         "{by_ref} allocations in {OPS} overwrites by reference"
     );
 
-    // The TTL variant allocates nothing either.
+    // The TTL variant, and get-or-insert hits, allocate nothing either.
     let before = thread_allocs();
     for i in 0..OPS {
         let key = keys[i % KEYS].as_str();
         cache.insert_with_ref_ttl(key, Duration::from_secs(3600), |v| v.push(i as u8));
-        assert_eq!(cache.view(key, |v| v[0]), Some(i as u8));
+        let first = cache.get_or_insert_with(key, |_| panic!("{key} is present"), |v| v[0]);
+        assert_eq!(first, i as u8);
     }
     let ttl_and_hits = thread_allocs() - before;
     assert_eq!(ttl_and_hits, 0, "{ttl_and_hits} allocations");
@@ -943,6 +944,102 @@ fn insert_with_ref_that_panics_leaves_no_entry() {
     assert!(panicked.is_err());
     assert!(cache.is_empty());
     assert_adds_up(&cache.stats());
+}
+
+#[test]
+fn get_or_insert_with_fills_a_missing_key_and_reads_a_present_one() {
+    let cache: PooledCache<String, Vec<u8>> = PooledCache::new(64);
+    let fills = AtomicUsize::new(0);
+    let fill = |v: &mut Vec<u8>| {
+        fills.fetch_add(1, Ordering::Relaxed);
+        v.extend_from_slice(b"made");
+    };
+    // A miss fills, then reads what it filled.
+    assert_eq!(cache.get_or_insert_with("k", fill, |v| v.clone()), b"made");
+    assert_eq!(fills.load(Ordering::Relaxed), 1);
+    // A hit reads and does not fill, even with a different fill.
+    assert_eq!(cache.get_or_insert_with("k", fill, Vec::len), 4);
+    assert_eq!(fills.load(Ordering::Relaxed), 1);
+    // A present key set by another insert is read as it is.
+    cache.insert("other".into(), b"set".to_vec());
+    assert_eq!(
+        cache.get_or_insert_with("other", fill, |v| v.clone()),
+        b"set"
+    );
+    assert_eq!(fills.load(Ordering::Relaxed), 1);
+    // An expired entry counts as missing: refilled in place.
+    cache.insert_ttl("old".into(), b"stale".to_vec(), Duration::ZERO);
+    assert_eq!(
+        cache.get_or_insert_with("old", fill, |v| v.clone()),
+        b"made"
+    );
+    assert_eq!(fills.load(Ordering::Relaxed), 2);
+    assert_eq!(cache.get("old").as_deref(), Some(&b"made"[..]));
+    let s = cache.stats();
+    assert_eq!((s.hit_count, s.miss_count), (3, 2)); // the `get` is a hit
+    assert_eq!(
+        (s.insert_count, s.replace_count, s.expiration_count),
+        (4, 0, 1)
+    );
+    assert_eq!(s.num_entries, 3);
+    assert_adds_up(&s);
+
+    // A panic in `fill` or in `read` on a miss leaves no entry.
+    for fill_panics in [true, false] {
+        let panicked = catch_unwind(AssertUnwindSafe(|| {
+            cache.get_or_insert_with(
+                "boom",
+                |v| {
+                    v.push(1);
+                    assert!(!fill_panics, "fill fails");
+                },
+                |v: &Vec<u8>| -> usize { panic!("read fails after {} bytes", v.len()) },
+            )
+        }));
+        assert!(panicked.is_err());
+        assert!(!cache.contains_key("boom"));
+    }
+    assert_eq!(cache.len(), 3);
+    assert_adds_up(&cache.stats());
+}
+
+#[test]
+fn concurrent_get_or_insert_with_fills_each_missing_key_once() {
+    const THREADS: usize = 8;
+    const KEYS: u64 = 64;
+    let cache = Arc::new(PooledCache::<u64, Vec<u8>>::new(1024));
+    let fills = Arc::new(AtomicUsize::new(0));
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (cache, fills, barrier) =
+                (Arc::clone(&cache), Arc::clone(&fills), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                barrier.wait();
+                for k in 0..KEYS {
+                    let key = (k + t as u64) % KEYS; // threads meet on every key
+                    let ok = cache.get_or_insert_with(
+                        &key,
+                        |v| {
+                            fills.fetch_add(1, Ordering::Relaxed);
+                            fill_for(key, 2, v);
+                        },
+                        |v| belongs_to(key, v) && v.len() == 16,
+                    );
+                    assert!(ok, "key {key} read a value it was not filled with");
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(fills.load(Ordering::Relaxed), KEYS as usize);
+    let s = cache.stats();
+    assert_eq!(s.miss_count, KEYS);
+    assert_eq!(s.hit_count, (THREADS as u64 - 1) * KEYS);
+    assert_eq!((s.insert_count, s.num_entries), (KEYS, KEYS));
+    assert_adds_up(&s);
 }
 
 #[test]
