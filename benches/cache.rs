@@ -6,7 +6,7 @@
 //! function per contestant:
 //!
 //! - `capacitor_pool`: [`PooledCache`] with its defaults (foldhash, four
-//!   shards per CPU); a read is `get_with` (no clone), a write is
+//!   shards per CPU); a read is `view` (no clone), a write is
 //!   `insert_with`, which refills the key's old value in place.
 //! - `rwlock_hashmap` / `rwlock_hashmap_foldhash`: one `RwLock` around a std
 //!   `HashMap`, with std's SipHash or with foldhash; a write allocates a
@@ -110,7 +110,7 @@ trait Contestant: Sync {
 impl Contestant for PooledCache<u64, Vec<u8>> {
     #[inline]
     fn read(&self, key: u64) -> u8 {
-        self.get_with(&key, |v| v[0]).unwrap_or(0)
+        self.view(&key, |v| v[0]).unwrap_or(0)
     }
 
     #[inline]

@@ -103,7 +103,7 @@ fn run(name: &str) -> (usize, (u64, u64)) {
                 |k, len| {
                     cache.insert_with(k, |v| v.resize(len, k as u8));
                 },
-                |k| cache.get_with(&k, Vec::len).unwrap_or(0),
+                |k| cache.view(&k, Vec::len).unwrap_or(0),
             );
             (used, resident_kib())
         }
@@ -117,7 +117,7 @@ fn run(name: &str) -> (usize, (u64, u64)) {
                 |k, len| {
                     cache.insert_with(k, |v| v.resize(len, k as u8));
                 },
-                |k| cache.get_with(&k, Vec::len).unwrap_or(0),
+                |k| cache.view(&k, Vec::len).unwrap_or(0),
             );
             (used, resident_kib())
         }

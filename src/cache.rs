@@ -1,6 +1,6 @@
 //! `PooledCache<K, V>`: a sharded, bounded concurrent cache whose values are
-//! recycled: overwriting a key fills the old value in place, and removed,
-//! evicted and expired values are reset and reused.
+//! recycled: overwriting a key fills the old value in place, and
+//! invalidated, evicted and expired values are reset and reused.
 //!
 //! ```
 //! use capacitor_pool::PooledCache;
@@ -8,7 +8,7 @@
 //!
 //! let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(10_000);
 //! cache.insert_with(7, |v| v.extend_from_slice(b"seven")); // fills a pooled value
-//! assert_eq!(cache.get_with(&7, |v| v.len()), Some(5)); // read in place, no clone
+//! assert_eq!(cache.view(&7, |v| v.len()), Some(5)); // read in place, no clone
 //! assert_eq!(cache.get(&7).as_deref(), Some(&b"seven"[..])); // or a clone
 //! assert_eq!(cache.get(&8), None); // a miss
 //!
@@ -19,7 +19,7 @@
 //! std::thread::sleep(Duration::from_millis(2));
 //! assert_eq!(cache.get(&9), None); // expired: never returned
 //!
-//! assert!(cache.remove(&7)); // the value is reset and kept for the next insert
+//! assert!(cache.invalidate(&7)); // the value is reset and kept for the next insert
 //! let stats = cache.stats();
 //! assert_eq!((stats.hit_count, stats.miss_count), (3, 2));
 //! ```
@@ -45,7 +45,10 @@
 //! [`insert_with`](PooledCache::insert_with) resets the key's value and
 //! fills it in place; a new key takes a spare, or the value of the entry it
 //! evicts, so in the steady state no write allocates (the counting
-//! allocator in the tests checks it). Once a shard first fills up, its
+//! allocator in the tests checks it). For keys that own heap memory
+//! (`String`), [`insert_with_ref`](PooledCache::insert_with_ref) takes the
+//! key borrowed (`&str`) and makes the owned key only for a new entry, so
+//! that an overwrite allocates no key either. Once a shard first fills up, its
 //! table is sized to twice the bound, so churn at the bound never grows it
 //! (hashbrown then clears tombstones by rehashing in place).
 //!
@@ -75,8 +78,9 @@
 //! key, by the CLOCK sweep, which takes one whatever its reference bit)
 //! or all at once by [`trim`](PooledCache::trim).
 //!
-//! **Recycling.** A displaced value (overwritten, removed, evicted or
-//! expired) is reset with the cache's [`Recycle`] policy ([`Reset`] by
+//! **Recycling.** A displaced value (overwritten, invalidated, evicted or
+//! expired; a value [`remove`](PooledCache::remove) hands back leaves the
+//! cache instead) is reset with the cache's [`Recycle`] policy ([`Reset`] by
 //! default, or the builder's [`reset`](PooledCacheBuilder::reset) closure)
 //! and dropped instead if it then retains more than the retention limit
 //! (1 MiB by default). It is refilled in place or kept as a spare of its
@@ -100,10 +104,10 @@
 //! closure you pass), and no guard escapes, so no lock can be held across
 //! an `.await`. Share the cache as `Arc<PooledCache<..>>` or in a `static`
 //! and call it from handlers directly. Keep the closures of
-//! [`get_with`](PooledCache::get_with) and
-//! [`insert_with`](PooledCache::insert_with) short (they run under the
-//! shard lock), copy out what you need before awaiting, and never call the
-//! cache from inside them (that can deadlock).
+//! [`view`](PooledCache::view), [`insert_with`](PooledCache::insert_with)
+//! and [`get_or_insert_with`](PooledCache::get_or_insert_with) short (they
+//! run under the shard lock), copy out what you need before awaiting, and
+//! never call the cache from inside them (that can deadlock).
 //!
 //! ```
 //! use capacitor_pool::PooledCache;
@@ -116,7 +120,7 @@
 //! # async fn main() {
 //! let handler = tokio::spawn(async {
 //!     SESSIONS.insert_with(1, |s| s.push_str("alice"));
-//!     let name_len = SESSIONS.get_with(&1, |s| s.len()); // lock released here
+//!     let name_len = SESSIONS.view(&1, |s| s.len()); // lock released here
 //!     tokio::task::yield_now().await; // nothing held across the await
 //!     name_len
 //! });
@@ -223,7 +227,7 @@ const SHARD_SHIFT: u32 = 25;
 ///     .unwrap();
 /// cache.insert_with("a".to_string(), |v| v.push(1));
 /// cache.insert_with("b".to_string(), |v| v.push(2));
-/// cache.get_with("a", |_| ()); // "a" is hot now
+/// cache.view("a", |_| ()); // "a" is hot now
 /// cache.insert_with("c".to_string(), |v| v.push(3)); // full: evicts "b"
 /// assert_eq!(cache.len(), 2);
 /// assert!(cache.contains_key("a") && !cache.contains_key("b"));
@@ -280,6 +284,9 @@ struct Counters {
     inserts: AtomicU64,
     replaces: AtomicU64,
     removes: AtomicU64,
+    /// Removes that handed the value to the caller (counted in `removes`
+    /// too).
+    takes: AtomicU64,
     evictions: AtomicU64,
     expirations: AtomicU64,
     discards: AtomicU64,
@@ -373,6 +380,75 @@ enum Fill<V, F> {
     Value(V),
     /// In place, with a reset value.
     With(F),
+}
+
+/// The key a write brings: owned, or borrowed and made owned only for a
+/// new entry (the pattern of hashbrown's `entry_ref`).
+trait WriteKey<K> {
+    /// The key's hash; equal for a borrowed key and its owned form, by
+    /// the contract of [`Borrow`].
+    fn hash_with<S: BuildHasher>(&self, hasher: &S) -> u64;
+
+    /// Whether `key` is this key.
+    fn is(&self, key: &K) -> bool;
+
+    /// The key to store in a new entry.
+    fn into_owned(self) -> K;
+}
+
+/// A key the caller gives away (`insert`, `insert_with`).
+struct OwnedKey<K>(K);
+
+impl<K: Hash + Eq> WriteKey<K> for OwnedKey<K> {
+    #[inline]
+    fn hash_with<S: BuildHasher>(&self, hasher: &S) -> u64 {
+        hasher.hash_one(&self.0)
+    }
+
+    #[inline]
+    fn is(&self, key: &K) -> bool {
+        *key == self.0
+    }
+
+    #[inline]
+    fn into_owned(self) -> K {
+        self.0
+    }
+}
+
+/// A key the caller lends (`insert_with_ref`, `get_or_insert_with`).
+struct BorrowedKey<'a, Q: ?Sized>(&'a Q);
+
+impl<K, Q> WriteKey<K> for BorrowedKey<'_, Q>
+where
+    K: Borrow<Q>,
+    Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+{
+    #[inline]
+    fn hash_with<S: BuildHasher>(&self, hasher: &S) -> u64 {
+        hasher.hash_one(self.0)
+    }
+
+    #[inline]
+    fn is(&self, key: &K) -> bool {
+        key.borrow() == self.0
+    }
+
+    #[inline]
+    fn into_owned(self) -> K {
+        self.0.to_owned()
+    }
+}
+
+/// What a write did.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wrote {
+    /// Added an entry (or refilled an expired one).
+    Inserted,
+    /// Overwrote a live entry.
+    Replaced,
+    /// Found a live entry and left it as it was (`get_or_insert_with`).
+    Kept,
 }
 
 impl<K, V> Shard<K, V> {
@@ -524,7 +600,7 @@ where
     ///     .build()
     ///     .unwrap();
     /// cache.insert_with(1, |v| v.push(1));
-    /// assert!(cache.get_with(&1, |v| v.capacity() >= 64).unwrap());
+    /// assert!(cache.view(&1, |v| v.capacity() >= 64).unwrap());
     /// ```
     pub fn builder_with(make: impl Fn() -> V + Send + Sync + 'static) -> PooledCacheBuilder<K, V> {
         PooledCacheBuilder {
@@ -560,7 +636,9 @@ where
 
     /// Runs `f` on the value of `key`, under the shard's shared lock, and
     /// returns what it returns; `None` on a miss (no entry, or an expired
-    /// one). The value is not cloned.
+    /// one). The value is not cloned. The name and shape are dashmap's
+    /// `view` (whose closure also gets the key); to insert on a miss, see
+    /// [`get_or_insert_with`](PooledCache::get_or_insert_with).
     ///
     /// `f` must not call back into the cache: a write to the same shard
     /// from inside it deadlocks.
@@ -570,41 +648,56 @@ where
     ///
     /// let cache: PooledCache<&str, Vec<u8>> = PooledCache::new(8);
     /// cache.insert("k", b"value".to_vec());
-    /// assert_eq!(cache.get_with("k", |v| v.len()), Some(5));
-    /// assert_eq!(cache.get_with("other", |v| v.len()), None);
+    /// assert_eq!(cache.view("k", |v| v.len()), Some(5));
+    /// assert_eq!(cache.view("other", |v| v.len()), None);
     /// ```
     #[inline]
-    pub fn get_with<Q, T>(&self, key: &Q, f: impl FnOnce(&V) -> T) -> Option<T>
+    pub fn view<Q, T>(&self, key: &Q, f: impl FnOnce(&V) -> T) -> Option<T>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hasher.hash_one(key);
-        let shard = self.shard(hash);
-        let inner = shard.read();
-        let found = inner.table.find(hash, |e| e.key.borrow() == key);
-        if let Some(entry) = found {
-            let meta = entry.meta.load(Ordering::Relaxed);
-            if !self.expired(meta) {
-                if meta & REFERENCED == 0 {
-                    entry.meta.store(meta | REFERENCED, Ordering::Relaxed);
+        match self.read_live(hash, key, f) {
+            Ok(out) => Some(out),
+            Err((_, expired)) => {
+                bump(&self.counters().misses);
+                if expired {
+                    // Found, but expired: recycle it now.
+                    self.reclaim_expired(hash, key);
                 }
-                bump(&self.counters().hits);
-                return Some(f(&entry.value));
+                None
             }
         }
-        bump(&self.counters().misses);
-        let expired = found.is_some();
-        drop(inner);
-        if expired {
-            // Found, but expired: recycle it now.
-            self.reclaim_expired(hash, key);
+    }
+
+    /// Runs `f` on the live value of `key` under the shard's shared lock,
+    /// marks the entry as used and counts a hit. On a miss, counts nothing
+    /// and gives `f` back, with whether an expired entry was found.
+    #[inline]
+    fn read_live<Q, T, F>(&self, hash: u64, key: &Q, f: F) -> Result<T, (F, bool)>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+        F: FnOnce(&V) -> T,
+    {
+        let inner = self.shard(hash).read();
+        let Some(entry) = inner.table.find(hash, |e| e.key.borrow() == key) else {
+            return Err((f, false));
+        };
+        let meta = entry.meta.load(Ordering::Relaxed);
+        if self.expired(meta) {
+            return Err((f, true));
         }
-        None
+        if meta & REFERENCED == 0 {
+            entry.meta.store(meta | REFERENCED, Ordering::Relaxed);
+        }
+        bump(&self.counters().hits);
+        Ok(f(&entry.value))
     }
 
     /// A clone of the value of `key`; `None` on a miss. Use
-    /// [`get_with`](PooledCache::get_with) to read without cloning.
+    /// [`view`](PooledCache::view) to read without cloning.
     ///
     /// ```
     /// use capacitor_pool::PooledCache;
@@ -621,7 +714,7 @@ where
         Q: Hash + Eq + ?Sized,
         V: Clone,
     {
-        self.get_with(key, V::clone)
+        self.view(key, V::clone)
     }
 
     /// Whether `key` has an entry that has not expired. Counted as a hit or
@@ -640,7 +733,7 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
-        self.get_with(key, |_| ()).is_some()
+        self.view(key, |_| ()).is_some()
     }
 
     /// Sets `key` to `value`, with the default TTL (if any). Returns whether
@@ -661,7 +754,7 @@ where
     /// assert_eq!(cache.get(&1), Some(vec![2]));
     /// ```
     pub fn insert(&self, key: K, value: V) -> bool {
-        self.write(key, self.default_ttl, Fill::<V, fn(&mut V)>::Value(value))
+        self.write_owned(key, self.default_ttl, Fill::<V, fn(&mut V)>::Value(value))
     }
 
     /// Like [`insert`](PooledCache::insert), with a time to live for this
@@ -679,7 +772,7 @@ where
     /// assert!(cache.get(&2).is_some());
     /// ```
     pub fn insert_ttl(&self, key: K, value: V, ttl: Duration) -> bool {
-        self.write(key, Some(ttl), Fill::<V, fn(&mut V)>::Value(value))
+        self.write_owned(key, Some(ttl), Fill::<V, fn(&mut V)>::Value(value))
     }
 
     /// Sets `key` to a value that `fill` writes in place, with the default
@@ -709,7 +802,7 @@ where
     /// assert_eq!(cache.get(&1).as_deref(), Some(&b"second"[..]));
     /// ```
     pub fn insert_with(&self, key: K, fill: impl FnOnce(&mut V)) -> bool {
-        self.write(key, self.default_ttl, Fill::With(fill))
+        self.write_owned(key, self.default_ttl, Fill::With(fill))
     }
 
     /// Like [`insert_with`](PooledCache::insert_with), with a time to live
@@ -724,24 +817,200 @@ where
     /// assert_eq!(cache.get(&1), Some(vec![1]));
     /// ```
     pub fn insert_with_ttl(&self, key: K, ttl: Duration, fill: impl FnOnce(&mut V)) -> bool {
-        self.write(key, Some(ttl), Fill::With(fill))
+        self.write_owned(key, Some(ttl), Fill::With(fill))
     }
 
-    /// Removes the entry of `key`; its value is reset and kept for a later
-    /// [`insert_with`](PooledCache::insert_with). Returns whether a live
-    /// entry was removed (an expired one is recycled too, and counted as an
-    /// expiration).
+    /// Like [`insert_with`](PooledCache::insert_with), with a borrowed key:
+    /// the owned key is made (with [`ToOwned::to_owned`]) only when the
+    /// entry is new, so overwriting an existing `String` key with a `&str`
+    /// allocates nothing. The pattern of hashbrown's `entry_ref`, with the
+    /// bound of std's `HashSet::get_or_insert_owned`: any `Q` the key
+    /// borrows as whose `to_owned` makes a `K` (`str` for `String`, `[u8]`
+    /// for `Vec<u8>`, `K` itself for a `Clone` key).
+    ///
+    /// Returns whether it replaced a live entry; the rest is as for
+    /// [`insert_with`](PooledCache::insert_with).
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    ///
+    /// let cache: PooledCache<String, Vec<u8>> = PooledCache::new(8);
+    /// let key: &str = "user:42"; // say, borrowed from a request
+    /// assert!(!cache.insert_with_ref(key, |v| v.extend_from_slice(b"alice"))); // new: one `String`
+    /// assert!(cache.insert_with_ref(key, |v| v.extend_from_slice(b"bob"))); // overwrite: no `String`
+    /// assert_eq!(cache.get(key).as_deref(), Some(&b"bob"[..]));
+    /// ```
+    pub fn insert_with_ref<Q>(&self, key: &Q, fill: impl FnOnce(&mut V)) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        self.write_borrowed(key, self.default_ttl, fill)
+    }
+
+    /// Like [`insert_with_ref`](PooledCache::insert_with_ref), with a time
+    /// to live for this entry; see [`insert_ttl`](PooledCache::insert_ttl).
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    /// use std::time::Duration;
+    ///
+    /// let cache: PooledCache<String, Vec<u8>> = PooledCache::new(8);
+    /// cache.insert_with_ref_ttl("session", Duration::ZERO, |v| v.push(1));
+    /// assert_eq!(cache.get("session"), None); // expired at once
+    /// cache.insert_with_ref_ttl("session", Duration::from_secs(30), |v| v.push(2));
+    /// assert_eq!(cache.get("session"), Some(vec![2]));
+    /// ```
+    pub fn insert_with_ref_ttl<Q>(&self, key: &Q, ttl: Duration, fill: impl FnOnce(&mut V)) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        self.write_borrowed(key, Some(ttl), fill)
+    }
+
+    /// Runs `read` on the value of `key`, first filling one in place with
+    /// `fill` if `key` has no live entry: the get-or-insert of moka's
+    /// `get_with` and of `HashMap`'s `entry(k).or_insert_with(..)`, for a
+    /// cache that hands out no references (`read` copies out what the
+    /// caller needs). The key is borrowed, and made owned only for a new
+    /// entry, as in [`insert_with_ref`](PooledCache::insert_with_ref).
+    ///
+    /// A hit runs `read` under the shard's shared lock, as
+    /// [`view`](PooledCache::view) does. A miss takes the exclusive lock,
+    /// looks again, and, if `key` still has no live entry, fills one as
+    /// [`insert_with_ref`](PooledCache::insert_with_ref) does (with the
+    /// default TTL) and runs `read` on it; so of concurrent callers for the
+    /// same missing key, one fills and the others read what it filled.
+    /// Counted as one hit or one miss (and then one insert). `fill` and
+    /// `read` run under the shard's lock: keep them short, and do not call
+    /// the cache from them. If either panics, no entry is left for `key`.
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    ///
+    /// let cache: PooledCache<String, Vec<u8>> = PooledCache::new(8);
+    /// let len = cache.get_or_insert_with("k", |v| v.extend_from_slice(b"made"), |v| v.len());
+    /// assert_eq!(len, 4); // a miss: filled, then read
+    /// let first = cache.get_or_insert_with("k", |_| unreachable!(), |v| v.clone());
+    /// assert_eq!(first, b"made"); // a hit: `fill` does not run
+    /// let s = cache.stats();
+    /// assert_eq!((s.hit_count, s.miss_count, s.insert_count), (1, 1, 1));
+    /// ```
+    pub fn get_or_insert_with<Q, T>(
+        &self,
+        key: &Q,
+        fill: impl FnOnce(&mut V),
+        read: impl FnOnce(&V) -> T,
+    ) -> T
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let hash = self.hasher.hash_one(key);
+        let read = match self.read_live(hash, key, read) {
+            Ok(out) => return out,
+            Err((read, _)) => read,
+        };
+        let (wrote, out) = self.write(
+            hash,
+            BorrowedKey(key),
+            self.default_ttl,
+            Fill::With(fill),
+            true,
+            read,
+        );
+        let counters = self.counters();
+        bump(if wrote == Wrote::Kept {
+            &counters.hits
+        } else {
+            &counters.misses
+        });
+        out
+    }
+
+    /// The `insert` methods with an owned key.
+    #[inline]
+    fn write_owned<F: FnOnce(&mut V)>(
+        &self,
+        key: K,
+        ttl: Option<Duration>,
+        fill: Fill<V, F>,
+    ) -> bool {
+        let key = OwnedKey(key);
+        let hash = key.hash_with(&self.hasher);
+        self.write(hash, key, ttl, fill, false, |_| ()).0 == Wrote::Replaced
+    }
+
+    /// The `insert_with_ref` methods.
+    #[inline]
+    fn write_borrowed<Q>(&self, key: &Q, ttl: Option<Duration>, fill: impl FnOnce(&mut V)) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let hash = self.hasher.hash_one(key);
+        let wrote = self.write(hash, BorrowedKey(key), ttl, Fill::With(fill), false, |_| ());
+        wrote.0 == Wrote::Replaced
+    }
+
+    /// Removes the entry of `key` and returns its value, as
+    /// `HashMap::remove` and moka's `remove` do; `None` if `key` has no
+    /// live entry (an expired one is recycled, and counted as an
+    /// expiration). The value leaves the cache, so it is not recycled: use
+    /// [`invalidate`](PooledCache::invalidate) where you do not need it.
     ///
     /// ```
     /// use capacitor_pool::PooledCache;
     ///
     /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(8);
     /// cache.insert(1, vec![1]);
-    /// assert!(cache.remove(&1));
-    /// assert!(!cache.remove(&1));
-    /// assert_eq!(cache.stats().remove_count, 1);
+    /// assert_eq!(cache.remove(&1), Some(vec![1]));
+    /// assert_eq!(cache.remove(&1), None);
+    /// let s = cache.stats();
+    /// assert_eq!((s.remove_count, s.taken_count, s.num_spare), (1, 1, 0));
     /// ```
-    pub fn remove<Q>(&self, key: &Q) -> bool
+    pub fn remove<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hasher.hash_one(key);
+        let mut guard = self.shard(hash).write();
+        let Inner { table, spares, .. } = &mut *guard;
+        let Ok(found) = table.find_entry(hash, |e| e.key.borrow() == key) else {
+            return None;
+        };
+        let (entry, _) = found.remove();
+        if self.expired(entry.meta.into_inner()) {
+            bump(&self.counters().expirations);
+            self.keep_spare(spares, entry.value);
+            return None;
+        }
+        drop(guard);
+        let counters = self.counters();
+        bump(&counters.removes);
+        bump(&counters.takes);
+        Some(entry.value)
+    }
+
+    /// Removes the entry of `key` without returning its value, which is
+    /// reset and kept for a later [`insert_with`](PooledCache::insert_with)
+    /// (the name is moka's, for a removal whose value the caller does not
+    /// need). Returns whether a live entry was removed (an expired one is
+    /// recycled too, and counted as an expiration).
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    ///
+    /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(8);
+    /// cache.insert(1, vec![1]);
+    /// assert!(cache.invalidate(&1));
+    /// assert!(!cache.invalidate(&1));
+    /// let s = cache.stats();
+    /// assert_eq!((s.remove_count, s.num_spare), (1, 1)); // the value is kept
+    /// ```
+    pub fn invalidate<Q>(&self, key: &Q) -> bool
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -803,7 +1072,7 @@ where
     }
 
     /// Removes every entry; their values are reset and kept as spares, as
-    /// [`remove`](PooledCache::remove) does.
+    /// [`invalidate`](PooledCache::invalidate) does.
     ///
     /// ```
     /// use capacitor_pool::PooledCache;
@@ -885,9 +1154,24 @@ where
         meta >> 1 != 0 && LazyNow::new(self.epoch).expired(meta)
     }
 
-    /// The write path of the `insert` methods.
-    fn write<F: FnOnce(&mut V)>(&self, key: K, ttl: Option<Duration>, fill: Fill<V, F>) -> bool {
-        let hash = self.hasher.hash_one(&key);
+    /// The write path of the `insert` methods and of `get_or_insert_with`:
+    /// sets the entry of `key` (whose hash is `hash`) and runs `then` on its
+    /// value, under the shard lock. With `keep_live`, a live entry is left
+    /// as it is (and marked as used) instead of overwritten. A panic of
+    /// `fill` or `then` leaves no entry for `key` (see `Unfill`).
+    fn write<W, F, T>(
+        &self,
+        hash: u64,
+        key: W,
+        ttl: Option<Duration>,
+        fill: Fill<V, F>,
+        keep_live: bool,
+        then: impl FnOnce(&V) -> T,
+    ) -> (Wrote, T)
+    where
+        W: WriteKey<K>,
+        F: FnOnce(&mut V),
+    {
         let counters = self.counters();
         let mut now = LazyNow::new(self.epoch);
         let deadline = now.deadline(ttl);
@@ -903,24 +1187,31 @@ where
         let cap = *cap;
         // A value displaced by `insert`, for the pool (outside the lock).
         let mut spill = None;
-        let found = table.find_bucket_index(hash, |e| e.key == key);
-        let replaced = match found.and_then(|i| table.get_bucket_mut(i).map(|e| (i, e))) {
+        let found = table.find_bucket_index(hash, |e| key.is(&e.key));
+        let (wrote, out) = match found.and_then(|i| table.get_bucket_mut(i).map(|e| (i, e))) {
             Some((bucket, entry)) => {
-                // Overwrite, in place.
                 let meta = entry.meta.get_mut();
                 let expired = now.expired(*meta);
+                if keep_live && !expired {
+                    *meta |= REFERENCED;
+                    let out = then(&entry.value);
+                    return (Wrote::Kept, out);
+                }
+                // Overwrite, in place.
                 if expired {
                     bump(&counters.expirations);
                 }
                 *meta = deadline << 1 | REFERENCED;
-                match fill {
+                let out = match fill {
                     Fill::Value(value) => {
                         let old = mem::replace(&mut entry.value, value);
+                        let out = then(&entry.value);
                         if spares.len() + table.len() < cap {
                             self.keep_spare(spares, old);
                         } else {
                             spill = Some(old);
                         }
+                        out
                     }
                     Fill::With(f) => {
                         self.reset_for_fill(&mut entry.value, spares);
@@ -930,14 +1221,22 @@ where
                             // A live entry lost to a panic counts as removed.
                             removes: (!expired).then_some(&counters.removes),
                         };
-                        if let Some(entry) = unfill.table.get_bucket_mut(bucket) {
-                            f(&mut entry.value);
-                            self.recycle.shrink_excess(&mut entry.value);
-                        }
+                        let Some(entry) = unfill.table.get_bucket_mut(bucket) else {
+                            unreachable!("the bucket was just found full");
+                        };
+                        f(&mut entry.value);
+                        self.recycle.shrink_excess(&mut entry.value);
+                        let out = then(&entry.value);
                         mem::forget(unfill);
+                        out
                     }
-                }
-                !expired
+                };
+                let wrote = if expired {
+                    Wrote::Inserted
+                } else {
+                    Wrote::Replaced
+                };
+                (wrote, out)
             }
             None => {
                 // A new entry; at the bound, the CLOCK victim makes room.
@@ -976,8 +1275,9 @@ where
                         value
                     }
                 };
+                let out = then(&value);
                 let entry = Entry {
-                    key,
+                    key: key.into_owned(),
                     value,
                     meta: AtomicU64::new(deadline << 1),
                 };
@@ -989,12 +1289,12 @@ where
                     *sized = true;
                     reserve_for_churn(table, spares, cap, |e| self.hasher.hash_one(&e.key));
                 }
-                false
+                (Wrote::Inserted, out)
             }
         };
         drop(guard);
         // One atomic per write: a replace is counted as such only.
-        bump(if replaced {
+        bump(if wrote == Wrote::Replaced {
             &counters.replaces
         } else {
             &counters.inserts
@@ -1004,7 +1304,7 @@ where
                 bump(&counters.discards);
             }
         }
-        replaced
+        (wrote, out)
     }
 
     /// Entries held now, including expired ones not yet recycled.
@@ -1040,8 +1340,8 @@ where
     ///
     /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(8);
     /// cache.insert_with(1, |v| v.push(1)); // a fresh value from the pool
-    /// cache.get_with(&1, |_| ());
-    /// cache.get_with(&2, |_| ());
+    /// cache.view(&1, |_| ());
+    /// cache.view(&2, |_| ());
     /// let s = cache.stats();
     /// assert_eq!((s.hit_count, s.miss_count, s.insert_count), (1, 1, 1));
     /// assert_eq!(s.num_entries, 1);
@@ -1059,12 +1359,18 @@ where
             s.insert_count += load(&c.inserts);
             s.replace_count += load(&c.replaces);
             s.remove_count += load(&c.removes);
+            s.taken_count += load(&c.takes);
             s.eviction_count += load(&c.evictions);
             s.expiration_count += load(&c.expirations);
             s.discard_count += load(&c.discards);
         }
         s.insert_count += s.replace_count;
-        s.recycled_count = s.replace_count + s.remove_count + s.eviction_count + s.expiration_count;
+        // Counters read while others write may show a take before its
+        // remove.
+        s.recycled_count = s.replace_count
+            + s.remove_count.saturating_sub(s.taken_count)
+            + s.eviction_count
+            + s.expiration_count;
         for shard in self.shards.iter() {
             let inner = shard.read();
             s.num_entries += inner.table.len() as u64;
@@ -1143,7 +1449,7 @@ impl<K, V, S, R> fmt::Debug for PooledCache<K, V, S, R> {
 /// the cache is quiet, it adds up:
 ///
 /// - `num_entries == insert_count - replace_count - remove_count - eviction_count - expiration_count`
-/// - `recycled_count == replace_count + remove_count + eviction_count + expiration_count`
+/// - `recycled_count == replace_count + remove_count - taken_count + eviction_count + expiration_count`
 ///
 /// Names follow tokio's `RuntimeMetrics`: `num_*` for gauges, `*_count`
 /// for monotonic counters.
@@ -1172,16 +1478,20 @@ pub struct CacheStats {
     pub insert_count: u64,
     /// Inserts that replaced a live entry.
     pub replace_count: u64,
-    /// Live entries removed by `remove` or `clear` (or lost to a panic in
-    /// the closure of an `insert_with` that was overwriting them).
+    /// Live entries removed by `remove`, `invalidate` or `clear` (or lost
+    /// to a panic in the closure of an `insert_with` that was overwriting
+    /// them).
     pub remove_count: u64,
+    /// Live values handed to the caller by `remove` (counted in
+    /// `remove_count` too); they left the cache, and are not recycled.
+    pub taken_count: u64,
     /// Live entries evicted to keep the bound.
     pub eviction_count: u64,
     /// Expired entries recycled (by a read, a write, an eviction sweep,
-    /// `remove` or `trim`).
+    /// `remove`, `invalidate` or `trim`).
     pub expiration_count: u64,
-    /// Values displaced from the map (replaced, removed, evicted, expired)
-    /// and reset for reuse.
+    /// Values displaced from the map (replaced, removed but not taken by
+    /// `remove`, evicted, expired) and reset for reuse.
     pub recycled_count: u64,
     /// Reset values dropped instead of kept: over the retention limit, or
     /// no room in the cache's pool.
@@ -1203,8 +1513,8 @@ impl CacheStats {
     ///
     /// let cache: PooledCache<u64, String> = PooledCache::new(8);
     /// cache.insert(1, String::new());
-    /// cache.get_with(&1, |_| ());
-    /// cache.get_with(&2, |_| ());
+    /// cache.view(&1, |_| ());
+    /// cache.view(&2, |_| ());
     /// assert_eq!(cache.stats().hit_rate(), 0.5);
     /// ```
     pub fn hit_rate(&self) -> f64 {
@@ -1222,7 +1532,8 @@ impl fmt::Display for CacheStats {
         write!(
             f,
             "reads {} (hits {}, misses {}, hit rate {:.1}%), inserts {} (replaced {}), \
-             removed {}, evicted {}, expired {}, recycled {}, discarded {}, entries {}, spare {}",
+             removed {} (taken {}), evicted {}, expired {}, recycled {}, discarded {}, entries {}, \
+             spare {}",
             self.hit_count + self.miss_count,
             self.hit_count,
             self.miss_count,
@@ -1230,6 +1541,7 @@ impl fmt::Display for CacheStats {
             self.insert_count,
             self.replace_count,
             self.remove_count,
+            self.taken_count,
             self.eviction_count,
             self.expiration_count,
             self.recycled_count,
@@ -1355,7 +1667,7 @@ impl<K, V: 'static, S, R> PooledCacheBuilder<K, V, S, R> {
     ///     .build()
     ///     .unwrap();
     /// cache.insert(1, vec![0; 4096]);
-    /// cache.remove(&1); // reset, but too big to keep
+    /// cache.invalidate(&1); // reset, but too big to keep
     /// assert_eq!(cache.stats().num_spare, 0);
     /// ```
     pub fn retention_limit(mut self, bytes: usize) -> Self {
@@ -1439,7 +1751,7 @@ impl<K, V: 'static, S, R> PooledCacheBuilder<K, V, S, R> {
     ///     .build()
     ///     .unwrap();
     /// cache.insert(1, "x".repeat(1000));
-    /// cache.remove(&1);
+    /// cache.invalidate(&1);
     /// assert_eq!(cache.stats().discard_count, 1);
     /// ```
     pub fn recycler<R2: Recycle<V>>(self, recycle: R2) -> PooledCacheBuilder<K, V, S, R2> {

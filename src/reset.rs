@@ -14,7 +14,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, Hash};
 use std::mem::size_of;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 /// An object that can be cleared for reuse by a pool.
 ///
@@ -214,6 +214,43 @@ impl Reset for BytesMut {
         if has_excess(self.capacity(), self.len()) {
             *self = BytesMut::from(&self[..]);
         }
+    }
+}
+
+/// A `Bytes` is an immutable view of a shared, reference-counted buffer:
+/// it cannot be refilled in place, so its reset lets go of the buffer and
+/// leaves the empty `Bytes` (which allocates nothing). It then retains no
+/// bytes of its own (0), whatever the size of the buffer it was a view of.
+/// This is what lets a [`PooledCache`](crate::PooledCache) store `Bytes`
+/// values, for GET responses served without a copy.
+///
+/// The reset assigns `Bytes::new()` rather than calling `Bytes::clear`:
+/// the same empty contents, but in bytes releases before the fix of
+/// tokio-rs/bytes#840, `clear` only set the length to 0 and kept its
+/// reference to the buffer, which would pin a buffer of any size behind a
+/// value that looks empty and retains 0 bytes.
+///
+/// ```
+/// use bytes::Bytes;
+/// use capacitor_pool::Reset;
+///
+/// let body = Bytes::from(vec![7u8; 4096]);
+/// let mut view = body.slice(..16); // shares body's buffer
+/// view.reset();
+/// assert!(view.is_empty());
+/// assert_eq!(view.retained_bytes(), 0);
+/// // The reset value holds no reference: `body` owns its buffer alone again.
+/// assert!(body.try_into_mut().is_ok());
+/// ```
+impl Reset for Bytes {
+    #[inline]
+    fn reset(&mut self) {
+        *self = Bytes::new();
+    }
+
+    #[inline]
+    fn retained_bytes(&self) -> usize {
+        0
     }
 }
 

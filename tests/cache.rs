@@ -8,10 +8,11 @@ mod tagged;
 
 use std::hint::black_box;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
+use bytes::Bytes;
 use capacitor_pool::{BuildError, CacheStats, DefaultHashBuilder, PooledCache, Recycle, UseReset};
 use counting_alloc::{Counting, thread_allocs};
 use tagged::Counted;
@@ -39,7 +40,7 @@ fn assert_adds_up(s: &CacheStats) {
     );
     assert_eq!(
         s.recycled_count,
-        s.replace_count + s.remove_count + s.eviction_count + s.expiration_count,
+        s.replace_count + s.remove_count - s.taken_count + s.eviction_count + s.expiration_count,
         "recycled: {s}"
     );
 }
@@ -51,13 +52,13 @@ fn smoke() {
     assert!(!cache.insert_with(1, |v| v.extend_from_slice(b"one")));
     assert!(!cache.insert(2, b"two".to_vec()));
     assert_eq!(cache.get(&1).as_deref(), Some(&b"one"[..]));
-    assert_eq!(cache.get_with(&2, |v| v.len()), Some(3));
+    assert_eq!(cache.view(&2, |v| v.len()), Some(3));
     assert_eq!(cache.get(&3), None);
     assert!(cache.insert_with(1, |v| v.extend_from_slice(b"uno")));
     assert_eq!(cache.get(&1).as_deref(), Some(&b"uno"[..]));
     assert_eq!(cache.len(), 2);
-    assert!(cache.remove(&1));
-    assert!(!cache.remove(&1));
+    assert!(cache.invalidate(&1));
+    assert!(!cache.invalidate(&1));
     assert_eq!(cache.len(), 1);
     let s = cache.stats();
     assert_eq!((s.hit_count, s.miss_count), (3, 1));
@@ -126,8 +127,16 @@ fn recycled_values_never_leak_into_another_key() {
         x ^= x << 17;
         let key = x % 32;
         match round % 5 {
+            0 if round % 2 == 0 => {
+                cache.invalidate(&key);
+            }
             0 => {
-                cache.remove(&key);
+                if let Some(v) = cache.remove(&key) {
+                    assert!(
+                        belongs_to(key, &v),
+                        "remove({key}) returned another key's bytes"
+                    );
+                }
             }
             1 => {
                 let mut v = Vec::new();
@@ -142,7 +151,7 @@ fn recycled_values_never_leak_into_another_key() {
             }
         }
         for k in 0..32 {
-            if let Some(ok) = cache.get_with(&k, |v| belongs_to(k, v)) {
+            if let Some(ok) = cache.view(&k, |v| belongs_to(k, v)) {
                 assert!(ok, "key {k} returned another key's bytes");
             }
         }
@@ -186,7 +195,7 @@ fn reset_closure_runs_on_every_displaced_value() {
             assert!(r.owner.is_none());
             r.owner = Some(key);
         });
-        assert_eq!(cache.get_with(&key, |r| r.owner), Some(Some(key)));
+        assert_eq!(cache.view(&key, |r| r.owner), Some(Some(key)));
     }
     // 10 overwrites and 8 evictions, each reset once.
     assert_eq!(resets.load(Ordering::Relaxed), 18);
@@ -207,7 +216,7 @@ fn expired_entries_are_never_returned_and_are_recycled() {
     assert!(!cache.contains_key(&1));
     assert_eq!(cache.get(&2), Some(vec![2]));
     std::thread::sleep(Duration::from_millis(600));
-    assert_eq!(cache.get_with(&2, |v| v.clone()), None);
+    assert_eq!(cache.view(&2, |v| v.clone()), None);
     assert_eq!(cache.get(&3), Some(vec![3]));
     assert_eq!(cache.get(&4), Some(vec![4]));
     // The reads recycled both expired entries.
@@ -220,13 +229,16 @@ fn expired_entries_are_never_returned_and_are_recycled() {
     cache.insert_ttl(5, vec![5], Duration::ZERO);
     assert!(!cache.insert(5, vec![55]));
     assert_eq!(cache.get(&5), Some(vec![55]));
-    // remove() of an expired entry recycles it but reports no removal.
+    // remove() and invalidate() of an expired entry recycle it but report
+    // no removal.
     cache.insert_ttl(6, vec![6], Duration::ZERO);
-    assert!(!cache.remove(&6));
+    assert_eq!(cache.remove(&6), None);
+    cache.insert_ttl(6, vec![6], Duration::ZERO);
+    assert!(!cache.invalidate(&6));
     let s = cache.stats();
     assert_eq!(
         (s.expiration_count, s.replace_count, s.remove_count),
-        (4, 0, 0)
+        (5, 0, 0)
     );
     assert_adds_up(&s);
 }
@@ -345,16 +357,16 @@ fn a_refilled_value_is_trimmed_to_what_it_holds() {
     cache.insert_with(1, |v| v.extend_from_slice(b"small"));
     assert!(
         cache
-            .get_with(&1, |v| v.capacity() < 1024 && v == b"small")
+            .view(&1, |v| v.capacity() < 1024 && v == b"small")
             .unwrap()
     );
     // A new key that takes the spare of a removed big value: the same.
     cache.insert_with(2, |v| v.resize(16 * 1024, 7));
-    assert!(cache.remove(&2));
+    assert!(cache.invalidate(&2));
     cache.insert_with(3, |v| v.extend_from_slice(b"tiny"));
     assert!(
         cache
-            .get_with(&3, |v| v.capacity() < 1024 && v == b"tiny")
+            .view(&3, |v| v.capacity() < 1024 && v == b"tiny")
             .unwrap()
     );
     // Within a quarter (and 256 bytes) of its contents, a value keeps its
@@ -363,7 +375,7 @@ fn a_refilled_value_is_trimmed_to_what_it_holds() {
     let before = thread_allocs();
     cache.insert_with(4, |v| v.resize(3500, 2));
     assert_eq!(thread_allocs() - before, 0);
-    assert_eq!(cache.get_with(&4, Vec::capacity), Some(4096));
+    assert_eq!(cache.view(&4, Vec::capacity), Some(4096));
 }
 
 /// Values of varied sizes, overwritten again and again, hold about what
@@ -387,7 +399,7 @@ fn entries_of_varied_sizes_hold_about_what_they_need() {
     }
     let (mut used, mut held) = (0, 0);
     for k in 0..KEYS {
-        let (len, cap) = cache.get_with(&k, |v| (v.len(), v.capacity())).unwrap();
+        let (len, cap) = cache.view(&k, |v| (v.len(), v.capacity())).unwrap();
         used += len;
         held += cap;
     }
@@ -455,7 +467,7 @@ fn values_displaced_by_insert_at_the_bound_go_to_the_pool() {
     cache.insert(1, Vec::with_capacity(100));
     cache.insert(2, vec![2]); // evicts 1: no room for a spare
     assert_eq!(cache.stats().pool.num_idle, 1);
-    cache.remove(&2); // its value is kept as a spare
+    cache.invalidate(&2); // its value is kept as a spare
     cache.insert_with(3, |v| v.push(3)); // uses the spare
     cache.insert_with(3, |v| v.push(4)); // in place
     let s = cache.stats();
@@ -501,7 +513,7 @@ fn dropping_the_cache_drops_every_value_when_drops_panic() {
     // At the bound, 5's armed value goes to the pool; 0's is kept as a
     // spare.
     cache.insert(5, Counted::new(&drops));
-    cache.remove(&0);
+    cache.invalidate(&0);
     let s = cache.stats();
     assert_eq!(
         (s.num_entries, s.num_spare, s.pool.num_idle),
@@ -565,7 +577,7 @@ fn borrowed_keys_and_a_custom_hasher_work() {
         .unwrap();
     cache.insert("alpha".to_string(), "a".to_string());
     assert_eq!(cache.get("alpha").as_deref(), Some("a"));
-    assert!(cache.remove("alpha"));
+    assert_eq!(cache.remove("alpha").as_deref(), Some("a"));
     cache.insert("beta".into(), "b".into());
     cache.clear();
     assert!(cache.is_empty());
@@ -599,7 +611,8 @@ fn concurrent_readers_and_writers_count_up_and_never_mix_values() {
             .map(|t| {
                 let cache = Arc::clone(&cache);
                 tokio::spawn(async move {
-                    let (mut hits, mut misses, mut inserts, mut removes) = (0u64, 0, 0, 0);
+                    let (mut hits, mut misses, mut inserts, mut removes, mut taken) =
+                        (0u64, 0, 0, 0, 0);
                     let mut x = 0x2545_f491_4f6c_dd1d_u64 ^ (t + 1);
                     for i in 0..OPS {
                         x ^= x << 13;
@@ -607,7 +620,7 @@ fn concurrent_readers_and_writers_count_up_and_never_mix_values() {
                         x ^= x << 17;
                         let key = x % KEYS;
                         match x >> 60 {
-                            0..=9 => match cache.get_with(&key, |v| belongs_to(key, v)) {
+                            0..=9 => match cache.view(&key, |v| belongs_to(key, v)) {
                                 Some(ok) => {
                                     assert!(ok, "key {key} read another key's value");
                                     hits += 1;
@@ -627,22 +640,38 @@ fn concurrent_readers_and_writers_count_up_and_never_mix_values() {
                                 cache.insert(key, v);
                                 inserts += 1;
                             }
+                            _ if i % 2 == 0 => {
+                                removes += u64::from(cache.invalidate(&key));
+                            }
                             _ => {
-                                removes += u64::from(cache.remove(&key));
+                                if let Some(v) = cache.remove(&key) {
+                                    assert!(
+                                        belongs_to(key, &v),
+                                        "key {key} took another key's value"
+                                    );
+                                    removes += 1;
+                                    taken += 1;
+                                }
                             }
                         }
                         if i % 256 == 0 {
                             tokio::task::yield_now().await;
                         }
                     }
-                    (hits, misses, inserts, removes)
+                    (hits, misses, inserts, removes, taken)
                 })
             })
             .collect();
-        let mut totals = (0, 0, 0, 0);
+        let mut totals = (0, 0, 0, 0, 0);
         for t in tasks {
-            let (h, m, i, r) = t.await.unwrap();
-            totals = (totals.0 + h, totals.1 + m, totals.2 + i, totals.3 + r);
+            let (h, m, i, r, k) = t.await.unwrap();
+            totals = (
+                totals.0 + h,
+                totals.1 + m,
+                totals.2 + i,
+                totals.3 + r,
+                totals.4 + k,
+            );
         }
         totals
     });
@@ -651,13 +680,15 @@ fn concurrent_readers_and_writers_count_up_and_never_mix_values() {
     assert_eq!(s.miss_count, totals.1);
     assert_eq!(s.insert_count, totals.2);
     assert_eq!(s.remove_count, totals.3);
+    assert_eq!(s.taken_count, totals.4);
+    assert!(s.taken_count > 0 && s.taken_count < s.remove_count);
     assert_eq!(s.expiration_count, 0);
     assert!(s.eviction_count > 0 && s.hit_count > 0);
     assert!(s.num_entries <= 256);
     assert_eq!(s.num_entries as usize, cache.len());
     assert_adds_up(&s);
     for k in 0..KEYS {
-        if let Some(ok) = cache.get_with(&k, |v| belongs_to(k, v)) {
+        if let Some(ok) = cache.view(&k, |v| belongs_to(k, v)) {
             assert!(ok);
         }
     }
@@ -679,7 +710,7 @@ fn counts_add_up_across_many_short_lived_threads() {
                         if i % 3 == 0 {
                             cache.insert_with(key, |v| fill_for(key, 1, v));
                         } else {
-                            cache.get_with(&key, |v| assert!(belongs_to(key, v)));
+                            cache.view(&key, |v| assert!(belongs_to(key, v)));
                             reads.fetch_add(1, Ordering::Relaxed);
                         }
                     }
@@ -715,11 +746,69 @@ fn overwriting_an_existing_key_allocates_nothing() {
     for i in 0..OPS {
         let k = i % KEYS;
         cache.insert_with(k, |v| v.extend_from_slice(&[i as u8; 64]));
-        black_box(cache.get_with(&k, |v| v[0]));
+        black_box(cache.view(&k, |v| v[0]));
     }
     let allocs = thread_allocs() - before;
     assert_eq!(allocs, 0, "{allocs} allocations in {OPS} overwrites");
     assert_eq!(cache.stats().replace_count, OPS);
+}
+
+/// Overwrites of existing `String` keys through `insert_with_ref` (a
+/// borrowed `&str`) allocate nothing; through `insert_with`, which needs an
+/// owned key, each one allocates that key.
+#[test]
+fn overwriting_an_existing_string_key_by_reference_allocates_nothing() {
+    const KEYS: usize = 1000;
+    const OPS: usize = 100_000;
+    let cache = PooledCache::<String, Vec<u8>>::builder()
+        .max_entries(4 * KEYS) // room for every key in every shard
+        .build()
+        .unwrap();
+    let keys: Vec<String> = (0..KEYS).map(|k| format!("user:{k:06}")).collect();
+    for (k, key) in keys.iter().enumerate() {
+        assert!(!cache.insert_with_ref(key.as_str(), |v| v.extend_from_slice(&[k as u8; 64])));
+    }
+    assert_eq!(cache.len(), KEYS);
+
+    let before = thread_allocs();
+    for i in 0..OPS {
+        let key = keys[i % KEYS].as_str();
+        assert!(cache.insert_with_ref(key, |v| v.extend_from_slice(&[i as u8; 64])));
+        black_box(cache.view(key, |v| v[0]));
+    }
+    let by_ref = thread_allocs() - before;
+    assert_eq!(
+        by_ref, 0,
+        "{by_ref} allocations in {OPS} overwrites by reference"
+    );
+
+    // The TTL variant, and get-or-insert hits, allocate nothing either.
+    let before = thread_allocs();
+    for i in 0..OPS {
+        let key = keys[i % KEYS].as_str();
+        cache.insert_with_ref_ttl(key, Duration::from_secs(3600), |v| v.push(i as u8));
+        let first = cache.get_or_insert_with(key, |_| panic!("{key} is present"), |v| v[0]);
+        assert_eq!(first, i as u8);
+    }
+    let ttl_and_hits = thread_allocs() - before;
+    assert_eq!(ttl_and_hits, 0, "{ttl_and_hits} allocations");
+
+    // The owned-key insert allocates its key, and nothing else.
+    let before = thread_allocs();
+    for i in 0..OPS {
+        let key = keys[i % KEYS].clone();
+        assert!(cache.insert_with(key, |v| v.extend_from_slice(&[i as u8; 64])));
+    }
+    let owned = thread_allocs() - before;
+    assert_eq!(
+        owned, OPS as u64,
+        "{owned} allocations in {OPS} owned-key overwrites"
+    );
+
+    let s = cache.stats();
+    assert_eq!(s.replace_count, 3 * OPS as u64);
+    assert_eq!(s.num_entries, KEYS as u64);
+    assert_adds_up(&s);
 }
 
 /// Evicting, removing and refilling in place allocates nothing once the
@@ -738,9 +827,9 @@ fn eviction_and_removal_churn_allocates_nothing() {
     for k in 4096..40_000u64 {
         cache.insert_with(k, |v| fill(k, v)); // evicts
         if k % 3 == 0 {
-            cache.remove(&(k - 1)); // frees a slot for the next insert
+            cache.invalidate(&(k - 1)); // frees a slot for the next insert
         }
-        black_box(cache.get_with(&k, |v| v.len()));
+        black_box(cache.view(&k, |v| v.len()));
     }
     let allocs = thread_allocs() - before;
     assert_eq!(allocs, 0, "{allocs} allocations in the churn");
@@ -768,6 +857,238 @@ fn a_recycler_policy_sees_every_displaced_value() {
         .unwrap();
     cache.insert_with(1, |v| v.push(1));
     cache.insert_with(1, |v| v.push(2));
-    cache.remove(&1);
+    cache.invalidate(&1);
     assert_eq!(n.load(Ordering::Relaxed), 2);
+    // A value handed back by `remove` leaves the cache as it is: no reset.
+    cache.insert_with(2, |v| v.push(3)); // takes 1's spare, reset already
+    assert_eq!(cache.remove(&2), Some(vec![3]));
+    assert_eq!(n.load(Ordering::Relaxed), 2);
+}
+
+/// A key whose clones are counted: `insert_with_ref` must clone it (its
+/// `to_owned`) only for a new entry.
+#[derive(PartialEq, Eq, Hash)]
+struct CountedKey(u64);
+
+static KEY_CLONES: AtomicUsize = AtomicUsize::new(0);
+
+impl Clone for CountedKey {
+    fn clone(&self) -> Self {
+        KEY_CLONES.fetch_add(1, Ordering::Relaxed);
+        CountedKey(self.0)
+    }
+}
+
+#[test]
+fn insert_with_ref_makes_an_owned_key_only_for_a_new_entry() {
+    let cache = PooledCache::<CountedKey, Vec<u8>>::builder()
+        .max_entries(2)
+        .shards(1)
+        .build()
+        .unwrap();
+    let clones = || KEY_CLONES.load(Ordering::Relaxed);
+    assert!(!cache.insert_with_ref(&CountedKey(1), |v| v.push(1)));
+    assert_eq!(clones(), 1); // new: the key is made
+    assert!(cache.insert_with_ref(&CountedKey(1), |v| {
+        assert!(v.is_empty(), "the old value was not reset");
+        v.push(11);
+    }));
+    assert_eq!(clones(), 1); // overwrite: the stored key is kept
+    assert_eq!(cache.get(&CountedKey(1)), Some(vec![11]));
+    // An expired entry is refilled in place, its key kept too.
+    assert!(!cache.insert_with_ref_ttl(&CountedKey(2), Duration::ZERO, |v| v.push(2)));
+    assert_eq!(clones(), 2);
+    assert!(!cache.insert_with_ref(&CountedKey(2), |v| v.push(22)));
+    assert_eq!(clones(), 2);
+    assert_eq!(cache.get(&CountedKey(2)), Some(vec![22]));
+    // At the bound, a new key evicts, and is made.
+    assert!(!cache.insert_with_ref(&CountedKey(3), |v| v.push(3)));
+    assert_eq!(clones(), 3);
+    assert_eq!(cache.len(), 2);
+    let s = cache.stats();
+    assert_eq!(
+        (
+            s.insert_count,
+            s.replace_count,
+            s.expiration_count,
+            s.eviction_count
+        ),
+        (5, 1, 1, 1)
+    );
+    assert_adds_up(&s);
+
+    // `str` for `String` keys, `[u8]` for `Vec<u8>` keys.
+    let by_str: PooledCache<String, Vec<u8>> = PooledCache::new(8);
+    by_str.insert_with_ref("k", |v| v.push(1));
+    assert_eq!(by_str.get("k"), Some(vec![1]));
+    let by_slice: PooledCache<Vec<u8>, String> = PooledCache::new(8);
+    by_slice.insert_with_ref(&b"k"[..], |v| v.push('1'));
+    assert_eq!(by_slice.get(&b"k"[..]).as_deref(), Some("1"));
+}
+
+#[test]
+fn insert_with_ref_that_panics_leaves_no_entry() {
+    let cache: PooledCache<String, Vec<u8>> = PooledCache::new(8);
+    cache.insert_with_ref("k", |v| v.push(1));
+    let panicked = catch_unwind(AssertUnwindSafe(|| {
+        cache.insert_with_ref("k", |v| {
+            v.push(2);
+            panic!("fill fails");
+        })
+    }));
+    assert!(panicked.is_err());
+    assert_eq!(cache.get("k"), None); // no half-written value
+    let panicked = catch_unwind(AssertUnwindSafe(|| {
+        cache.insert_with_ref("new", |_| panic!("fill fails"))
+    }));
+    assert!(panicked.is_err());
+    assert!(cache.is_empty());
+    assert_adds_up(&cache.stats());
+}
+
+#[test]
+fn get_or_insert_with_fills_a_missing_key_and_reads_a_present_one() {
+    let cache: PooledCache<String, Vec<u8>> = PooledCache::new(64);
+    let fills = AtomicUsize::new(0);
+    let fill = |v: &mut Vec<u8>| {
+        fills.fetch_add(1, Ordering::Relaxed);
+        v.extend_from_slice(b"made");
+    };
+    // A miss fills, then reads what it filled.
+    assert_eq!(cache.get_or_insert_with("k", fill, |v| v.clone()), b"made");
+    assert_eq!(fills.load(Ordering::Relaxed), 1);
+    // A hit reads and does not fill, even with a different fill.
+    assert_eq!(cache.get_or_insert_with("k", fill, Vec::len), 4);
+    assert_eq!(fills.load(Ordering::Relaxed), 1);
+    // A present key set by another insert is read as it is.
+    cache.insert("other".into(), b"set".to_vec());
+    assert_eq!(
+        cache.get_or_insert_with("other", fill, |v| v.clone()),
+        b"set"
+    );
+    assert_eq!(fills.load(Ordering::Relaxed), 1);
+    // An expired entry counts as missing: refilled in place.
+    cache.insert_ttl("old".into(), b"stale".to_vec(), Duration::ZERO);
+    assert_eq!(
+        cache.get_or_insert_with("old", fill, |v| v.clone()),
+        b"made"
+    );
+    assert_eq!(fills.load(Ordering::Relaxed), 2);
+    assert_eq!(cache.get("old").as_deref(), Some(&b"made"[..]));
+    let s = cache.stats();
+    assert_eq!((s.hit_count, s.miss_count), (3, 2)); // the `get` is a hit
+    assert_eq!(
+        (s.insert_count, s.replace_count, s.expiration_count),
+        (4, 0, 1)
+    );
+    assert_eq!(s.num_entries, 3);
+    assert_adds_up(&s);
+
+    // A panic in `fill` or in `read` on a miss leaves no entry.
+    for fill_panics in [true, false] {
+        let panicked = catch_unwind(AssertUnwindSafe(|| {
+            cache.get_or_insert_with(
+                "boom",
+                |v| {
+                    v.push(1);
+                    assert!(!fill_panics, "fill fails");
+                },
+                |v: &Vec<u8>| -> usize { panic!("read fails after {} bytes", v.len()) },
+            )
+        }));
+        assert!(panicked.is_err());
+        assert!(!cache.contains_key("boom"));
+    }
+    assert_eq!(cache.len(), 3);
+    assert_adds_up(&cache.stats());
+}
+
+#[test]
+fn concurrent_get_or_insert_with_fills_each_missing_key_once() {
+    const THREADS: usize = 8;
+    const KEYS: u64 = 64;
+    let cache = Arc::new(PooledCache::<u64, Vec<u8>>::new(1024));
+    let fills = Arc::new(AtomicUsize::new(0));
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let (cache, fills, barrier) =
+                (Arc::clone(&cache), Arc::clone(&fills), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                barrier.wait();
+                for k in 0..KEYS {
+                    let key = (k + t as u64) % KEYS; // threads meet on every key
+                    let ok = cache.get_or_insert_with(
+                        &key,
+                        |v| {
+                            fills.fetch_add(1, Ordering::Relaxed);
+                            fill_for(key, 2, v);
+                        },
+                        |v| belongs_to(key, v) && v.len() == 16,
+                    );
+                    assert!(ok, "key {key} read a value it was not filled with");
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    assert_eq!(fills.load(Ordering::Relaxed), KEYS as usize);
+    let s = cache.stats();
+    assert_eq!(s.miss_count, KEYS);
+    assert_eq!(s.hit_count, (THREADS as u64 - 1) * KEYS);
+    assert_eq!((s.insert_count, s.num_entries), (KEYS, KEYS));
+    assert_adds_up(&s);
+}
+
+#[test]
+fn remove_hands_back_the_value_and_invalidate_recycles_it() {
+    let cache: PooledCache<String, Vec<u8>> = PooledCache::new(8);
+    cache.insert("a".into(), b"alpha".to_vec());
+    cache.insert("b".into(), b"beta".to_vec());
+    assert_eq!(cache.remove("a"), Some(b"alpha".to_vec()));
+    assert_eq!(cache.remove("a"), None);
+    assert_eq!(cache.stats().num_spare, 0); // the value left the cache
+    assert!(cache.invalidate("b"));
+    assert!(!cache.invalidate("b"));
+    let s = cache.stats();
+    assert_eq!(s.num_spare, 1); // reset and kept
+    assert_eq!((s.remove_count, s.taken_count, s.recycled_count), (2, 1, 1));
+    assert!(cache.is_empty());
+    assert_adds_up(&s);
+    // The next insert_with refills the spare `invalidate` kept.
+    cache.insert_with_ref("c", |v| {
+        assert!(v.is_empty() && v.capacity() >= 4, "not the recycled value");
+        v.push(1);
+    });
+    assert_eq!(cache.stats().pool.created_count, 0);
+}
+
+/// `Bytes` values: served without a copy, and let go of their buffer when
+/// the cache recycles them.
+#[test]
+fn bytes_values_are_served_without_a_copy_and_released_when_recycled() {
+    let body = Bytes::from(vec![b'x'; 64 * 1024]);
+    let cache: PooledCache<String, Bytes> = PooledCache::new(16);
+    cache.insert("a".into(), body.slice(..100));
+    cache.insert_with_ref("b", |b| *b = body.slice(100..300));
+    let a = cache.get("a").unwrap();
+    assert_eq!((a.as_ptr(), a.len()), (body.as_ptr(), 100)); // the same buffer
+    assert_eq!(cache.view("b", |b| b.len()), Some(200));
+    drop(a);
+    // Overwritten and invalidated values are reset: no reference kept.
+    assert!(cache.insert("a".into(), Bytes::from_static(b"static")));
+    assert!(cache.invalidate("b"));
+    assert_eq!(cache.get("a").as_deref(), Some(&b"static"[..]));
+    let s = cache.stats();
+    assert_eq!((s.num_spare, s.discard_count), (2, 0));
+    assert_adds_up(&s);
+    // A removed value is handed back as it is.
+    cache.insert_with_ref("c", |b| *b = body.slice(..8));
+    let c = cache.remove("c").unwrap();
+    assert_eq!((c.as_ptr(), c.len()), (body.as_ptr(), 8));
+    drop(c);
+    // Nothing the cache holds (entries, spares, pool) refers to the body.
+    assert!(body.try_into_mut().is_ok());
 }
