@@ -210,7 +210,7 @@ fn contestants() -> Vec<(&'static str, Box<dyn Contestant>)> {
     vec![
         (
             "capacitor_pool",
-            Box::new(filled(PooledCache::<u64, Vec<u8>>::new(BOUND))),
+            Box::new(filled(PooledCache::<u64, Vec<u8>>::new(BOUND).unwrap())),
         ),
         (
             "rwlock_hashmap",

@@ -98,7 +98,7 @@ fn run(name: &str) -> (usize, (u64, u64)) {
             (used, resident_kib())
         }
         "pooled" => {
-            let cache = PooledCache::<u64, Vec<u8>>::new(2 * KEYS as usize);
+            let cache = PooledCache::<u64, Vec<u8>>::new(2 * KEYS as usize).unwrap();
             let used = workload(
                 |k, len| {
                     cache.insert_with(k, |v| v.resize(len, k as u8));

@@ -55,7 +55,8 @@ use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use capacitor_pool::{DIRECT_READ_MIN, LengthDelimited, Slab, SlabDecoder, SlabFramedRead};
+use capacitor_pool::Slab;
+use capacitor_pool::codec::{DIRECT_READ_MIN, LengthDelimited, SlabDecoder, SlabFramedRead};
 use criterion::{Criterion, Throughput};
 use tokio_util::codec::{Decoder, Encoder, FramedRead, LengthDelimitedCodec};
 

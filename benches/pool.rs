@@ -36,7 +36,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
-use capacitor_pool::{DEFAULT_MAX_IDLE, Pool, Reset};
+use capacitor_pool::pool::DEFAULT_MAX_IDLE;
+use capacitor_pool::{Pool, Reset};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion};
 use crossbeam_queue::ArrayQueue;

@@ -63,9 +63,10 @@ use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
+use capacitor_pool::pool::DEFAULT_MAX_IDLE;
+use capacitor_pool::worker::StaticWorkerPool;
 use capacitor_pool::{
-    DEFAULT_MAX_IDLE, OwnedPooled, OwnedWorkerPooled, Pool, Pooled, StaticWorkerPool, UseReset,
-    WorkerPool, WorkerPooled,
+    OwnedPooled, OwnedWorkerPooled, Pool, Pooled, UseReset, WorkerPool, WorkerPooled,
 };
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion};

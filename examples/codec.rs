@@ -37,7 +37,8 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use capacitor_pool::{LengthDelimited, PooledFramed, Slab, SlabBuf, WorkerPool};
+use capacitor_pool::codec::{LengthDelimited, PooledFramed};
+use capacitor_pool::{Slab, SlabBuf, WorkerPool};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};

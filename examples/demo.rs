@@ -68,10 +68,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
-use capacitor_pool::{
-    LengthDelimited, PooledFramed, Reset, ReusableVec, Slab, SlabFramedRead, WorkerPool,
-    worker_pool,
-};
+use capacitor_pool::codec::{LengthDelimited, PooledFramed, SlabFramedRead};
+use capacitor_pool::{Reset, ReusableVec, Slab, WorkerPool, worker_pool};
 use clap::{Parser, ValueEnum};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
@@ -531,7 +529,7 @@ async fn pooled_connection(
 ) -> std::io::Result<()> {
     let codec = LengthDelimited::builder()
         .max_frame_length(2 * LARGE_MAX)
-        .new_codec(slab);
+        .new_codec(slab)?;
     if profile == Profile::Large {
         return pooled_large_connection(socket, codec).await;
     }

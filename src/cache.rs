@@ -6,7 +6,7 @@
 //! use capacitor_pool::PooledCache;
 //! use std::time::Duration;
 //!
-//! let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(10_000);
+//! let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(10_000).unwrap();
 //! cache.insert_with(7, |v| v.extend_from_slice(b"seven")); // fills a pooled value
 //! assert_eq!(cache.view(&7, |v| v.len()), Some(5)); // read in place, no clone
 //! assert_eq!(cache.get(&7).as_deref(), Some(&b"seven"[..])); // or a clone
@@ -114,7 +114,7 @@
 //! use std::sync::LazyLock;
 //!
 //! static SESSIONS: LazyLock<PooledCache<u64, String>> =
-//!     LazyLock::new(|| PooledCache::new(1024));
+//!     LazyLock::new(|| PooledCache::new(1024).unwrap());
 //!
 //! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 //! # async fn main() {
@@ -148,12 +148,41 @@ use std::time::{Duration, Instant};
 use crossbeam_utils::CachePadded;
 use hashbrown::HashTable;
 
-use crate::error::BuildError;
-use crate::pool::{DEFAULT_MAX_IDLE, DEFAULT_RETENTION_LIMIT, shard_hint};
+use crate::pool::{DEFAULT_MAX_IDLE, DEFAULT_RETENTION_LIMIT, MAX_SHARDS, shard_hint};
 use crate::reset::{Recycle, Reset, ResetWith, UseReset};
 use crate::shard::FirstPanic;
 use crate::stats::PoolStats;
 use crate::worker::WorkerPool;
+
+/// The error of [`PooledCache::new`] and [`PooledCacheBuilder::build`]: a
+/// cache needs room for at least one entry.
+///
+/// ```
+/// use capacitor_pool::PooledCache;
+/// use capacitor_pool::cache::BuildError;
+///
+/// let err = PooledCache::<u64, String>::new(0).unwrap_err();
+/// assert_eq!(err, BuildError::ZeroEntries);
+/// assert_eq!(err.to_string(), "a pooled cache needs a max_entries of at least 1");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A `max_entries` of 0.
+    ZeroEntries,
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::ZeroEntries => {
+                f.write_str("a pooled cache needs a max_entries of at least 1")
+            }
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
 
 // The cache is lock-based (std `RwLock` per shard) and has no lock-free
 // protocol for loom to check, so it uses std's atomics directly: its
@@ -167,7 +196,8 @@ use crate::worker::WorkerPool;
 /// [`PooledCacheBuilder::hasher`] for keys an attacker chooses.
 ///
 /// ```
-/// use capacitor_pool::{DefaultHashBuilder, PooledCache};
+/// use capacitor_pool::PooledCache;
+/// use capacitor_pool::cache::DefaultHashBuilder;
 ///
 /// // The cache's third type parameter, written out and passed explicitly.
 /// let cache: PooledCache<u64, String, DefaultHashBuilder> = PooledCache::builder()
@@ -183,7 +213,8 @@ pub type DefaultHashBuilder = foldhash::fast::RandomState;
 /// [`max_entries`](PooledCacheBuilder::max_entries) says otherwise.
 ///
 /// ```
-/// use capacitor_pool::{DEFAULT_MAX_ENTRIES, PooledCache};
+/// use capacitor_pool::PooledCache;
+/// use capacitor_pool::cache::DEFAULT_MAX_ENTRIES;
 ///
 /// let cache = PooledCache::<u64, String>::builder().build().unwrap();
 /// assert_eq!(cache.max_entries(), DEFAULT_MAX_ENTRIES);
@@ -198,9 +229,6 @@ const SHARDS_PER_CPU: usize = 4;
 /// split over the shards, so two keys of a one-entry shard evict each
 /// other).
 const MIN_SHARD_ENTRIES: usize = 32;
-
-/// The most shards a cache has.
-const MAX_SHARDS: usize = 1 << 16;
 
 /// Shard index: the hash bits from 25 up. hashbrown probes with the low bits
 /// and tags with the top 7, so neither loses entropy inside a shard.
@@ -549,22 +577,20 @@ where
     /// hasher and no TTL; values are made with `V::default` and reset with
     /// [`Reset`].
     ///
-    /// A `max_entries` of 0 counts as 1; [`builder`](PooledCache::builder)
-    /// rejects it instead.
+    /// # Errors
+    /// [`BuildError::ZeroEntries`] for a `max_entries` of 0, as
+    /// [`builder`](PooledCache::builder) gives.
     ///
     /// ```
     /// use capacitor_pool::PooledCache;
     ///
-    /// let cache: PooledCache<u64, String> = PooledCache::new(100);
+    /// let cache: PooledCache<u64, String> = PooledCache::new(100).unwrap();
     /// cache.insert(1, "one".to_string());
     /// assert_eq!(cache.get(&1).as_deref(), Some("one"));
     /// assert_eq!(cache.max_entries(), 100);
     /// ```
-    pub fn new(max_entries: usize) -> Self {
-        match Self::builder().max_entries(max_entries.max(1)).build() {
-            Ok(cache) => cache,
-            Err(_) => unreachable!("a bound of at least 1 always builds"),
-        }
+    pub fn new(max_entries: usize) -> Result<Self, BuildError> {
+        Self::builder().max_entries(max_entries).build()
     }
 }
 
@@ -575,7 +601,8 @@ where
     /// A builder for a cache whose fresh values come from `V::default`.
     ///
     /// ```
-    /// use capacitor_pool::{BuildError, PooledCache};
+    /// use capacitor_pool::PooledCache;
+    /// use capacitor_pool::cache::BuildError;
     ///
     /// let err = PooledCache::<u64, Vec<u8>>::builder().max_entries(0).build();
     /// assert_eq!(err.unwrap_err(), BuildError::ZeroEntries);
@@ -646,7 +673,7 @@ where
     /// ```
     /// use capacitor_pool::PooledCache;
     ///
-    /// let cache: PooledCache<&str, Vec<u8>> = PooledCache::new(8);
+    /// let cache: PooledCache<&str, Vec<u8>> = PooledCache::new(8).unwrap();
     /// cache.insert("k", b"value".to_vec());
     /// assert_eq!(cache.view("k", |v| v.len()), Some(5));
     /// assert_eq!(cache.view("other", |v| v.len()), None);
@@ -702,7 +729,7 @@ where
     /// ```
     /// use capacitor_pool::PooledCache;
     ///
-    /// let cache: PooledCache<u64, String> = PooledCache::new(8);
+    /// let cache: PooledCache<u64, String> = PooledCache::new(8).unwrap();
     /// cache.insert(1, "one".into());
     /// assert_eq!(cache.get(&1), Some("one".to_string()));
     /// assert_eq!(cache.get(&2), None);
@@ -723,7 +750,7 @@ where
     /// ```
     /// use capacitor_pool::PooledCache;
     ///
-    /// let cache: PooledCache<u64, String> = PooledCache::new(8);
+    /// let cache: PooledCache<u64, String> = PooledCache::new(8).unwrap();
     /// cache.insert(1, String::new());
     /// assert!(cache.contains_key(&1));
     /// assert!(!cache.contains_key(&2));
@@ -748,7 +775,7 @@ where
     /// ```
     /// use capacitor_pool::PooledCache;
     ///
-    /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(8);
+    /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(8).unwrap();
     /// assert!(!cache.insert(1, vec![1]));
     /// assert!(cache.insert(1, vec![2])); // replaced; vec![1] is recycled
     /// assert_eq!(cache.get(&1), Some(vec![2]));
@@ -765,7 +792,7 @@ where
     /// use capacitor_pool::PooledCache;
     /// use std::time::Duration;
     ///
-    /// let cache: PooledCache<u64, String> = PooledCache::new(8);
+    /// let cache: PooledCache<u64, String> = PooledCache::new(8).unwrap();
     /// cache.insert_ttl(1, "short".into(), Duration::ZERO);
     /// assert_eq!(cache.get(&1), None); // expired at once
     /// cache.insert_ttl(2, "forever".into(), Duration::MAX);
@@ -793,7 +820,7 @@ where
     /// ```
     /// use capacitor_pool::PooledCache;
     ///
-    /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(8);
+    /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(8).unwrap();
     /// cache.insert_with(1, |v| v.extend_from_slice(b"first"));
     /// cache.insert_with(1, |v| {
     ///     assert!(v.is_empty()); // reset, capacity kept
@@ -812,7 +839,7 @@ where
     /// use capacitor_pool::PooledCache;
     /// use std::time::Duration;
     ///
-    /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(8);
+    /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(8).unwrap();
     /// cache.insert_with_ttl(1, Duration::from_secs(30), |v| v.push(1));
     /// assert_eq!(cache.get(&1), Some(vec![1]));
     /// ```
@@ -834,7 +861,7 @@ where
     /// ```
     /// use capacitor_pool::PooledCache;
     ///
-    /// let cache: PooledCache<String, Vec<u8>> = PooledCache::new(8);
+    /// let cache: PooledCache<String, Vec<u8>> = PooledCache::new(8).unwrap();
     /// let key: &str = "user:42"; // say, borrowed from a request
     /// assert!(!cache.insert_with_ref(key, |v| v.extend_from_slice(b"alice"))); // new: one `String`
     /// assert!(cache.insert_with_ref(key, |v| v.extend_from_slice(b"bob"))); // overwrite: no `String`
@@ -855,7 +882,7 @@ where
     /// use capacitor_pool::PooledCache;
     /// use std::time::Duration;
     ///
-    /// let cache: PooledCache<String, Vec<u8>> = PooledCache::new(8);
+    /// let cache: PooledCache<String, Vec<u8>> = PooledCache::new(8).unwrap();
     /// cache.insert_with_ref_ttl("session", Duration::ZERO, |v| v.push(1));
     /// assert_eq!(cache.get("session"), None); // expired at once
     /// cache.insert_with_ref_ttl("session", Duration::from_secs(30), |v| v.push(2));
@@ -889,7 +916,7 @@ where
     /// ```
     /// use capacitor_pool::PooledCache;
     ///
-    /// let cache: PooledCache<String, Vec<u8>> = PooledCache::new(8);
+    /// let cache: PooledCache<String, Vec<u8>> = PooledCache::new(8).unwrap();
     /// let len = cache.get_or_insert_with("k", |v| v.extend_from_slice(b"made"), |v| v.len());
     /// assert_eq!(len, 4); // a miss: filled, then read
     /// let first = cache.get_or_insert_with("k", |_| unreachable!(), |v| v.clone());
@@ -963,7 +990,7 @@ where
     /// ```
     /// use capacitor_pool::PooledCache;
     ///
-    /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(8);
+    /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(8).unwrap();
     /// cache.insert(1, vec![1]);
     /// assert_eq!(cache.remove(&1), Some(vec![1]));
     /// assert_eq!(cache.remove(&1), None);
@@ -1003,7 +1030,7 @@ where
     /// ```
     /// use capacitor_pool::PooledCache;
     ///
-    /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(8);
+    /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(8).unwrap();
     /// cache.insert(1, vec![1]);
     /// assert!(cache.invalidate(&1));
     /// assert!(!cache.invalidate(&1));
@@ -1041,7 +1068,7 @@ where
     /// use capacitor_pool::PooledCache;
     /// use std::time::Duration;
     ///
-    /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(100);
+    /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(100).unwrap();
     /// cache.insert_ttl(1, vec![1], Duration::ZERO);
     /// cache.insert(2, vec![2]);
     /// assert_eq!(cache.len(), 2); // the expired entry is still held
@@ -1077,7 +1104,7 @@ where
     /// ```
     /// use capacitor_pool::PooledCache;
     ///
-    /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(100);
+    /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(100).unwrap();
     /// cache.insert(1, vec![1]);
     /// cache.insert(2, vec![2]);
     /// cache.clear();
@@ -1312,7 +1339,7 @@ where
     /// ```
     /// use capacitor_pool::PooledCache;
     ///
-    /// let cache: PooledCache<u64, String> = PooledCache::new(8);
+    /// let cache: PooledCache<u64, String> = PooledCache::new(8).unwrap();
     /// assert_eq!(cache.len(), 0);
     /// cache.insert(1, String::new());
     /// assert_eq!(cache.len(), 1);
@@ -1326,7 +1353,7 @@ where
     /// ```
     /// use capacitor_pool::PooledCache;
     ///
-    /// let cache: PooledCache<u64, String> = PooledCache::new(8);
+    /// let cache: PooledCache<u64, String> = PooledCache::new(8).unwrap();
     /// assert!(cache.is_empty());
     /// ```
     pub fn is_empty(&self) -> bool {
@@ -1338,7 +1365,7 @@ where
     /// ```
     /// use capacitor_pool::PooledCache;
     ///
-    /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(8);
+    /// let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(8).unwrap();
     /// cache.insert_with(1, |v| v.push(1)); // a fresh value from the pool
     /// cache.view(&1, |_| ());
     /// cache.view(&2, |_| ());
@@ -1386,7 +1413,7 @@ impl<K, V, S, R> PooledCache<K, V, S, R> {
     /// ```
     /// use capacitor_pool::PooledCache;
     ///
-    /// let cache: PooledCache<u64, String> = PooledCache::new(1000);
+    /// let cache: PooledCache<u64, String> = PooledCache::new(1000).unwrap();
     /// assert_eq!(cache.max_entries(), 1000);
     /// ```
     pub fn max_entries(&self) -> usize {
@@ -1511,7 +1538,7 @@ impl CacheStats {
     /// ```
     /// use capacitor_pool::PooledCache;
     ///
-    /// let cache: PooledCache<u64, String> = PooledCache::new(8);
+    /// let cache: PooledCache<u64, String> = PooledCache::new(8).unwrap();
     /// cache.insert(1, String::new());
     /// cache.view(&1, |_| ());
     /// cache.view(&2, |_| ());
@@ -1556,7 +1583,8 @@ impl fmt::Display for CacheStats {
 /// [`PooledCache::builder_with`].
 ///
 /// ```
-/// use capacitor_pool::{PooledCache, PooledCacheBuilder};
+/// use capacitor_pool::PooledCache;
+/// use capacitor_pool::cache::PooledCacheBuilder;
 /// use std::time::Duration;
 ///
 /// let builder: PooledCacheBuilder<u64, Vec<u8>> = PooledCache::builder();
@@ -1596,8 +1624,8 @@ impl<K, V: 'static, S, R> PooledCacheBuilder<K, V, S, R> {
     }
 
     /// The number of shards, rounded up to a power of two (0 counts as 1),
-    /// at most 65,536 and at most the largest power of two not over
-    /// `max_entries`. The default is four per CPU (or per runtime worker,
+    /// at most [`MAX_SHARDS`] (1,024) and at most
+    /// the largest power of two not over `max_entries`. The default is four per CPU (or per runtime worker,
     /// if more), rounded up, but no more than leaves each shard 32 entries
     /// (a small cache gets fewer shards, or one).
     ///
@@ -1635,7 +1663,7 @@ impl<K, V: 'static, S, R> PooledCacheBuilder<K, V, S, R> {
     }
 
     /// The most spare values the cache's pool keeps (its `max_idle`, default
-    /// [`DEFAULT_MAX_IDLE`](crate::DEFAULT_MAX_IDLE)); spares kept by the shards
+    /// [`DEFAULT_MAX_IDLE`]); spares kept by the shards
     /// are bounded by `max_entries` already.
     ///
     /// ```
@@ -1657,7 +1685,7 @@ impl<K, V: 'static, S, R> PooledCacheBuilder<K, V, S, R> {
 
     /// Values that retain more bytes than this after their reset are
     /// dropped instead of kept (default
-    /// [`DEFAULT_RETENTION_LIMIT`](crate::DEFAULT_RETENTION_LIMIT), 1 MiB).
+    /// [`DEFAULT_RETENTION_LIMIT`], 1 MiB).
     ///
     /// ```
     /// use capacitor_pool::PooledCache;
@@ -1774,7 +1802,8 @@ impl<K, V: 'static, S, R> PooledCacheBuilder<K, V, S, R> {
     /// [`BuildError::ZeroEntries`] for a `max_entries` of 0.
     ///
     /// ```
-    /// use capacitor_pool::{BuildError, PooledCache};
+    /// use capacitor_pool::PooledCache;
+    /// use capacitor_pool::cache::BuildError;
     ///
     /// let cache = PooledCache::<u64, String>::builder().max_entries(100).build();
     /// assert!(cache.is_ok());

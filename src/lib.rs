@@ -69,7 +69,7 @@
 //! | your situation | use |
 //! |---|---|
 //! | allocated rarely | no pool: allocate |
-//! | objects over 1 MiB | no pool, or a pool with a higher [`retention_limit`](PoolBuilder::retention_limit) and a small `max_idle` |
+//! | objects over 1 MiB | no pool, or a pool with a higher [`retention_limit`](pool::PoolBuilder::retention_limit) and a small `max_idle` |
 //! | frequent, modest rate, any thread (blocking pool, plain threads) | [`Pool<T>`] |
 //! | hot path (>10k ops/s) on tokio workers | [`WorkerPool<T>`], in a `static` declared with [`worker_pool!`] |
 //! | predictable, bounded concurrency; wait for a free object | [`RingPool<T>`] |
@@ -125,17 +125,28 @@
 //! - `derive`: `#[derive(Reset)]` for structs, re-exported beside the
 //!   [`Reset`] trait (from the `capacitor-pool-derive` crate).
 
-// Without the `codec` feature, the crate docs' links to its types point to
-// docs.rs (where the docs are built with every feature).
+// The crate docs' links to the codec types: to the `codec` module, or
+// without the feature to docs.rs (where the docs are built with every
+// feature).
+#![cfg_attr(
+    feature = "codec",
+    doc = "",
+    doc = "[`LengthDelimited`]: codec::LengthDelimited",
+    doc = "[`SlabDecoder`]: codec::SlabDecoder",
+    doc = "[`SlabFramedRead`]: codec::SlabFramedRead",
+    doc = "[`SlabFramed`]: codec::SlabFramed",
+    doc = "[`PooledFramed`]: codec::PooledFramed",
+    doc = "[`Backpressure`]: codec::Backpressure"
+)]
 #![cfg_attr(
     not(feature = "codec"),
     doc = "",
-    doc = "[`LengthDelimited`]: https://docs.rs/capacitor-pool/latest/capacitor_pool/struct.LengthDelimited.html",
-    doc = "[`SlabDecoder`]: https://docs.rs/capacitor-pool/latest/capacitor_pool/struct.SlabDecoder.html",
-    doc = "[`SlabFramedRead`]: https://docs.rs/capacitor-pool/latest/capacitor_pool/struct.SlabFramedRead.html",
-    doc = "[`SlabFramed`]: https://docs.rs/capacitor-pool/latest/capacitor_pool/struct.SlabFramed.html",
-    doc = "[`PooledFramed`]: https://docs.rs/capacitor-pool/latest/capacitor_pool/struct.PooledFramed.html",
-    doc = "[`Backpressure`]: https://docs.rs/capacitor-pool/latest/capacitor_pool/struct.Backpressure.html"
+    doc = "[`LengthDelimited`]: https://docs.rs/capacitor-pool/latest/capacitor_pool/codec/struct.LengthDelimited.html",
+    doc = "[`SlabDecoder`]: https://docs.rs/capacitor-pool/latest/capacitor_pool/codec/struct.SlabDecoder.html",
+    doc = "[`SlabFramedRead`]: https://docs.rs/capacitor-pool/latest/capacitor_pool/codec/struct.SlabFramedRead.html",
+    doc = "[`SlabFramed`]: https://docs.rs/capacitor-pool/latest/capacitor_pool/codec/struct.SlabFramed.html",
+    doc = "[`PooledFramed`]: https://docs.rs/capacitor-pool/latest/capacitor_pool/codec/struct.PooledFramed.html",
+    doc = "[`Backpressure`]: https://docs.rs/capacitor-pool/latest/capacitor_pool/codec/struct.Backpressure.html"
 )]
 #![warn(
     missing_docs,
@@ -147,51 +158,34 @@
 #![doc(test(attr(deny(warnings))))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod cache;
+pub mod cache;
 #[cfg(feature = "codec")]
-mod codec;
-mod error;
+#[cfg_attr(docsrs, doc(cfg(feature = "codec")))]
+pub mod codec;
 mod future;
 mod guard;
 mod hot;
 mod loom;
-mod pool;
+pub mod pool;
 mod reset;
 mod reuse;
-mod ring;
+pub mod ring;
 mod shard;
-mod slab;
+pub mod slab;
 mod stats;
-mod worker;
+pub mod worker;
 mod worker_static;
 
-pub use crate::cache::{
-    CacheStats, DEFAULT_MAX_ENTRIES, DefaultHashBuilder, PooledCache, PooledCacheBuilder,
-};
-#[cfg(feature = "codec")]
-#[cfg_attr(docsrs, doc(cfg(feature = "codec")))]
-pub use crate::codec::{
-    Backpressure, DEFAULT_MAX_FRAME_LENGTH, DIRECT_READ_MIN, FrameError, FramedBuffers,
-    FramedGuard, FramedPool, LengthDelimited, LengthDelimitedBuilder, LengthDelimitedEncoder,
-    PooledFramed, SlabDecoder, SlabFramed, SlabFramedRead,
-};
-pub use crate::error::{BuildError, GetError, GetTimeoutError, TryGetError};
+pub use crate::cache::PooledCache;
 pub use crate::future::FutureSlot;
 pub use crate::guard::{OwnedPooled, PoolKind, Pooled};
-pub use crate::pool::{DEFAULT_MAX_IDLE, DEFAULT_RETENTION_LIMIT, Pool, PoolBuilder};
+pub use crate::pool::Pool;
 pub use crate::reset::{Recycle, Reset, ResetWith, UseReset};
 pub use crate::reuse::ReusableVec;
-pub use crate::ring::{OwnedRingGuard, RingGuard, RingPool, RingPoolBuilder, RingStats};
-pub use crate::slab::{
-    CapacityError, ClassStats, DEFAULT_MAX_CHUNK, DEFAULT_MAX_PAGES_PER_CLASS, DEFAULT_MIN_CHUNK,
-    DEFAULT_PAGE_SIZE, MAX_CHUNK_LIMIT, Slab, SlabBuf, SlabBuildError, SlabBuilder, SlabStats,
-};
+pub use crate::ring::{OwnedRingGuard, RingGuard, RingPool};
+pub use crate::slab::{Slab, SlabBuf};
 pub use crate::stats::PoolStats;
-pub use crate::worker::{
-    DEFAULT_MAGAZINE_SIZE, MAX_MAGAZINE_SIZE, OwnedWorkerPooled, WorkerPool, WorkerPoolBuilder,
-    WorkerPooled, WorkerStats,
-};
-pub use crate::worker_static::{StaticPooled, StaticWorkerPool};
+pub use crate::worker::{OwnedWorkerPooled, StaticPooled, WorkerPool, WorkerPooled};
 #[cfg(feature = "derive")]
 #[cfg_attr(docsrs, doc(cfg(feature = "derive")))]
 pub use capacitor_pool_derive::Reset;

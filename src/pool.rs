@@ -30,7 +30,8 @@ use crate::stats::PoolStats;
 /// guide's "don't pool objects over 1 MB").
 ///
 /// ```
-/// use capacitor_pool::{DEFAULT_RETENTION_LIMIT, Pool};
+/// use capacitor_pool::Pool;
+/// use capacitor_pool::pool::DEFAULT_RETENTION_LIMIT;
 ///
 /// let pool = Pool::new(Vec::<u8>::new);
 /// assert_eq!(pool.retention_limit(), DEFAULT_RETENTION_LIMIT);
@@ -42,7 +43,8 @@ pub const DEFAULT_RETENTION_LIMIT: usize = 1 << 20;
 /// Idle objects a pool keeps at most unless its builder says otherwise.
 ///
 /// ```
-/// use capacitor_pool::{DEFAULT_MAX_IDLE, Pool};
+/// use capacitor_pool::Pool;
+/// use capacitor_pool::pool::DEFAULT_MAX_IDLE;
 ///
 /// assert_eq!(Pool::new(String::new).max_idle(), DEFAULT_MAX_IDLE);
 /// ```
@@ -813,7 +815,8 @@ impl<T, R: Recycle<T>> fmt::Debug for Pool<T, R> {
 /// Builds a [`Pool`]; made by [`Pool::builder`].
 ///
 /// ```
-/// use capacitor_pool::{Pool, PoolBuilder};
+/// use capacitor_pool::Pool;
+/// use capacitor_pool::pool::PoolBuilder;
 ///
 /// let builder: PoolBuilder<Vec<u8>> = Pool::builder(Vec::new);
 /// let pool = builder.max_idle(8).shards(2).build();
@@ -865,9 +868,10 @@ impl<T: 'static, R> PoolBuilder<T, R> {
         self
     }
 
-    /// The number of shards, rounded up to a power of two (0 counts as 1).
-    /// The default is the runtime's worker count when built inside a tokio
-    /// runtime, else the number of CPUs, rounded up.
+    /// The number of shards, rounded up to a power of two (0 counts as 1),
+    /// at most [`MAX_SHARDS`] (1,024). The default is the runtime's worker
+    /// count when built inside a tokio runtime, else the number of CPUs,
+    /// rounded up.
     ///
     /// ```
     /// use capacitor_pool::Pool;
@@ -965,7 +969,7 @@ impl<T: 'static, R> PoolBuilder<T, R> {
         let n = self
             .shards
             .unwrap_or_else(default_shards)
-            .max(1)
+            .clamp(1, MAX_SHARDS)
             .next_power_of_two();
         let shards: Box<[_]> = (0..n)
             .map(|i| Shard::new(self.max_idle / n + usize::from(i < self.max_idle % n)))
@@ -1014,6 +1018,10 @@ fn race_window() {
         std::thread::yield_now();
     }
 }
+
+/// The most shards a pool, a slab class or a cache has: a larger count is
+/// taken as this one.
+pub const MAX_SHARDS: usize = 1024;
 
 fn default_shards() -> usize {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());

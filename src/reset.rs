@@ -32,7 +32,7 @@ use bytes::{Bytes, BytesMut};
 /// in the pool forever.
 ///
 /// A pool can use a closure instead of the trait
-/// ([`PoolBuilder::reset`](crate::PoolBuilder::reset)), or any type that
+/// ([`PoolBuilder::reset`](crate::pool::PoolBuilder::reset)), or any type that
 /// implements [`Recycle`] for full control.
 ///
 /// # Nested objects
@@ -421,7 +421,7 @@ impl<T: Reset> Recycle<T> for UseReset {
 }
 
 /// A [`Recycle`] policy made from a reset closure (see
-/// [`PoolBuilder::reset`](crate::PoolBuilder::reset)).
+/// [`PoolBuilder::reset`](crate::pool::PoolBuilder::reset)).
 ///
 /// A closure cannot say how much memory the object retains, so pools with
 /// this policy never drop an object for its size; use your own [`Recycle`]

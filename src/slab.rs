@@ -26,7 +26,8 @@ use crate::stats::PoolStats;
 /// The smallest chunk unless the builder says otherwise.
 ///
 /// ```
-/// use capacitor_pool::{DEFAULT_MIN_CHUNK, Slab};
+/// use capacitor_pool::Slab;
+/// use capacitor_pool::slab::DEFAULT_MIN_CHUNK;
 ///
 /// assert_eq!(Slab::new().chunk_size_for(1), Some(DEFAULT_MIN_CHUNK));
 /// ```
@@ -34,7 +35,8 @@ pub const DEFAULT_MIN_CHUNK: usize = 64;
 /// The largest chunk unless the builder says otherwise.
 ///
 /// ```
-/// use capacitor_pool::{DEFAULT_MAX_CHUNK, Slab};
+/// use capacitor_pool::Slab;
+/// use capacitor_pool::slab::DEFAULT_MAX_CHUNK;
 ///
 /// let slab = Slab::new();
 /// assert_eq!(slab.max_chunk(), DEFAULT_MAX_CHUNK);
@@ -44,7 +46,8 @@ pub const DEFAULT_MAX_CHUNK: usize = 64 * 1024;
 /// The page size unless the builder says otherwise.
 ///
 /// ```
-/// use capacitor_pool::{DEFAULT_PAGE_SIZE, Slab};
+/// use capacitor_pool::Slab;
+/// use capacitor_pool::slab::DEFAULT_PAGE_SIZE;
 ///
 /// let class = Slab::new().class_stats(0).unwrap();
 /// assert_eq!(class.chunk_size * class.chunks_per_page, DEFAULT_PAGE_SIZE);
@@ -54,7 +57,8 @@ pub const DEFAULT_PAGE_SIZE: usize = 64 * 1024;
 /// pages per class at most; pages are allocated only when needed).
 ///
 /// ```
-/// use capacitor_pool::{DEFAULT_MAX_PAGES_PER_CLASS, Slab};
+/// use capacitor_pool::Slab;
+/// use capacitor_pool::slab::DEFAULT_MAX_PAGES_PER_CLASS;
 ///
 /// let class = Slab::new().class_stats(0).unwrap();
 /// assert_eq!(class.max_pages, DEFAULT_MAX_PAGES_PER_CLASS);
@@ -63,10 +67,12 @@ pub const DEFAULT_MAX_PAGES_PER_CLASS: usize = 256;
 /// The largest chunk or page a slab accepts (1 GiB).
 ///
 /// ```
-/// use capacitor_pool::{MAX_CHUNK_LIMIT, Slab, SlabBuildError};
+/// use capacitor_pool::Slab;
+/// use capacitor_pool::slab::BuildError;
+/// use capacitor_pool::slab::MAX_CHUNK_LIMIT;
 ///
 /// let err = Slab::builder().max_chunk(MAX_CHUNK_LIMIT + 1).build().unwrap_err();
-/// let expected = SlabBuildError::TooLarge {
+/// let expected = BuildError::TooLarge {
 ///     what: "max_chunk",
 ///     requested: MAX_CHUNK_LIMIT + 1,
 ///     max: MAX_CHUNK_LIMIT,
@@ -919,7 +925,8 @@ impl Drop for WaiterGuard<'_> {
 /// Configures a [`Slab`]: its classes, pages and bounds.
 ///
 /// ```
-/// use capacitor_pool::{Slab, SlabBuilder};
+/// use capacitor_pool::Slab;
+/// use capacitor_pool::slab::SlabBuilder;
 ///
 /// let slab: Slab = SlabBuilder::default().page_size(4096).build().unwrap();
 /// assert_eq!(slab.class_stats(0).unwrap().chunks_per_page, 4096 / 64);
@@ -1018,7 +1025,9 @@ impl SlabBuilder {
     }
 
     /// The number of free-list shards per class (rounded up to a power of
-    /// two); the default follows the number of CPUs, as for [`Pool`].
+    /// two, 0 counts as 1, at most
+    /// [`MAX_SHARDS`](crate::pool::MAX_SHARDS)); the default follows the
+    /// number of CPUs, as for [`Pool`].
     ///
     /// ```
     /// use capacitor_pool::Slab;
@@ -1055,16 +1064,17 @@ impl SlabBuilder {
     /// Builds the slab. No page is allocated until a chunk is asked for.
     ///
     /// # Errors
-    /// [`SlabBuildError`] if a size is zero or over [`MAX_CHUNK_LIMIT`],
+    /// [`BuildError`] if a size is zero or over [`MAX_CHUNK_LIMIT`],
     /// `min_chunk` is over `max_chunk`, or `max_pages_per_class` is zero.
     ///
     /// ```
-    /// use capacitor_pool::{Slab, SlabBuildError};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::slab::BuildError;
     ///
     /// let err = Slab::builder().max_pages_per_class(0).build().unwrap_err();
-    /// assert_eq!(err, SlabBuildError::ZeroPages);
+    /// assert_eq!(err, BuildError::ZeroPages);
     /// ```
-    pub fn build(self) -> Result<Slab, SlabBuildError> {
+    pub fn build(self) -> Result<Slab, BuildError> {
         let sizes = [
             ("min_chunk", self.min_chunk),
             ("max_chunk", self.max_chunk),
@@ -1072,10 +1082,10 @@ impl SlabBuilder {
         ];
         for (what, size) in sizes {
             if size == 0 {
-                return Err(SlabBuildError::ZeroSize(what));
+                return Err(BuildError::ZeroSize(what));
             }
             if size > MAX_CHUNK_LIMIT {
-                return Err(SlabBuildError::TooLarge {
+                return Err(BuildError::TooLarge {
                     what,
                     requested: size,
                     max: MAX_CHUNK_LIMIT,
@@ -1083,10 +1093,10 @@ impl SlabBuilder {
             }
         }
         if self.max_pages == 0 {
-            return Err(SlabBuildError::ZeroPages);
+            return Err(BuildError::ZeroPages);
         }
         if self.min_chunk > self.max_chunk {
-            return Err(SlabBuildError::MinOverMax {
+            return Err(BuildError::MinOverMax {
                 min: self.min_chunk,
                 max: self.max_chunk,
             });
@@ -1120,15 +1130,16 @@ impl SlabBuilder {
 /// The error of [`SlabBuilder::build`].
 ///
 /// ```
-/// use capacitor_pool::{Slab, SlabBuildError};
+/// use capacitor_pool::Slab;
+/// use capacitor_pool::slab::BuildError;
 ///
 /// let err = Slab::builder().min_chunk(4096).max_chunk(1024).build().unwrap_err();
-/// assert_eq!(err, SlabBuildError::MinOverMax { min: 4096, max: 1024 });
+/// assert_eq!(err, BuildError::MinOverMax { min: 4096, max: 1024 });
 /// assert_eq!(err.to_string(), "slab min_chunk 4096 is over max_chunk 1024");
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum SlabBuildError {
+pub enum BuildError {
     /// A size (`min_chunk`, `max_chunk` or `page_size`) was zero.
     ZeroSize(&'static str),
     /// A size was over [`MAX_CHUNK_LIMIT`].
@@ -1151,11 +1162,11 @@ pub enum SlabBuildError {
     ZeroPages,
 }
 
-impl fmt::Display for SlabBuildError {
+impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SlabBuildError::ZeroSize(what) => write!(f, "slab {what} must be at least 1 byte"),
-            SlabBuildError::TooLarge {
+            BuildError::ZeroSize(what) => write!(f, "slab {what} must be at least 1 byte"),
+            BuildError::TooLarge {
                 what,
                 requested,
                 max,
@@ -1163,15 +1174,15 @@ impl fmt::Display for SlabBuildError {
                 f,
                 "slab {what} of {requested} bytes is over the maximum of {max}"
             ),
-            SlabBuildError::MinOverMax { min, max } => {
+            BuildError::MinOverMax { min, max } => {
                 write!(f, "slab min_chunk {min} is over max_chunk {max}")
             }
-            SlabBuildError::ZeroPages => f.write_str("a slab needs at least 1 page per class"),
+            BuildError::ZeroPages => f.write_str("a slab needs at least 1 page per class"),
         }
     }
 }
 
-impl std::error::Error for SlabBuildError {}
+impl std::error::Error for BuildError {}
 
 /// Where a [`SlabBuf`]'s bytes come from.
 enum Origin {
@@ -1227,7 +1238,8 @@ impl std::panic::RefUnwindSafe for Slab {}
 /// The error of [`SlabBuf::try_extend_from_slice`]: the bytes do not fit.
 ///
 /// ```
-/// use capacitor_pool::{CapacityError, Slab};
+/// use capacitor_pool::Slab;
+/// use capacitor_pool::slab::CapacityError;
 ///
 /// let slab = Slab::new();
 /// let mut buf = slab.alloc(64).unwrap();

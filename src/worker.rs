@@ -37,21 +37,29 @@ use crate::pool::{Arrival, HINT_HERE, Pool, PoolBuilder, shard_hint};
 use crate::reset::{Recycle, Reset, ResetWith, UseReset};
 use crate::shard::{free_all, take_slot};
 use crate::stats::PoolStats;
+pub use crate::worker_static::{StaticPooled, StaticWorkerPool};
 
 /// The largest magazine, in objects.
 ///
 /// ```
-/// use capacitor_pool::{MAX_MAGAZINE_SIZE, WorkerPool};
+/// use capacitor_pool::WorkerPool;
+/// use capacitor_pool::worker::MAX_MAGAZINE_SIZE;
 ///
 /// let pool = WorkerPool::builder(Vec::<u8>::new).magazine_size(1000).build();
 /// assert_eq!(pool.magazine_size(), MAX_MAGAZINE_SIZE); // clamped
 /// ```
 pub const MAX_MAGAZINE_SIZE: usize = 64;
 
+/// The most magazines a [`WorkerPool`] has (one per worker thread): a
+/// larger [`workers`](WorkerPoolBuilder::workers) count is taken as this
+/// one.
+pub const MAX_WORKERS: usize = 1024;
+
 /// Objects per magazine unless the builder says otherwise.
 ///
 /// ```
-/// use capacitor_pool::{DEFAULT_MAGAZINE_SIZE, WorkerPool};
+/// use capacitor_pool::WorkerPool;
+/// use capacitor_pool::worker::DEFAULT_MAGAZINE_SIZE;
 ///
 /// let pool = WorkerPool::new(Vec::<u8>::new);
 /// assert_eq!(pool.magazine_size(), DEFAULT_MAGAZINE_SIZE);
@@ -1185,7 +1193,8 @@ impl<T, R: Recycle<T>> fmt::Debug for WorkerPool<T, R> {
 /// The counters of one worker's magazine; see [`WorkerPool::worker_stats`].
 ///
 /// ```
-/// use capacitor_pool::{WorkerPool, WorkerStats};
+/// use capacitor_pool::WorkerPool;
+/// use capacitor_pool::worker::WorkerStats;
 ///
 /// let pool = WorkerPool::builder(Vec::<u8>::new).workers(2).build();
 /// drop(pool.get()); // not on a worker thread: the depot serves it
@@ -1217,7 +1226,8 @@ pub struct WorkerStats {
 /// Builds a [`WorkerPool`]; made by [`WorkerPool::builder`].
 ///
 /// ```
-/// use capacitor_pool::{WorkerPool, WorkerPoolBuilder};
+/// use capacitor_pool::WorkerPool;
+/// use capacitor_pool::worker::WorkerPoolBuilder;
 ///
 /// let builder: WorkerPoolBuilder<Vec<u8>> = WorkerPool::builder(Vec::new);
 /// let pool = builder.workers(2).magazine_size(4).build();
@@ -1231,9 +1241,10 @@ pub struct WorkerPoolBuilder<T, R = UseReset> {
 }
 
 impl<T: 'static, R> WorkerPoolBuilder<T, R> {
-    /// The number of magazines. The default is the runtime's worker count
-    /// when built inside a tokio runtime, else the number of CPUs. Worker
-    /// threads whose number is past it use the depot.
+    /// The number of magazines, at most [`MAX_WORKERS`]. The default is the
+    /// runtime's worker count when built inside a tokio runtime, else the
+    /// number of CPUs. Worker threads whose number is past it use the depot
+    /// (0: every thread does).
     ///
     /// ```
     /// use capacitor_pool::WorkerPool;
@@ -1243,7 +1254,7 @@ impl<T: 'static, R> WorkerPoolBuilder<T, R> {
     /// assert_eq!(pool.num_workers(), 8);
     /// ```
     pub fn workers(mut self, workers: usize) -> Self {
-        self.workers = Some(workers);
+        self.workers = Some(workers.min(MAX_WORKERS));
         self
     }
 

@@ -317,7 +317,7 @@ macro_rules! worker_pool {
         }
 
         $(#[$attr])*
-        $vis static $name: ::std::sync::LazyLock<$crate::StaticWorkerPool<$t, $r, $name>> =
+        $vis static $name: ::std::sync::LazyLock<$crate::worker::StaticWorkerPool<$t, $r, $name>> =
             ::std::sync::LazyLock::new(|| {
                 // The initializer may name `WorkerPool` without importing
                 // it.
@@ -326,7 +326,7 @@ macro_rules! worker_pool {
                 let builder = $init;
                 // SAFETY: the one pool with key `$name`, in a static, built
                 // by `build_static`.
-                unsafe { $crate::StaticWorkerPool::__new($crate::__private::build_static(builder)) }
+                unsafe { $crate::worker::StaticWorkerPool::__new($crate::__private::build_static(builder)) }
             });
     };
 }

@@ -365,7 +365,7 @@ fn wire(n: usize, len: usize) -> BytesMut {
 /// into a reused read buffer) and hands each frame to `sink`.
 #[cfg(feature = "codec")]
 fn decode_in_reads(
-    codec: &mut capacitor_pool::LengthDelimited,
+    codec: &mut capacitor_pool::codec::LengthDelimited,
     read_buf: &mut BytesMut,
     wire: &[u8],
     mut sink: impl FnMut(capacitor_pool::SlabBuf),
@@ -385,7 +385,7 @@ fn decode_in_reads(
 fn decoding_slab_frames_allocates_nothing_per_frame() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let slab = capacitor_pool::Slab::new();
-    let mut codec = capacitor_pool::LengthDelimited::new(&slab);
+    let mut codec = capacitor_pool::codec::LengthDelimited::new(&slab);
     let mut read_buf = BytesMut::with_capacity(8 * 1024);
     let small = wire(2000, 100);
     let large = wire(200, 20 * 1024);
@@ -454,9 +454,9 @@ fn framed_read_with_a_consumer_task_allocates_nothing_per_frame() {
         };
         let mut round = async || {
             // A "connection" over the same pipe: pooled buffers each time.
-            let mut rx_frames = capacitor_pool::PooledFramed::framed_read(
+            let mut rx_frames = capacitor_pool::codec::PooledFramed::framed_read(
                 &mut server,
-                capacitor_pool::LengthDelimited::new(&slab),
+                capacitor_pool::codec::LengthDelimited::new(&slab),
                 &buffers,
             );
             let writer = async {
@@ -524,8 +524,8 @@ fn slab_framed_read_allocates_nothing_per_frame() {
     wire_bytes.extend_from_slice(&wire(500, 100));
     let mut cx = Context::from_waker(std::task::Waker::noop());
     let mut run = || {
-        let codec = capacitor_pool::LengthDelimited::new(&slab);
-        let mut frames = capacitor_pool::SlabFramedRead::new(Capped(&wire_bytes), codec);
+        let codec = capacitor_pool::codec::LengthDelimited::new(&slab);
+        let mut frames = capacitor_pool::codec::SlabFramedRead::new(Capped(&wire_bytes), codec);
         let mut n = 0u64;
         while let Poll::Ready(Some(frame)) = frames.poll_next_unpin(&mut cx) {
             black_box(frame.unwrap().len());

@@ -13,7 +13,8 @@ use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
 use bytes::Bytes;
-use capacitor_pool::{BuildError, CacheStats, DefaultHashBuilder, PooledCache, Recycle, UseReset};
+use capacitor_pool::cache::{BuildError, CacheStats, DefaultHashBuilder};
+use capacitor_pool::{PooledCache, Recycle, UseReset};
 use counting_alloc::{Counting, thread_allocs};
 use tagged::Counted;
 
@@ -47,7 +48,7 @@ fn assert_adds_up(s: &CacheStats) {
 
 #[test]
 fn smoke() {
-    let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(100);
+    let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(100).unwrap();
     assert!(cache.is_empty());
     assert!(!cache.insert_with(1, |v| v.extend_from_slice(b"one")));
     assert!(!cache.insert(2, b"two".to_vec()));
@@ -68,7 +69,7 @@ fn smoke() {
 }
 
 #[test]
-fn zero_max_entries_is_a_build_error_and_new_counts_it_as_one() {
+fn zero_max_entries_is_the_same_build_error_from_new_and_the_builder() {
     let err = PooledCache::<u64, Vec<u8>>::builder()
         .max_entries(0)
         .build()
@@ -78,7 +79,9 @@ fn zero_max_entries_is_a_build_error_and_new_counts_it_as_one() {
         err.to_string(),
         "a pooled cache needs a max_entries of at least 1"
     );
-    let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(0);
+    let err = PooledCache::<u64, Vec<u8>>::new(0).unwrap_err();
+    assert_eq!(err, BuildError::ZeroEntries);
+    let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(1).unwrap();
     assert_eq!(cache.max_entries(), 1);
     cache.insert(1, vec![1]);
     cache.insert(2, vec![2]);
@@ -100,13 +103,18 @@ fn shards_are_a_power_of_two_and_never_more_than_the_bound() {
     assert_eq!(shards(1000, 0), 1);
     assert_eq!(shards(3, 64), 2);
     assert_eq!(shards(1, 64), 1);
-    assert_eq!(shards(1 << 20, usize::MAX), 1 << 16);
-    let default = PooledCache::<u64, Vec<u8>>::new(1 << 20).num_shards();
+    assert_eq!(
+        shards(1 << 20, usize::MAX),
+        capacitor_pool::pool::MAX_SHARDS
+    );
+    let default = PooledCache::<u64, Vec<u8>>::new(1 << 20)
+        .unwrap()
+        .num_shards();
     assert!(default.is_power_of_two() && default >= 4);
     // By default, small caches get fewer shards of at least 32 entries.
-    assert_eq!(PooledCache::<u64, Vec<u8>>::new(8).num_shards(), 1);
+    assert_eq!(PooledCache::<u64, Vec<u8>>::new(8).unwrap().num_shards(), 1);
     assert_eq!(
-        PooledCache::<u64, Vec<u8>>::new(64).num_shards(),
+        PooledCache::<u64, Vec<u8>>::new(64).unwrap().num_shards(),
         2.min(default)
     );
 }
@@ -351,7 +359,7 @@ fn oversized_values_are_dropped_not_kept() {
 
 #[test]
 fn a_refilled_value_is_trimmed_to_what_it_holds() {
-    let cache = PooledCache::<u64, Vec<u8>>::new(64);
+    let cache = PooledCache::<u64, Vec<u8>>::new(64).unwrap();
     cache.insert_with(1, |v| v.resize(16 * 1024, 7));
     // Overwritten in place with a small value: the 16 KiB buffer goes.
     cache.insert_with(1, |v| v.extend_from_slice(b"small"));
@@ -383,7 +391,7 @@ fn a_refilled_value_is_trimmed_to_what_it_holds() {
 #[test]
 fn entries_of_varied_sizes_hold_about_what_they_need() {
     const KEYS: u64 = 500;
-    let cache = PooledCache::<u64, Vec<u8>>::new(4 * KEYS as usize);
+    let cache = PooledCache::<u64, Vec<u8>>::new(4 * KEYS as usize).unwrap();
     let mut seed = 0x2545_f491_4f6c_dd1du64;
     let mut next_len = || {
         seed ^= seed << 13;
@@ -413,7 +421,7 @@ fn entries_of_varied_sizes_hold_about_what_they_need() {
 
 #[test]
 fn a_panicking_fill_removes_the_entry_and_the_cache_stays_usable() {
-    let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(16);
+    let cache: PooledCache<u64, Vec<u8>> = PooledCache::new(16).unwrap();
     cache.insert(1, vec![1]);
     let r = catch_unwind(AssertUnwindSafe(|| {
         cache.insert_with(1, |v| {
@@ -698,7 +706,7 @@ fn concurrent_readers_and_writers_count_up_and_never_mix_values() {
 fn counts_add_up_across_many_short_lived_threads() {
     // More threads than the cache has owned counter stripes, some at once
     // and some one after another (their numbers are recycled).
-    let cache = Arc::new(PooledCache::<u64, Vec<u8>>::new(4096));
+    let cache = Arc::new(PooledCache::<u64, Vec<u8>>::new(4096).unwrap());
     let reads = Arc::new(AtomicU64::new(0));
     for _wave in 0..3 {
         let handles: Vec<_> = (0..24u64)
@@ -918,17 +926,17 @@ fn insert_with_ref_makes_an_owned_key_only_for_a_new_entry() {
     assert_adds_up(&s);
 
     // `str` for `String` keys, `[u8]` for `Vec<u8>` keys.
-    let by_str: PooledCache<String, Vec<u8>> = PooledCache::new(8);
+    let by_str: PooledCache<String, Vec<u8>> = PooledCache::new(8).unwrap();
     by_str.insert_with_ref("k", |v| v.push(1));
     assert_eq!(by_str.get("k"), Some(vec![1]));
-    let by_slice: PooledCache<Vec<u8>, String> = PooledCache::new(8);
+    let by_slice: PooledCache<Vec<u8>, String> = PooledCache::new(8).unwrap();
     by_slice.insert_with_ref(&b"k"[..], |v| v.push('1'));
     assert_eq!(by_slice.get(&b"k"[..]).as_deref(), Some("1"));
 }
 
 #[test]
 fn insert_with_ref_that_panics_leaves_no_entry() {
-    let cache: PooledCache<String, Vec<u8>> = PooledCache::new(8);
+    let cache: PooledCache<String, Vec<u8>> = PooledCache::new(8).unwrap();
     cache.insert_with_ref("k", |v| v.push(1));
     let panicked = catch_unwind(AssertUnwindSafe(|| {
         cache.insert_with_ref("k", |v| {
@@ -948,7 +956,7 @@ fn insert_with_ref_that_panics_leaves_no_entry() {
 
 #[test]
 fn get_or_insert_with_fills_a_missing_key_and_reads_a_present_one() {
-    let cache: PooledCache<String, Vec<u8>> = PooledCache::new(64);
+    let cache: PooledCache<String, Vec<u8>> = PooledCache::new(64).unwrap();
     let fills = AtomicUsize::new(0);
     let fill = |v: &mut Vec<u8>| {
         fills.fetch_add(1, Ordering::Relaxed);
@@ -1007,7 +1015,7 @@ fn get_or_insert_with_fills_a_missing_key_and_reads_a_present_one() {
 fn concurrent_get_or_insert_with_fills_each_missing_key_once() {
     const THREADS: usize = 8;
     const KEYS: u64 = 64;
-    let cache = Arc::new(PooledCache::<u64, Vec<u8>>::new(1024));
+    let cache = Arc::new(PooledCache::<u64, Vec<u8>>::new(1024).unwrap());
     let fills = Arc::new(AtomicUsize::new(0));
     let barrier = Arc::new(Barrier::new(THREADS));
     let handles: Vec<_> = (0..THREADS)
@@ -1044,7 +1052,7 @@ fn concurrent_get_or_insert_with_fills_each_missing_key_once() {
 
 #[test]
 fn remove_hands_back_the_value_and_invalidate_recycles_it() {
-    let cache: PooledCache<String, Vec<u8>> = PooledCache::new(8);
+    let cache: PooledCache<String, Vec<u8>> = PooledCache::new(8).unwrap();
     cache.insert("a".into(), b"alpha".to_vec());
     cache.insert("b".into(), b"beta".to_vec());
     assert_eq!(cache.remove("a"), Some(b"alpha".to_vec()));
@@ -1070,7 +1078,7 @@ fn remove_hands_back_the_value_and_invalidate_recycles_it() {
 #[test]
 fn bytes_values_are_served_without_a_copy_and_released_when_recycled() {
     let body = Bytes::from(vec![b'x'; 64 * 1024]);
-    let cache: PooledCache<String, Bytes> = PooledCache::new(16);
+    let cache: PooledCache<String, Bytes> = PooledCache::new(16).unwrap();
     cache.insert("a".into(), body.slice(..100));
     cache.insert_with_ref("b", |b| *b = body.slice(100..300));
     let a = cache.get("a").unwrap();

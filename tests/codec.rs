@@ -8,9 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use capacitor_pool::{
-    Backpressure, FrameError, LengthDelimited, PooledFramed, Slab, SlabBuf, SlabDecoder, WorkerPool,
-};
+use capacitor_pool::codec::{Backpressure, FrameError, LengthDelimited, PooledFramed, SlabDecoder};
+use capacitor_pool::{Slab, SlabBuf, WorkerPool};
 use futures_util::{SinkExt, StreamExt};
 use proptest::prelude::*;
 use tokio::net::{TcpListener, TcpStream};
@@ -52,18 +51,18 @@ impl Opts {
     }
 
     fn ours(&self, slab: &Slab) -> LengthDelimited {
-        let mut b = LengthDelimited::builder();
-        b.length_field_length(self.field_len)
+        let mut b = LengthDelimited::builder()
+            .length_field_length(self.field_len)
             .length_field_offset(self.offset)
             .length_adjustment(self.adjust)
             .max_frame_length(self.max);
         if let Some(skip) = self.skip {
-            b.num_skip(skip);
+            b = b.num_skip(skip);
         }
         if !self.big {
-            b.little_endian();
+            b = b.little_endian();
         }
-        b.new_codec(slab)
+        b.new_codec(slab).unwrap()
     }
 
     fn theirs(&self) -> LengthDelimitedCodec {
@@ -374,7 +373,8 @@ fn a_length_over_the_maximum_is_invalid_data_before_any_allocation() {
     let slab = Slab::new();
     let mut codec = LengthDelimited::builder()
         .max_frame_length(1000)
-        .new_codec(&slab);
+        .new_codec(&slab)
+        .unwrap();
     let (frames, err) = decode_all(&mut codec, &[b"\0\0\x03\xe9 and some bytes"]);
     assert!(frames.is_empty());
     let err = err.unwrap();
@@ -437,7 +437,8 @@ fn encoding_over_the_maximum_is_invalid_input() {
     let slab = Slab::new();
     let mut codec = LengthDelimited::builder()
         .length_field_length(1)
-        .new_codec(&slab);
+        .new_codec(&slab)
+        .unwrap();
     assert_eq!(codec.max_frame_length(), 255); // clamped to the field
     let err = codec
         .encode(&[0u8; 256][..], &mut BytesMut::new())
@@ -613,7 +614,7 @@ trait Waiters {
     fn class_stats_waiters(&self) -> usize;
 }
 
-impl Waiters for capacitor_pool::SlabStats {
+impl Waiters for capacitor_pool::slab::SlabStats {
     fn class_stats_waiters(&self) -> usize {
         self.classes.iter().map(|c| c.num_waiters).sum()
     }
@@ -723,7 +724,7 @@ async fn read_direct(
     slab: &Slab,
     reader: ChunkedReader,
 ) -> (Vec<Vec<u8>>, Option<io::Error>, ChunkedReader) {
-    let mut frames = capacitor_pool::SlabFramedRead::new(reader, opts.ours(slab));
+    let mut frames = capacitor_pool::codec::SlabFramedRead::new(reader, opts.ours(slab));
     let mut got = Vec::new();
     let mut err = None;
     while let Some(item) = frames.next().await {
@@ -820,7 +821,7 @@ async fn backpressure_holds_a_slab_framed_read_too() {
             tx.send(Bytes::from(vec![i; 20 * 1024])).await.unwrap();
         }
     });
-    let frames = capacitor_pool::SlabFramedRead::new(server, LengthDelimited::new(&slab));
+    let frames = capacitor_pool::codec::SlabFramedRead::new(server, LengthDelimited::new(&slab));
     let mut frames = Backpressure::new(frames, &slab, 20 * 1024);
     let first = frames.next().await.unwrap().unwrap();
     let second = frames.next().await.unwrap().unwrap();
@@ -903,7 +904,8 @@ async fn slab_framed_read_never_shows_a_previous_frames_bytes_to_the_reader() {
         foreign: Vec::new(),
         zeroed: 0,
     };
-    let mut frames = capacitor_pool::SlabFramedRead::new(reader, LengthDelimited::new(&slab));
+    let mut frames =
+        capacitor_pool::codec::SlabFramedRead::new(reader, LengthDelimited::new(&slab));
     let mut addrs = Vec::new();
     for byte in [0xAB, 0x01, 0x02] {
         let frame = frames.next().await.unwrap().unwrap();
@@ -972,7 +974,8 @@ fn a_cloned_codec_starts_at_a_header_with_the_same_options() {
     let mut codec = LengthDelimited::builder()
         .length_field_length(2)
         .max_frame_length(1000)
-        .new_codec(&slab);
+        .new_codec(&slab)
+        .unwrap();
     let mut half = BytesMut::from(&b"\x00\x05he"[..]);
     assert!(codec.decode(&mut half).unwrap().is_none());
     let mut copy = codec.clone();
@@ -990,15 +993,15 @@ fn a_cloned_codec_starts_at_a_header_with_the_same_options() {
 fn the_encoder_needs_no_slab_and_writes_what_the_codec_writes() {
     let slab = Slab::new();
     for opts in ENCODABLE {
-        let mut b = LengthDelimited::builder();
-        b.length_field_length(opts.field_len)
+        let mut b = LengthDelimited::builder()
+            .length_field_length(opts.field_len)
             .length_field_offset(opts.offset)
             .length_adjustment(opts.adjust)
             .max_frame_length(opts.max);
         if !opts.big {
-            b.little_endian();
+            b = b.little_endian();
         }
-        let mut encoder = b.new_encoder();
+        let mut encoder = b.new_encoder().unwrap();
         let mut codec = opts.ours(&slab);
         assert_eq!(encoder.max_frame_length(), codec.max_frame_length());
         let mut from_codec = codec.encoder();
@@ -1018,7 +1021,7 @@ fn the_encoder_needs_no_slab_and_writes_what_the_codec_writes() {
 async fn an_encode_only_writer_talks_to_a_slab_reader() {
     let slab = Slab::new();
     let (a, b) = tokio::io::duplex(64 * 1024);
-    let mut tx = FramedWrite::new(a, capacitor_pool::LengthDelimitedEncoder::new());
+    let mut tx = FramedWrite::new(a, capacitor_pool::codec::LengthDelimitedEncoder::new());
     let mut rx = FramedRead::new(b, LengthDelimited::new(&slab));
     tx.send(&b"one"[..]).await.unwrap();
     tx.send(vec![2u8; 20_000]).await.unwrap();
@@ -1154,7 +1157,7 @@ async fn slab_framed_read_takes_its_read_buffer_from_a_pool() {
         wire.extend_from_slice(&(payload.len() as u32).to_be_bytes());
         wire.extend_from_slice(payload);
     }
-    let mut frames = capacitor_pool::SlabFramedRead::with_pool(
+    let mut frames = capacitor_pool::codec::SlabFramedRead::with_pool(
         &wire[..],
         LengthDelimited::new(&slab),
         &SLAB_READ,
@@ -1171,7 +1174,7 @@ async fn slab_framed_read_takes_its_read_buffer_from_a_pool() {
     // An `Arc<WorkerPool>` too; `into_parts` copies out what is left and
     // gives the buffer back.
     let pool = buffer_pool();
-    let frames = capacitor_pool::SlabFramedRead::with_pool(
+    let frames = capacitor_pool::codec::SlabFramedRead::with_pool(
         &b"\0\0\0\x02hi\0\0"[..],
         LengthDelimited::new(&slab),
         &pool,
@@ -1193,7 +1196,7 @@ async fn slab_framed_echo_round_trip() {
     let (client, server) = tokio::io::duplex(1000);
     let server_slab = slab.clone();
     let server = tokio::spawn(async move {
-        let mut conn = capacitor_pool::SlabFramed::with_pool(
+        let mut conn = capacitor_pool::codec::SlabFramed::with_pool(
             server,
             LengthDelimited::new(&server_slab),
             &ECHO,
@@ -1205,7 +1208,7 @@ async fn slab_framed_echo_round_trip() {
         }
         echoed
     });
-    let mut client = capacitor_pool::SlabFramed::new(client, LengthDelimited::new(&slab));
+    let mut client = capacitor_pool::codec::SlabFramed::new(client, LengthDelimited::new(&slab));
     let lens = [0usize, 1, 100, 5_000, 20_000, 300_000, 7];
     let mut got = Vec::new();
     for (i, &len) in lens.iter().enumerate() {
@@ -1230,7 +1233,7 @@ async fn slab_framed_echo_round_trip() {
 async fn slab_framed_reads_splits_and_writes_scripted_frames() {
     let slab = Slab::new();
     let mut wire = BytesMut::new();
-    let mut encoder = capacitor_pool::LengthDelimitedEncoder::new();
+    let mut encoder = capacitor_pool::codec::LengthDelimitedEncoder::new();
     for n in [0usize, 5, 100] {
         encoder.encode(vec![n as u8; n], &mut wire).unwrap();
     }
@@ -1240,7 +1243,7 @@ async fn slab_framed_reads_splits_and_writes_scripted_frames() {
             .read(&wire[split..])
             .write(&wire[..])
             .build();
-        let mut framed = capacitor_pool::SlabFramed::new(mock, LengthDelimited::new(&slab));
+        let mut framed = capacitor_pool::codec::SlabFramed::new(mock, LengthDelimited::new(&slab));
         let mut frames = Vec::new();
         for _ in 0..3 {
             frames.push(framed.next().await.unwrap().unwrap());
@@ -1258,10 +1261,10 @@ async fn slab_framed_reads_splits_and_writes_scripted_frames() {
 fn framed_types_fed_by_statics_are_send() {
     fn check<T: Send + 'static>() {}
     type Static =
-        capacitor_pool::StaticWorkerPool<BytesMut, capacitor_pool::UseReset, statics::ECHO>;
-    check::<capacitor_pool::SlabFramed<TcpStream>>();
-    check::<capacitor_pool::SlabFramed<TcpStream, Static>>();
-    check::<capacitor_pool::SlabFramedRead<TcpStream, Static>>();
+        capacitor_pool::worker::StaticWorkerPool<BytesMut, capacitor_pool::UseReset, statics::ECHO>;
+    check::<capacitor_pool::codec::SlabFramed<TcpStream>>();
+    check::<capacitor_pool::codec::SlabFramed<TcpStream, Static>>();
+    check::<capacitor_pool::codec::SlabFramedRead<TcpStream, Static>>();
     check::<PooledFramed<tokio_util::codec::Framed<TcpStream, LengthDelimited>, Static>>();
-    check::<capacitor_pool::LengthDelimitedEncoder>();
+    check::<capacitor_pool::codec::LengthDelimitedEncoder>();
 }

@@ -11,10 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Duration;
 
-use capacitor_pool::{
-    BuildError, GetError, GetTimeoutError, OwnedRingGuard, Reset, RingGuard, RingPool, RingStats,
-    TryGetError,
-};
+use capacitor_pool::ring::{BuildError, GetError, GetTimeoutError, RingStats, TryGetError};
+use capacitor_pool::{OwnedRingGuard, Reset, RingGuard, RingPool};
 use futures_util::FutureExt;
 use tagged::{Counted, Tagged};
 

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes};
-use capacitor_pool::{Slab, SlabBuf, SlabBuildError};
+use capacitor_pool::slab::BuildError;
+use capacitor_pool::{Slab, SlabBuf};
 
 #[test]
 fn smoke() {
@@ -81,22 +82,22 @@ fn builder_rounds_sizes_and_rejects_bad_ones() {
     assert_eq!(slab.max_chunk(), 4096);
     assert_eq!(
         Slab::builder().min_chunk(0).build().unwrap_err(),
-        SlabBuildError::ZeroSize("min_chunk")
+        BuildError::ZeroSize("min_chunk")
     );
     assert_eq!(
         Slab::builder().page_size(0).build().unwrap_err(),
-        SlabBuildError::ZeroSize("page_size")
+        BuildError::ZeroSize("page_size")
     );
     assert_eq!(
         Slab::builder().max_pages_per_class(0).build().unwrap_err(),
-        SlabBuildError::ZeroPages
+        BuildError::ZeroPages
     );
     assert!(matches!(
         Slab::builder().min_chunk(4096).max_chunk(64).build(),
-        Err(SlabBuildError::MinOverMax { .. })
+        Err(BuildError::MinOverMax { .. })
     ));
     let err = Slab::builder().max_chunk(usize::MAX).build().unwrap_err();
-    assert!(matches!(err, SlabBuildError::TooLarge { .. }));
+    assert!(matches!(err, BuildError::TooLarge { .. }));
     assert!(err.to_string().contains("max_chunk"), "{err}");
 }
 

@@ -14,6 +14,10 @@
 //! # drop((b, c));
 //! # }
 //! ```
+//!
+//! The pool is [`RingPool`] (also at the crate root, with its guards
+//! [`RingGuard`] and [`OwnedRingGuard`]); this module holds its builder,
+//! its statistics and its errors.
 
 use std::cell::UnsafeCell as StdUnsafeCell;
 use std::fmt;
@@ -29,7 +33,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
 
-use crate::error::{BuildError, GetError, GetTimeoutError, TryGetError};
+mod error;
+pub use self::error::{BuildError, GetError, GetTimeoutError, TryGetError};
+
 use crate::guard::{OwnedPooled, PoolKind, Pooled, sealed};
 use crate::loom::{
     AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, UnsafeCell, dekker_fence,
@@ -166,7 +172,8 @@ struct RingCounters {
 /// `Arc`.
 ///
 /// ```
-/// use capacitor_pool::{GetError, OwnedRingGuard, RingPool};
+/// use capacitor_pool::{OwnedRingGuard, RingPool};
+/// use capacitor_pool::ring::GetError;
 /// use std::sync::Arc;
 ///
 /// struct Limiter {
@@ -243,7 +250,8 @@ impl<T: Reset + 'static> RingPool<T> {
     /// [`BuildError::CapacityTooLarge`] past `usize::MAX >> 3` slots.
     ///
     /// ```
-    /// use capacitor_pool::{BuildError, RingPool};
+    /// use capacitor_pool::RingPool;
+    /// use capacitor_pool::ring::BuildError;
     ///
     /// assert_eq!(RingPool::new(0, String::new).unwrap_err(), BuildError::ZeroCapacity);
     /// ```
@@ -288,7 +296,8 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     /// [`TryGetError::Closed`] after [`close`](RingPool::close).
     ///
     /// ```
-    /// use capacitor_pool::{RingPool, TryGetError};
+    /// use capacitor_pool::RingPool;
+    /// use capacitor_pool::ring::TryGetError;
     ///
     /// let ring = RingPool::new(1, Vec::<u8>::new).unwrap();
     /// let held = ring.try_get().unwrap();
@@ -308,7 +317,8 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     /// As for [`try_get`](RingPool::try_get).
     ///
     /// ```
-    /// use capacitor_pool::{RingPool, TryGetError};
+    /// use capacitor_pool::RingPool;
+    /// use capacitor_pool::ring::TryGetError;
     /// use std::sync::Arc;
     ///
     /// let ring = Arc::new(RingPool::new(1, Vec::<u8>::new).unwrap());
@@ -397,7 +407,8 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     /// [`GetTimeoutError::Closed`] when the ring is closed.
     ///
     /// ```
-    /// use capacitor_pool::{GetTimeoutError, RingPool};
+    /// use capacitor_pool::RingPool;
+    /// use capacitor_pool::ring::GetTimeoutError;
     /// use std::time::Duration;
     ///
     /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -1242,7 +1253,8 @@ impl RingStats {
 /// Builds a [`RingPool`]; made by [`RingPool::builder`].
 ///
 /// ```
-/// use capacitor_pool::{RingPool, RingPoolBuilder};
+/// use capacitor_pool::RingPool;
+/// use capacitor_pool::ring::RingPoolBuilder;
 ///
 /// let builder: RingPoolBuilder<Vec<u8>> = RingPool::builder(2, Vec::new);
 /// let ring = builder.retention_limit(4096).build().unwrap();
@@ -1274,7 +1286,7 @@ impl<T: 'static, R> RingPoolBuilder<T, R> {
     }
 
     /// Resets objects with a closure instead of the [`Reset`] trait; see
-    /// [`PoolBuilder::reset`](crate::PoolBuilder::reset).
+    /// [`PoolBuilder::reset`](crate::pool::PoolBuilder::reset).
     ///
     /// ```
     /// use capacitor_pool::RingPool;
@@ -1316,7 +1328,8 @@ impl<T: 'static, R> RingPoolBuilder<T, R> {
     /// [`BuildError::CapacityTooLarge`] past `usize::MAX >> 3` slots.
     ///
     /// ```
-    /// use capacitor_pool::{BuildError, RingPool};
+    /// use capacitor_pool::RingPool;
+    /// use capacitor_pool::ring::BuildError;
     ///
     /// let ring = RingPool::builder(2, || Vec::<u8>::with_capacity(64)).build().unwrap();
     /// assert_eq!(ring.stats().created_count, 2); // made now

@@ -1,4 +1,4 @@
-//! Error types, one per operation.
+//! The ring pool's errors, one per operation.
 
 use std::fmt;
 
@@ -30,7 +30,8 @@ impl std::error::Error for GetError {}
 /// The error of [`RingPool::try_get`](crate::RingPool::try_get).
 ///
 /// ```
-/// use capacitor_pool::{RingPool, TryGetError};
+/// use capacitor_pool::RingPool;
+/// use capacitor_pool::ring::TryGetError;
 ///
 /// let ring = RingPool::new(1, Vec::<u8>::new).unwrap();
 /// let _held = ring.try_get().unwrap();
@@ -61,7 +62,8 @@ impl std::error::Error for TryGetError {}
 /// The error of [`RingPool::get_timeout`](crate::RingPool::get_timeout).
 ///
 /// ```
-/// use capacitor_pool::{GetTimeoutError, RingPool};
+/// use capacitor_pool::RingPool;
+/// use capacitor_pool::ring::GetTimeoutError;
 /// use std::time::Duration;
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)]
@@ -94,17 +96,19 @@ impl fmt::Display for GetTimeoutError {
 
 impl std::error::Error for GetTimeoutError {}
 
-/// The error of [`RingPoolBuilder::build`](crate::RingPoolBuilder::build)
-/// and [`PooledCacheBuilder::build`](crate::PooledCacheBuilder::build).
+/// The error of [`RingPool::new`](crate::RingPool::new) and
+/// [`RingPoolBuilder::build`](super::RingPoolBuilder::build): a capacity of
+/// zero, or over the most a ring holds.
 ///
 /// ```
-/// use capacitor_pool::{BuildError, PooledCache, RingPool};
+/// use capacitor_pool::RingPool;
+/// use capacitor_pool::ring::BuildError;
 ///
 /// let err = RingPool::new(0, String::new).unwrap_err();
 /// assert_eq!(err, BuildError::ZeroCapacity);
 /// assert_eq!(err.to_string(), "a ring pool needs a capacity of at least 1");
-/// let err = PooledCache::<u64, String>::builder().max_entries(0).build().unwrap_err();
-/// assert_eq!(err, BuildError::ZeroEntries);
+/// let err = RingPool::builder(usize::MAX, String::new).build().unwrap_err();
+/// assert!(matches!(err, BuildError::CapacityTooLarge { .. }));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -118,8 +122,6 @@ pub enum BuildError {
         /// The most allowed.
         max: usize,
     },
-    /// A cache needs room for at least one entry.
-    ZeroEntries,
 }
 
 impl fmt::Display for BuildError {
@@ -131,9 +133,6 @@ impl fmt::Display for BuildError {
                     f,
                     "ring pool capacity {requested} is over the maximum of {max}"
                 )
-            }
-            BuildError::ZeroEntries => {
-                f.write_str("a pooled cache needs a max_entries of at least 1")
             }
         }
     }

@@ -37,72 +37,14 @@ use crate::slab::{Slab, SlabBuf, SlabWait};
 use crate::worker::WorkerPool;
 use crate::worker_static::{SlotKey, StaticWorkerPool};
 
-/// What went wrong with a frame; carried inside the `io::Error` that
-/// decoders and encoders return (get it back with
-/// [`io::Error::get_ref`] and `downcast_ref`).
-///
-/// ```
-/// use bytes::BytesMut;
-/// use capacitor_pool::{FrameError, LengthDelimited, Slab};
-/// use tokio_util::codec::Decoder;
-///
-/// let mut codec = LengthDelimited::builder().max_frame_length(1024).new_codec(&Slab::new());
-/// let mut src = BytesMut::from(&b"\xff\xff\xff\xff lies"[..]); // claims 4 GiB
-/// let err = codec.decode(&mut src).unwrap_err();
-/// assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
-/// let why = err.get_ref().unwrap().downcast_ref::<FrameError>().unwrap();
-/// assert_eq!(*why, FrameError::TooLong { len: u32::MAX as u64, max: 1024 });
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum FrameError {
-    /// The length field is over the maximum frame length.
-    TooLong {
-        /// The length the field gave (before adjustment), or of the frame
-        /// to encode.
-        len: u64,
-        /// The maximum frame length.
-        max: usize,
-    },
-    /// The length adjustment took the length below zero or past `usize`.
-    BadAdjustment,
-    /// The stream ended inside a frame.
-    Truncated {
-        /// Bytes of the frame (header included) that did arrive.
-        received: usize,
-    },
-}
-
-impl fmt::Display for FrameError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            FrameError::TooLong { len, max } => {
-                write!(f, "frame of {len} bytes is over the maximum of {max}")
-            }
-            FrameError::BadAdjustment => {
-                f.write_str("frame length out of range after the length adjustment")
-            }
-            FrameError::Truncated { received } => {
-                write!(f, "stream ended inside a frame ({received} bytes received)")
-            }
-        }
-    }
-}
-
-impl std::error::Error for FrameError {}
-
-impl From<FrameError> for io::Error {
-    /// Bad input: `InvalidData`, whatever the variant (an encoder's errors,
-    /// `InvalidInput`, are made where they arise).
-    fn from(e: FrameError) -> io::Error {
-        io::Error::new(io::ErrorKind::InvalidData, e)
-    }
-}
+mod error;
+pub use self::error::{BuildError, FrameError, MAX_HEADER_LENGTH};
 
 /// The default maximum frame length: 8 MiB, as `LengthDelimitedCodec`.
 ///
 /// ```
-/// use capacitor_pool::{DEFAULT_MAX_FRAME_LENGTH, LengthDelimited, Slab};
+/// use capacitor_pool::Slab;
+/// use capacitor_pool::codec::{DEFAULT_MAX_FRAME_LENGTH, LengthDelimited};
 ///
 /// let codec = LengthDelimited::new(&Slab::new());
 /// assert_eq!(codec.max_frame_length(), DEFAULT_MAX_FRAME_LENGTH);
@@ -115,7 +57,8 @@ pub const DEFAULT_MAX_FRAME_LENGTH: usize = 8 * 1024 * 1024;
 /// payload only, 8 MiB at most).
 ///
 /// ```
-/// use capacitor_pool::{LengthDelimited, Slab};
+/// use capacitor_pool::Slab;
+/// use capacitor_pool::codec::LengthDelimited;
 ///
 /// // A 2-byte little-endian length after a 1-byte tag, counting the whole
 /// // frame (so -3), with the tag kept in the frame.
@@ -126,10 +69,11 @@ pub const DEFAULT_MAX_FRAME_LENGTH: usize = 8 * 1024 * 1024;
 ///     .length_adjustment(-3)
 ///     .num_skip(0)
 ///     .max_frame_length(64 * 1024)
-///     .new_codec(&Slab::new());
+///     .new_codec(&Slab::new()).unwrap();
 /// # drop(codec);
 /// ```
 #[derive(Debug, Clone, Copy)]
+#[must_use = "a builder does nothing until a `new_*` method is called"]
 pub struct LengthDelimitedBuilder {
     max_frame_len: usize,
     length_field_len: usize,
@@ -157,10 +101,11 @@ impl LengthDelimitedBuilder {
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use capacitor_pool::{LengthDelimitedBuilder, Slab};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::LengthDelimitedBuilder;
     /// use tokio_util::codec::Encoder;
     ///
-    /// let mut codec = LengthDelimitedBuilder::new().new_codec(&Slab::new());
+    /// let mut codec = LengthDelimitedBuilder::new().new_codec(&Slab::new()).unwrap();
     /// let mut dst = BytesMut::new();
     /// codec.encode(&b"hi"[..], &mut dst).unwrap();
     /// assert_eq!(&dst[..], b"\0\0\0\x02hi"); // 4-byte big-endian length
@@ -173,18 +118,19 @@ impl LengthDelimitedBuilder {
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::LengthDelimited;
     /// use tokio_util::codec::Encoder;
     ///
     /// let mut codec = LengthDelimited::builder()
     ///     .length_field_length(2)
     ///     .big_endian()
-    ///     .new_codec(&Slab::new());
+    ///     .new_codec(&Slab::new()).unwrap();
     /// let mut dst = BytesMut::new();
     /// codec.encode(&b"hi"[..], &mut dst).unwrap();
     /// assert_eq!(&dst[..], b"\x00\x02hi");
     /// ```
-    pub fn big_endian(&mut self) -> &mut Self {
+    pub fn big_endian(mut self) -> Self {
         self.big_endian = true;
         self
     }
@@ -193,18 +139,19 @@ impl LengthDelimitedBuilder {
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::LengthDelimited;
     /// use tokio_util::codec::Encoder;
     ///
     /// let mut codec = LengthDelimited::builder()
     ///     .length_field_length(2)
     ///     .little_endian()
-    ///     .new_codec(&Slab::new());
+    ///     .new_codec(&Slab::new()).unwrap();
     /// let mut dst = BytesMut::new();
     /// codec.encode(&b"hi"[..], &mut dst).unwrap();
     /// assert_eq!(&dst[..], b"\x02\x00hi");
     /// ```
-    pub fn little_endian(&mut self) -> &mut Self {
+    pub fn little_endian(mut self) -> Self {
         self.big_endian = false;
         self
     }
@@ -213,18 +160,19 @@ impl LengthDelimitedBuilder {
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::LengthDelimited;
     /// use tokio_util::codec::Encoder;
     ///
     /// let mut codec = LengthDelimited::builder()
     ///     .length_field_length(2)
     ///     .native_endian()
-    ///     .new_codec(&Slab::new());
+    ///     .new_codec(&Slab::new()).unwrap();
     /// let mut dst = BytesMut::new();
     /// codec.encode(&b"hi"[..], &mut dst).unwrap();
     /// assert_eq!(dst[..2], 2u16.to_ne_bytes());
     /// ```
-    pub fn native_endian(&mut self) -> &mut Self {
+    pub fn native_endian(mut self) -> Self {
         self.big_endian = cfg!(target_endian = "big");
         self
     }
@@ -235,18 +183,19 @@ impl LengthDelimitedBuilder {
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::LengthDelimited;
     /// use std::io::ErrorKind;
     /// use tokio_util::codec::{Decoder, Encoder};
     ///
-    /// let mut codec = LengthDelimited::builder().max_frame_length(4).new_codec(&Slab::new());
+    /// let mut codec = LengthDelimited::builder().max_frame_length(4).new_codec(&Slab::new()).unwrap();
     /// let mut dst = BytesMut::new();
     /// let err = codec.encode(&b"hello"[..], &mut dst).unwrap_err();
     /// assert_eq!(err.kind(), ErrorKind::InvalidInput);
     /// let mut src = BytesMut::from(&b"\0\0\0\x05hello"[..]);
     /// assert_eq!(codec.decode(&mut src).unwrap_err().kind(), ErrorKind::InvalidData);
     /// ```
-    pub fn max_frame_length(&mut self, len: usize) -> &mut Self {
+    pub fn max_frame_length(mut self, len: usize) -> Self {
         self.max_frame_len = len;
         self
     }
@@ -258,20 +207,17 @@ impl LengthDelimitedBuilder {
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::LengthDelimited;
     /// use tokio_util::codec::Encoder;
     ///
-    /// let mut codec = LengthDelimited::builder().length_field_length(1).new_codec(&Slab::new());
+    /// let mut codec = LengthDelimited::builder().length_field_length(1).new_codec(&Slab::new()).unwrap();
     /// assert_eq!(codec.max_frame_length(), 255); // what one byte can say
     /// let mut dst = BytesMut::new();
     /// codec.encode(&b"hi"[..], &mut dst).unwrap();
     /// assert_eq!(&dst[..], b"\x02hi");
     /// ```
-    pub fn length_field_length(&mut self, len: usize) -> &mut Self {
-        assert!(
-            (1..=8).contains(&len),
-            "length field length must be 1 to 8 bytes, not {len}"
-        );
+    pub fn length_field_length(mut self, len: usize) -> Self {
         self.length_field_len = len;
         self
     }
@@ -280,18 +226,19 @@ impl LengthDelimitedBuilder {
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::LengthDelimited;
     /// use tokio_util::codec::Decoder;
     ///
     /// // A 1-byte tag, then a 2-byte length; the whole header is skipped.
     /// let mut codec = LengthDelimited::builder()
     ///     .length_field_offset(1)
     ///     .length_field_length(2)
-    ///     .new_codec(&Slab::new());
+    ///     .new_codec(&Slab::new()).unwrap();
     /// let mut src = BytesMut::from(&b"\x07\x00\x02hi"[..]);
     /// assert_eq!(&codec.decode(&mut src).unwrap().unwrap()[..], b"hi");
     /// ```
-    pub fn length_field_offset(&mut self, offset: usize) -> &mut Self {
+    pub fn length_field_offset(mut self, offset: usize) -> Self {
         self.length_field_offset = offset;
         self
     }
@@ -301,15 +248,16 @@ impl LengthDelimitedBuilder {
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::LengthDelimited;
     /// use tokio_util::codec::Decoder;
     ///
     /// // The length field counts its own 4 bytes.
-    /// let mut codec = LengthDelimited::builder().length_adjustment(-4).new_codec(&Slab::new());
+    /// let mut codec = LengthDelimited::builder().length_adjustment(-4).new_codec(&Slab::new()).unwrap();
     /// let mut src = BytesMut::from(&b"\0\0\0\x06hi"[..]);
     /// assert_eq!(&codec.decode(&mut src).unwrap().unwrap()[..], b"hi");
     /// ```
-    pub fn length_adjustment(&mut self, adjustment: isize) -> &mut Self {
+    pub fn length_adjustment(mut self, adjustment: isize) -> Self {
         self.length_adjustment = adjustment;
         self
     }
@@ -319,18 +267,19 @@ impl LengthDelimitedBuilder {
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::LengthDelimited;
     /// use tokio_util::codec::Decoder;
     ///
     /// // Keep the header in the frame: skip nothing, and count the header in.
     /// let mut codec = LengthDelimited::builder()
     ///     .num_skip(0)
     ///     .length_adjustment(4)
-    ///     .new_codec(&Slab::new());
+    ///     .new_codec(&Slab::new()).unwrap();
     /// let mut src = BytesMut::from(&b"\0\0\0\x02hi"[..]);
     /// assert_eq!(&codec.decode(&mut src).unwrap().unwrap()[..], b"\0\0\0\x02hi");
     /// ```
-    pub fn num_skip(&mut self, skip: usize) -> &mut Self {
+    pub fn num_skip(mut self, skip: usize) -> Self {
         self.num_skip = Some(skip);
         self
     }
@@ -339,24 +288,23 @@ impl LengthDelimitedBuilder {
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::LengthDelimited;
     /// use tokio_util::codec::Decoder;
     ///
     /// let slab = Slab::new();
-    /// let mut codec = LengthDelimited::builder().new_codec(&slab);
+    /// let mut codec = LengthDelimited::builder().new_codec(&slab).unwrap();
     /// let mut src = BytesMut::from(&b"\0\0\0\x02hi"[..]);
     /// let frame = codec.decode(&mut src).unwrap().unwrap();
     /// assert_eq!(&frame[..], b"hi");
     /// assert_eq!(slab.stats().num_in_use(), 1); // the frame's chunk
     /// ```
-    pub fn new_codec(&self, slab: &Slab) -> LengthDelimited {
-        let mut cfg = *self;
-        cfg.max_frame_len = cfg.max_frame_len.min(cfg.max_allowed());
-        LengthDelimited {
-            cfg,
+    pub fn new_codec(&self, slab: &Slab) -> Result<LengthDelimited, BuildError> {
+        Ok(LengthDelimited {
+            cfg: self.checked()?,
             slab: slab.clone(),
             state: State::Head,
-        }
+        })
     }
 
     /// An encoder with this configuration, for a connection that only
@@ -364,70 +312,81 @@ impl LengthDelimitedBuilder {
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use capacitor_pool::LengthDelimited;
+    /// use capacitor_pool::codec::LengthDelimited;
     /// use tokio_util::codec::Encoder;
     ///
-    /// let mut encoder = LengthDelimited::builder().length_field_length(2).new_encoder();
+    /// let mut encoder = LengthDelimited::builder().length_field_length(2).new_encoder().unwrap();
     /// let mut dst = BytesMut::new();
     /// encoder.encode(&b"hi"[..], &mut dst).unwrap();
     /// assert_eq!(&dst[..], b"\x00\x02hi");
     /// ```
-    pub fn new_encoder(&self) -> LengthDelimitedEncoder {
-        let mut cfg = *self;
-        cfg.max_frame_len = cfg.max_frame_len.min(cfg.max_allowed());
-        LengthDelimitedEncoder { cfg }
+    pub fn new_encoder(&self) -> Result<LengthDelimitedEncoder, BuildError> {
+        Ok(LengthDelimitedEncoder {
+            cfg: self.checked()?,
+        })
     }
 
     /// A `FramedRead` over `io` with this codec.
     ///
     /// ```
-    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::LengthDelimited;
     /// use futures_util::StreamExt;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let io: &[u8] = b"\0\0\0\x02hi\0\0\0\x01!";
-    /// let mut frames = LengthDelimited::builder().new_read(io, &Slab::new());
+    /// let mut frames = LengthDelimited::builder().new_read(io, &Slab::new()).unwrap();
     /// assert_eq!(&frames.next().await.unwrap().unwrap()[..], b"hi");
     /// assert_eq!(&frames.next().await.unwrap().unwrap()[..], b"!");
     /// assert!(frames.next().await.is_none());
     /// # }
     /// ```
-    pub fn new_read<T: AsyncRead>(&self, io: T, slab: &Slab) -> FramedRead<T, LengthDelimited> {
-        FramedRead::new(io, self.new_codec(slab))
+    pub fn new_read<T: AsyncRead>(
+        &self,
+        io: T,
+        slab: &Slab,
+    ) -> Result<FramedRead<T, LengthDelimited>, BuildError> {
+        Ok(FramedRead::new(io, self.new_codec(slab)?))
     }
 
     /// A `FramedWrite` over `io` with this codec.
     ///
     /// ```
-    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::LengthDelimited;
     /// use futures_util::SinkExt;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let mut sink = LengthDelimited::builder()
     ///     .length_field_length(1)
-    ///     .new_write(Vec::new(), &Slab::new());
+    ///     .new_write(Vec::new(), &Slab::new()).unwrap();
     /// sink.send(&b"hi"[..]).await.unwrap();
     /// assert_eq!(&sink.get_ref()[..], b"\x02hi");
     /// # }
     /// ```
-    pub fn new_write<T: AsyncWrite>(&self, io: T, slab: &Slab) -> FramedWrite<T, LengthDelimited> {
-        FramedWrite::new(io, self.new_codec(slab))
+    pub fn new_write<T: AsyncWrite>(
+        &self,
+        io: T,
+        slab: &Slab,
+    ) -> Result<FramedWrite<T, LengthDelimited>, BuildError> {
+        Ok(FramedWrite::new(io, self.new_codec(slab)?))
     }
 
     /// A `Framed` over `io` with this codec.
     ///
     /// ```
-    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::LengthDelimited;
     /// use futures_util::{SinkExt, StreamExt};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() {
     /// let slab = Slab::new();
     /// let (a, b) = tokio::io::duplex(1024);
-    /// let mut a = LengthDelimited::builder().new_framed(a, &slab);
-    /// let mut b = LengthDelimited::builder().new_framed(b, &slab);
+    /// let mut a = LengthDelimited::builder().new_framed(a, &slab).unwrap();
+    /// let mut b = LengthDelimited::builder().new_framed(b, &slab).unwrap();
     /// a.send(&b"ping"[..]).await.unwrap();
     /// assert_eq!(&b.next().await.unwrap().unwrap()[..], b"ping");
     /// # }
@@ -436,8 +395,29 @@ impl LengthDelimitedBuilder {
         &self,
         io: T,
         slab: &Slab,
-    ) -> Framed<T, LengthDelimited> {
-        Framed::new(io, self.new_codec(slab))
+    ) -> Result<Framed<T, LengthDelimited>, BuildError> {
+        Ok(Framed::new(io, self.new_codec(slab)?))
+    }
+
+    /// This configuration, checked, with the maximum frame length clamped
+    /// to what the length field can give.
+    fn checked(&self) -> Result<Self, BuildError> {
+        if !(1..=8).contains(&self.length_field_len) {
+            return Err(BuildError::LengthFieldLength(self.length_field_len));
+        }
+        let field_end = self
+            .length_field_offset
+            .saturating_add(self.length_field_len);
+        let head = field_end.max(self.num_skip.unwrap_or(0));
+        if head > MAX_HEADER_LENGTH {
+            return Err(BuildError::HeaderTooLong {
+                len: head,
+                max: MAX_HEADER_LENGTH,
+            });
+        }
+        let mut cfg = *self;
+        cfg.max_frame_len = cfg.max_frame_len.min(cfg.max_allowed());
+        Ok(cfg)
     }
 
     fn encode_frame(&self, data: &[u8], dst: &mut BytesMut) -> io::Result<()> {
@@ -537,7 +517,7 @@ enum State {
 /// It encodes any item that dereferences to bytes (`I: Deref`,
 /// `I::Target: AsRef<[u8]>`): `&[u8]`, `&str`, `Bytes`, `BytesMut`,
 /// `Vec<u8>`, `String`, [`SlabBuf`] and `&SlabBuf`, and the crate's guards
-/// of `BytesMut`, `Vec<u8>` or `String` ([`Pooled`](crate::Pooled),
+/// of `BytesMut`, `Vec<u8>` or `String` ([`Pooled`],
 /// [`OwnedPooled`], [`RingGuard`](crate::RingGuard), ...), so a pooled
 /// buffer is sent as it is, without `&buf[..]`. The guard drops, and its
 /// buffer goes back to its pool, once the frame is copied into the write
@@ -545,7 +525,8 @@ enum State {
 ///
 /// ```
 /// use bytes::Bytes;
-/// use capacitor_pool::{LengthDelimited, Slab};
+/// use capacitor_pool::Slab;
+/// use capacitor_pool::codec::LengthDelimited;
 /// use futures_util::{SinkExt, StreamExt};
 /// use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
 ///
@@ -576,10 +557,11 @@ impl Clone for LengthDelimited {
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::LengthDelimited;
     /// use tokio_util::codec::Decoder;
     ///
-    /// let mut codec = LengthDelimited::builder().max_frame_length(1024).new_codec(&Slab::new());
+    /// let mut codec = LengthDelimited::builder().max_frame_length(1024).new_codec(&Slab::new()).unwrap();
     /// let mut src = BytesMut::from(&b"\0\0\0\x05he"[..]);
     /// assert!(codec.decode(&mut src).unwrap().is_none());
     /// let copy = codec.clone();
@@ -602,7 +584,8 @@ impl LengthDelimited {
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::LengthDelimited;
     /// use tokio_util::codec::Decoder;
     ///
     /// let mut codec = LengthDelimited::new(&Slab::new());
@@ -612,17 +595,23 @@ impl LengthDelimited {
     /// assert!(frame.is_pooled() && src.is_empty());
     /// ```
     pub fn new(slab: &Slab) -> Self {
-        LengthDelimitedBuilder::new().new_codec(slab)
+        // The default configuration is valid (and within its field's range).
+        LengthDelimited {
+            cfg: LengthDelimitedBuilder::new(),
+            slab: slab.clone(),
+            state: State::Head,
+        }
     }
 
     /// A builder for other header options.
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::LengthDelimited;
     /// use tokio_util::codec::Decoder;
     ///
-    /// let mut codec = LengthDelimited::builder().length_field_length(2).new_codec(&Slab::new());
+    /// let mut codec = LengthDelimited::builder().length_field_length(2).new_codec(&Slab::new()).unwrap();
     /// let mut src = BytesMut::from(&b"\x00\x03abc"[..]);
     /// assert_eq!(&codec.decode(&mut src).unwrap().unwrap()[..], b"abc");
     /// ```
@@ -633,12 +622,13 @@ impl LengthDelimited {
     /// The maximum frame length.
     ///
     /// ```
-    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::LengthDelimited;
     ///
     /// let slab = Slab::new();
-    /// let codec = LengthDelimited::builder().max_frame_length(1024).new_codec(&slab);
+    /// let codec = LengthDelimited::builder().max_frame_length(1024).new_codec(&slab).unwrap();
     /// assert_eq!(codec.max_frame_length(), 1024);
-    /// let codec = LengthDelimited::builder().length_field_length(1).new_codec(&slab);
+    /// let codec = LengthDelimited::builder().length_field_length(1).new_codec(&slab).unwrap();
     /// assert_eq!(codec.max_frame_length(), 255); // clamped to the field
     /// ```
     pub fn max_frame_length(&self) -> usize {
@@ -649,7 +639,8 @@ impl LengthDelimited {
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::LengthDelimited;
     /// use tokio_util::codec::Decoder;
     ///
     /// let mut codec = LengthDelimited::new(&Slab::new());
@@ -668,10 +659,11 @@ impl LengthDelimited {
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::LengthDelimited;
     /// use tokio_util::codec::Encoder;
     ///
-    /// let codec = LengthDelimited::builder().little_endian().new_codec(&Slab::new());
+    /// let codec = LengthDelimited::builder().little_endian().new_codec(&Slab::new()).unwrap();
     /// let mut encoder = codec.encoder();
     /// let mut dst = BytesMut::new();
     /// encoder.encode(&b"hi"[..], &mut dst).unwrap();
@@ -685,7 +677,8 @@ impl LengthDelimited {
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::LengthDelimited;
     /// use tokio_util::codec::Decoder;
     ///
     /// let mut codec = LengthDelimited::new(&Slab::new());
@@ -720,7 +713,8 @@ impl LengthDelimited {
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::LengthDelimited;
     /// use tokio_util::codec::Decoder;
     ///
     /// let mut codec = LengthDelimited::new(&Slab::new());
@@ -759,7 +753,8 @@ impl LengthDelimited {
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::LengthDelimited;
     /// use tokio_util::codec::Decoder;
     ///
     /// let mut codec = LengthDelimited::new(&Slab::new());
@@ -798,7 +793,8 @@ impl LengthDelimited {
     /// use std::task::{Context, Poll, Waker};
     ///
     /// use bytes::BytesMut;
-    /// use capacitor_pool::{LengthDelimited, Slab};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::LengthDelimited;
     /// use tokio_util::codec::Decoder;
     ///
     /// let mut codec = LengthDelimited::new(&Slab::new());
@@ -968,7 +964,8 @@ const BACKPRESSURE_BOUNDARY: usize = 8 * 1024;
 ///
 /// ```
 /// use bytes::BytesMut;
-/// use capacitor_pool::{DIRECT_READ_MIN, LengthDelimited, Slab};
+/// use capacitor_pool::Slab;
+/// use capacitor_pool::codec::{DIRECT_READ_MIN, LengthDelimited};
 /// use tokio_util::codec::Decoder;
 ///
 /// let mut codec = LengthDelimited::new(&Slab::new());
@@ -1075,7 +1072,8 @@ pin_project! {
     /// # Examples
     ///
     /// ```
-    /// use capacitor_pool::{LengthDelimited, Slab, SlabFramedRead};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::{LengthDelimited, SlabFramedRead};
     /// use futures_util::StreamExt;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
@@ -1109,7 +1107,8 @@ impl<R> SlabFramedRead<R> {
     /// its own.
     ///
     /// ```
-    /// use capacitor_pool::{LengthDelimited, Slab, SlabFramedRead};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::{LengthDelimited, SlabFramedRead};
     ///
     /// let frames = SlabFramedRead::new(&b""[..], LengthDelimited::new(&Slab::new()));
     /// assert_eq!(frames.read_buffer().capacity(), 8 * 1024);
@@ -1131,7 +1130,8 @@ impl<R, P: PoolKind<BytesMut> + 'static> SlabFramedRead<R, P> {
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use capacitor_pool::{LengthDelimited, Slab, SlabFramedRead, worker_pool};
+    /// use capacitor_pool::{Slab, worker_pool};
+    /// use capacitor_pool::codec::{LengthDelimited, SlabFramedRead};
     /// use futures_util::StreamExt;
     ///
     /// worker_pool! {
@@ -1158,7 +1158,8 @@ impl<R, P: PoolKind<BytesMut> + 'static> SlabFramedRead<R, P> {
     /// The codec.
     ///
     /// ```
-    /// use capacitor_pool::{LengthDelimited, Slab, SlabFramedRead};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::{LengthDelimited, SlabFramedRead};
     ///
     /// let frames = SlabFramedRead::new(&b""[..], LengthDelimited::new(&Slab::new()));
     /// assert_eq!(frames.codec().pending_frame_len(), None);
@@ -1170,7 +1171,8 @@ impl<R, P: PoolKind<BytesMut> + 'static> SlabFramedRead<R, P> {
     /// The bytes read but not decoded yet.
     ///
     /// ```
-    /// use capacitor_pool::{LengthDelimited, Slab, SlabFramedRead};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::{LengthDelimited, SlabFramedRead};
     ///
     /// let frames = SlabFramedRead::new(&b""[..], LengthDelimited::new(&Slab::new()));
     /// assert!(frames.read_buffer().is_empty());
@@ -1182,7 +1184,8 @@ impl<R, P: PoolKind<BytesMut> + 'static> SlabFramedRead<R, P> {
     /// The reader.
     ///
     /// ```
-    /// use capacitor_pool::{LengthDelimited, Slab, SlabFramedRead};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::{LengthDelimited, SlabFramedRead};
     ///
     /// let frames = SlabFramedRead::new(&b"abc"[..], LengthDelimited::new(&Slab::new()));
     /// assert_eq!(*frames.get_ref(), b"abc");
@@ -1195,7 +1198,8 @@ impl<R, P: PoolKind<BytesMut> + 'static> SlabFramedRead<R, P> {
     /// out of a pooled read buffer, which goes back to its pool).
     ///
     /// ```
-    /// use capacitor_pool::{LengthDelimited, Slab, SlabFramedRead};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::{LengthDelimited, SlabFramedRead};
     ///
     /// let frames = SlabFramedRead::new(&b"abc"[..], LengthDelimited::new(&Slab::new()));
     /// let (reader, _codec, buffered) = frames.into_parts();
@@ -1248,7 +1252,8 @@ pin_project! {
     /// returning to the slab once it is written.
     ///
     /// ```
-    /// use capacitor_pool::{LengthDelimited, Slab, SlabFramed};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::{LengthDelimited, SlabFramed};
     /// use futures_util::{SinkExt, StreamExt};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
@@ -1284,7 +1289,8 @@ impl<T> SlabFramed<T> {
     /// write buffers of its own.
     ///
     /// ```
-    /// use capacitor_pool::{LengthDelimited, Slab, SlabFramed};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::{LengthDelimited, SlabFramed};
     ///
     /// let (io, _peer) = tokio::io::duplex(1024);
     /// let framed = SlabFramed::new(io, LengthDelimited::new(&Slab::new()));
@@ -1310,7 +1316,8 @@ impl<T, P: PoolKind<BytesMut> + 'static> SlabFramed<T, P> {
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use capacitor_pool::{LengthDelimited, Slab, SlabFramed, worker_pool};
+    /// use capacitor_pool::{Slab, worker_pool};
+    /// use capacitor_pool::codec::{LengthDelimited, SlabFramed};
     /// use futures_util::{SinkExt, StreamExt};
     ///
     /// worker_pool! {
@@ -1342,7 +1349,8 @@ impl<T, P: PoolKind<BytesMut> + 'static> SlabFramed<T, P> {
     /// The codec.
     ///
     /// ```
-    /// use capacitor_pool::{LengthDelimited, Slab, SlabFramed};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::{LengthDelimited, SlabFramed};
     ///
     /// let framed = SlabFramed::new(tokio::io::empty(), LengthDelimited::new(&Slab::new()));
     /// assert_eq!(framed.codec().pending_frame_len(), None);
@@ -1354,7 +1362,8 @@ impl<T, P: PoolKind<BytesMut> + 'static> SlabFramed<T, P> {
     /// The bytes read but not decoded yet.
     ///
     /// ```
-    /// use capacitor_pool::{LengthDelimited, Slab, SlabFramed};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::{LengthDelimited, SlabFramed};
     ///
     /// let framed = SlabFramed::new(tokio::io::empty(), LengthDelimited::new(&Slab::new()));
     /// assert!(framed.read_buffer().is_empty());
@@ -1366,7 +1375,8 @@ impl<T, P: PoolKind<BytesMut> + 'static> SlabFramed<T, P> {
     /// The frames encoded but not written yet.
     ///
     /// ```
-    /// use capacitor_pool::{LengthDelimited, Slab, SlabFramed};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::{LengthDelimited, SlabFramed};
     /// use futures_util::SinkExt;
     ///
     /// # #[tokio::main(flavor = "current_thread")]
@@ -1386,7 +1396,8 @@ impl<T, P: PoolKind<BytesMut> + 'static> SlabFramed<T, P> {
     /// The I/O object.
     ///
     /// ```
-    /// use capacitor_pool::{LengthDelimited, Slab, SlabFramed};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::{LengthDelimited, SlabFramed};
     ///
     /// let framed = SlabFramed::new(Vec::<u8>::new(), LengthDelimited::new(&Slab::new()));
     /// assert!(framed.get_ref().is_empty());
@@ -1399,7 +1410,8 @@ impl<T, P: PoolKind<BytesMut> + 'static> SlabFramed<T, P> {
     /// bytes buffered here.
     ///
     /// ```
-    /// use capacitor_pool::{LengthDelimited, Slab, SlabFramed};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::{LengthDelimited, SlabFramed};
     ///
     /// let mut framed = SlabFramed::new(Vec::<u8>::new(), LengthDelimited::new(&Slab::new()));
     /// framed.get_mut().extend_from_slice(b"raw");
@@ -1412,7 +1424,8 @@ impl<T, P: PoolKind<BytesMut> + 'static> SlabFramed<T, P> {
     /// Unwraps the I/O object; bytes buffered here are lost.
     ///
     /// ```
-    /// use capacitor_pool::{LengthDelimited, Slab, SlabFramed};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::{LengthDelimited, SlabFramed};
     ///
     /// let framed = SlabFramed::new(Vec::<u8>::new(), LengthDelimited::new(&Slab::new()));
     /// let io: Vec<u8> = framed.into_inner();
@@ -1511,7 +1524,7 @@ where
 /// items (anything that dereferences to bytes).
 ///
 /// ```
-/// use capacitor_pool::LengthDelimitedEncoder;
+/// use capacitor_pool::codec::LengthDelimitedEncoder;
 /// use futures_util::SinkExt;
 /// use tokio_util::codec::FramedWrite;
 ///
@@ -1534,7 +1547,7 @@ impl LengthDelimitedEncoder {
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use capacitor_pool::LengthDelimitedEncoder;
+    /// use capacitor_pool::codec::LengthDelimitedEncoder;
     /// use tokio_util::codec::Encoder;
     ///
     /// let mut encoder = LengthDelimitedEncoder::new();
@@ -1543,15 +1556,15 @@ impl LengthDelimitedEncoder {
     /// assert_eq!(&dst[..], b"\0\0\0\x05hello");
     /// ```
     pub fn new() -> Self {
-        LengthDelimitedBuilder::new().new_encoder()
+        LengthDelimitedBuilder::new().new_encoder().unwrap()
     }
 
     /// The maximum frame length.
     ///
     /// ```
-    /// use capacitor_pool::LengthDelimited;
+    /// use capacitor_pool::codec::LengthDelimited;
     ///
-    /// let encoder = LengthDelimited::builder().length_field_length(2).new_encoder();
+    /// let encoder = LengthDelimited::builder().length_field_length(2).new_encoder().unwrap();
     /// assert_eq!(encoder.max_frame_length(), 65_535); // clamped to the field
     /// ```
     pub fn max_frame_length(&self) -> usize {
@@ -1580,7 +1593,8 @@ where
 /// the wrapped codec unchanged.
 ///
 /// ```
-/// use capacitor_pool::{Slab, SlabDecoder};
+/// use capacitor_pool::Slab;
+/// use capacitor_pool::codec::SlabDecoder;
 /// use futures_util::StreamExt;
 /// use tokio_util::codec::{FramedRead, LinesCodec};
 ///
@@ -1604,7 +1618,8 @@ impl<D> SlabDecoder<D> {
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use capacitor_pool::{Slab, SlabDecoder};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::SlabDecoder;
     /// use tokio_util::codec::{BytesCodec, Decoder};
     ///
     /// let mut decoder = SlabDecoder::new(BytesCodec::new(), &Slab::new());
@@ -1623,7 +1638,8 @@ impl<D> SlabDecoder<D> {
     /// The wrapped codec.
     ///
     /// ```
-    /// use capacitor_pool::{Slab, SlabDecoder};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::SlabDecoder;
     /// use tokio_util::codec::LinesCodec;
     ///
     /// let decoder = SlabDecoder::new(LinesCodec::new_with_max_length(80), &Slab::new());
@@ -1636,7 +1652,8 @@ impl<D> SlabDecoder<D> {
     /// The wrapped codec, mutably.
     ///
     /// ```
-    /// use capacitor_pool::{Slab, SlabDecoder};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::SlabDecoder;
     /// use tokio_util::codec::LengthDelimitedCodec;
     ///
     /// let mut decoder = SlabDecoder::new(LengthDelimitedCodec::new(), &Slab::new());
@@ -1650,7 +1667,8 @@ impl<D> SlabDecoder<D> {
     /// Unwraps the codec.
     ///
     /// ```
-    /// use capacitor_pool::{Slab, SlabDecoder};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::SlabDecoder;
     /// use tokio_util::codec::LinesCodec;
     ///
     /// let decoder = SlabDecoder::new(LinesCodec::new_with_max_length(80), &Slab::new());
@@ -1665,7 +1683,8 @@ impl<D> SlabDecoder<D> {
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use capacitor_pool::{Slab, SlabDecoder};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::SlabDecoder;
     /// use tokio_util::codec::{Decoder, LinesCodec};
     ///
     /// let mut decoder = SlabDecoder::new(LinesCodec::new(), &Slab::new());
@@ -1715,7 +1734,7 @@ impl<D: Encoder<I>, I> Encoder<I> for SlabDecoder<D> {
 /// Implemented for `Framed`, `FramedRead` and `FramedWrite`; sealed.
 ///
 /// ```
-/// use capacitor_pool::FramedBuffers;
+/// use capacitor_pool::codec::FramedBuffers;
 /// use tokio_util::codec::{BytesCodec, FramedRead, FramedWrite};
 ///
 /// fn buffers<F: FramedBuffers>(f: &mut F) -> (bool, bool) {
@@ -1745,7 +1764,8 @@ mod sealed {
 ///
 /// ```
 /// use bytes::BytesMut;
-/// use capacitor_pool::{PooledFramed, worker_pool};
+/// use capacitor_pool::worker_pool;
+/// use capacitor_pool::codec::PooledFramed;
 /// use tokio_util::codec::{FramedRead, LinesCodec};
 ///
 /// worker_pool! {
@@ -1809,7 +1829,8 @@ pub enum Guard<P: PoolKind<BytesMut> + 'static> {
 ///
 /// ```
 /// use bytes::BytesMut;
-/// use capacitor_pool::{FramedPool, PooledFramed, WorkerPool, worker_pool};
+/// use capacitor_pool::{WorkerPool, worker_pool};
+/// use capacitor_pool::codec::{FramedPool, PooledFramed};
 /// use std::sync::Arc;
 /// use tokio_util::codec::LinesCodec;
 ///
@@ -1837,7 +1858,8 @@ pub trait FramedPool: Copy + sealed::Sealed {
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use capacitor_pool::{FramedPool, Pool};
+    /// use capacitor_pool::Pool;
+    /// use capacitor_pool::codec::FramedPool;
     /// use std::sync::Arc;
     ///
     /// let pool = Arc::new(Pool::new(|| BytesMut::with_capacity(64)));
@@ -2019,7 +2041,8 @@ pin_project! {
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use capacitor_pool::{LengthDelimited, PooledFramed, Slab, WorkerPool};
+    /// use capacitor_pool::{Slab, WorkerPool};
+    /// use capacitor_pool::codec::{LengthDelimited, PooledFramed};
     /// use futures_util::{SinkExt, StreamExt};
     /// use std::sync::Arc;
     ///
@@ -2110,7 +2133,8 @@ impl<F: FramedBuffers, P: PoolKind<BytesMut> + 'static> PooledFramed<F, P> {
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use capacitor_pool::{Pool, PooledFramed};
+    /// use capacitor_pool::Pool;
+    /// use capacitor_pool::codec::PooledFramed;
     /// use futures_util::StreamExt;
     /// use std::sync::Arc;
     /// use tokio_util::codec::{FramedRead, LinesCodec};
@@ -2141,7 +2165,8 @@ impl<F: FramedBuffers, P: PoolKind<BytesMut> + 'static> PooledFramed<F, P> {
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use capacitor_pool::{Pool, PooledFramed};
+    /// use capacitor_pool::Pool;
+    /// use capacitor_pool::codec::PooledFramed;
     /// use std::sync::Arc;
     /// use tokio_util::codec::{FramedRead, LinesCodec};
     ///
@@ -2158,7 +2183,8 @@ impl<F: FramedBuffers, P: PoolKind<BytesMut> + 'static> PooledFramed<F, P> {
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use capacitor_pool::{Pool, PooledFramed};
+    /// use capacitor_pool::Pool;
+    /// use capacitor_pool::codec::PooledFramed;
     /// use std::sync::Arc;
     /// use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
     ///
@@ -2188,7 +2214,8 @@ where
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use capacitor_pool::{LengthDelimited, PooledFramed, Slab, WorkerPool};
+    /// use capacitor_pool::{Slab, WorkerPool};
+    /// use capacitor_pool::codec::{LengthDelimited, PooledFramed};
     /// use std::sync::Arc;
     ///
     /// let buffers = Arc::new(WorkerPool::new(|| BytesMut::with_capacity(8 * 1024)));
@@ -2204,7 +2231,8 @@ where
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use capacitor_pool::{LengthDelimited, PooledFramed, Slab, worker_pool};
+    /// use capacitor_pool::{Slab, worker_pool};
+    /// use capacitor_pool::codec::{LengthDelimited, PooledFramed};
     /// use futures_util::{SinkExt, StreamExt};
     ///
     /// worker_pool! {
@@ -2242,7 +2270,8 @@ where
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use capacitor_pool::{PooledFramed, WorkerPool};
+    /// use capacitor_pool::WorkerPool;
+    /// use capacitor_pool::codec::PooledFramed;
     /// use futures_util::StreamExt;
     /// use std::sync::Arc;
     /// use tokio_util::codec::LinesCodec;
@@ -2277,7 +2306,8 @@ where
     ///
     /// ```
     /// use bytes::BytesMut;
-    /// use capacitor_pool::{PooledFramed, WorkerPool};
+    /// use capacitor_pool::WorkerPool;
+    /// use capacitor_pool::codec::PooledFramed;
     /// use futures_util::SinkExt;
     /// use std::sync::Arc;
     /// use tokio_util::codec::LinesCodec;
@@ -2361,7 +2391,8 @@ pin_project! {
     ///
     /// ```
     /// use bytes::Bytes;
-    /// use capacitor_pool::{Backpressure, LengthDelimited, Slab};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::{Backpressure, LengthDelimited};
     /// use futures_util::{SinkExt, StreamExt};
     /// use tokio_util::codec::{FramedRead, FramedWrite, LengthDelimitedCodec};
     ///
@@ -2403,7 +2434,8 @@ impl<S> Backpressure<S> {
     /// Wraps `inner`, a stream of frames from `slab`.
     ///
     /// ```
-    /// use capacitor_pool::{Backpressure, LengthDelimited, Slab};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::{Backpressure, LengthDelimited};
     /// use futures_util::StreamExt;
     /// use tokio_util::codec::FramedRead;
     ///
@@ -2428,7 +2460,8 @@ impl<S> Backpressure<S> {
     /// The wrapped stream.
     ///
     /// ```
-    /// use capacitor_pool::{Backpressure, LengthDelimited, Slab};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::{Backpressure, LengthDelimited};
     /// use tokio_util::codec::FramedRead;
     ///
     /// let slab = Slab::new();
@@ -2444,7 +2477,8 @@ impl<S> Backpressure<S> {
     /// The wrapped stream, mutably.
     ///
     /// ```
-    /// use capacitor_pool::{Backpressure, Slab};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::Backpressure;
     /// use futures_util::{StreamExt, stream};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
@@ -2462,7 +2496,8 @@ impl<S> Backpressure<S> {
     /// Unwraps the stream.
     ///
     /// ```
-    /// use capacitor_pool::{Backpressure, Slab};
+    /// use capacitor_pool::Slab;
+    /// use capacitor_pool::codec::Backpressure;
     /// use futures_util::{StreamExt, stream};
     ///
     /// # #[tokio::main(flavor = "current_thread")]
