@@ -234,8 +234,8 @@ const MIN_SHARD_ENTRIES: usize = 32;
 /// and tags with the top 7, so neither loses entropy inside a shard.
 const SHARD_SHIFT: u32 = 25;
 
-/// A concurrent, bounded cache whose values are recycled; see the [module
-/// docs](crate::PooledCache#how-it-works) for the design.
+/// A concurrent, bounded cache whose values are recycled; see the [`cache`
+/// module](crate::cache#how-it-works) for how it works.
 ///
 /// `K` is the key, `V` the value, `S` the [`BuildHasher`] (default
 /// [`DefaultHashBuilder`]), `R` the [`Recycle`] policy that resets
