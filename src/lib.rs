@@ -78,6 +78,23 @@
 //! | a `Framed` per connection, many short connections | [`PooledFramed`] over a `WorkerPool<BytesMut>` |
 //! | a concurrent cache whose values are recycled | [`PooledCache<K, V>`] |
 //!
+//! # Modules, builders and errors
+//!
+//! The root holds what most code names: the pools, their guards, `Reset`
+//! and [`worker_pool!`]. Each pool's builder, statistics, constants and
+//! errors are in the module named after it ([`pool`], [`worker`],
+//! [`ring`], [`slab`], [`cache`], and `codec` for the codec types), as
+//! `tokio::sync` and `tokio_util::codec` keep theirs.
+//!
+//! Every builder's setters take it by value. `new` and `build` return a
+//! `Result` only where a value can be wrong, and the same wrong value gets
+//! the same answer everywhere: a ring of 0 slots, a cache of 0 entries, a
+//! slab size of 0 and a length field of 0 or over 8 bytes are each their
+//! module's `BuildError`, from `new` and from the builder alike. Counts that
+//! only tune (shards, workers, magazine sizes) are taken as the nearest
+//! allowed value, so `Pool::builder(..).build()` and
+//! `WorkerPool::builder(..).build()` cannot fail.
+//!
 //! # Zero allocations, proved
 //!
 //! Objects live in heap slots that never move; the pool moves only slot
