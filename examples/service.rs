@@ -31,7 +31,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use capacitor_pool::{LengthDelimited, PooledCache, RingPool, Slab, SlabFramed, worker_pool};
+use capacitor_pool::codec::{LengthDelimited, SlabFramed};
+use capacitor_pool::{PooledCache, RingPool, Slab, worker_pool};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -50,6 +51,8 @@ worker_pool! {
 /// What every connection shares.
 struct Service {
     slab: Slab,
+    /// The frame codec, checked once at start; each connection clones it.
+    codec: LengthDelimited,
     in_flight: RingPool<()>,
     cache: PooledCache<String, BytesMut>,
 }
@@ -57,10 +60,7 @@ struct Service {
 /// Serves one connection, a request at a time, until it closes.
 async fn serve(conn: TcpStream, svc: Arc<Service>) {
     let _ = conn.set_nodelay(true); // small replies: send each at once
-    let codec = LengthDelimited::builder()
-        .max_frame_length(MAX_FRAME)
-        .new_codec(&svc.slab);
-    let mut frames = SlabFramed::new(conn, codec);
+    let mut frames = SlabFramed::new(conn, svc.codec.clone());
     // 1. A frame in, as a `SlabBuf`.
     while let Some(frame) = frames.next().await {
         let frame = match frame {
@@ -201,12 +201,18 @@ fn main() -> ExitCode {
         .requests
         .unwrap_or(if args.small { 5_000 } else { 200_000 });
     let connections = args.connections.unwrap_or(if args.small { 4 } else { 32 });
+    let slab = Slab::new();
+    let codec = LengthDelimited::builder()
+        .max_frame_length(MAX_FRAME)
+        .new_codec(&slab)
+        .expect("a 4-byte length field");
     let svc = Arc::new(Service {
-        slab: Slab::new(),
+        slab,
+        codec,
         in_flight: RingPool::new(args.in_flight as usize, || ()).expect("--in-flight >= 1"),
         // Room for every client key four times over: nothing is evicted,
         // so the client can check each GET exactly.
-        cache: PooledCache::new(4 * KEYS * connections as usize),
+        cache: PooledCache::new(4 * KEYS * connections as usize).expect("at least 1 entry"),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
