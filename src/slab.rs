@@ -1798,6 +1798,36 @@ impl SlabStats {
     }
 }
 
+impl fmt::Display for SlabStats {
+    /// One line of totals over all classes, as
+    /// [`PoolStats`] prints; each class's
+    /// [`ClassStats`] has the details.
+    ///
+    /// ```
+    /// use capacitor_pool::Slab;
+    ///
+    /// let slab = Slab::builder().shards(1).build().unwrap();
+    /// drop(slab.alloc(100)); // carved
+    /// let _held = slab.alloc(100).unwrap(); // reused
+    /// assert_eq!(
+    ///     slab.stats().to_string(),
+    ///     "allocs 2 (hit rate 50.0%), in use 1, pages 1 (64 KiB), heap fallbacks 0"
+    /// );
+    /// ```
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "allocs {} (hit rate {:.1}%), in use {}, pages {} ({} KiB), heap fallbacks {}",
+            self.alloc_count(),
+            self.hit_rate() * 100.0,
+            self.num_in_use(),
+            self.num_pages(),
+            self.page_bytes() / 1024,
+            self.heap_count(),
+        )
+    }
+}
+
 #[cfg(all(test, loom))]
 mod loom_models {
     //! Loom models of chunk free and reuse across threads, and of the

@@ -1268,3 +1268,28 @@ fn framed_types_fed_by_statics_are_send() {
     check::<PooledFramed<tokio_util::codec::Framed<TcpStream, LengthDelimited>, Static>>();
     check::<capacitor_pool::codec::LengthDelimitedEncoder>();
 }
+
+#[tokio::test]
+async fn slab_framed_ends_its_stream_on_a_bad_frame_and_can_still_reply() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let slab = Slab::new();
+    let (mut client, server) = tokio::io::duplex(1024);
+    let codec = LengthDelimited::builder()
+        .max_frame_length(64)
+        .new_codec(&slab)
+        .unwrap();
+    let mut conn = capacitor_pool::codec::SlabFramed::new(server, codec);
+    client.write_all(b"\xff\xff\xff\xffpayload").await.unwrap(); // claims 4 GiB
+    let err = conn.next().await.unwrap().unwrap_err();
+    let why = err.get_ref().unwrap().downcast_ref::<FrameError>();
+    assert!(matches!(why, Some(FrameError::TooLong { max: 64, .. })));
+    assert!(
+        conn.next().await.is_none(),
+        "the stream ends after its error"
+    );
+    conn.send("ERR too long").await.unwrap(); // the sink still works
+    drop(conn);
+    let mut reply = Vec::new();
+    client.read_to_end(&mut reply).await.unwrap();
+    assert_eq!(reply, b"\0\0\0\x0cERR too long");
+}

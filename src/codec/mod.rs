@@ -1246,6 +1246,13 @@ pin_project! {
     /// flushes before it takes a frame once 8 KiB are waiting, as
     /// `FramedWrite` does.
     ///
+    /// The stream ends after its first error (a bad frame, or the socket's),
+    /// as `SlabFramedRead`'s does; the sink stays usable, so a server can
+    /// reply why before it hangs up. The sink takes many item types, so a
+    /// bare `flush` or `close` names one:
+    /// `SinkExt::<&[u8]>::flush(&mut conn)` (`send` and `feed` take it from
+    /// their argument).
+    ///
     /// # Examples
     ///
     /// An echo server: each frame goes back as it came, its chunk

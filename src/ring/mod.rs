@@ -1250,6 +1250,49 @@ impl RingStats {
     }
 }
 
+impl fmt::Display for RingStats {
+    /// One line, as [`PoolStats`](crate::PoolStats) prints. The wait time
+    /// is summed over every task that waited (sampled, see
+    /// [`wait_time`](RingStats::wait_time)), so it can exceed the time the
+    /// ring ran.
+    ///
+    /// ```
+    /// use capacitor_pool::RingPool;
+    ///
+    /// let ring = RingPool::new(2, || ()).unwrap();
+    /// drop(ring.try_get().unwrap());
+    /// assert_eq!(
+    ///     ring.stats().to_string(),
+    ///     "capacity 2, gets 1, returns 1, in use 0, idle 2, waits 0 (0ns in all, \
+    ///      0 timed out, 0 waiting), created 2, drops 0 (oversized 0, discarded 0), \
+    ///      detached 0, open"
+    /// );
+    /// ```
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "capacity {}, gets {}, returns {}, in use {}, idle {}, waits {} ({:?} in all, \
+             {} timed out, {} waiting), created {}, drops {} (oversized {}, discarded {}), \
+             detached {}, {}",
+            self.capacity,
+            self.get_count,
+            self.return_count,
+            self.num_in_use,
+            self.num_idle,
+            self.wait_count,
+            self.wait_time,
+            self.timeout_count,
+            self.num_waiters,
+            self.created_count,
+            self.drop_count(),
+            self.drop_oversized_count,
+            self.drop_discarded_count,
+            self.detach_count,
+            if self.closed { "closed" } else { "open" },
+        )
+    }
+}
+
 /// Builds a [`RingPool`]; made by [`RingPool::builder`].
 ///
 /// ```
