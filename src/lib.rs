@@ -181,7 +181,6 @@ pub mod cache;
 pub mod codec;
 mod future;
 mod guard;
-mod hot;
 mod loom;
 pub mod pool;
 mod reset;
@@ -191,7 +190,6 @@ mod shard;
 pub mod slab;
 mod stats;
 pub mod worker;
-mod worker_static;
 
 pub use crate::cache::PooledCache;
 pub use crate::future::FutureSlot;
@@ -210,8 +208,8 @@ pub use capacitor_pool_derive::Reset;
 /// What `worker_pool!` expands to. Not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::hot::SlotEntry;
-    pub use crate::worker_static::{SlotKey, build_static};
+    pub use crate::worker::registry::SlotEntry;
+    pub use crate::worker::statics::{SlotKey, build_static};
 }
 
 /// The README's examples, compiled and run as doctests.

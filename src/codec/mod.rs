@@ -35,7 +35,7 @@ use crate::pool::Pool;
 use crate::reset::Recycle;
 use crate::slab::{Slab, SlabBuf, SlabWait};
 use crate::worker::WorkerPool;
-use crate::worker_static::{SlotKey, StaticWorkerPool};
+use crate::worker::statics::{SlotKey, StaticWorkerPool};
 
 mod error;
 pub use self::error::{BuildError, FrameError, MAX_HEADER_LENGTH};

@@ -18,8 +18,8 @@ use std::ptr::NonNull;
 use std::time::Duration;
 
 use crate::guard::{PoolKind, Pooled, sealed};
-use crate::hot::SlotEntry;
 use crate::reset::{Recycle, UseReset};
+use crate::worker::registry::SlotEntry;
 use crate::worker::{WorkerPool, WorkerPoolBuilder, spawn_trim_loop};
 
 /// Where a [`worker_pool!`](crate::worker_pool) static keeps its private
@@ -333,8 +333,8 @@ macro_rules! worker_pool {
 
 #[cfg(all(test, not(loom)))]
 mod tests {
-    use crate::hot::{parked_state, unchecked};
-    use crate::worker_static::SlotKey;
+    use crate::worker::registry::{parked_state, unchecked};
+    use crate::worker::statics::SlotKey;
 
     crate::worker_pool! {
         static VECS: WorkerPool<Vec<u8>> = WorkerPool::builder(Vec::new).workers(64);
