@@ -189,6 +189,7 @@ pub mod ring;
 mod shard;
 pub mod slab;
 mod stats;
+mod thread;
 pub mod worker;
 
 pub use crate::cache::PooledCache;

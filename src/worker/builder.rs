@@ -8,6 +8,7 @@ use super::magazine::{Magazine, fold_slot_hits};
 use super::{MAX_MAGAZINE_SIZE, MAX_WORKERS, WorkerPool};
 use crate::pool::PoolBuilder;
 use crate::reset::{Recycle, ResetWith, UseReset};
+use crate::thread::default_workers;
 use crate::worker::registry::{self as hot, PoolEntry};
 
 /// Builds a [`WorkerPool`]; made by [`WorkerPool::builder`].
@@ -180,12 +181,7 @@ impl<T: 'static, R> WorkerPoolBuilder<T, R> {
     where
         R: Recycle<T>,
     {
-        let workers = self.workers.unwrap_or_else(|| {
-            tokio::runtime::Handle::try_current().map_or_else(
-                |_| std::thread::available_parallelism().map_or(1, |n| n.get()),
-                |h| h.metrics().num_workers(),
-            )
-        });
+        let workers = self.workers.unwrap_or_else(default_workers);
         let mags: Vec<CachePadded<Magazine<T>>> = (0..workers).map(|_| Magazine::new()).collect();
         let depot = self.depot.build();
         // Last: from here on worker threads may park objects for this pool,

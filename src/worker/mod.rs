@@ -46,9 +46,10 @@ pub use self::statics::{StaticPooled, StaticWorkerPool};
 pub use self::stats::WorkerStats;
 pub(crate) use self::trimmer::spawn_trim_loop;
 use crate::guard::{OwnedPooled, PoolKind, Pooled, sealed};
-use crate::pool::{Pool, shard_hint};
+use crate::pool::Pool;
 use crate::reset::{Recycle, Reset, UseReset};
 use crate::shard::{free_all, take_slot};
+use crate::thread::shard_hint;
 use crate::worker::registry::{self as hot, worker_id};
 
 /// The largest magazine, in objects.

@@ -5,9 +5,10 @@ use std::ptr::{self, NonNull};
 
 use super::magazine::Magazine;
 use super::{MAX_MAGAZINE_SIZE, WorkerPool};
-use crate::pool::{Arrival, HINT_HERE, shard_hint};
+use crate::pool::Arrival;
 use crate::reset::Recycle;
 use crate::shard::free_all;
+use crate::thread::{HINT_HERE, shard_hint};
 use crate::worker::registry::{self as hot, NO_ID, raw_worker_id, worker_id};
 
 impl<T, R: Recycle<T>> WorkerPool<T, R> {

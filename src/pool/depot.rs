@@ -1,0 +1,426 @@
+//! The slot-level API of a [`Pool`]: sharded stacks of slot pointers that
+//! `Pool`, `WorkerPool` (its depot) and `Slab` (its classes) share.
+
+use std::mem;
+use std::ptr::NonNull;
+
+use super::Pool;
+use crate::reset::Recycle;
+use crate::shard::{Counters, ShardGuard, Stack, free_all, free_slot, new_slot};
+use crate::thread::{HINT_HERE, shard_hint};
+
+/// How a slot came to a shard, for the counters.
+#[derive(Clone, Copy)]
+pub(crate) enum Arrival {
+    /// A guard gave it back.
+    Returned,
+    /// `put` handed it in.
+    Adopted,
+    /// The builder made it.
+    Prefilled,
+}
+
+impl<T> ShardGuard<'_, T> {
+    /// Pops a slot, counting a hit.
+    #[inline]
+    fn pop_hit(&mut self) -> Option<NonNull<T>> {
+        let slot = self.with(Stack::pop)?;
+        self.bump(|c| &c.hits, 1);
+        Some(slot)
+    }
+
+    /// Pushes a slot, counting its arrival.
+    #[inline]
+    fn push_counted(&mut self, slot: NonNull<T>, arrival: Arrival) -> Result<(), NonNull<T>> {
+        self.with(|stack| stack.push(slot))?;
+        match arrival {
+            Arrival::Returned => self.bump(|c| &c.returns, 1),
+            Arrival::Adopted => self.bump(|c| &c.adopted, 1),
+            Arrival::Prefilled => {}
+        }
+        Ok(())
+    }
+}
+
+impl<T, R: Recycle<T>> Pool<T, R> {
+    #[inline(always)]
+    pub(crate) fn take_or_make(&self, hint: usize) -> NonNull<T> {
+        match self.pop_slot(hint) {
+            Some(slot) => slot,
+            None => self.make_slot(hint),
+        }
+    }
+
+    /// Pops an idle slot: from the home shard, else from any other.
+    #[inline(always)]
+    pub(crate) fn pop_slot(&self, hint: usize) -> Option<NonNull<T>> {
+        let home = hint & self.mask;
+        if let Some(mut guard) = self.shards[home].try_lock() {
+            if let Some(slot) = guard.pop_hit() {
+                return Some(slot);
+            }
+            drop(guard);
+            return self.pop_slow(home, false);
+        }
+        self.pop_slow(home, true)
+    }
+
+    /// The home shard was empty or busy. First a pass over the other shards
+    /// that skips those that look empty or busy; then, before giving up, a
+    /// pass that waits for each lock and trusts no hint (the idle gauges are
+    /// read without the lock and may be stale).
+    #[cold]
+    #[inline(never)]
+    fn pop_slow(&self, home: usize, home_busy: bool) -> Option<NonNull<T>> {
+        let n = self.shards.len();
+        for k in 1..n {
+            let shard = &self.shards[(home + k) & self.mask];
+            if shard.idle() == 0 {
+                continue;
+            }
+            if let Some(slot) = shard.try_lock().and_then(|mut g| g.pop_hit()) {
+                return Some(slot);
+            }
+        }
+        let start = if home_busy { 0 } else { 1 };
+        (start..n).find_map(|k| self.shards[(home + k) & self.mask].lock().pop_hit())
+    }
+
+    /// Makes a new object in a new slot: a miss.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn make_slot(&self, hint: usize) -> NonNull<T> {
+        let value = (self.make)();
+        self.count_miss(hint);
+        Counters::add(&self.shards[hint & self.mask].counters.created, 1);
+        new_slot(value)
+    }
+
+    /// Counts a get that found no idle object (whether or not one is made).
+    #[cold]
+    pub(crate) fn count_miss(&self, hint: usize) {
+        Counters::add(&self.shards[hint & self.mask].counters.misses, 1);
+    }
+
+    /// Pushes a slot on the home shard, else on any other with room; hands
+    /// it back if every shard is full. `arrival` says what to count.
+    #[inline(always)]
+    pub(crate) fn push_slot(
+        &self,
+        hint: usize,
+        slot: NonNull<T>,
+        arrival: Arrival,
+    ) -> Result<(), NonNull<T>> {
+        // SAFETY: `&self` keeps the pool alive through the whole call.
+        unsafe { Self::push_slot_gated(self, hint, slot, arrival, || true) }
+    }
+
+    /// [`push_slot`](Self::push_slot), but `gate` runs first while holding
+    /// the lock of the shard that would take the slot, and the slot is
+    /// handed back if it says no.
+    ///
+    /// The [`Slab`](crate::Slab) reads its closed flag and waiter count in
+    /// `gate`: in the same critical section as the push, so that a thread
+    /// that set the flag (or registered as a waiter) and then locked every
+    /// shard either saw the slot or is seen by `gate`.
+    ///
+    /// The pool is reached through a raw pointer, and no reference to it
+    /// (nor any `gate` captures) may outlive the unlock: once the slot is in
+    /// a shard and the lock released, another thread may take the slot and
+    /// drop with it the last owner of the pool (a slab chunk keeps its
+    /// class, and so the class's pool, alive). The push is then the last
+    /// use, as the decrement is in `Arc::drop`.
+    ///
+    /// # Safety
+    /// `this` points to a live pool until the slot is in a shard or handed
+    /// back; it may be freed by another thread right after the unlock.
+    #[inline(always)]
+    pub(crate) unsafe fn push_slot_gated(
+        this: *const Self,
+        hint: usize,
+        slot: NonNull<T>,
+        arrival: Arrival,
+        mut gate: impl FnMut() -> bool,
+    ) -> Result<(), NonNull<T>> {
+        // SAFETY: the caller keeps the pool alive until the push; `pool` is
+        // a local (no protected argument) not used past the unlock below.
+        let pool = unsafe { &*this };
+        let home = hint & pool.mask;
+        let pushed = {
+            // The guard drops in place at the end of this block (not moved
+            // into `drop`, whose argument would stay protected past the
+            // unlock).
+            let Some(mut guard) = pool.shards[home].try_lock() else {
+                // SAFETY: forwarded from our caller.
+                return unsafe { Self::push_slow(this, home, slot, arrival, gate, true) };
+            };
+            if !gate() {
+                return Err(slot);
+            }
+            guard.push_counted(slot, arrival)
+        };
+        match pushed {
+            Ok(()) => {
+                race_window();
+                Ok(())
+            }
+            // SAFETY: the slot is still ours, so is the pool (see above).
+            Err(slot) => unsafe { Self::push_slow(this, home, slot, arrival, gate, false) },
+        }
+    }
+
+    /// The home shard was full or busy: as [`pop_slow`](Self::pop_slow), a
+    /// pass on hints and try-locks, then one that waits for each lock, so
+    /// that an object is dropped only when every shard really is full.
+    ///
+    /// # Safety
+    /// As for [`push_slot_gated`](Self::push_slot_gated).
+    #[cold]
+    #[inline(never)]
+    unsafe fn push_slow(
+        this: *const Self,
+        home: usize,
+        mut slot: NonNull<T>,
+        arrival: Arrival,
+        mut gate: impl FnMut() -> bool,
+        home_busy: bool,
+    ) -> Result<(), NonNull<T>> {
+        // SAFETY: as in `push_slot_gated`: alive until the push, and `pool`
+        // is not used past the unlock.
+        let pool = unsafe { &*this };
+        let n = pool.shards.len();
+        let start = if home_busy { 0 } else { 1 };
+        // A pass on hints and try-locks, then one that waits for each lock.
+        let passes = (1..n)
+            .map(|k| (k, false))
+            .chain((start..n).map(|k| (k, true)));
+        for (k, wait) in passes {
+            let shard = &pool.shards[(home + k) & pool.mask];
+            let pushed = {
+                let mut guard = if wait {
+                    shard.lock()
+                } else if shard.idle() >= shard.cap {
+                    continue;
+                } else {
+                    match shard.try_lock() {
+                        Some(guard) => guard,
+                        None => continue,
+                    }
+                };
+                if !gate() {
+                    return Err(slot);
+                }
+                guard.push_counted(slot, arrival)
+            };
+            match pushed {
+                Ok(()) => {
+                    race_window();
+                    return Ok(());
+                }
+                Err(back) => slot = back,
+            }
+        }
+        Err(slot)
+    }
+
+    /// Fills `out` with idle slots (a magazine refill), from the home
+    /// shard first; returns how many it took. Batch moves are not counted
+    /// as hits: the magazine counts what it hands out.
+    pub(crate) fn pop_into(&self, hint: usize, out: &mut [*mut T]) -> usize {
+        let mut taken = 0;
+        for k in 0..self.shards.len() {
+            if taken == out.len() {
+                break;
+            }
+            let shard = &self.shards[(hint + k) & self.mask];
+            if shard.idle() == 0 {
+                continue;
+            }
+            shard.lock().with(|stack| {
+                while taken < out.len() {
+                    match stack.pop() {
+                        Some(slot) => out[taken] = slot.as_ptr(),
+                        None => break,
+                    }
+                    taken += 1;
+                }
+            });
+        }
+        taken
+    }
+
+    /// Pushes the slots of `slots`, in order, while the shards have room (a
+    /// magazine spill); returns how many went in (a prefix of `slots`).
+    /// Null pointers are skipped as if pushed.
+    pub(crate) fn push_from(&self, hint: usize, slots: &[*mut T]) -> usize {
+        let mut pushed = 0;
+        for k in 0..self.shards.len() {
+            if pushed == slots.len() {
+                break;
+            }
+            let shard = &self.shards[(hint + k) & self.mask];
+            if shard.idle() >= shard.cap {
+                continue;
+            }
+            shard.lock().with(|stack| {
+                while pushed < slots.len() {
+                    if let Some(slot) = NonNull::new(slots[pushed]) {
+                        if stack.push(slot).is_err() {
+                            break;
+                        }
+                    }
+                    pushed += 1;
+                }
+            });
+        }
+        pushed
+    }
+
+    /// Resets the object in `slot` and keeps it, or drops it if it is over
+    /// the retention limit or the pool is full.
+    ///
+    /// # Safety
+    /// `slot` belongs to this pool's objects and nothing else uses it.
+    #[inline(always)]
+    pub(crate) unsafe fn recycle_at(&self, slot: NonNull<T>, hint: usize) {
+        // SAFETY: the caller hands us the slot's only use.
+        let keep = unsafe { self.reset_slot(slot, hint) };
+        if keep {
+            if let Err(slot) = self.push_slot(hint, slot, Arrival::Returned) {
+                // SAFETY: the slot is ours alone (see above).
+                unsafe { self.drop_slot(slot, hint, |c| &c.drops_full) };
+            }
+        }
+    }
+
+    /// Resets the object in `slot`; `true` if it may be kept. An object over
+    /// the retention limit is dropped (and `false` returned), as is one whose
+    /// reset panicked (the panic goes on).
+    ///
+    /// # Safety
+    /// As for [`recycle_at`](Self::recycle_at).
+    #[inline(always)]
+    pub(crate) unsafe fn reset_slot(&self, slot: NonNull<T>, hint: usize) -> bool {
+        struct DropOnUnwind<'a, T, R: Recycle<T>>(&'a Pool<T, R>, NonNull<T>, usize);
+        impl<T, R: Recycle<T>> Drop for DropOnUnwind<'_, T, R> {
+            fn drop(&mut self) {
+                // SAFETY: only reached while unwinding out of `reset`, when
+                // the slot is still ours alone.
+                unsafe { self.0.drop_slot(self.1, self.2, |c| &c.drops_discarded) };
+            }
+        }
+        let bomb = DropOnUnwind(self, slot, hint);
+        // SAFETY: the slot holds a live `T` that only we use.
+        let value = unsafe { &mut *slot.as_ptr() };
+        self.recycle.reset(value);
+        let retained = self.recycle.retained_bytes(value);
+        mem::forget(bomb);
+        if retained > self.retention_limit {
+            // SAFETY: as above.
+            unsafe { self.drop_slot(slot, hint, |c| &c.drops_oversized) };
+            return false;
+        }
+        true
+    }
+
+    /// Drops the object in `slot` and counts it in `counter`.
+    ///
+    /// # Safety
+    /// As for [`recycle_at`](Self::recycle_at).
+    #[cold]
+    #[inline(never)]
+    pub(crate) unsafe fn drop_slot(
+        &self,
+        slot: NonNull<T>,
+        hint: usize,
+        counter: impl FnOnce(&Counters) -> &crate::loom::AtomicU64,
+    ) {
+        let hint = if hint == HINT_HERE {
+            shard_hint()
+        } else {
+            hint
+        };
+        Counters::add(counter(&self.shards[hint & self.mask].counters), 1);
+        // SAFETY: the caller hands us the slot's only use.
+        unsafe { free_slot(slot) };
+    }
+
+    /// Wraps a value made outside the pool in a new slot, counting it as
+    /// created (the [`Slab`](crate::Slab) carves chunks this way).
+    #[cold]
+    pub(crate) fn adopt_slot(&self, hint: usize, value: T) -> NonNull<T> {
+        Counters::add(&self.shards[hint & self.mask].counters.created, 1);
+        new_slot(value)
+    }
+
+    /// Whether any shard holds an idle object, taking every shard's lock in
+    /// turn (the other side of [`push_slot_gated`](Self::push_slot_gated)).
+    pub(crate) fn has_idle_locked(&self) -> bool {
+        self.shards
+            .iter()
+            .any(|shard| shard.lock().with(|stack| stack.len() > 0))
+    }
+
+    /// The idle objects, summed from the shards' gauges without locks.
+    #[inline]
+    pub(crate) fn idle_hint(&self) -> usize {
+        self.shards.iter().map(|shard| shard.idle()).sum()
+    }
+
+    /// Drops every idle object, counted as discarded; returns how many.
+    pub(crate) fn clear(&self) -> usize {
+        let idle = self.take_idle();
+        let n = idle.len();
+        // SAFETY: drained slots left the stacks and belong to us alone.
+        unsafe { free_all(idle) };
+        n
+    }
+
+    /// Counts objects dropped because the pool was full (a magazine spill).
+    pub(crate) fn count_full_drops(&self, hint: usize, n: u64) {
+        Counters::add(&self.shards[hint & self.mask].counters.drops_full, n);
+    }
+
+    pub(crate) fn count_detach(&self, hint: usize) {
+        Counters::add(&self.shards[hint & self.mask].counters.detached, 1);
+    }
+}
+
+impl<T, R> Pool<T, R> {
+    /// Takes out the idle objects that stayed idle since the previous trim,
+    /// counted as aged, for the caller to drop once it holds no lock.
+    pub(crate) fn take_aged(&self) -> Vec<NonNull<T>> {
+        let mut aged = Vec::new();
+        for shard in self.shards.iter() {
+            let mut guard = shard.lock();
+            let n = guard.with(|stack| stack.trim(|slot| aged.push(slot)));
+            guard.bump(|c| &c.drops_aged, n as u64);
+        }
+        aged
+    }
+
+    /// Takes out every idle object, counted as discarded, for the caller to
+    /// drop once it holds no lock.
+    pub(crate) fn take_idle(&self) -> Vec<NonNull<T>> {
+        let mut idle = Vec::new();
+        for shard in self.shards.iter() {
+            let mut guard = shard.lock();
+            let before = idle.len();
+            guard.with(|stack| stack.drain(|slot| idle.push(slot)));
+            guard.bump(|c| &c.drops_discarded, (idle.len() - before) as u64);
+        }
+        idle
+    }
+}
+
+/// Test-only: under `--cfg capacitor_race_window`, yields the thread right
+/// after a push unlocked its shard, so that tests run under Miri reach the
+/// interleavings where another thread frees the pool's owner in that
+/// moment (`scripts/miri.sh`). A no-op otherwise.
+#[inline(always)]
+fn race_window() {
+    #[cfg(capacitor_race_window)]
+    for _ in 0..16 {
+        std::thread::yield_now();
+    }
+}

@@ -1,0 +1,422 @@
+//! `Pool<T>`: the general pool, sharded and bounded, usable from any thread.
+//!
+//! ```
+//! use capacitor_pool::Pool;
+//! use bytes::{BufMut, BytesMut};
+//!
+//! let pool = Pool::new(|| BytesMut::with_capacity(4096));
+//! let mut buf = pool.get();
+//! buf.put_slice(b"test");
+//! assert_eq!(&buf[..], b"test");
+//! drop(buf); // cleared and kept for the next get
+//! assert!(pool.get().is_empty());
+//! ```
+
+mod builder;
+mod depot;
+#[cfg(all(test, loom))]
+mod loom_tests;
+#[cfg(all(test, not(loom)))]
+mod tests;
+
+use std::fmt;
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+use crossbeam_utils::CachePadded;
+
+pub use self::builder::PoolBuilder;
+pub(crate) use self::depot::Arrival;
+use crate::guard::{OwnedPooled, PoolKind, Pooled, sealed};
+use crate::loom::Ordering;
+use crate::reset::{Recycle, Reset, UseReset};
+use crate::shard::{Shard, free_all, new_slot, take_slot};
+use crate::stats::PoolStats;
+// Re-exported for the modules that still name them here.
+pub(crate) use crate::thread::shard_hint;
+
+/// Objects retaining more than this are dropped instead of kept (the Go
+/// guide's "don't pool objects over 1 MB").
+///
+/// ```
+/// use capacitor_pool::Pool;
+/// use capacitor_pool::pool::DEFAULT_RETENTION_LIMIT;
+///
+/// let pool = Pool::new(Vec::<u8>::new);
+/// assert_eq!(pool.retention_limit(), DEFAULT_RETENTION_LIMIT);
+/// pool.get().reserve(DEFAULT_RETENTION_LIMIT + 1);
+/// assert_eq!(pool.stats().drop_oversized_count, 1); // too big to keep
+/// ```
+pub const DEFAULT_RETENTION_LIMIT: usize = 1 << 20;
+
+/// Idle objects a pool keeps at most unless its builder says otherwise.
+///
+/// ```
+/// use capacitor_pool::Pool;
+/// use capacitor_pool::pool::DEFAULT_MAX_IDLE;
+///
+/// assert_eq!(Pool::new(String::new).max_idle(), DEFAULT_MAX_IDLE);
+/// ```
+pub const DEFAULT_MAX_IDLE: usize = 1024;
+
+type Make<T> = Box<dyn Fn() -> T + Send + Sync>;
+
+/// A sharded, bounded pool of reusable objects, usable from any thread.
+///
+/// `R` is the recycling policy: [`UseReset`] (the [`Reset`] trait) unless
+/// the builder was given a closure or a [`Recycle`] impl.
+///
+/// # How it works
+///
+/// This is Go's `sync.Pool` done for Rust and tokio. Objects live in heap
+/// slots of their own that never move (moving a `BytesMut` through a `Vec`
+/// by value costs several times what using it in place does). The pool keeps idle slot pointers in
+/// shards: one bounded LIFO stack per shard behind a try-lock, each shard
+/// with its counters in its own 128-byte block. A thread picks its home shard
+/// from `tokio::runtime::worker_index()` on a runtime worker (workers of one
+/// runtime get distinct shards when there are enough), else from a dense
+/// per-thread number.
+///
+/// - `get` pops from the home shard; if it is empty (or busy), it looks at
+///   the other shards with `try_lock` (stealing, as `sync.Pool` steals from
+///   other Ps), and only then makes a new object: a miss.
+/// - Dropping a guard resets the object, drops it if it retains more than
+///   the retention limit, else pushes it on the dropping thread's home shard
+///   (or another with room); if every shard is full, the object is dropped:
+///   the pool never holds more than `max_idle` objects.
+///
+/// Each shard is locked for a push or a pop of one pointer, so a contended
+/// lock is held for nanoseconds; a busy shard is skipped rather than waited
+/// on whenever another will do.
+///
+/// [`WorkerPool`](crate::WorkerPool) adds lock-free per-worker magazines in front of this
+/// pool, for hot paths on tokio workers.
+///
+/// # Examples
+///
+/// A pool in a `static`, used from spawned tasks:
+///
+/// ```
+/// use capacitor_pool::Pool;
+/// use std::sync::LazyLock;
+///
+/// static SCRATCH: LazyLock<Pool<Vec<u64>>> =
+///     LazyLock::new(|| Pool::new(|| Vec::with_capacity(128)));
+///
+/// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+/// # async fn main() {
+/// let mut v = SCRATCH.get(); // Pooled<'static, Vec<u64>>
+/// let sum = tokio::spawn(async move {
+///     v.extend([1, 2, 3]);
+///     tokio::task::yield_now().await;
+///     v.iter().sum::<u64>()
+/// })
+/// .await
+/// .unwrap();
+/// assert_eq!(sum, 6);
+/// # }
+/// ```
+pub struct Pool<T, R = UseReset> {
+    shards: Box<[CachePadded<Shard<T>>]>,
+    mask: usize,
+    make: Make<T>,
+    recycle: R,
+    retention_limit: usize,
+    max_idle: usize,
+}
+
+// SAFETY: the pool owns its idle objects (through slot pointers) and hands
+// each to one guard at a time; sharing the pool between threads moves
+// objects between them, hence `T: Send`. Shard stacks are only touched under
+// their lock.
+unsafe impl<T: Send, R: Send> Send for Pool<T, R> {}
+// SAFETY: as above; `&Pool` uses the recycling policy from any thread.
+unsafe impl<T: Send, R: Sync> Sync for Pool<T, R> {}
+
+impl<T: Reset + 'static> Pool<T> {
+    /// A pool that makes objects with `make` and resets them with their
+    /// [`Reset`] impl, with the default bounds.
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    ///
+    /// let pool = Pool::new(|| String::with_capacity(64));
+    /// assert!(pool.get().capacity() >= 64);
+    /// ```
+    pub fn new(make: impl Fn() -> T + Send + Sync + 'static) -> Self {
+        Self::builder(make).build()
+    }
+}
+
+impl<T: 'static> Pool<T> {
+    /// A builder for a pool that makes objects with `make`.
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    ///
+    /// let pool = Pool::builder(|| Vec::<u8>::with_capacity(4096))
+    ///     .max_idle(64)
+    ///     .retention_limit(64 * 1024)
+    ///     .prefill(8)
+    ///     .build();
+    /// assert_eq!(pool.stats().num_idle, 8);
+    /// ```
+    pub fn builder(make: impl Fn() -> T + Send + Sync + 'static) -> PoolBuilder<T> {
+        PoolBuilder {
+            make: Box::new(make),
+            recycle: UseReset,
+            max_idle: DEFAULT_MAX_IDLE,
+            retention_limit: DEFAULT_RETENTION_LIMIT,
+            shards: None,
+            prefill: 0,
+        }
+    }
+}
+
+impl<T, R: Recycle<T>> Pool<T, R> {
+    /// Takes an idle object, or makes a new one if none is idle.
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    ///
+    /// let pool = Pool::new(Vec::<u8>::new);
+    /// let mut v = pool.get();
+    /// v.push(1);
+    /// ```
+    #[inline(always)]
+    pub fn get(&self) -> Pooled<'_, T, Self> {
+        Pooled::new(self, self.take_or_make(shard_hint()))
+    }
+
+    /// Takes an idle object; `None` if none is idle. Never makes one.
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    ///
+    /// let pool = Pool::new(Vec::<u8>::new);
+    /// assert!(pool.try_get().is_none());
+    /// drop(pool.get());
+    /// assert!(pool.try_get().is_some());
+    /// ```
+    #[inline]
+    pub fn try_get(&self) -> Option<Pooled<'_, T, Self>> {
+        let hint = shard_hint();
+        match self.pop_slot(hint) {
+            Some(slot) => Some(Pooled::new(self, slot)),
+            None => {
+                self.count_miss(hint);
+                None
+            }
+        }
+    }
+
+    /// Like [`get`](Pool::get), for a pool in an [`Arc`]: the guard is
+    /// `'static` and can move into `tokio::spawn` or a thread.
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    /// use std::sync::Arc;
+    ///
+    /// let pool = Arc::new(Pool::new(String::new));
+    /// let mut s = pool.get_owned();
+    /// std::thread::spawn(move || s.push_str("elsewhere")).join().unwrap();
+    /// assert_eq!(pool.stats().return_count, 1);
+    /// ```
+    #[inline(always)]
+    pub fn get_owned(self: &Arc<Self>) -> OwnedPooled<T, Self> {
+        OwnedPooled::new(Arc::clone(self), self.take_or_make(shard_hint()))
+    }
+
+    /// Like [`try_get`](Pool::try_get), for a pool in an [`Arc`].
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    /// use std::sync::Arc;
+    ///
+    /// let pool = Arc::new(Pool::new(String::new));
+    /// assert!(pool.try_get_owned().is_none()); // never makes one
+    /// drop(pool.get_owned());
+    /// let s = pool.try_get_owned().unwrap(); // 'static: no borrow of `pool`
+    /// std::thread::spawn(move || drop(s)).join().unwrap();
+    /// assert_eq!(pool.stats().return_count, 2);
+    /// ```
+    #[inline]
+    pub fn try_get_owned(self: &Arc<Self>) -> Option<OwnedPooled<T, Self>> {
+        let hint = shard_hint();
+        match self.pop_slot(hint) {
+            Some(slot) => Some(OwnedPooled::new(Arc::clone(self), slot)),
+            None => {
+                self.count_miss(hint);
+                None
+            }
+        }
+    }
+
+    /// Hands a value to the pool. The value is reset first; it comes back
+    /// as `Err` if it retains more than the retention limit or if the pool
+    /// already holds its maximum of idle objects.
+    ///
+    /// Each value put gets a slot of its own: one allocation, as big as a
+    /// `Box<T>`. Returning objects by dropping their guard costs none.
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    ///
+    /// let pool = Pool::builder(Vec::<u8>::new).max_idle(1).build();
+    /// assert!(pool.put(vec![1, 2, 3]).is_ok());
+    /// assert_eq!(pool.put(vec![4]), Err(vec![])); // full: handed back, reset
+    /// assert!(pool.get().is_empty());
+    /// ```
+    pub fn put(&self, mut value: T) -> Result<(), T> {
+        self.recycle.reset(&mut value);
+        if self.recycle.retained_bytes(&value) > self.retention_limit {
+            return Err(value);
+        }
+        if self.shards.iter().all(|s| s.idle() >= s.cap) {
+            return Err(value);
+        }
+        let slot = new_slot(value);
+        match self.push_slot(shard_hint(), slot, Arrival::Adopted) {
+            Ok(()) => Ok(()),
+            // SAFETY: the slot was made above and never left this function.
+            Err(slot) => Err(unsafe { take_slot(slot) }),
+        }
+    }
+
+    /// Drops the idle objects that stayed idle since the previous `trim`
+    /// (Go's victim cache, without a GC): call it periodically, and objects
+    /// unused through two calls are released. Returns how many it dropped.
+    ///
+    /// If an object's destructor panics, the others are dropped all the
+    /// same, and then the first panic goes on.
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    ///
+    /// let pool = Pool::builder(Vec::<u8>::new).prefill(4).build();
+    /// assert_eq!(pool.trim(), 0); // starts the first aging period
+    /// assert_eq!(pool.trim(), 4); // idle through it: dropped
+    /// assert_eq!(pool.stats().num_idle, 0);
+    /// ```
+    pub fn trim(&self) -> usize {
+        let aged = self.take_aged();
+        let n = aged.len();
+        // SAFETY: trimmed slots left the stacks and belong to us alone.
+        unsafe { free_all(aged) };
+        n
+    }
+
+    /// A snapshot of the pool's counters, summed over its shards.
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    ///
+    /// let pool = Pool::new(Vec::<u8>::new);
+    /// let held = pool.get();
+    /// drop(pool.get());
+    /// let stats = pool.stats();
+    /// assert_eq!((stats.get_count, stats.created_count), (2, 2));
+    /// assert_eq!((stats.num_in_use, stats.num_idle), (1, 1));
+    /// drop(held);
+    /// ```
+    pub fn stats(&self) -> PoolStats {
+        let mut s = PoolStats::default();
+        for shard in self.shards.iter() {
+            let c = &shard.counters;
+            let load = |a: &crate::loom::AtomicU64| a.load(Ordering::Relaxed);
+            s.hit_count += load(&c.hits);
+            s.miss_count += load(&c.misses);
+            s.created_count += load(&c.created);
+            s.return_count += load(&c.returns);
+            s.adopt_count += load(&c.adopted);
+            s.detach_count += load(&c.detached);
+            s.drop_full_count += load(&c.drops_full);
+            s.drop_oversized_count += load(&c.drops_oversized);
+            s.drop_discarded_count += load(&c.drops_discarded);
+            s.drop_aged_count += load(&c.drops_aged);
+            s.num_idle += shard.idle() as u64;
+        }
+        s.derive_in_use()
+    }
+
+    /// The most idle objects the pool keeps.
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    ///
+    /// let pool = Pool::builder(String::new).max_idle(16).build();
+    /// assert_eq!(pool.max_idle(), 16);
+    /// ```
+    pub fn max_idle(&self) -> usize {
+        self.max_idle
+    }
+
+    /// Objects retaining more bytes than this are dropped on return.
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    ///
+    /// let pool = Pool::builder(String::new).retention_limit(4096).build();
+    /// assert_eq!(pool.retention_limit(), 4096);
+    /// ```
+    pub fn retention_limit(&self) -> usize {
+        self.retention_limit
+    }
+
+    /// The number of shards (a power of two).
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    ///
+    /// let pool = Pool::builder(String::new).shards(3).build();
+    /// assert_eq!(pool.num_shards(), 4); // rounded up to a power of two
+    /// ```
+    pub fn num_shards(&self) -> usize {
+        self.shards.len()
+    }
+}
+
+impl<T, R: Recycle<T>> sealed::Home<T> for Pool<T, R> {
+    #[inline(always)]
+    unsafe fn recycle(&self, slot: NonNull<T>) {
+        // SAFETY: forwarded from the guard's contract.
+        unsafe { self.recycle_at(slot, shard_hint()) }
+    }
+
+    unsafe fn discard(&self, slot: NonNull<T>) {
+        // SAFETY: forwarded from the guard's contract.
+        unsafe { self.drop_slot(slot, shard_hint(), |c| &c.drops_discarded) }
+    }
+
+    unsafe fn detach(&self, slot: NonNull<T>) -> T {
+        self.count_detach(shard_hint());
+        // SAFETY: forwarded from the guard's contract.
+        unsafe { take_slot(slot) }
+    }
+}
+
+impl<T, R: Recycle<T>> PoolKind<T> for Pool<T, R> {}
+
+impl<T, R> Drop for Pool<T, R> {
+    fn drop(&mut self) {
+        let idle = self.take_idle();
+        // SAFETY: idle slots belong to the pool alone, and the pool is going
+        // away.
+        unsafe { free_all(idle) };
+    }
+}
+
+impl<T, R: Recycle<T>> fmt::Debug for Pool<T, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("shards", &self.shards.len())
+            .field("max_idle", &self.max_idle)
+            .field("retention_limit", &self.retention_limit)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The most shards a pool, a slab class or a cache has: a larger count is
+/// taken as this one.
+pub const MAX_SHARDS: usize = 1024;
