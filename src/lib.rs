@@ -104,26 +104,20 @@
 //!
 //! # Compared with similar crates
 //!
-//! Nanoseconds per get + write + read + return of a 4 KiB `BytesMut` (2-vCPU
-//! VM, one run of `cargo bench --bench worker`, every contestant in tasks
-//! on tokio workers; full tables in `docs/BENCHMARKS.md`):
+//! Nanoseconds per get + write + read + return of a 4 KiB `BytesMut`, every
+//! contestant in tasks on tokio workers (one run of `cargo bench --bench
+//! worker` on a 2-vCPU VM; the method, the other benches and a 16-core
+//! machine's numbers are in `docs/BENCHMARKS.md`):
 //!
-//! | | 1 worker | 2 busy at once | 16 workers (16-core machine) |
-//! |---|---:|---:|---:|
-//! | owned buffer, no pool (floor) | 2.2 | 2.5 | 3.8 |
-//! | [`WorkerPool`] declared with [`worker_pool!`] | 3.1 | 3.9 | – |
-//! | [`WorkerPool`] in an `Arc` | 4.8 | 5.5 | 8.1 |
-//! | [`Pool`] | 14.2 | 17.6 | 61.3 |
-//! | `lockfree-object-pool` (linear) | 10.6 | 155.4 | 1688 |
-//! | `object-pool` | 24.9 | 100.2 | 38498 |
-//! | `sharded-slab` | 41.8 | 42.4 | 77.2 |
-//! | `Mutex<Vec<T>>` | 30.0 | 127.5 | 7499 |
-//! | allocate and drop | 67.0 | 83.7 | 91.7 |
-//!
-//! (The 16-worker column is from `BENCH_WORKERS=16 cargo bench --bench
-//! worker` on a 16-core Intel Xeon, in an earlier session, before
-//! `WorkerPool` had its per-thread private slot and before
-//! `worker_pool!`.)
+//! | | 1 worker | 2 busy at once |
+//! |---|---:|---:|
+//! | owned buffer, no pool (floor) | 1.64 | 1.64 |
+//! | [`WorkerPool`] declared with [`worker_pool!`] | 2.35 | 2.37 |
+//! | [`WorkerPool`] in an `Arc` | 2.48 | 2.47 |
+//! | [`Pool`] | 6.70 | 6.76 |
+//! | best peer (`lockfree-object-pool` at 1, `sharded-slab` at 2) | 8.03 | 29.5 |
+//! | `Mutex<Vec<T>>` | 24.5 | 184.3 |
+//! | allocate and drop | 19.5 | 19.5 |
 //!
 //! What only this crate has among them: per-worker magazines keyed to tokio
 //! worker threads, a bounded ring with FIFO async waiting and pooled
