@@ -11,7 +11,7 @@ use super::page::{Chunk, Page};
 use crate::loom::{AtomicBool, AtomicU64, AtomicUsize, Mutex, NotifySteps, Ordering, dekker_fence};
 use crate::pool::{Arrival, Pool, shard_hint};
 use crate::reset::ResetWith;
-use crate::shard::take_slot;
+use crate::slot::Slot;
 
 /// One size class.
 pub(super) struct Class {
@@ -109,7 +109,7 @@ impl Class {
         // The slot holds a live chunk that only we use now, and the chunk's
         // page keeps the class alive: the `LentChunk` invariant.
         Some(LentChunk {
-            slot,
+            slot: slot.into_raw(),
             // From `Arc::as_ptr`, so that it may be turned back into an
             // `Arc` (see `LentChunk::drop`).
             class: NonNull::new(Arc::as_ptr(this).cast_mut()).expect("not null"),
@@ -118,7 +118,7 @@ impl Class {
 
     #[cold]
     #[inline(never)]
-    fn lend_slow(this: &Arc<Class>, hint: usize) -> Option<NonNull<Chunk>> {
+    fn lend_slow(this: &Arc<Class>, hint: usize) -> Option<Slot<Chunk>> {
         this.pool.count_miss(hint);
         match Class::carve(this) {
             Some(chunk) => Some(this.pool.adopt_slot(hint, chunk)),
@@ -331,8 +331,11 @@ impl Drop for LentChunk {
             }
             true
         };
+        // SAFETY: the invariant: a chunk of this class that only we use,
+        // given up by this drop.
+        let slot = unsafe { Slot::from_raw(slot) };
         // SAFETY: as above; neither the pool nor the gate is used after the
-        // push, and the slot is a chunk of this pool that only we use.
+        // push.
         let pushed = unsafe { Pool::push_slot_gated(pool, hint, slot, Arrival::Returned, gate) };
         match pushed {
             Ok(()) => {
@@ -346,8 +349,7 @@ impl Drop for LentChunk {
             Err(slot) => {
                 // The slab is gone (or, impossibly, every shard is full):
                 // drop the chunk, which may free its page and the class.
-                // SAFETY: the slot was handed back to us unused.
-                drop(unsafe { take_slot(slot) });
+                slot.free();
             }
         }
     }

@@ -151,13 +151,11 @@ fn a_waiter_sees_the_return_or_the_return_sees_the_waiter() {
         let pool = LoomArc::new(Pool::builder(Obj::new).shards(2).max_idle(2).build());
         let waiters = LoomArc::new(AtomicUsize::new(0));
         let slot = pool.take_or_make(0);
-        hold(slot);
+        hold(slot.as_ptr());
         let returner = {
             let (pool, waiters) = (LoomArc::clone(&pool), LoomArc::clone(&waiters));
-            let slot = SendPtr(slot);
             thread::spawn(move || {
-                let slot = slot;
-                release(slot.0);
+                release(slot.as_ptr());
                 let mut saw_waiter = false;
                 let gate = || {
                     saw_waiter = waiters.load(Ordering::Relaxed) > 0;
@@ -165,7 +163,7 @@ fn a_waiter_sees_the_return_or_the_return_sees_the_waiter() {
                 };
                 // SAFETY: `pool` is held by this thread's `Arc`.
                 let pushed =
-                    unsafe { Pool::push_slot_gated(&*pool, 1, slot.0, Arrival::Returned, gate) };
+                    unsafe { Pool::push_slot_gated(&*pool, 1, slot, Arrival::Returned, gate) };
                 assert!(pushed.is_ok());
                 saw_waiter
             })
@@ -176,7 +174,3 @@ fn a_waiter_sees_the_return_or_the_return_sees_the_waiter() {
         assert!(saw_object || saw_waiter, "a lost wake-up");
     });
 }
-
-struct SendPtr(std::ptr::NonNull<Obj>);
-// SAFETY: the model hands the slot to one thread.
-unsafe impl Send for SendPtr {}
