@@ -76,7 +76,7 @@ fn two_threads_share_one_chunk_in_turn() {
 }
 
 /// `alloc_wait` on a full class while another thread returns the
-/// chunk: the return (`Class::give_back`, which reads the waiter count
+/// chunk: the return (`LentChunk::drop`, which reads the waiter count
 /// under the shard's lock) wakes the waiter, or the waiter (counted,
 /// then looking at every shard under its lock) sees the chunk. A lost
 /// wake-up leaves the waiter parked, which loom reports as a deadlock.
