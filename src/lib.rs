@@ -182,6 +182,7 @@ mod reuse;
 pub mod ring;
 mod shard;
 pub mod slab;
+mod slot;
 mod stats;
 mod thread;
 pub mod worker;

@@ -14,93 +14,20 @@
 //! plain loads and stores, never contended read-modify-writes. The stack's
 //! pointer buffer is padded with 128 bytes on each side for the same reason.
 
-use std::any::Any;
-use std::mem;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::ptr::{self, NonNull};
 
 use crossbeam_utils::CachePadded;
 
 use crate::loom::{AtomicBool, AtomicU64, AtomicUsize, Ordering, SpinWait, UnsafeCell};
+pub(crate) use crate::slot::FirstPanic;
+use crate::slot::Slot;
 
 /// Pointers in 128 bytes: the padding on each side of a stack's buffer, so
 /// that no other allocation shares a cache line with the used part.
 const PAD: usize = 128 / size_of::<usize>();
 
-/// Moves an object into a slot of its own; the slot never moves after this.
-pub(crate) fn new_slot<T>(value: T) -> NonNull<T> {
-    NonNull::from(Box::leak(Box::new(value)))
-}
-
-/// Drops the object in `slot` and frees the slot.
-///
-/// # Safety
-/// `slot` came from [`new_slot`] and nothing else uses it any more.
-pub(crate) unsafe fn free_slot<T>(slot: NonNull<T>) {
-    // SAFETY: the caller guarantees `slot` is a leaked `Box<T>` it owns.
-    drop(unsafe { Box::from_raw(slot.as_ptr()) });
-}
-
-/// Frees every slot `slots` yields, going on with the rest if one object's
-/// destructor panics; the first panic goes on once all are freed (see
-/// [`FirstPanic`]).
-///
-/// # Safety
-/// As for [`free_slot`], for every slot yielded.
-pub(crate) unsafe fn free_all<T>(slots: impl IntoIterator<Item = NonNull<T>>) {
-    let mut panic = FirstPanic::default();
-    for slot in slots {
-        // SAFETY: the caller hands us these slots.
-        panic.run(|| unsafe { free_slot(slot) });
-    }
-    panic.resume();
-}
-
-/// The first panic of a bulk free, kept while the rest goes on.
-///
-/// A panicking destructor must not leak the objects after it, and a second
-/// one must not abort: each drop runs under `catch_unwind`, the first
-/// payload is kept and [`resume`](Self::resume)d at the end, later ones are
-/// dropped. This is what a `Vec`'s drop does, less its abort on a second
-/// panic. The pools take slot pointers out under their shard locks (or the
-/// registry's lock) and free them after releasing them, so no lock is held
-/// while user `Drop` code runs.
-#[derive(Default)]
-pub(crate) struct FirstPanic(Option<Box<dyn Any + Send>>);
-
-impl FirstPanic {
-    /// Runs `f`, keeping its panic if it is the first.
-    pub(crate) fn run(&mut self, f: impl FnOnce()) {
-        let Err(payload) = catch_unwind(AssertUnwindSafe(f)) else {
-            return;
-        };
-        if self.0.is_none() {
-            self.0 = Some(payload);
-        } else if let Err(nested) = catch_unwind(AssertUnwindSafe(|| drop(payload))) {
-            // A payload whose own drop panics is leaked rather than let out.
-            mem::forget(nested);
-        }
-    }
-
-    /// Raises the first panic again, if there was one.
-    pub(crate) fn resume(self) {
-        if let Some(payload) = self.0 {
-            resume_unwind(payload);
-        }
-    }
-}
-
-/// Moves the object out of `slot` and frees the slot.
-///
-/// # Safety
-/// As for [`free_slot`].
-pub(crate) unsafe fn take_slot<T>(slot: NonNull<T>) -> T {
-    // SAFETY: the caller guarantees `slot` is a leaked `Box<T>` it owns.
-    *unsafe { Box::from_raw(slot.as_ptr()) }
-}
-
-/// A bounded LIFO stack of slot pointers that never allocates after its
-/// construction.
+/// A bounded LIFO stack of [`Slot`]s (their addresses) that never
+/// allocates after its construction. The slots it holds are its own.
 ///
 /// It also keeps the low-water mark of its length since the last
 /// [`trim`](Stack::trim): the objects below it stayed idle the whole time,
@@ -155,7 +82,7 @@ impl<T> Stack<T> {
     }
 
     #[inline]
-    pub(crate) fn pop(&mut self) -> Option<NonNull<T>> {
+    pub(crate) fn pop(&mut self) -> Option<Slot<T>> {
         if self.len == 0 {
             return None;
         }
@@ -163,18 +90,22 @@ impl<T> Stack<T> {
         if self.len < self.low {
             self.low = self.len;
         }
-        NonNull::new(self.buf[PAD + self.len])
+        let ptr = NonNull::new(self.buf[PAD + self.len])?;
+        // SAFETY: the places below `len` hold what `push` stored, from
+        // `Slot::into_raw`; the length now counts this one out, so the
+        // stack gives it up.
+        Some(unsafe { Slot::from_raw(ptr) })
     }
 
     #[inline]
-    pub(crate) fn push(&mut self, slot: NonNull<T>) -> Result<(), NonNull<T>> {
+    pub(crate) fn push(&mut self, slot: Slot<T>) -> Result<(), Slot<T>> {
         if self.len == self.cap {
             return Err(slot);
         }
         if self.len == self.places() {
             self.grow();
         }
-        self.buf[PAD + self.len] = slot.as_ptr();
+        self.buf[PAD + self.len] = slot.into_raw().as_ptr();
         self.len += 1;
         Ok(())
     }
@@ -182,11 +113,13 @@ impl<T> Stack<T> {
     /// Removes the objects that stayed idle since the last trim (the ones
     /// below the low-water mark) and hands each to `dropped`; starts a new
     /// aging period. Returns how many were removed.
-    pub(crate) fn trim(&mut self, mut dropped: impl FnMut(NonNull<T>)) -> usize {
+    pub(crate) fn trim(&mut self, mut dropped: impl FnMut(Slot<T>)) -> usize {
         let n = self.low.min(self.len);
         for i in 0..n {
-            if let Some(slot) = NonNull::new(self.buf[PAD + i]) {
-                dropped(slot);
+            if let Some(ptr) = NonNull::new(self.buf[PAD + i]) {
+                // SAFETY: as in `pop`: a stored slot, given up here (the
+                // places below `n` leave the stack just after).
+                dropped(unsafe { Slot::from_raw(ptr) });
             }
         }
         self.buf.copy_within(PAD + n..PAD + self.len, PAD);
@@ -196,7 +129,7 @@ impl<T> Stack<T> {
     }
 
     /// Removes every pointer, handing each to `f`.
-    pub(crate) fn drain(&mut self, mut f: impl FnMut(NonNull<T>)) {
+    pub(crate) fn drain(&mut self, mut f: impl FnMut(Slot<T>)) {
         while let Some(slot) = self.pop() {
             f(slot);
         }

@@ -4,7 +4,8 @@ use std::fmt;
 
 use super::{Arrival, MAX_SHARDS, Make, Pool};
 use crate::reset::{Recycle, ResetWith, UseReset};
-use crate::shard::{Counters, Shard, free_slot, new_slot};
+use crate::shard::{Counters, Shard};
+use crate::slot::Slot;
 use crate::thread::default_parallelism;
 
 /// Builds a [`Pool`]; made by [`Pool::builder`].
@@ -178,11 +179,10 @@ impl<T: 'static, R> PoolBuilder<T, R> {
             max_idle: self.max_idle,
         };
         for i in 0..self.prefill.min(self.max_idle) {
-            let slot = new_slot((pool.make)());
+            let slot = Slot::new((pool.make)());
             Counters::add(&pool.shards[i & pool.mask].counters.created, 1);
             if let Err(slot) = pool.push_slot(i, slot, Arrival::Prefilled) {
-                // SAFETY: just made, ours alone.
-                unsafe { free_slot(slot) };
+                slot.free();
                 break;
             }
         }

@@ -2,11 +2,11 @@
 //! `Pool`, `WorkerPool` (its depot) and `Slab` (its classes) share.
 
 use std::mem;
-use std::ptr::NonNull;
 
 use super::Pool;
 use crate::reset::Recycle;
-use crate::shard::{Counters, ShardGuard, Stack, free_all, free_slot, new_slot};
+use crate::shard::{Counters, ShardGuard, Stack};
+use crate::slot::{Slot, free_all};
 use crate::thread::{HINT_HERE, shard_hint};
 
 /// How a slot came to a shard, for the counters.
@@ -23,7 +23,7 @@ pub(crate) enum Arrival {
 impl<T> ShardGuard<'_, T> {
     /// Pops a slot, counting a hit.
     #[inline]
-    fn pop_hit(&mut self) -> Option<NonNull<T>> {
+    fn pop_hit(&mut self) -> Option<Slot<T>> {
         let slot = self.with(Stack::pop)?;
         self.bump(|c| &c.hits, 1);
         Some(slot)
@@ -31,7 +31,7 @@ impl<T> ShardGuard<'_, T> {
 
     /// Pushes a slot, counting its arrival.
     #[inline]
-    fn push_counted(&mut self, slot: NonNull<T>, arrival: Arrival) -> Result<(), NonNull<T>> {
+    fn push_counted(&mut self, slot: Slot<T>, arrival: Arrival) -> Result<(), Slot<T>> {
         self.with(|stack| stack.push(slot))?;
         match arrival {
             Arrival::Returned => self.bump(|c| &c.returns, 1),
@@ -44,7 +44,7 @@ impl<T> ShardGuard<'_, T> {
 
 impl<T, R: Recycle<T>> Pool<T, R> {
     #[inline(always)]
-    pub(crate) fn take_or_make(&self, hint: usize) -> NonNull<T> {
+    pub(crate) fn take_or_make(&self, hint: usize) -> Slot<T> {
         match self.pop_slot(hint) {
             Some(slot) => slot,
             None => self.make_slot(hint),
@@ -53,7 +53,7 @@ impl<T, R: Recycle<T>> Pool<T, R> {
 
     /// Pops an idle slot: from the home shard, else from any other.
     #[inline(always)]
-    pub(crate) fn pop_slot(&self, hint: usize) -> Option<NonNull<T>> {
+    pub(crate) fn pop_slot(&self, hint: usize) -> Option<Slot<T>> {
         let home = hint & self.mask;
         if let Some(mut guard) = self.shards[home].try_lock() {
             if let Some(slot) = guard.pop_hit() {
@@ -71,7 +71,7 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     /// read without the lock and may be stale).
     #[cold]
     #[inline(never)]
-    fn pop_slow(&self, home: usize, home_busy: bool) -> Option<NonNull<T>> {
+    fn pop_slow(&self, home: usize, home_busy: bool) -> Option<Slot<T>> {
         let n = self.shards.len();
         for k in 1..n {
             let shard = &self.shards[(home + k) & self.mask];
@@ -89,11 +89,11 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     /// Makes a new object in a new slot: a miss.
     #[cold]
     #[inline(never)]
-    pub(crate) fn make_slot(&self, hint: usize) -> NonNull<T> {
+    pub(crate) fn make_slot(&self, hint: usize) -> Slot<T> {
         let value = (self.make)();
         self.count_miss(hint);
         Counters::add(&self.shards[hint & self.mask].counters.created, 1);
-        new_slot(value)
+        Slot::new(value)
     }
 
     /// Counts a get that found no idle object (whether or not one is made).
@@ -108,9 +108,9 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     pub(crate) fn push_slot(
         &self,
         hint: usize,
-        slot: NonNull<T>,
+        slot: Slot<T>,
         arrival: Arrival,
-    ) -> Result<(), NonNull<T>> {
+    ) -> Result<(), Slot<T>> {
         // SAFETY: `&self` keeps the pool alive through the whole call.
         unsafe { Self::push_slot_gated(self, hint, slot, arrival, || true) }
     }
@@ -138,10 +138,10 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     pub(crate) unsafe fn push_slot_gated(
         this: *const Self,
         hint: usize,
-        slot: NonNull<T>,
+        slot: Slot<T>,
         arrival: Arrival,
         mut gate: impl FnMut() -> bool,
-    ) -> Result<(), NonNull<T>> {
+    ) -> Result<(), Slot<T>> {
         // SAFETY: the caller keeps the pool alive until the push; `pool` is
         // a local (no protected argument) not used past the unlock below.
         let pool = unsafe { &*this };
@@ -180,11 +180,11 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     unsafe fn push_slow(
         this: *const Self,
         home: usize,
-        mut slot: NonNull<T>,
+        mut slot: Slot<T>,
         arrival: Arrival,
         mut gate: impl FnMut() -> bool,
         home_busy: bool,
-    ) -> Result<(), NonNull<T>> {
+    ) -> Result<(), Slot<T>> {
         // SAFETY: as in `push_slot_gated`: alive until the push, and `pool`
         // is not used past the unlock.
         let pool = unsafe { &*this };
@@ -226,7 +226,7 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     /// Fills `out` with idle slots (a magazine refill), from the home
     /// shard first; returns how many it took. Batch moves are not counted
     /// as hits: the magazine counts what it hands out.
-    pub(crate) fn pop_into(&self, hint: usize, out: &mut [*mut T]) -> usize {
+    pub(crate) fn pop_into(&self, hint: usize, out: &mut [Option<Slot<T>>]) -> usize {
         let mut taken = 0;
         for k in 0..self.shards.len() {
             if taken == out.len() {
@@ -239,7 +239,7 @@ impl<T, R: Recycle<T>> Pool<T, R> {
             shard.lock().with(|stack| {
                 while taken < out.len() {
                     match stack.pop() {
-                        Some(slot) => out[taken] = slot.as_ptr(),
+                        Some(slot) => out[taken] = Some(slot),
                         None => break,
                     }
                     taken += 1;
@@ -250,9 +250,9 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     }
 
     /// Pushes the slots of `slots`, in order, while the shards have room (a
-    /// magazine spill); returns how many went in (a prefix of `slots`).
-    /// Null pointers are skipped as if pushed.
-    pub(crate) fn push_from(&self, hint: usize, slots: &[*mut T]) -> usize {
+    /// magazine spill), taking each out; returns how many went in (a prefix
+    /// of `slots`, now all `None`). `None`s are skipped as if pushed.
+    pub(crate) fn push_from(&self, hint: usize, slots: &mut [Option<Slot<T>>]) -> usize {
         let mut pushed = 0;
         for k in 0..self.shards.len() {
             if pushed == slots.len() {
@@ -264,8 +264,9 @@ impl<T, R: Recycle<T>> Pool<T, R> {
             }
             shard.lock().with(|stack| {
                 while pushed < slots.len() {
-                    if let Some(slot) = NonNull::new(slots[pushed]) {
-                        if stack.push(slot).is_err() {
+                    if let Some(slot) = slots[pushed].take() {
+                        if let Err(slot) = stack.push(slot) {
+                            slots[pushed] = Some(slot);
                             break;
                         }
                     }
@@ -278,60 +279,49 @@ impl<T, R: Recycle<T>> Pool<T, R> {
 
     /// Resets the object in `slot` and keeps it, or drops it if it is over
     /// the retention limit or the pool is full.
-    ///
-    /// # Safety
-    /// `slot` belongs to this pool's objects and nothing else uses it.
     #[inline(always)]
-    pub(crate) unsafe fn recycle_at(&self, slot: NonNull<T>, hint: usize) {
-        // SAFETY: the caller hands us the slot's only use.
-        let keep = unsafe { self.reset_slot(slot, hint) };
-        if keep {
+    pub(crate) fn recycle_at(&self, slot: Slot<T>, hint: usize) {
+        if let Some(slot) = self.reset_slot(slot, hint) {
             if let Err(slot) = self.push_slot(hint, slot, Arrival::Returned) {
-                // SAFETY: the slot is ours alone (see above).
-                unsafe { self.drop_slot(slot, hint, |c| &c.drops_full) };
+                self.drop_slot(slot, hint, |c| &c.drops_full);
             }
         }
     }
 
-    /// Resets the object in `slot`; `true` if it may be kept. An object over
-    /// the retention limit is dropped (and `false` returned), as is one whose
-    /// reset panicked (the panic goes on).
-    ///
-    /// # Safety
-    /// As for [`recycle_at`](Self::recycle_at).
+    /// Resets the object in `slot` and hands the slot back if it may be
+    /// kept. An object over the retention limit is dropped (and `None`
+    /// returned), as is one whose reset panicked (the panic goes on).
     #[inline(always)]
-    pub(crate) unsafe fn reset_slot(&self, slot: NonNull<T>, hint: usize) -> bool {
-        struct DropOnUnwind<'a, T, R: Recycle<T>>(&'a Pool<T, R>, NonNull<T>, usize);
+    pub(crate) fn reset_slot(&self, slot: Slot<T>, hint: usize) -> Option<Slot<T>> {
+        /// Owns the slot while user code resets it: drops it if that
+        /// unwinds.
+        struct DropOnUnwind<'a, T, R: Recycle<T>>(&'a Pool<T, R>, Option<Slot<T>>, usize);
         impl<T, R: Recycle<T>> Drop for DropOnUnwind<'_, T, R> {
             fn drop(&mut self) {
-                // SAFETY: only reached while unwinding out of `reset`, when
-                // the slot is still ours alone.
-                unsafe { self.0.drop_slot(self.1, self.2, |c| &c.drops_discarded) };
+                if let Some(slot) = self.1.take() {
+                    self.0.drop_slot(slot, self.2, |c| &c.drops_discarded);
+                }
             }
         }
-        let bomb = DropOnUnwind(self, slot, hint);
-        // SAFETY: the slot holds a live `T` that only we use.
-        let value = unsafe { &mut *slot.as_ptr() };
+        let mut bomb = DropOnUnwind(self, Some(slot), hint);
+        let value = bomb.1.as_mut().map(Slot::get_mut)?;
         self.recycle.reset(value);
         let retained = self.recycle.retained_bytes(value);
+        let slot = bomb.1.take()?;
         mem::forget(bomb);
         if retained > self.retention_limit {
-            // SAFETY: as above.
-            unsafe { self.drop_slot(slot, hint, |c| &c.drops_oversized) };
-            return false;
+            self.drop_slot(slot, hint, |c| &c.drops_oversized);
+            return None;
         }
-        true
+        Some(slot)
     }
 
     /// Drops the object in `slot` and counts it in `counter`.
-    ///
-    /// # Safety
-    /// As for [`recycle_at`](Self::recycle_at).
     #[cold]
     #[inline(never)]
-    pub(crate) unsafe fn drop_slot(
+    pub(crate) fn drop_slot(
         &self,
-        slot: NonNull<T>,
+        slot: Slot<T>,
         hint: usize,
         counter: impl FnOnce(&Counters) -> &crate::loom::AtomicU64,
     ) {
@@ -341,16 +331,15 @@ impl<T, R: Recycle<T>> Pool<T, R> {
             hint
         };
         Counters::add(counter(&self.shards[hint & self.mask].counters), 1);
-        // SAFETY: the caller hands us the slot's only use.
-        unsafe { free_slot(slot) };
+        slot.free();
     }
 
     /// Wraps a value made outside the pool in a new slot, counting it as
     /// created (the [`Slab`](crate::Slab) carves chunks this way).
     #[cold]
-    pub(crate) fn adopt_slot(&self, hint: usize, value: T) -> NonNull<T> {
+    pub(crate) fn adopt_slot(&self, hint: usize, value: T) -> Slot<T> {
         Counters::add(&self.shards[hint & self.mask].counters.created, 1);
-        new_slot(value)
+        Slot::new(value)
     }
 
     /// Whether any shard holds an idle object, taking every shard's lock in
@@ -371,8 +360,8 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     pub(crate) fn clear(&self) -> usize {
         let idle = self.take_idle();
         let n = idle.len();
-        // SAFETY: drained slots left the stacks and belong to us alone.
-        unsafe { free_all(idle) };
+        // Freed once no lock is held.
+        free_all(idle);
         n
     }
 
@@ -389,7 +378,7 @@ impl<T, R: Recycle<T>> Pool<T, R> {
 impl<T, R> Pool<T, R> {
     /// Takes out the idle objects that stayed idle since the previous trim,
     /// counted as aged, for the caller to drop once it holds no lock.
-    pub(crate) fn take_aged(&self) -> Vec<NonNull<T>> {
+    pub(crate) fn take_aged(&self) -> Vec<Slot<T>> {
         let mut aged = Vec::new();
         for shard in self.shards.iter() {
             let mut guard = shard.lock();
@@ -401,7 +390,7 @@ impl<T, R> Pool<T, R> {
 
     /// Takes out every idle object, counted as discarded, for the caller to
     /// drop once it holds no lock.
-    pub(crate) fn take_idle(&self) -> Vec<NonNull<T>> {
+    pub(crate) fn take_idle(&self) -> Vec<Slot<T>> {
         let mut idle = Vec::new();
         for shard in self.shards.iter() {
             let mut guard = shard.lock();

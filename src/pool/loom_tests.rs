@@ -3,7 +3,7 @@
 //! Run with `RUSTFLAGS="--cfg loom" cargo test --release --lib`.
 
 use super::*;
-use crate::shard::free_slot;
+use crate::slot::{Slot, free_all};
 use loom::sync::Arc;
 use loom::thread;
 
@@ -41,10 +41,9 @@ fn same_home_shard_get_and_recycle() {
                 let pool = Arc::clone(&pool);
                 thread::spawn(move || {
                     let slot = pool.take_or_make(0);
-                    hold(slot);
-                    release(slot);
-                    // SAFETY: the slot came from this pool and is done.
-                    unsafe { pool.recycle_at(slot, 0) };
+                    hold(slot.as_ptr());
+                    release(slot.as_ptr());
+                    pool.recycle_at(slot, 0);
                 })
             })
             .collect();
@@ -66,20 +65,18 @@ fn cross_shard_return_and_put_keep_the_bound() {
             let pool = Arc::clone(&pool);
             thread::spawn(move || {
                 let slot = pool.take_or_make(0);
-                hold(slot);
-                release(slot);
-                // SAFETY: the slot came from this pool and is done.
-                unsafe { pool.recycle_at(slot, 1) };
+                hold(slot.as_ptr());
+                release(slot.as_ptr());
+                pool.recycle_at(slot, 1);
             })
         };
         let b = {
             let pool = Arc::clone(&pool);
             thread::spawn(move || {
                 let slot = pool.take_or_make(1);
-                hold(slot);
-                release(slot);
-                // SAFETY: as above.
-                unsafe { pool.recycle_at(slot, 0) };
+                hold(slot.as_ptr());
+                release(slot.as_ptr());
+                pool.recycle_at(slot, 0);
             })
         };
         a.join().unwrap();
@@ -100,21 +97,14 @@ fn a_get_waits_for_a_busy_shard_with_an_idle_object() {
         // One object in each shard; the second goes to the returner.
         let pool = pool(2, 4, 2);
         let slot = pool.take_or_make(1);
-        let slot = slot.as_ptr() as usize;
         let returner = {
             let pool = Arc::clone(&pool);
-            thread::spawn(move || {
-                let slot = NonNull::new(slot as *mut Obj).unwrap();
-                // SAFETY: handed over from the main thread, which no
-                // longer uses it.
-                unsafe { pool.recycle_at(slot, 0) };
-            })
+            thread::spawn(move || pool.recycle_at(slot, 0))
         };
         let got = pool.pop_slot(0).expect("an object was idle throughout");
-        hold(got);
-        release(got);
-        // SAFETY: the slot came from this pool and is done.
-        unsafe { pool.recycle_at(got, 0) };
+        hold(got.as_ptr());
+        release(got.as_ptr());
+        pool.recycle_at(got, 0);
         returner.join().unwrap();
         let s = accounting(&pool);
         assert_eq!((s.created_count, s.num_idle), (2, 2), "{s}");
@@ -129,22 +119,21 @@ fn batch_refill_and_spill_move_every_slot_once() {
         let spiller = {
             let pool = Arc::clone(&pool);
             thread::spawn(move || {
-                let mag: Vec<*mut Obj> = (0..2).map(|_| new_slot(Obj::new()).as_ptr()).collect();
-                let moved = pool.push_from(1, &mag);
-                for &slot in &mag[moved..] {
-                    // SAFETY: slots left over are this thread's alone.
-                    unsafe { free_slot(NonNull::new(slot).unwrap()) };
-                }
+                let mut mag: Vec<Option<Slot<Obj>>> =
+                    (0..2).map(|_| Some(Slot::new(Obj::new()))).collect();
+                let moved = pool.push_from(1, &mut mag);
+                // Slots left over are this thread's alone.
+                free_all(mag.into_iter().flatten());
                 moved
             })
         };
-        let mut mag = [std::ptr::null_mut(); 4];
+        let mut mag = [const { None }; 4];
         let got = pool.pop_into(0, &mut mag);
-        for &slot in &mag[..got] {
-            let slot = NonNull::new(slot).unwrap();
-            hold(slot);
-            // SAFETY: slots taken in the batch are this thread's alone.
-            unsafe { free_slot(slot) };
+        for slot in mag.into_iter().take(got) {
+            let slot = slot.expect("a prefix of `got` slots");
+            hold(slot.as_ptr());
+            // Slots taken in the batch are this thread's alone.
+            slot.free();
         }
         let spilled = spiller.join().unwrap();
         let s = pool.stats();

@@ -30,7 +30,8 @@ pub(crate) use self::depot::Arrival;
 use crate::guard::{OwnedPooled, PoolKind, Pooled, sealed};
 use crate::loom::Ordering;
 use crate::reset::{Recycle, Reset, UseReset};
-use crate::shard::{Shard, free_all, new_slot, take_slot};
+use crate::shard::Shard;
+use crate::slot::{Slot, free_all};
 use crate::stats::PoolStats;
 // Re-exported for the modules that still name them here.
 pub(crate) use crate::thread::shard_hint;
@@ -185,7 +186,7 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     /// ```
     #[inline(always)]
     pub fn get(&self) -> Pooled<'_, T, Self> {
-        Pooled::new(self, self.take_or_make(shard_hint()))
+        Pooled::new(self, self.take_or_make(shard_hint()).into_raw())
     }
 
     /// Takes an idle object; `None` if none is idle. Never makes one.
@@ -202,7 +203,7 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     pub fn try_get(&self) -> Option<Pooled<'_, T, Self>> {
         let hint = shard_hint();
         match self.pop_slot(hint) {
-            Some(slot) => Some(Pooled::new(self, slot)),
+            Some(slot) => Some(Pooled::new(self, slot.into_raw())),
             None => {
                 self.count_miss(hint);
                 None
@@ -224,7 +225,7 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     /// ```
     #[inline(always)]
     pub fn get_owned(self: &Arc<Self>) -> OwnedPooled<T, Self> {
-        OwnedPooled::new(Arc::clone(self), self.take_or_make(shard_hint()))
+        OwnedPooled::new(Arc::clone(self), self.take_or_make(shard_hint()).into_raw())
     }
 
     /// Like [`try_get`](Pool::try_get), for a pool in an [`Arc`].
@@ -244,7 +245,7 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     pub fn try_get_owned(self: &Arc<Self>) -> Option<OwnedPooled<T, Self>> {
         let hint = shard_hint();
         match self.pop_slot(hint) {
-            Some(slot) => Some(OwnedPooled::new(Arc::clone(self), slot)),
+            Some(slot) => Some(OwnedPooled::new(Arc::clone(self), slot.into_raw())),
             None => {
                 self.count_miss(hint);
                 None
@@ -275,11 +276,10 @@ impl<T, R: Recycle<T>> Pool<T, R> {
         if self.shards.iter().all(|s| s.idle() >= s.cap) {
             return Err(value);
         }
-        let slot = new_slot(value);
+        let slot = Slot::new(value);
         match self.push_slot(shard_hint(), slot, Arrival::Adopted) {
             Ok(()) => Ok(()),
-            // SAFETY: the slot was made above and never left this function.
-            Err(slot) => Err(unsafe { take_slot(slot) }),
+            Err(slot) => Err(slot.into_inner()),
         }
     }
 
@@ -301,8 +301,8 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     pub fn trim(&self) -> usize {
         let aged = self.take_aged();
         let n = aged.len();
-        // SAFETY: trimmed slots left the stacks and belong to us alone.
-        unsafe { free_all(aged) };
+        // Freed once no lock is held.
+        free_all(aged);
         n
     }
 
@@ -379,19 +379,21 @@ impl<T, R: Recycle<T>> Pool<T, R> {
 impl<T, R: Recycle<T>> sealed::Home<T> for Pool<T, R> {
     #[inline(always)]
     unsafe fn recycle(&self, slot: NonNull<T>) {
-        // SAFETY: forwarded from the guard's contract.
-        unsafe { self.recycle_at(slot, shard_hint()) }
+        // SAFETY: the guard's contract: a slot of ours, its last use.
+        let slot = unsafe { Slot::from_raw(slot) };
+        self.recycle_at(slot, shard_hint());
     }
 
     unsafe fn discard(&self, slot: NonNull<T>) {
-        // SAFETY: forwarded from the guard's contract.
-        unsafe { self.drop_slot(slot, shard_hint(), |c| &c.drops_discarded) }
+        // SAFETY: as in `recycle`.
+        let slot = unsafe { Slot::from_raw(slot) };
+        self.drop_slot(slot, shard_hint(), |c| &c.drops_discarded);
     }
 
     unsafe fn detach(&self, slot: NonNull<T>) -> T {
         self.count_detach(shard_hint());
-        // SAFETY: forwarded from the guard's contract.
-        unsafe { take_slot(slot) }
+        // SAFETY: as in `recycle`.
+        unsafe { Slot::from_raw(slot) }.into_inner()
     }
 }
 
@@ -399,10 +401,7 @@ impl<T, R: Recycle<T>> PoolKind<T> for Pool<T, R> {}
 
 impl<T, R> Drop for Pool<T, R> {
     fn drop(&mut self) {
-        let idle = self.take_idle();
-        // SAFETY: idle slots belong to the pool alone, and the pool is going
-        // away.
-        unsafe { free_all(idle) };
+        free_all(self.take_idle());
     }
 }
 

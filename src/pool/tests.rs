@@ -4,9 +4,9 @@ use crate::thread::HINT_HERE;
 #[test]
 fn a_drop_with_hint_here_counts_on_the_calling_threads_shard() {
     let pool = Pool::builder(Vec::<u8>::new).shards(8).build();
-    // A thread whose own shard is not shard 0 (the hint the worker
-    // pool passed before `HINT_HERE`); plain threads take hints in
-    // turn, so one of two threads in a row has one.
+    // A thread whose own shard is not shard 0, so that the count cannot
+    // land there by a default hint of 0; plain threads take hints in turn,
+    // so one of two threads in a row has one.
     let here = std::thread::scope(|s| {
         (0..2)
             .find_map(|_| {
@@ -14,8 +14,7 @@ fn a_drop_with_hint_here_counts_on_the_calling_threads_shard() {
                     let here = shard_hint() & pool.mask;
                     (here != 0).then(|| {
                         let slot = pool.take_or_make(here);
-                        // SAFETY: the slot was just made and is ours.
-                        unsafe { pool.drop_slot(slot, HINT_HERE, |c| &c.drops_discarded) };
+                        pool.drop_slot(slot, HINT_HERE, |c| &c.drops_discarded);
                         here
                     })
                 })

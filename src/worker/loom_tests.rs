@@ -44,8 +44,7 @@ fn spill_and_refill_race_with_depot_users() {
         // not the constructor.
         let made: Vec<_> = (0..3).map(|_| pool.take(Some(0), true).unwrap()).collect();
         for s in made {
-            // SAFETY: the slot came from this pool and is done.
-            unsafe { pool.give_back(s, Some(0)) };
+            pool.give_back(s, Some(0));
         }
         let w0 = {
             let pool = Arc::clone(&pool);
@@ -53,21 +52,19 @@ fn spill_and_refill_race_with_depot_users() {
                 // Two from the magazine, the third by a refill; then
                 // three back: the last one spills.
                 let taken: Vec<_> = (0..3).filter_map(|_| pool.take(Some(0), false)).collect();
-                for &s in &taken {
-                    hold(s);
+                for s in &taken {
+                    hold(s.as_ptr());
                 }
                 for s in taken {
-                    release(s);
-                    // SAFETY: as above.
-                    unsafe { pool.give_back(s, Some(0)) };
+                    release(s.as_ptr());
+                    pool.give_back(s, Some(0));
                 }
             })
         };
         if let Some(s) = pool.take(None, false) {
-            hold(s);
-            release(s);
-            // SAFETY: as above.
-            unsafe { pool.give_back(s, None) };
+            hold(s.as_ptr());
+            release(s.as_ptr());
+            pool.give_back(s, None);
         }
         w0.join().unwrap();
         let st = check(&pool);
@@ -82,26 +79,21 @@ fn cross_worker_return() {
     loom::model(|| {
         let pool = pool(4);
         let slot = pool.take(Some(0), true).unwrap();
-        hold(slot);
+        hold(slot.as_ptr());
         let a = {
             let pool = Arc::clone(&pool);
-            let slot = slot.as_ptr() as usize;
             thread::spawn(move || {
-                let slot = NonNull::new(slot as *mut Obj).unwrap();
-                release(slot);
-                // SAFETY: handed over from the main thread, which no
-                // longer uses it.
-                unsafe { pool.give_back(slot, Some(1)) };
+                release(slot.as_ptr());
+                pool.give_back(slot, Some(1));
             })
         };
         let b = {
             let pool = Arc::clone(&pool);
             thread::spawn(move || {
                 let s = pool.take(Some(0), true).unwrap();
-                hold(s);
-                release(s);
-                // SAFETY: as above.
-                unsafe { pool.give_back(s, Some(0)) };
+                hold(s.as_ptr());
+                release(s.as_ptr());
+                pool.give_back(s, Some(0));
             })
         };
         a.join().unwrap();

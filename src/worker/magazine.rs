@@ -1,12 +1,13 @@
-//! A worker's magazine: a bounded LIFO stack of slot pointers that only
-//! the thread holding its worker number touches.
+//! A worker's magazine: a bounded LIFO stack of [`Slot`]s that only the
+//! thread holding its worker number touches.
 
-use std::ptr::{self, NonNull};
+use std::marker::PhantomData;
 
 use crossbeam_utils::CachePadded;
 
 use super::MAX_MAGAZINE_SIZE;
 use crate::loom::{AtomicU64, Ordering, UnsafeCell};
+use crate::slot::Slot;
 
 /// A magazine: a bounded LIFO stack of slot pointers owned by one worker
 /// thread.
@@ -27,8 +28,8 @@ pub(super) struct Magazine<T> {
     /// (Go's per-P `private` slot): a get and a drop in a row touch only
     /// this fixed place, whose address needs no length, so the pointer's
     /// trip through memory is one store-to-load forward and not three.
-    pub(super) hot: UnsafeCell<*mut T>,
-    pub(super) slots: UnsafeCell<[*mut T; MAX_MAGAZINE_SIZE]>,
+    pub(super) hot: UnsafeCell<Option<Slot<T>>>,
+    pub(super) slots: UnsafeCell<[Option<Slot<T>>; MAX_MAGAZINE_SIZE]>,
     /// Cold-path counters, written by the owner alone too.
     pub(super) refills: AtomicU64,
     pub(super) refilled: AtomicU64,
@@ -46,8 +47,8 @@ impl<T> Magazine<T> {
         CachePadded::new(Self {
             pushed: AtomicU64::new(0),
             popped: AtomicU64::new(0),
-            hot: UnsafeCell::new(ptr::null_mut()),
-            slots: UnsafeCell::new([ptr::null_mut(); MAX_MAGAZINE_SIZE]),
+            hot: UnsafeCell::new(None),
+            slots: UnsafeCell::new([const { None }; MAX_MAGAZINE_SIZE]),
             refills: AtomicU64::new(0),
             refilled: AtomicU64::new(0),
             spills: AtomicU64::new(0),
@@ -70,77 +71,91 @@ impl<T> Magazine<T> {
         counter.load(Ordering::Relaxed)
     }
 
-    /// Runs `f` on the stack's slot array and the stack's length (the
-    /// objects below the hot slot).
+    /// The owner's handle on this magazine, for the calls that touch its
+    /// slots.
     ///
     /// # Safety
-    /// The calling thread owns this magazine (it holds the magazine's
-    /// worker number, or holds the registry's lock while no thread holds
-    /// it), and `f` does not reach this magazine again.
+    /// The calling thread owns this magazine while the handle lives: it
+    /// holds the magazine's worker number (or, in the loom models, a number
+    /// only this model thread uses), or it holds the registry's lock while
+    /// no thread holds the number, or it has the pool by `&mut`. No other
+    /// handle on this magazine exists meanwhile.
     #[inline(always)]
-    pub(super) unsafe fn with_slots<R>(
-        &self,
-        f: impl FnOnce(&mut [*mut T; MAX_MAGAZINE_SIZE], usize) -> R,
+    pub(super) unsafe fn owned(&self) -> Owned<'_, T> {
+        Owned {
+            mag: self,
+            _not_send: PhantomData,
+        }
+    }
+}
+
+/// Exclusive use of a [`Magazine`]'s slots by its owner thread; made by
+/// [`Magazine::owned`]. Its methods take `&mut self`, so a closure given
+/// the slots cannot reach them again through the handle.
+pub(super) struct Owned<'a, T> {
+    mag: &'a Magazine<T>,
+    /// The handle stays on the thread that owns the magazine.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<T> Owned<'_, T> {
+    /// Runs `f` on the stack's slot array and the stack's length (the
+    /// objects below the hot slot).
+    #[inline(always)]
+    pub(super) fn with_slots<R>(
+        &mut self,
+        f: impl FnOnce(&mut [Option<Slot<T>>; MAX_MAGAZINE_SIZE], usize) -> R,
     ) -> R {
-        // SAFETY: as below.
-        let hot = self.hot.with_mut(|h| unsafe { !(*h).is_null() });
-        let len = (Self::load(&self.pushed) - Self::load(&self.popped)) as usize - usize::from(hot);
-        // SAFETY: the caller is the only thread that uses this magazine and
-        // does not re-enter it, so this is the only reference to the slots.
-        self.slots.with_mut(|slots| f(unsafe { &mut *slots }, len))
+        let mag = self.mag;
+        // SAFETY: this handle's owner is the only thread that uses the
+        // magazine, and `&mut self` keeps this the only reference.
+        let hot = mag.hot.with_mut(|h| unsafe { (*h).is_some() });
+        let len = (Magazine::<T>::load(&mag.pushed) - Magazine::<T>::load(&mag.popped)) as usize
+            - usize::from(hot);
+        // SAFETY: as above; `f` gets the only reference to the slots.
+        mag.slots.with_mut(|slots| f(unsafe { &mut *slots }, len))
     }
 
     /// Takes every object out (the stack, then the hot slot) into the
-    /// front of `out`, counted as popped; returns how many.
-    ///
-    /// # Safety
-    /// As for [`with_slots`](Self::with_slots); `out` has room for a full
-    /// magazine.
-    pub(super) unsafe fn drain(&self, out: &mut [*mut T]) -> usize {
-        // SAFETY: forwarded; copying pointers.
-        let mut n = unsafe {
-            self.with_slots(|slots, len| {
-                out[..len].copy_from_slice(&slots[..len]);
-                len
-            })
-        };
-        // SAFETY: as for `with_slots`. After the stack: its length counts
+    /// front of `out`, counted as popped; returns how many. `out` has room
+    /// for a full magazine.
+    pub(super) fn drain(&mut self, out: &mut [Option<Slot<T>>]) -> usize {
+        let mut n = self.with_slots(|slots, len| {
+            for (place, slot) in out.iter_mut().zip(&mut slots[..len]) {
+                *place = slot.take();
+            }
+            len
+        });
+        let mag = self.mag;
+        // SAFETY: as in `with_slots`. After the stack: its length counts
         // the hot slot out.
-        let hot = self
-            .hot
-            .with_mut(|h| unsafe { ptr::replace(h, ptr::null_mut()) });
-        if !hot.is_null() {
-            out[n] = hot;
+        if let Some(hot) = mag.hot.with_mut(|h| unsafe { (*h).take() }) {
+            out[n] = Some(hot);
             n += 1;
         }
-        Self::add(&self.popped, n as u64);
+        Magazine::<T>::add(&mag.popped, n as u64);
         n
     }
 
     /// Pops the hot slot, else the top of the stack.
-    ///
-    /// # Safety
-    /// As for [`with_slots`](Self::with_slots).
     #[inline(always)]
-    pub(super) unsafe fn pop(&self) -> Option<NonNull<T>> {
-        let popped = Self::load(&self.popped);
-        // SAFETY: as for `with_slots`: only the owner touches `hot`.
-        let hot = self
-            .hot
-            .with_mut(|h| unsafe { ptr::replace(h, ptr::null_mut()) });
-        if let Some(slot) = NonNull::new(hot) {
-            self.popped.store(popped + 1, Ordering::Relaxed);
+    pub(super) fn pop(&mut self) -> Option<Slot<T>> {
+        let mag = self.mag;
+        let popped = Magazine::<T>::load(&mag.popped);
+        // SAFETY: as in `with_slots`: only the owner touches `hot`.
+        if let Some(slot) = mag.hot.with_mut(|h| unsafe { (*h).take() }) {
+            mag.popped.store(popped + 1, Ordering::Relaxed);
             return Some(slot);
         }
         // The hot slot is empty, so the stack holds them all.
-        let len = Self::load(&self.pushed).wrapping_sub(popped) as usize;
+        let len = Magazine::<T>::load(&mag.pushed).wrapping_sub(popped) as usize;
         let top = len.checked_sub(1)?;
-        // SAFETY: as for `with_slots`; reading one element.
-        let slot = self
+        // SAFETY: as in `with_slots`; taking one element.
+        let slot = mag
             .slots
-            .with_mut(|slots| unsafe { (*slots).get(top).copied() })?;
-        self.popped.store(popped + 1, Ordering::Relaxed);
-        NonNull::new(slot)
+            .with_mut(|slots| unsafe { (*slots).get_mut(top).and_then(Option::take) })?;
+        mag.popped.store(popped + 1, Ordering::Relaxed);
+        Some(slot)
     }
 
     /// Puts `slot` in the hot slot; the object that was there (if any)
@@ -153,35 +168,31 @@ impl<T> Magazine<T> {
     /// pointer, so a get/drop loop carries one store-to-load forward per
     /// round trip.
     ///
-    /// # Safety
-    /// As for [`with_slots`](Self::with_slots).
+    /// [`WorkerPool::spill`]: super::WorkerPool::spill
     #[inline(always)]
-    pub(super) unsafe fn push(&self, slot: NonNull<T>, cap: usize) -> Result<(), NonNull<T>> {
-        let pushed = Self::load(&self.pushed);
-        // SAFETY: as for `with_slots`: only the owner touches `hot`.
-        let old = self
-            .hot
-            .with_mut(|h| unsafe { ptr::replace(h, slot.as_ptr()) });
-        self.pushed.store(pushed + 1, Ordering::Relaxed);
-        let Some(old) = NonNull::new(old) else {
+    pub(super) fn push(&mut self, slot: Slot<T>, cap: usize) -> Result<(), Slot<T>> {
+        let mag = self.mag;
+        let pushed = Magazine::<T>::load(&mag.pushed);
+        // SAFETY: as in `with_slots`: only the owner touches `hot`.
+        let old = mag.hot.with_mut(|h| unsafe { (*h).replace(slot) });
+        mag.pushed.store(pushed + 1, Ordering::Relaxed);
+        let Some(old) = old else {
             return Ok(());
         };
         // `old` leaves the hot slot for the stack, which held this many.
-        let stack_len = pushed.wrapping_sub(Self::load(&self.popped)) as usize - 1;
+        let stack_len = pushed.wrapping_sub(Magazine::<T>::load(&mag.popped)) as usize - 1;
         if stack_len + 2 > cap {
             return Err(old);
         }
-        // SAFETY: as for `with_slots`; writing one element.
-        let stored = self
-            .slots
+        // SAFETY: as in `with_slots`; writing one element.
+        mag.slots
             .with_mut(|slots| match unsafe { (*slots).get_mut(stack_len) } {
                 Some(place) => {
-                    *place = old.as_ptr();
-                    true
+                    *place = Some(old);
+                    Ok(())
                 }
-                None => false,
-            });
-        if stored { Ok(()) } else { Err(old) }
+                None => Err(old),
+            })
     }
 }
 

@@ -34,7 +34,7 @@ mod tiers;
 mod trimmer;
 
 use std::fmt;
-use std::ptr::{self, NonNull};
+use std::ptr::NonNull;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -48,7 +48,7 @@ pub(crate) use self::trimmer::spawn_trim_loop;
 use crate::guard::{OwnedPooled, PoolKind, Pooled, sealed};
 use crate::pool::Pool;
 use crate::reset::{Recycle, Reset, UseReset};
-use crate::shard::{free_all, take_slot};
+use crate::slot::{Slot, free_all};
 use crate::thread::shard_hint;
 use crate::worker::registry::{self as hot, worker_id};
 
@@ -288,7 +288,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// ```
     #[inline(always)]
     pub fn get(&self) -> WorkerPooled<'_, T, R> {
-        Pooled::new(self, self.take_here(true).expect("make = true"))
+        Pooled::new(self, self.take_here(true).expect("make = true").into_raw())
     }
 
     /// Takes an idle object; `None` if none is idle. Never makes one.
@@ -303,7 +303,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// ```
     #[inline]
     pub fn try_get(&self) -> Option<WorkerPooled<'_, T, R>> {
-        Some(Pooled::new(self, self.take_here(false)?))
+        Some(Pooled::new(self, self.take_here(false)?.into_raw()))
     }
 
     /// Like [`get`](WorkerPool::get), for a pool in an [`Arc`]: the guard is
@@ -328,7 +328,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     #[inline(always)]
     pub fn get_owned(self: &Arc<Self>) -> OwnedWorkerPooled<T, R> {
         let slot = self.take_here(true).expect("make = true");
-        OwnedPooled::new(Arc::clone(self), slot)
+        OwnedPooled::new(Arc::clone(self), slot.into_raw())
     }
 
     /// Like [`try_get`](WorkerPool::try_get), for a pool in an [`Arc`].
@@ -345,7 +345,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     #[inline]
     pub fn try_get_owned(self: &Arc<Self>) -> Option<OwnedWorkerPooled<T, R>> {
         let slot = self.take_here(false)?;
-        Some(OwnedPooled::new(Arc::clone(self), slot))
+        Some(OwnedPooled::new(Arc::clone(self), slot.into_raw()))
     }
 
     /// Hands a value to the pool's depot; see [`Pool::put`].
@@ -387,10 +387,9 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
         let mut dropped = self.reclaim_unheld();
         dropped.extend(self.depot.take_aged());
         let n = dropped.len();
-        // SAFETY: they left the magazines, the registry and the depot's
-        // shards: ours alone. Dropped after every lock is released, all of
-        // them even if one's destructor panics.
-        unsafe { free_all(dropped) };
+        // Dropped after every lock is released, all of them even if one's
+        // destructor panics.
+        free_all(dropped);
         n
     }
 }
@@ -486,22 +485,21 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
 impl<T, R: Recycle<T>> sealed::Home<T> for WorkerPool<T, R> {
     #[inline(always)]
     unsafe fn recycle(&self, slot: NonNull<T>) {
-        // SAFETY: forwarded from the guard's contract.
-        unsafe { self.give_back_here(slot) }
+        // SAFETY: the guard's contract: a slot of ours, its last use.
+        self.give_back_here(unsafe { Slot::from_raw(slot) });
     }
 
     unsafe fn discard(&self, slot: NonNull<T>) {
-        // SAFETY: forwarded from the guard's contract.
-        unsafe {
-            self.depot
-                .drop_slot(slot, shard_hint(), |c| &c.drops_discarded)
-        }
+        // SAFETY: as in `recycle`.
+        let slot = unsafe { Slot::from_raw(slot) };
+        self.depot
+            .drop_slot(slot, shard_hint(), |c| &c.drops_discarded);
     }
 
     unsafe fn detach(&self, slot: NonNull<T>) -> T {
         self.depot.count_detach(shard_hint());
-        // SAFETY: forwarded from the guard's contract.
-        unsafe { take_slot(slot) }
+        // SAFETY: as in `recycle`.
+        unsafe { Slot::from_raw(slot) }.into_inner()
     }
 }
 
@@ -511,23 +509,23 @@ impl<T, R> Drop for WorkerPool<T, R> {
     fn drop(&mut self) {
         // Objects parked for this pool: no thread can park more (the pool
         // is no longer held).
-        let mut idle: Vec<NonNull<T>> = hot::unregister_pool(self.slot)
+        let mut idle: Vec<Slot<T>> = hot::unregister_pool(self.slot)
             .into_iter()
-            .map(NonNull::cast)
+            // SAFETY: parked under this pool's index: slots of our `T`,
+            // handed over by the registry.
+            .map(|ptr| unsafe { Slot::from_raw(ptr.cast()) })
             .collect();
         for mag in self.mags.iter() {
-            let mut out = [ptr::null_mut(); MAX_MAGAZINE_SIZE + 1];
+            let mut out = [const { None }; MAX_MAGAZINE_SIZE + 1];
             // SAFETY: `&mut self`: no thread can use the pool any more, so
             // this is the only access to every magazine.
-            let n = unsafe { mag.drain(&mut out) };
-            idle.extend(out[..n].iter().filter_map(|&p| NonNull::new(p)));
+            let n = unsafe { mag.owned() }.drain(&mut out);
+            idle.extend(out.into_iter().take(n).flatten());
         }
         // The depot's too, so that its own drop, which runs after a panic
         // here goes on, has none left to panic with.
         idle.extend(self.depot.take_idle());
-        // SAFETY: idle objects belong to the pool alone; they left every
-        // tier.
-        unsafe { free_all(idle) };
+        free_all(idle);
     }
 }
 

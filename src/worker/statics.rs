@@ -15,6 +15,8 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::ptr::NonNull;
+
+use crate::slot::Slot;
 use std::time::Duration;
 
 use crate::guard::{PoolKind, Pooled, sealed};
@@ -140,7 +142,7 @@ impl<T, R: Recycle<T>, K: SlotKey> StaticWorkerPool<T, R, K> {
         // SAFETY: `K`'s entry is this thread's own, for this pool alone
         // (`SlotKey`'s contract).
         let slot = K::with(|entry| unsafe { pool.take_via(entry, true) });
-        Pooled::new(self, slot.expect("make = true"))
+        Pooled::new(self, slot.expect("make = true").into_raw())
     }
 
     /// Takes an idle object; `None` if none is idle. Never makes one.
@@ -160,7 +162,7 @@ impl<T, R: Recycle<T>, K: SlotKey> StaticWorkerPool<T, R, K> {
         let pool = &self.pool;
         // SAFETY: as in `get`.
         let slot = K::with(|entry| unsafe { pool.take_via(entry, false) })?;
-        Some(Pooled::new(self, slot))
+        Some(Pooled::new(self, slot.into_raw()))
     }
 
     /// Runs [`trim`](WorkerPool::trim) every `period` (at least 1 ms) on
@@ -215,7 +217,9 @@ impl<T, R: Recycle<T>, K: SlotKey> sealed::Home<T> for StaticWorkerPool<T, R, K>
     #[inline(always)]
     unsafe fn recycle(&self, slot: NonNull<T>) {
         let pool = &self.pool;
-        // SAFETY: the guard's contract, forwarded; `K`'s entry as in `get`.
+        // SAFETY: the guard's contract: a slot of ours, its last use.
+        let slot = unsafe { Slot::from_raw(slot) };
+        // SAFETY: `K`'s entry as in `get`.
         K::with(|entry| unsafe { pool.give_back_via(slot, entry) });
     }
 

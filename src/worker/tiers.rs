@@ -1,13 +1,11 @@
 //! The tiers a `get` walks and a guard's drop walks back: private slot,
 //! magazine, depot, `make`.
 
-use std::ptr::{self, NonNull};
-
 use super::magazine::Magazine;
 use super::{MAX_MAGAZINE_SIZE, WorkerPool};
 use crate::pool::Arrival;
 use crate::reset::Recycle;
-use crate::shard::free_all;
+use crate::slot::{Slot, free_all};
 use crate::thread::{HINT_HERE, shard_hint};
 use crate::worker::registry::{self as hot, NO_ID, raw_worker_id, worker_id};
 
@@ -26,14 +24,14 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
         &self,
         w: usize,
         make: bool,
-        elsewhere: impl FnOnce() -> Option<NonNull<T>>,
-    ) -> Option<NonNull<T>> {
+        elsewhere: impl FnOnce() -> Option<Slot<T>>,
+    ) -> Option<Slot<T>> {
         let Some(mag) = self.mags.get(w) else {
             return elsewhere();
         };
         // SAFETY: `w` is the calling thread's worker number, so it owns the
-        // magazine; `pop` calls no user code.
-        if let Some(slot) = unsafe { mag.pop() } {
+        // magazine.
+        if let Some(slot) = unsafe { mag.owned() }.pop() {
             return Some(slot);
         }
         self.refill(w, mag, make)
@@ -42,10 +40,11 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// [`take`](Self::take) for the calling thread: its private slot, else
     /// its magazine (out of line).
     #[inline(always)]
-    pub(super) fn take_here(&self, make: bool) -> Option<NonNull<T>> {
-        // SAFETY: `self.slot` came from `register_pool` (or is `NO_SLOT`).
-        if let Some(slot) = unsafe { hot::take(self.slot) } {
-            return Some(slot.cast());
+    pub(super) fn take_here(&self, make: bool) -> Option<Slot<T>> {
+        // SAFETY: `self.slot` came from `register_pool` (or is `NO_SLOT`),
+        // so what is parked there is a slot of this pool's `T`, now ours.
+        if let Some(ptr) = unsafe { hot::take(self.slot) } {
+            return Some(unsafe { Slot::from_raw(ptr.cast()) });
         }
         self.take_from_magazine(make)
     }
@@ -56,9 +55,10 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// # Safety
     /// `entry` is the calling thread's own entry of this pool's static.
     #[inline(always)]
-    pub(crate) unsafe fn take_via(&self, entry: &hot::SlotEntry, make: bool) -> Option<NonNull<T>> {
-        if let Some(slot) = hot::take_entry(entry) {
-            return Some(slot.cast());
+    pub(crate) unsafe fn take_via(&self, entry: &hot::SlotEntry, make: bool) -> Option<Slot<T>> {
+        if let Some(ptr) = hot::take_entry(entry) {
+            // SAFETY: `entry` is this pool's: it holds slots of our `T`.
+            return Some(unsafe { Slot::from_raw(ptr.cast()) });
         }
         // SAFETY: forwarded.
         unsafe { self.take_via_cold(entry, make) }
@@ -74,7 +74,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
         &self,
         entry: &hot::SlotEntry,
         make: bool,
-    ) -> Option<NonNull<T>> {
+    ) -> Option<Slot<T>> {
         if !hot::unchecked(entry) {
             return self.take_from_magazine(make);
         }
@@ -84,8 +84,9 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
         // SAFETY: forwarded; `self.slot` is the static's index.
         if worker.is_some_and(|id| unsafe { hot::enable_here(self.slot, entry, id) }) {
             // An orphan its number's last holder left, if any.
-            if let Some(slot) = hot::take_entry(entry) {
-                return Some(slot.cast());
+            if let Some(ptr) = hot::take_entry(entry) {
+                // SAFETY: as in `take_via`.
+                return Some(unsafe { Slot::from_raw(ptr.cast()) });
             }
         }
         self.take(worker, make)
@@ -98,56 +99,57 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// As for [`give_back`](Self::give_back); `entry` as for
     /// [`take_via`](Self::take_via).
     #[inline(always)]
-    pub(crate) unsafe fn give_back_via(&self, slot: NonNull<T>, entry: &hot::SlotEntry) {
-        // SAFETY: as in `give_back_here`.
-        if !unsafe { self.depot.reset_slot(slot, HINT_HERE) } {
+    pub(crate) unsafe fn give_back_via(&self, slot: Slot<T>, entry: &hot::SlotEntry) {
+        let Some(slot) = self.depot.reset_slot(slot, HINT_HERE) else {
             return;
-        }
+        };
+        let ptr = slot.into_raw();
         // SAFETY: the object is reset, idle and ours to hand over; `entry`
         // is this thread's for this pool.
-        if unsafe { hot::park_entry(entry, slot.cast()) } {
+        if unsafe { hot::park_entry(entry, ptr.cast()) } {
             return;
         }
-        // SAFETY: forwarded.
-        unsafe { self.give_back_via_cold(slot, entry) }
+        // SAFETY: not parked: still ours. `entry` forwarded.
+        unsafe { self.give_back_via_cold(Slot::from_raw(ptr), entry) }
     }
 
     /// # Safety
     /// As for [`give_back_via`](Self::give_back_via), with the object reset.
     #[inline(never)]
-    pub(super) unsafe fn give_back_via_cold(&self, slot: NonNull<T>, entry: &hot::SlotEntry) {
+    pub(super) unsafe fn give_back_via_cold(&self, slot: Slot<T>, entry: &hot::SlotEntry) {
         if !hot::unchecked(entry) {
-            // SAFETY: forwarded.
-            return unsafe { self.place_in_magazine(slot) };
+            return self.place_in_magazine(slot);
         }
         let worker = worker_id();
+        let ptr = slot.into_raw();
         // SAFETY: forwarded; `self.slot` is the static's index.
         if worker.is_some_and(|id| unsafe { hot::enable_here(self.slot, entry, id) })
             // SAFETY: as in `give_back_via`.
-            && unsafe { hot::park_entry(entry, slot.cast()) }
+            && unsafe { hot::park_entry(entry, ptr.cast()) }
         {
             return;
         }
-        // SAFETY: forwarded; `worker` is the calling thread's number.
-        unsafe { self.place(slot, worker) }
+        // SAFETY: not parked: still ours. `worker` is the calling thread's
+        // number.
+        self.place(unsafe { Slot::from_raw(ptr) }, worker);
     }
 
     /// The magazine tier for the calling thread: the raw thread-local
     /// number is the index, and a thread not numbered yet (or not a
     /// worker) goes to the cold path, which numbers it if it is a worker.
     #[inline(never)]
-    pub(super) fn take_from_magazine(&self, make: bool) -> Option<NonNull<T>> {
+    pub(super) fn take_from_magazine(&self, make: bool) -> Option<Slot<T>> {
         self.take_at(raw_worker_id(), make, || self.take_unnumbered(make))
     }
 
     #[cold]
     #[inline(never)]
-    pub(super) fn take_unnumbered(&self, make: bool) -> Option<NonNull<T>> {
+    pub(super) fn take_unnumbered(&self, make: bool) -> Option<Slot<T>> {
         self.take(worker_id(), make)
     }
 
     #[inline(always)]
-    pub(crate) fn take(&self, worker: Option<usize>, make: bool) -> Option<NonNull<T>> {
+    pub(crate) fn take(&self, worker: Option<usize>, make: bool) -> Option<Slot<T>> {
         self.take_at(worker.unwrap_or(NO_ID), make, || {
             self.take_from_depot(worker, make)
         })
@@ -155,7 +157,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
 
     #[cold]
     #[inline(never)]
-    pub(super) fn take_from_depot(&self, worker: Option<usize>, make: bool) -> Option<NonNull<T>> {
+    pub(super) fn take_from_depot(&self, worker: Option<usize>, make: bool) -> Option<Slot<T>> {
         let hint = worker.unwrap_or_else(shard_hint);
         if make {
             Some(self.depot.take_or_make(hint))
@@ -172,22 +174,21 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// else make a new object (a miss).
     #[cold]
     #[inline(never)]
-    pub(super) fn refill(&self, w: usize, mag: &Magazine<T>, make: bool) -> Option<NonNull<T>> {
+    pub(super) fn refill(&self, w: usize, mag: &Magazine<T>, make: bool) -> Option<Slot<T>> {
         let half = self.mag_size.div_ceil(2);
-        // SAFETY: the caller owns the magazine; `pop_into` only moves
-        // pointers under the depot's shard locks and calls no user code.
-        let got = unsafe {
-            mag.with_slots(|slots, len| {
-                debug_assert_eq!(len, 0, "refills only an empty magazine");
-                self.depot.pop_into(w, &mut slots[..half])
-            })
-        };
+        // SAFETY: the caller owns magazine `w`.
+        let mut owned = unsafe { mag.owned() };
+        // `pop_into` only moves slots under the depot's shard locks: no user
+        // code runs while the magazine is borrowed.
+        let got = owned.with_slots(|slots, len| {
+            debug_assert_eq!(len, 0, "refills only an empty magazine");
+            self.depot.pop_into(w, &mut slots[..half])
+        });
         if got > 0 {
             Magazine::<T>::add(&mag.pushed, got as u64);
             Magazine::<T>::add(&mag.refills, 1);
             Magazine::<T>::add(&mag.refilled, got as u64);
-            // SAFETY: as above.
-            return unsafe { mag.pop() };
+            return owned.pop();
         }
         Magazine::<T>::add(&mag.misses, 1);
         if make {
@@ -201,156 +202,122 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// Resets the object in `slot` and keeps it in the magazine of
     /// `worker`, else in the depot, or drops it.
     ///
-    /// # Safety
-    /// `slot` belongs to this pool and nothing else uses it.
     /// (The loom models' entry: they pass worker numbers in.)
     #[cfg_attr(not(all(test, loom)), allow(dead_code))]
     #[inline(always)]
-    pub(crate) unsafe fn give_back(&self, slot: NonNull<T>, worker: Option<usize>) {
+    pub(crate) fn give_back(&self, slot: Slot<T>, worker: Option<usize>) {
         let hint = worker.unwrap_or_else(shard_hint);
-        // SAFETY: forwarded; the reset runs user code, outside any magazine.
-        if !unsafe { self.depot.reset_slot(slot, hint) } {
-            return;
+        // The reset runs user code, outside any magazine.
+        if let Some(slot) = self.depot.reset_slot(slot, hint) {
+            self.place(slot, worker);
         }
-        // SAFETY: forwarded.
-        unsafe { self.place(slot, worker) }
     }
 
     /// [`give_back`](Self::give_back) for the calling thread: reset, then
     /// its private slot, else its magazine (out of line).
-    ///
-    /// # Safety
-    /// As for [`give_back`](Self::give_back).
     #[inline(always)]
-    pub(super) unsafe fn give_back_here(&self, slot: NonNull<T>) {
+    pub(super) fn give_back_here(&self, slot: Slot<T>) {
         // Read before the reset, whose stores the compiler cannot tell
         // apart from the pool's fields: one load, not two.
         let index = self.slot;
-        // SAFETY: forwarded; the reset runs user code, outside any magazine
-        // and private slot. The hint only picks the shard that counts a
-        // drop: worked out there, off the hot path.
-        if !unsafe { self.depot.reset_slot(slot, HINT_HERE) } {
+        // The reset runs user code, outside any magazine and private slot.
+        // The hint only picks the shard that counts a drop: worked out
+        // there, off the hot path.
+        let Some(slot) = self.depot.reset_slot(slot, HINT_HERE) else {
             return;
-        }
+        };
+        let ptr = slot.into_raw();
         // SAFETY: `index` as in `take_here`; the object is reset, idle and
         // ours to hand over.
-        if unsafe { hot::park(index, slot.cast()) } {
+        if unsafe { hot::park(index, ptr.cast()) } {
             return;
         }
-        // SAFETY: forwarded.
-        unsafe { self.place_in_magazine(slot) }
+        // SAFETY: not parked: still ours.
+        self.place_in_magazine(unsafe { Slot::from_raw(ptr) });
     }
 
     /// The magazine tier of [`give_back_here`](Self::give_back_here), as
     /// [`take_from_magazine`](Self::take_from_magazine) does it.
-    ///
-    /// # Safety
-    /// As for [`place`](Self::place).
     #[inline(never)]
-    pub(super) unsafe fn place_in_magazine(&self, slot: NonNull<T>) {
-        // SAFETY: forwarded.
-        unsafe { self.place_at(slot, raw_worker_id(), |slot| self.place_unnumbered(slot)) }
+    pub(super) fn place_in_magazine(&self, slot: Slot<T>) {
+        self.place_at(slot, raw_worker_id(), |slot| self.place_unnumbered(slot));
     }
 
-    /// # Safety
-    /// As for [`place`](Self::place).
     #[cold]
     #[inline(never)]
-    pub(super) unsafe fn place_unnumbered(&self, slot: NonNull<T>) {
-        // SAFETY: forwarded.
-        unsafe { self.place(slot, worker_id()) }
+    pub(super) fn place_unnumbered(&self, slot: Slot<T>) {
+        self.place(slot, worker_id());
     }
 
     /// Keeps the object in `slot`, reset, in the magazine of `worker`, else
-    /// in the depot, or drops it.
-    ///
-    /// # Safety
-    /// `slot` belongs to this pool, nothing else uses it, and its object is
-    /// reset; `worker` is the calling thread's number (or, in the loom
-    /// models, one only this model thread uses).
+    /// in the depot, or drops it. `worker` is the calling thread's number
+    /// (or, in the loom models, one only this model thread uses).
     #[inline(always)]
-    pub(super) unsafe fn place(&self, slot: NonNull<T>, worker: Option<usize>) {
-        // SAFETY: forwarded.
-        unsafe {
-            self.place_at(slot, worker.unwrap_or(NO_ID), |slot| {
-                self.place_in_depot(slot, worker)
-            })
-        }
+    pub(super) fn place(&self, slot: Slot<T>, worker: Option<usize>) {
+        self.place_at(slot, worker.unwrap_or(NO_ID), |slot| {
+            self.place_in_depot(slot, worker)
+        });
     }
 
     /// Keeps the reset object in `slot` in magazine `w` when `w` indexes
     /// one (spilling half the magazine if it is full); else hands `slot` to
-    /// `elsewhere`.
-    ///
-    /// # Safety
-    /// As for [`place`](Self::place); `w` is as for
-    /// [`take_at`](Self::take_at); `elsewhere` takes the slot over.
+    /// `elsewhere`. `w` is as for [`take_at`](Self::take_at).
     #[inline(always)]
-    pub(super) unsafe fn place_at(
-        &self,
-        slot: NonNull<T>,
-        w: usize,
-        elsewhere: impl FnOnce(NonNull<T>),
-    ) {
+    pub(super) fn place_at(&self, slot: Slot<T>, w: usize, elsewhere: impl FnOnce(Slot<T>)) {
         let Some(mag) = self.mags.get(w) else {
             return elsewhere(slot);
         };
         // SAFETY: `w` is the calling thread's worker number: it owns
-        // magazine `w`; `push` runs no user code.
-        match unsafe { mag.push(slot, self.mag_size) } {
-            Ok(()) => {}
-            // SAFETY: forwarded.
-            Err(slot) => unsafe { self.spill(w, mag, slot) },
+        // magazine `w`.
+        if let Err(slot) = unsafe { mag.owned() }.push(slot, self.mag_size) {
+            self.spill(w, mag, slot);
         }
     }
 
-    /// # Safety
-    /// As for [`place`](Self::place).
     #[cold]
     #[inline(never)]
-    pub(super) unsafe fn place_in_depot(&self, slot: NonNull<T>, worker: Option<usize>) {
+    pub(super) fn place_in_depot(&self, slot: Slot<T>, worker: Option<usize>) {
         let hint = worker.unwrap_or_else(shard_hint);
         if let Err(slot) = self.depot.push_slot(hint, slot, Arrival::Returned) {
-            // SAFETY: the slot came back to us: ours alone.
-            unsafe { self.depot.drop_slot(slot, hint, |c| &c.drops_full) };
+            self.depot.drop_slot(slot, hint, |c| &c.drops_full);
         }
     }
 
     /// The magazine is full: move the colder (bottom) half of its stack to
     /// the depot in one batch, drop what the depot has no room for, then put
     /// `homeless` (an object [`Magazine::push`] counted in but could not
-    /// place) on the stack.
-    ///
-    /// # Safety
-    /// The caller owns magazine `w`; `homeless` is ours alone.
+    /// place) on the stack. `w` is the calling thread's worker number.
     #[cold]
     #[inline(never)]
-    pub(super) unsafe fn spill(&self, w: usize, mag: &Magazine<T>, homeless: NonNull<T>) {
-        let mut overflow = [ptr::null_mut(); MAX_MAGAZINE_SIZE];
-        // SAFETY: the caller owns the magazine; `push_from` only moves
-        // pointers under shard locks. Dropping the overflow (user code) waits
-        // until the magazine is released.
-        let (half, moved) = unsafe {
-            mag.with_slots(|slots, counted| {
-                // `homeless` is counted but not on the stack.
-                let len = counted - 1;
-                let half = len.div_ceil(2);
-                let moved = self.depot.push_from(w, &slots[..half]);
-                overflow[..half - moved].copy_from_slice(&slots[moved..half]);
-                slots.copy_within(half..len, 0);
-                slots[len - half] = homeless.as_ptr();
-                (half, moved)
-            })
-        };
+    pub(super) fn spill(&self, w: usize, mag: &Magazine<T>, homeless: Slot<T>) {
+        let mut overflow: [Option<Slot<T>>; MAX_MAGAZINE_SIZE] =
+            [const { None }; MAX_MAGAZINE_SIZE];
+        // SAFETY: `w` is the calling thread's worker number: it owns
+        // magazine `w`.
+        let mut owned = unsafe { mag.owned() };
+        // `push_from` only moves slots under shard locks. Dropping the
+        // overflow (user code) waits until the magazine is released.
+        let (half, moved) = owned.with_slots(|slots, counted| {
+            // `homeless` is counted but not on the stack.
+            let len = counted - 1;
+            let half = len.div_ceil(2);
+            let moved = self.depot.push_from(w, &mut slots[..half]);
+            for (place, slot) in overflow.iter_mut().zip(&mut slots[moved..half]) {
+                *place = slot.take();
+            }
+            // The colder half is out (all `None` now): the rest moves down.
+            slots[..len].rotate_left(half);
+            slots[len - half] = Some(homeless);
+            (half, moved)
+        });
         Magazine::<T>::add(&mag.popped, half as u64);
         Magazine::<T>::add(&mag.spills, 1);
         Magazine::<T>::add(&mag.spilled, half as u64);
-        let dropped = &overflow[..half - moved];
-        if !dropped.is_empty() {
-            self.depot.count_full_drops(w, dropped.len() as u64);
-            // SAFETY: they left the magazine and the depot has no room for
-            // them: ours alone.
-            unsafe { free_all(dropped.iter().filter_map(|&p| NonNull::new(p))) };
+        let dropped = half - moved;
+        if dropped > 0 {
+            self.depot.count_full_drops(w, dropped as u64);
+            // They left the magazine and the depot has no room for them.
+            free_all(overflow.into_iter().flatten());
         }
     }
 }

@@ -1,15 +1,14 @@
 //! Aging: the trimmer task, and what exited worker threads left behind.
 
-use std::ptr::NonNull;
 use std::time::Duration;
 
 use super::WorkerPool;
 use crate::reset::Recycle;
+use crate::slot::Slot;
 #[cfg(not(all(test, loom)))]
 use {
     super::{MAX_MAGAZINE_SIZE, magazine::Magazine},
     crate::worker::registry as hot,
-    std::ptr,
 };
 
 /// Spawns a task on the current runtime that calls `trim` every `period`
@@ -39,20 +38,22 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// into the depot; returns the objects the depot had no room for
     /// (counted as dropped), for the caller to drop.
     #[cfg(not(all(test, loom)))]
-    pub(super) fn reclaim_unheld(&self) -> Vec<NonNull<T>> {
-        let mut overflow: Vec<NonNull<T>> = Vec::new();
+    pub(super) fn reclaim_unheld(&self) -> Vec<Slot<T>> {
+        let mut overflow: Vec<Slot<T>> = Vec::new();
         hot::with_unheld_numbers(self.slot, self.mags.len(), |w, orphan| {
             let mag = &self.mags[w];
             // Room for a full magazine and the orphan.
-            let mut out = [ptr::null_mut(); MAX_MAGAZINE_SIZE + 2];
+            let mut out = [const { None }; MAX_MAGAZINE_SIZE + 2];
             // SAFETY: no thread holds number `w` while this runs (the
             // registry's lock is held), so this thread alone uses magazine
-            // `w`; moving pointers runs no user code.
-            let mut n = unsafe { mag.drain(&mut out) };
+            // `w`; moving slots runs no user code.
+            let mut n = unsafe { mag.owned() }.drain(&mut out);
             if let Some(orphan) = orphan {
                 // Counted as parked in the slot until now: from here on as
                 // if it had been returned to the magazine, then spilled.
-                out[n] = orphan.as_ptr().cast();
+                // SAFETY: left under this pool's index: a slot of our `T`,
+                // handed over by the registry.
+                out[n] = Some(unsafe { Slot::from_raw(orphan.cast()) });
                 n += 1;
                 Magazine::<T>::add(&mag.pushed, 1);
                 Magazine::<T>::add(&mag.popped, 1);
@@ -63,10 +64,10 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
             Magazine::<T>::add(&mag.spills, 1);
             Magazine::<T>::add(&mag.spilled, n as u64);
             // Moves pointers under the depot's shard locks: no user code.
-            let moved = self.depot.push_from(w, &out[..n]);
+            let moved = self.depot.push_from(w, &mut out[..n]);
             if moved < n {
                 self.depot.count_full_drops(w, (n - moved) as u64);
-                overflow.extend(out[moved..n].iter().filter_map(|&p| NonNull::new(p)));
+                overflow.extend(out.into_iter().take(n).flatten());
             }
         });
         overflow
@@ -74,7 +75,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
 
     /// Under loom no thread has a number from the registry: nothing to do.
     #[cfg(all(test, loom))]
-    pub(super) fn reclaim_unheld(&self) -> Vec<NonNull<T>> {
+    pub(super) fn reclaim_unheld(&self) -> Vec<Slot<T>> {
         Vec::new()
     }
 }
