@@ -18,54 +18,114 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
-use std::ptr::{self, NonNull};
+use std::ptr;
 use std::sync::Arc;
 
 use crate::pool::Pool;
 
 pub(crate) mod sealed {
+    use std::marker::PhantomData;
     use std::ptr::NonNull;
+
+    use crate::slot::Slot;
 
     /// What a guard needs from its pool. Sealed: the crate's pools only.
     pub trait Home<T> {
-        /// Resets the object in `slot` and keeps or drops it.
-        ///
-        /// # Safety
-        /// `slot` was handed out by this pool and its guard is done with it.
-        unsafe fn recycle(&self, slot: NonNull<T>);
+        /// Resets the object and keeps or drops it.
+        fn recycle(&self, object: Lent<T, Self>);
 
-        /// Drops the object in `slot` without resetting it.
-        ///
-        /// # Safety
-        /// As for `recycle`.
-        unsafe fn discard(&self, slot: NonNull<T>);
+        /// Drops the object without resetting it.
+        fn discard(&self, object: Lent<T, Self>);
 
-        /// Takes the object out of `slot` and out of the pool's care.
+        /// Takes the object out of the pool's care.
+        fn detach(&self, object: Lent<T, Self>) -> T;
+    }
+
+    /// An object a pool of type `P` lent to a guard. The guard owns it
+    /// alone, and hands it back, by value, to the pool it came from: a
+    /// pool's [`Home`] methods take only a `Lent` of their own type.
+    ///
+    /// `Send` and `Sync` as `T` is, whatever `P` is. The guards take their
+    /// `Send` and `Sync` from their fields (this, `&P` or `Arc<P>`), not
+    /// from an impl of their own: such an impl would repeat the guard's
+    /// `P: PoolKind<T>` bound, which ties the lifetimes in `T` to those in
+    /// `P`. A future that holds a guard across `.await` is checked for
+    /// `Send` with each of those lifetimes erased to a lifetime of its own,
+    /// and the tie then fails ("implementation of `PoolKind` is not general
+    /// enough") for a `T` with a lifetime in it, such as
+    /// `FutureSlot<Result<O, Box<dyn Error + Send + Sync>>>`.
+    pub struct Lent<T, P: ?Sized> {
+        pub(crate) ptr: NonNull<T>,
+        _pool: PhantomData<fn() -> *const P>,
+    }
+
+    // SAFETY: a `Lent` owns its object alone (its pool lent it to one
+    // holder), so sending it sends the `T`.
+    unsafe impl<T: Send, P: ?Sized> Send for Lent<T, P> {}
+    // SAFETY: `&Lent` gives out only `&T`.
+    unsafe impl<T: Sync, P: ?Sized> Sync for Lent<T, P> {}
+
+    impl<T, P: ?Sized> std::fmt::Debug for Lent<T, P> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_tuple("Lent").field(&self.ptr).finish()
+        }
+    }
+
+    impl<T, P: ?Sized> Lent<T, P> {
+        /// The object at `ptr`, lent out.
         ///
         /// # Safety
-        /// As for `recycle`.
-        unsafe fn detach(&self, slot: NonNull<T>) -> T;
+        /// `ptr` is a live object that a pool of type `P` lends out now,
+        /// that nothing else uses until the `Lent` goes back, and the
+        /// `Lent` goes back to that same pool: `P`'s [`Home`] relies on
+        /// what its own `get` stored at `ptr`.
+        #[inline(always)]
+        pub(crate) unsafe fn from_raw(ptr: NonNull<T>) -> Self {
+            Self {
+                ptr,
+                _pool: PhantomData,
+            }
+        }
+
+        /// The object's address, given back.
+        #[inline(always)]
+        pub(crate) fn into_raw(self) -> NonNull<T> {
+            self.ptr
+        }
+    }
+
+    /// Pools whose objects each live in a [`Slot`] of their own.
+    pub trait SlotBacked {}
+
+    impl<T, P: SlotBacked + ?Sized> From<Slot<T>> for Lent<T, P> {
+        #[inline(always)]
+        fn from(slot: Slot<T>) -> Self {
+            Self::from_slot(slot)
+        }
+    }
+
+    impl<T, P: SlotBacked + ?Sized> Lent<T, P> {
+        /// A slot, lent out.
+        #[inline(always)]
+        pub(crate) fn from_slot(slot: Slot<T>) -> Self {
+            Self {
+                ptr: slot.into_raw(),
+                _pool: PhantomData,
+            }
+        }
+
+        /// The slot, back.
+        #[inline(always)]
+        pub(crate) fn into_slot(self) -> Slot<T> {
+            // SAFETY: a pool of a slot-backed type lends slots only (by
+            // `from_slot`, or `from_raw` under its contract), so `ptr` is a
+            // slot given up by `into_raw`, now handed back.
+            unsafe { Slot::from_raw(self.ptr) }
+        }
     }
 }
 
-/// A guard's pointer to its object, owned by the guard alone: `Send` and
-/// `Sync` as the `T` it points to is.
-///
-/// The guards take their `Send` and `Sync` from their fields (this pointer,
-/// `&P` or `Arc<P>`, `PhantomData<T>`), not from an impl of their own: such
-/// an impl would repeat the guard's `P: PoolKind<T>` bound, which ties the
-/// lifetimes in `T` to those in `P`. A future that holds a guard across
-/// `.await` is checked for `Send` with each of those lifetimes erased to a
-/// lifetime of its own, and the tie then fails ("implementation of
-/// `PoolKind` is not general enough") for a `T` with a lifetime in it,
-/// such as `FutureSlot<Result<O, Box<dyn Error + Send + Sync>>>`.
-struct SlotPtr<T>(NonNull<T>);
-
-// SAFETY: the guard owns its object exclusively (the pool handed the slot to
-// it alone), so sending the pointer sends the `T`.
-unsafe impl<T: Send> Send for SlotPtr<T> {}
-// SAFETY: `&SlotPtr` gives out only `&T`.
-unsafe impl<T: Sync> Sync for SlotPtr<T> {}
+use self::sealed::Lent;
 
 /// The pools a guard can come from: [`Pool`] and the crate's other pools.
 ///
@@ -126,17 +186,17 @@ pub trait PoolKind<T>: sealed::Home<T> {}
 #[must_use = "dropping the guard returns the object to the pool at once"]
 pub struct Pooled<'a, T, P: PoolKind<T> = Pool<T>> {
     // `Send` when `T` is, `Sync` when `T` is; `&P` when `P: Sync` (see
-    // `SlotPtr`).
-    slot: SlotPtr<T>,
+    // `Lent`).
+    lent: Lent<T, P>,
     pool: &'a P,
     _owns: PhantomData<T>,
 }
 
 impl<'a, T, P: PoolKind<T>> Pooled<'a, T, P> {
     #[inline]
-    pub(crate) fn new(pool: &'a P, slot: NonNull<T>) -> Self {
+    pub(crate) fn new(pool: &'a P, lent: Lent<T, P>) -> Self {
         Self {
-            slot: SlotPtr(slot),
+            lent,
             pool,
             _owns: PhantomData,
         }
@@ -157,9 +217,10 @@ impl<'a, T, P: PoolKind<T>> Pooled<'a, T, P> {
     /// ```
     pub fn detach(self) -> T {
         let this = ManuallyDrop::new(self);
-        // SAFETY: the slot came from `this.pool` and, the guard being
-        // consumed without running its `Drop`, is used by no one else.
-        unsafe { this.pool.detach(this.slot.0) }
+        // SAFETY: the guard is consumed without running its `Drop`: this
+        // read is the last use of `lent`.
+        let lent = unsafe { ptr::read(&this.lent) };
+        this.pool.detach(lent)
     }
 
     /// Drops the object instead of returning it, for an object an error left
@@ -176,7 +237,8 @@ impl<'a, T, P: PoolKind<T>> Pooled<'a, T, P> {
     pub fn discard(self) {
         let this = ManuallyDrop::new(self);
         // SAFETY: as in `detach`.
-        unsafe { this.pool.discard(this.slot.0) }
+        let lent = unsafe { ptr::read(&this.lent) };
+        this.pool.discard(lent);
     }
 
     /// The pool the object returns to.
@@ -199,9 +261,9 @@ impl<T, P: PoolKind<T>> Deref for Pooled<'_, T, P> {
 
     #[inline]
     fn deref(&self) -> &T {
-        // SAFETY: the slot holds a live `T` owned by this guard alone until
-        // it drops; `&self` borrows the guard.
-        unsafe { self.slot.0.as_ref() }
+        // SAFETY: the lent object is live and this guard's alone until it
+        // drops; `&self` borrows the guard.
+        unsafe { self.lent.ptr.as_ref() }
     }
 }
 
@@ -209,16 +271,17 @@ impl<T, P: PoolKind<T>> DerefMut for Pooled<'_, T, P> {
     #[inline]
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: as in `deref`; `&mut self` makes the borrow unique.
-        unsafe { self.slot.0.as_mut() }
+        unsafe { self.lent.ptr.as_mut() }
     }
 }
 
 impl<T, P: PoolKind<T>> Drop for Pooled<'_, T, P> {
     #[inline(always)]
     fn drop(&mut self) {
-        // SAFETY: the slot came from `self.pool`, and the guard, now
-        // dropping, never touches it again.
-        unsafe { self.pool.recycle(self.slot.0) }
+        // SAFETY: the guard is dropping and never reads `lent` again: this
+        // read is its last use.
+        let lent = unsafe { ptr::read(&self.lent) };
+        self.pool.recycle(lent);
     }
 }
 
@@ -269,16 +332,16 @@ impl<T, P: PoolKind<T>> AsMut<T> for Pooled<'_, T, P> {
 #[must_use = "dropping the guard returns the object to the pool at once"]
 pub struct OwnedPooled<T, P: PoolKind<T> = Pool<T>> {
     // As in `Pooled`; `Arc<P>` when `P: Send + Sync`.
-    slot: SlotPtr<T>,
+    lent: Lent<T, P>,
     pool: Arc<P>,
     _owns: PhantomData<T>,
 }
 
 impl<T, P: PoolKind<T>> OwnedPooled<T, P> {
     #[inline]
-    pub(crate) fn new(pool: Arc<P>, slot: NonNull<T>) -> Self {
+    pub(crate) fn new(pool: Arc<P>, lent: Lent<T, P>) -> Self {
         Self {
-            slot: SlotPtr(slot),
+            lent,
             pool,
             _owns: PhantomData,
         }
@@ -298,10 +361,8 @@ impl<T, P: PoolKind<T>> OwnedPooled<T, P> {
     /// assert_eq!(pool.stats().detach_count, 1);
     /// ```
     pub fn detach(self) -> T {
-        let (pool, slot) = self.into_parts();
-        // SAFETY: the slot came from `pool` and the consumed guard no longer
-        // uses it.
-        unsafe { pool.detach(slot) }
+        let (pool, lent) = self.into_parts();
+        pool.detach(lent)
     }
 
     /// Drops the object instead of returning it; see [`Pooled::discard`].
@@ -316,9 +377,8 @@ impl<T, P: PoolKind<T>> OwnedPooled<T, P> {
     /// assert_eq!(pool.stats().drop_discarded_count, 1);
     /// ```
     pub fn discard(self) {
-        let (pool, slot) = self.into_parts();
-        // SAFETY: as in `detach`.
-        unsafe { pool.discard(slot) }
+        let (pool, lent) = self.into_parts();
+        pool.discard(lent);
     }
 
     /// The pool the object returns to.
@@ -336,12 +396,11 @@ impl<T, P: PoolKind<T>> OwnedPooled<T, P> {
         &self.pool
     }
 
-    fn into_parts(self) -> (Arc<P>, NonNull<T>) {
+    fn into_parts(self) -> (Arc<P>, Lent<T, P>) {
         let this = ManuallyDrop::new(self);
-        // SAFETY: `this` is never dropped, so the `Arc` is read out exactly
-        // once and its count stays right.
-        let pool = unsafe { ptr::read(&this.pool) };
-        (pool, this.slot.0)
+        // SAFETY: `this` is never dropped, so each field is read out exactly
+        // once: the `Arc`'s count stays right and the `Lent` has one owner.
+        unsafe { (ptr::read(&this.pool), ptr::read(&this.lent)) }
     }
 }
 
@@ -351,7 +410,7 @@ impl<T, P: PoolKind<T>> Deref for OwnedPooled<T, P> {
     #[inline]
     fn deref(&self) -> &T {
         // SAFETY: as in `Pooled::deref`.
-        unsafe { self.slot.0.as_ref() }
+        unsafe { self.lent.ptr.as_ref() }
     }
 }
 
@@ -359,7 +418,7 @@ impl<T, P: PoolKind<T>> DerefMut for OwnedPooled<T, P> {
     #[inline]
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: as in `Pooled::deref_mut`.
-        unsafe { self.slot.0.as_mut() }
+        unsafe { self.lent.ptr.as_mut() }
     }
 }
 
@@ -367,7 +426,8 @@ impl<T, P: PoolKind<T>> Drop for OwnedPooled<T, P> {
     #[inline(always)]
     fn drop(&mut self) {
         // SAFETY: as in `Pooled::drop`; the `Arc` field drops after this.
-        unsafe { self.pool.recycle(self.slot.0) }
+        let lent = unsafe { ptr::read(&self.lent) };
+        self.pool.recycle(lent);
     }
 }
 

@@ -20,13 +20,13 @@ mod loom_tests;
 mod tests;
 
 use std::fmt;
-use std::ptr::NonNull;
 use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
 
 pub use self::builder::PoolBuilder;
 pub(crate) use self::depot::Arrival;
+use crate::guard::sealed::Lent;
 use crate::guard::{OwnedPooled, PoolKind, Pooled, sealed};
 use crate::loom::Ordering;
 use crate::reset::{Recycle, Reset, UseReset};
@@ -186,7 +186,7 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     /// ```
     #[inline(always)]
     pub fn get(&self) -> Pooled<'_, T, Self> {
-        Pooled::new(self, self.take_or_make(shard_hint()).into_raw())
+        Pooled::new(self, self.take_or_make(shard_hint()).into())
     }
 
     /// Takes an idle object; `None` if none is idle. Never makes one.
@@ -203,7 +203,7 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     pub fn try_get(&self) -> Option<Pooled<'_, T, Self>> {
         let hint = shard_hint();
         match self.pop_slot(hint) {
-            Some(slot) => Some(Pooled::new(self, slot.into_raw())),
+            Some(slot) => Some(Pooled::new(self, slot.into())),
             None => {
                 self.count_miss(hint);
                 None
@@ -225,7 +225,7 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     /// ```
     #[inline(always)]
     pub fn get_owned(self: &Arc<Self>) -> OwnedPooled<T, Self> {
-        OwnedPooled::new(Arc::clone(self), self.take_or_make(shard_hint()).into_raw())
+        OwnedPooled::new(Arc::clone(self), self.take_or_make(shard_hint()).into())
     }
 
     /// Like [`try_get`](Pool::try_get), for a pool in an [`Arc`].
@@ -245,7 +245,7 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     pub fn try_get_owned(self: &Arc<Self>) -> Option<OwnedPooled<T, Self>> {
         let hint = shard_hint();
         match self.pop_slot(hint) {
-            Some(slot) => Some(OwnedPooled::new(Arc::clone(self), slot.into_raw())),
+            Some(slot) => Some(OwnedPooled::new(Arc::clone(self), slot.into())),
             None => {
                 self.count_miss(hint);
                 None
@@ -378,24 +378,21 @@ impl<T, R: Recycle<T>> Pool<T, R> {
 
 impl<T, R: Recycle<T>> sealed::Home<T> for Pool<T, R> {
     #[inline(always)]
-    unsafe fn recycle(&self, slot: NonNull<T>) {
-        // SAFETY: the guard's contract: a slot of ours, its last use.
-        let slot = unsafe { Slot::from_raw(slot) };
-        self.recycle_at(slot, shard_hint());
+    fn recycle(&self, object: Lent<T, Self>) {
+        self.recycle_at(object.into_slot(), shard_hint());
     }
 
-    unsafe fn discard(&self, slot: NonNull<T>) {
-        // SAFETY: as in `recycle`.
-        let slot = unsafe { Slot::from_raw(slot) };
-        self.drop_slot(slot, shard_hint(), |c| &c.drops_discarded);
+    fn discard(&self, object: Lent<T, Self>) {
+        self.drop_slot(object.into_slot(), shard_hint(), |c| &c.drops_discarded);
     }
 
-    unsafe fn detach(&self, slot: NonNull<T>) -> T {
+    fn detach(&self, object: Lent<T, Self>) -> T {
         self.count_detach(shard_hint());
-        // SAFETY: as in `recycle`.
-        unsafe { Slot::from_raw(slot) }.into_inner()
+        object.into_slot().into_inner()
     }
 }
+
+impl<T, R> sealed::SlotBacked for Pool<T, R> {}
 
 impl<T, R: Recycle<T>> PoolKind<T> for Pool<T, R> {}
 

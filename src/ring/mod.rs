@@ -36,6 +36,7 @@ use crossbeam_utils::CachePadded;
 mod error;
 pub use self::error::{BuildError, GetError, GetTimeoutError, TryGetError};
 
+use crate::guard::sealed::Lent;
 use crate::guard::{OwnedPooled, PoolKind, Pooled, sealed};
 use crate::loom::{
     AtomicBool, AtomicU64, AtomicUsize, Mutex, MutexGuard, Ordering, UnsafeCell, dekker_fence,
@@ -308,7 +309,10 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     /// ```
     #[inline]
     pub fn try_get(&self) -> Result<RingGuard<'_, T, R>, TryGetError> {
-        Ok(Pooled::new(self, self.try_claim()?))
+        let slot = self.try_claim()?;
+        // SAFETY: a claimed slot of this ring: ours until the guard gives
+        // it back, to this ring.
+        Ok(Pooled::new(self, unsafe { Lent::from_raw(slot) }))
     }
 
     /// Like [`try_get`](RingPool::try_get), for a ring in an [`Arc`].
@@ -329,7 +333,11 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     /// ```
     #[inline]
     pub fn try_get_owned(self: &Arc<Self>) -> Result<OwnedRingGuard<T, R>, TryGetError> {
-        Ok(OwnedPooled::new(Arc::clone(self), self.try_claim()?))
+        let slot = self.try_claim()?;
+        // SAFETY: as in `try_get`.
+        Ok(OwnedPooled::new(Arc::clone(self), unsafe {
+            Lent::from_raw(slot)
+        }))
     }
 
     /// Takes a free object, waiting for one if every slot is in use. Queued
@@ -364,7 +372,9 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     /// # }
     /// ```
     pub async fn get(&self) -> Result<RingGuard<'_, T, R>, GetError> {
-        Ok(Pooled::new(self, self.acquire().await?))
+        let slot = self.acquire().await?;
+        // SAFETY: as in `try_get`.
+        Ok(Pooled::new(self, unsafe { Lent::from_raw(slot) }))
     }
 
     /// Like [`get`](RingPool::get), for a ring in an [`Arc`]: the guard is
@@ -393,7 +403,11 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     /// # }
     /// ```
     pub async fn get_owned(self: &Arc<Self>) -> Result<OwnedRingGuard<T, R>, GetError> {
-        Ok(OwnedPooled::new(Arc::clone(self), self.acquire().await?))
+        let slot = self.acquire().await?;
+        // SAFETY: as in `try_get`.
+        Ok(OwnedPooled::new(Arc::clone(self), unsafe {
+            Lent::from_raw(slot)
+        }))
     }
 
     /// Like [`get`](RingPool::get), but gives up after `timeout`. Needs the
@@ -1114,7 +1128,9 @@ impl<T, R: Recycle<T>> Drop for Acquire<'_, T, R> {
 
 impl<T, R: Recycle<T>> sealed::Home<T> for RingPool<T, R> {
     #[inline]
-    unsafe fn recycle(&self, slot: NonNull<T>) {
+    fn recycle(&self, object: Lent<T, Self>) {
+        // A slot this ring lent: `Lent::from_raw`'s contract.
+        let slot = object.into_raw();
         let index = self.index_of(slot);
         // SAFETY: the guard hands us its slot: only we touch the value.
         let value = unsafe { &mut *slot.as_ptr() };
@@ -1142,17 +1158,20 @@ impl<T, R: Recycle<T>> sealed::Home<T> for RingPool<T, R> {
         }
     }
 
-    unsafe fn discard(&self, slot: NonNull<T>) {
+    fn discard(&self, object: Lent<T, Self>) {
+        let slot = object.into_raw();
         self.counters
             .replaced_discarded
             .fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded from the guard's contract: we hold the slot.
+        // SAFETY: a slot this ring lent (`Lent::from_raw`'s contract): we
+        // hold it.
         drop(unsafe { self.replace(slot, self.index_of(slot)) });
     }
 
-    unsafe fn detach(&self, slot: NonNull<T>) -> T {
+    fn detach(&self, object: Lent<T, Self>) -> T {
+        let slot = object.into_raw();
         self.counters.detached.fetch_add(1, Ordering::Relaxed);
-        // SAFETY: forwarded from the guard's contract: we hold the slot.
+        // SAFETY: as in `discard`.
         unsafe { self.replace(slot, self.index_of(slot)) }
     }
 }

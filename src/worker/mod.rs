@@ -34,7 +34,6 @@ mod tiers;
 mod trimmer;
 
 use std::fmt;
-use std::ptr::NonNull;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -45,6 +44,7 @@ use self::magazine::Magazine;
 pub use self::statics::{StaticPooled, StaticWorkerPool};
 pub use self::stats::WorkerStats;
 pub(crate) use self::trimmer::spawn_trim_loop;
+use crate::guard::sealed::Lent;
 use crate::guard::{OwnedPooled, PoolKind, Pooled, sealed};
 use crate::pool::Pool;
 use crate::reset::{Recycle, Reset, UseReset};
@@ -288,7 +288,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// ```
     #[inline(always)]
     pub fn get(&self) -> WorkerPooled<'_, T, R> {
-        Pooled::new(self, self.take_here(true).expect("make = true").into_raw())
+        Pooled::new(self, self.take_here(true).expect("make = true").into())
     }
 
     /// Takes an idle object; `None` if none is idle. Never makes one.
@@ -303,7 +303,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// ```
     #[inline]
     pub fn try_get(&self) -> Option<WorkerPooled<'_, T, R>> {
-        Some(Pooled::new(self, self.take_here(false)?.into_raw()))
+        Some(Pooled::new(self, self.take_here(false)?.into()))
     }
 
     /// Like [`get`](WorkerPool::get), for a pool in an [`Arc`]: the guard is
@@ -328,7 +328,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     #[inline(always)]
     pub fn get_owned(self: &Arc<Self>) -> OwnedWorkerPooled<T, R> {
         let slot = self.take_here(true).expect("make = true");
-        OwnedPooled::new(Arc::clone(self), slot.into_raw())
+        OwnedPooled::new(Arc::clone(self), slot.into())
     }
 
     /// Like [`try_get`](WorkerPool::try_get), for a pool in an [`Arc`].
@@ -345,7 +345,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     #[inline]
     pub fn try_get_owned(self: &Arc<Self>) -> Option<OwnedWorkerPooled<T, R>> {
         let slot = self.take_here(false)?;
-        Some(OwnedPooled::new(Arc::clone(self), slot.into_raw()))
+        Some(OwnedPooled::new(Arc::clone(self), slot.into()))
     }
 
     /// Hands a value to the pool's depot; see [`Pool::put`].
@@ -484,24 +484,22 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
 
 impl<T, R: Recycle<T>> sealed::Home<T> for WorkerPool<T, R> {
     #[inline(always)]
-    unsafe fn recycle(&self, slot: NonNull<T>) {
-        // SAFETY: the guard's contract: a slot of ours, its last use.
-        self.give_back_here(unsafe { Slot::from_raw(slot) });
+    fn recycle(&self, object: Lent<T, Self>) {
+        self.give_back_here(object.into_slot());
     }
 
-    unsafe fn discard(&self, slot: NonNull<T>) {
-        // SAFETY: as in `recycle`.
-        let slot = unsafe { Slot::from_raw(slot) };
+    fn discard(&self, object: Lent<T, Self>) {
         self.depot
-            .drop_slot(slot, shard_hint(), |c| &c.drops_discarded);
+            .drop_slot(object.into_slot(), shard_hint(), |c| &c.drops_discarded);
     }
 
-    unsafe fn detach(&self, slot: NonNull<T>) -> T {
+    fn detach(&self, object: Lent<T, Self>) -> T {
         self.depot.count_detach(shard_hint());
-        // SAFETY: as in `recycle`.
-        unsafe { Slot::from_raw(slot) }.into_inner()
+        object.into_slot().into_inner()
     }
 }
+
+impl<T, R> sealed::SlotBacked for WorkerPool<T, R> {}
 
 impl<T, R: Recycle<T>> PoolKind<T> for WorkerPool<T, R> {}
 

@@ -14,11 +14,10 @@
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Deref;
-use std::ptr::NonNull;
 
-use crate::slot::Slot;
 use std::time::Duration;
 
+use crate::guard::sealed::Lent;
 use crate::guard::{PoolKind, Pooled, sealed};
 use crate::reset::{Recycle, UseReset};
 use crate::worker::registry::SlotEntry;
@@ -142,7 +141,7 @@ impl<T, R: Recycle<T>, K: SlotKey> StaticWorkerPool<T, R, K> {
         // SAFETY: `K`'s entry is this thread's own, for this pool alone
         // (`SlotKey`'s contract).
         let slot = K::with(|entry| unsafe { pool.take_via(entry, true) });
-        Pooled::new(self, slot.expect("make = true").into_raw())
+        Pooled::new(self, slot.expect("make = true").into())
     }
 
     /// Takes an idle object; `None` if none is idle. Never makes one.
@@ -162,7 +161,7 @@ impl<T, R: Recycle<T>, K: SlotKey> StaticWorkerPool<T, R, K> {
         let pool = &self.pool;
         // SAFETY: as in `get`.
         let slot = K::with(|entry| unsafe { pool.take_via(entry, false) })?;
-        Some(Pooled::new(self, slot.into_raw()))
+        Some(Pooled::new(self, slot.into()))
     }
 
     /// Runs [`trim`](WorkerPool::trim) every `period` (at least 1 ms) on
@@ -215,24 +214,23 @@ impl<T, R, K> Deref for StaticWorkerPool<T, R, K> {
 
 impl<T, R: Recycle<T>, K: SlotKey> sealed::Home<T> for StaticWorkerPool<T, R, K> {
     #[inline(always)]
-    unsafe fn recycle(&self, slot: NonNull<T>) {
+    fn recycle(&self, object: Lent<T, Self>) {
         let pool = &self.pool;
-        // SAFETY: the guard's contract: a slot of ours, its last use.
-        let slot = unsafe { Slot::from_raw(slot) };
+        let slot = object.into_slot();
         // SAFETY: `K`'s entry as in `get`.
         K::with(|entry| unsafe { pool.give_back_via(slot, entry) });
     }
 
-    unsafe fn discard(&self, slot: NonNull<T>) {
-        // SAFETY: forwarded; the slot came from this pool.
-        unsafe { sealed::Home::discard(&self.pool, slot) }
+    fn discard(&self, object: Lent<T, Self>) {
+        sealed::Home::discard(&self.pool, object.into_slot().into());
     }
 
-    unsafe fn detach(&self, slot: NonNull<T>) -> T {
-        // SAFETY: forwarded; the slot came from this pool.
-        unsafe { sealed::Home::detach(&self.pool, slot) }
+    fn detach(&self, object: Lent<T, Self>) -> T {
+        sealed::Home::detach(&self.pool, object.into_slot().into())
     }
 }
+
+impl<T, R, K: SlotKey> sealed::SlotBacked for StaticWorkerPool<T, R, K> {}
 
 impl<T, R: Recycle<T>, K: SlotKey> PoolKind<T> for StaticWorkerPool<T, R, K> {}
 
