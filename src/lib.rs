@@ -84,7 +84,9 @@
 //! and [`worker_pool!`]. Each pool's builder, statistics, constants and
 //! errors are in the module named after it ([`pool`], [`worker`],
 //! [`ring`], [`slab`], [`cache`], and `codec` for the codec types), as
-//! `tokio::sync` and `tokio_util::codec` keep theirs.
+//! `tokio::sync` and `tokio_util::codec` keep theirs. [`implementation`]
+//! holds no code: it is the design notes, and maps each strategy to its
+//! folder.
 //!
 //! Every builder's setters take it by value. `new` and `build` return a
 //! `Result` only where a value can be wrong, and the same wrong value gets
@@ -175,6 +177,7 @@ pub mod cache;
 pub mod codec;
 mod future;
 mod guard;
+pub mod implementation;
 mod loom;
 pub mod pool;
 mod reset;

@@ -1,11 +1,10 @@
 //! The storage every pool shares: bounded stacks of pointers to objects that
 //! never move, and shards that put one such stack behind a try-lock.
 //!
-//! Objects live in their own heap slots (one `Box<T>` each, made once when
-//! the pool creates the object). Stacks, magazines and the depot only move
-//! the slot pointers: "The hot path" in DESIGN.md measured moving a
-//! `BytesMut` by value through a `Vec` at 10–14 ns against ~1.5 ns for using
-//! it in place.
+//! Objects live in their own heap slots ([`Slot`]s, made once when the
+//! pool creates the object). Stacks, magazines and the depot only move the
+//! slots' addresses (see the [implementation notes](crate::implementation)
+//! for why objects stay in place).
 //!
 //! A [`Shard`] is a test-and-test-and-set try-lock over a [`Stack`], plus the
 //! shard's counters, all in one 128-byte-aligned block

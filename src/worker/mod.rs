@@ -134,7 +134,7 @@ pub type OwnedWorkerPooled<T, R = UseReset> = OwnedPooled<T, WorkerPool<T, R>>;
 ///    declared in a `static` with [`worker_pool!`](crate::worker_pool) has
 ///    a thread-local of its own instead of an index into the array, at an
 ///    address fixed at compile time: no index to load on the way in or
-///    out, about 20–30% less per get and drop as measured here.
+///    out.
 /// 1. **Magazine**: each tokio worker thread owns a small bounded LIFO stack
 ///    of slot pointers, in its own 128-byte-aligned block. `get` pops, guard
 ///    drop pushes, when the private slot is empty (on `get`) or full (on
@@ -154,26 +154,17 @@ pub type OwnedWorkerPooled<T, R = UseReset> = OwnedPooled<T, WorkerPool<T, R>>;
 /// [`worker_stats`](WorkerPool::worker_stats) counts tiers 0 and 1 of a
 /// worker together as local hits and returns.
 ///
-/// ## Why magazines are keyed by OS thread
-///
-/// `tokio::runtime::worker_index()` is only a hint for exclusive access:
-/// after `block_in_place` the old worker thread keeps running the blocked
-/// task while a new thread takes over its index, and two runtimes number
-/// their workers from 0 alike. Two sound designs exist: key by
-/// `worker_index()` and take the magazine with an uncontended atomic swap,
-/// or key by OS thread. The crate gives each tokio worker thread, at its
-/// first use of any `WorkerPool`, a dense number of its own (recycled when
-/// the thread exits); the thread then owns magazine *n* of every pool, and
-/// exclusivity holds by construction, with no atomic at all. A worker
-/// thread that enters `block_in_place` keeps its number (and magazine) while
-/// it blocks, still exclusively; the thread tokio starts in its place gets a
-/// new number, which may fall past the magazine array (then the depot serves
-/// it): leave headroom with [`WorkerPoolBuilder::workers`] if handlers block
-/// in place often. Measured here
-/// (DESIGN.md, "The hot path"), a thread-keyed magazine costs about a third
-/// of the `worker_index()` + atomic variant. A magazine whose thread exits
-/// keeps its objects for the next worker thread that gets the number, or
-/// until the next [`trim`](WorkerPool::trim) moves them to the depot.
+/// Magazines are keyed by OS thread, not by `worker_index()`: each tokio
+/// worker thread gets a dense number at its first use of any `WorkerPool`
+/// and owns magazine *n* of every pool. A worker thread that enters
+/// `block_in_place` keeps its number (and magazine) while it blocks; the
+/// thread tokio starts in its place gets a new number, which may fall past
+/// the magazine array (then the depot serves it): leave headroom with
+/// [`WorkerPoolBuilder::workers`] if handlers block in place often. A
+/// magazine whose thread exits keeps its objects for the next worker thread
+/// that gets the number, or until the next [`trim`](WorkerPool::trim) moves
+/// them to the depot. The [implementation notes](crate::implementation)
+/// say why.
 ///
 /// Objects never move: private slots, magazines and depot hold pointers to
 /// heap slots, and every tier past the private slot is out of line.

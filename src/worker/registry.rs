@@ -109,8 +109,7 @@ const NATIVE_TLS: bool = cfg!(all(
 /// One private slot of one thread: an element of a thread's [`Local`]
 /// array, or the thread-local of its own that a `worker_pool!` static
 /// declares, whose address is a constant of the code that uses it (no
-/// index to load first: on the measured CPU, a get and drop in a row cost
-/// about 20% less).
+/// index to load first).
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct SlotEntry {

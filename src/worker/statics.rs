@@ -7,9 +7,7 @@
 //! own, declared by the macro, so its `get` and its guards' drop reach
 //! the slot at an address fixed when the code is compiled: one load fewer
 //! on the way in and out, and no load that the slot's address must wait
-//! for. On the 2-vCPU development machine that took get + use + put of a
-//! 4 KiB buffer from about 2x the cost of using a buffer the task owns to
-//! about 1.1–1.5x (`docs/BENCHMARKS.md`).
+//! for (`docs/BENCHMARKS.md` has what that is worth).
 
 use std::fmt;
 use std::marker::PhantomData;
