@@ -38,40 +38,6 @@
 //! cargo bench --bench cache -- --warm-up-time 1 --measurement-time 3
 //! cargo bench --bench cache -- cache_read90_2   # one group
 //! ```
-//!
-//! # Results (2026-11, 2-vCPU VM shared with other jobs)
-//!
-//! Median ns/op of three runs of the command above (each cell is the
-//! median of that run's criterion estimate); the machine is noisy, the
-//! 2-thread cells most of all, so the ratio ranges over the runs follow.
-//!
-//! | | read90, 1 thread | read90, 2 threads | read50, 1 thread | read50, 2 threads |
-//! |---|---:|---:|---:|---:|
-//! | `capacitor_pool` | 32.4 | 59.8 | 51.0 | 115.4 |
-//! | `rwlock_hashmap` (SipHash) | 66.8 | 193.4 | 101.6 | 329.7 |
-//! | `rwlock_hashmap_foldhash` | 32.8 | 78.4 | 65.7 | 313.4 |
-//! | `dashmap` (SipHash) | 67.3 | 161.7 | 102.2 | 236.7 |
-//! | `dashmap_foldhash` | 35.6 | 101.0 | 56.5 | 214.9 |
-//! | `dashmap_foldhash_in_place` | 32.0 | 76.8 | 32.9 | 181.7 |
-//! | `moka` | 705.8 | 1537.1 | 1505.2 | 2630.2 |
-//!
-//! Throughput of `capacitor_pool` over each baseline (median, and range
-//! over the three runs):
-//!
-//! | | read90, 1 thread | read90, 2 threads | read50, 1 thread | read50, 2 threads |
-//! |---|---:|---:|---:|---:|
-//! | `RwLock<HashMap>` | 1.79x (1.73–2.10) | 2.41x (1.55–10.75) | 1.89x (1.61–1.99) | 3.21x (1.74–4.35) |
-//! | `dashmap` | 1.87x (1.86–2.08) | 1.88x (1.29–2.99) | 2.10x (1.63–2.34) | 1.60x (1.37–3.01) |
-//! | `RwLock<HashMap>`, foldhash | 0.96x (0.96–1.01) | 0.82x (0.63–3.29) | 1.18x (1.14–1.50) | 3.05x (1.06–3.43) |
-//! | `dashmap`, foldhash | 1.04x (0.94–1.10) | 1.82x (0.81–2.31) | 1.21x (0.99–1.35) | 1.86x (1.07–2.56) |
-//!
-//! Allocations per overwrite: 0 for `capacitor_pool` and the in-place
-//! `dashmap`, 1 for the other maps, 7 for `moka`. Against the std-hasher
-//! baselines much of the 1-thread gain is the hasher (foldhash against
-//! SipHash); against the same hasher, reads cost the same as `dashmap`'s and
-//! a single `RwLock`'s, and an in-place `dashmap` write is cheaper than
-//! `insert_with` on one thread (which pays for its counters, TTL word and
-//! panic safety).
 
 #[path = "../tests/support/counting_alloc.rs"]
 mod counting_alloc;

@@ -2,8 +2,8 @@
 //! same workload on `RwLock<HashMap<u64, Vec<u8>>>` (a new `Vec` per
 //! write, as idiomatic Rust does), on `PooledCache` with its defaults, and
 //! on `PooledCache` with a recycling policy that never trims a refilled
-//! value (what `insert_with` did before `Reset::shrink_excess`: each value
-//! keeps the largest capacity its slot ever held).
+//! value (each value keeps the largest capacity its slot ever held, where
+//! the default policy trims it with `Reset::shrink_excess`).
 //!
 //! The workload: 10,000 keys, values of 32 B to 16 KiB (uniform), 80% reads
 //! and 20% writes of random keys, 400,000 operations after every key was

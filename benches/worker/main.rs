@@ -29,17 +29,18 @@
 //!   `ArrayQueue` of 64, spun on while full or empty); a consumer task on
 //!   the other worker reads them and gives them up there (for `WorkerPool`,
 //!   into the consumer's magazine). The time per iteration is the
-//!   consumer's time per transfer, handoff included. (A blocking
-//!   `std::sync::mpsc::sync_channel` was tried first: its park/unpark made
-//!   every transfer cost about a microsecond, whatever the pool, so the
-//!   handoff spins instead; each task has a worker thread to itself.) Contestants whose objects can cross in a `'static` `Send`
+//!   consumer's time per transfer, handoff included. The handoff spins
+//!   rather than blocks: the park/unpark of a blocking channel such as
+//!   `std::sync::mpsc::sync_channel` costs about a microsecond per
+//!   transfer, whatever the pool, and each task has a worker thread to
+//!   itself. Contestants whose objects can cross in a `'static` `Send`
 //!   guard or by value: `new`, `worker_pool` and `capacitor_pool` (their
-//!   `get_owned`), `worker_static` (its `'static` guards), `mutex_vec`, `object_pool` (`pull_owned`) and
-//!   `lockfree_linear` (`pull_owned`).
+//!   `get_owned`), `worker_static` (its `'static` guards), `mutex_vec`,
+//!   `object_pool` (`pull_owned`) and `lockfree_linear` (`pull_owned`).
 //!
 //! Every contestant clears the buffer before its next user sees it (the
 //! crate's guards do it on drop); `mutex_vec` and `opool` keep at most
-//! [`DEFAULT_MAX_IDLE`] idle objects. Each pool is built once per group,
+//! `DEFAULT_MAX_IDLE` idle objects. Each pool is built once per group,
 //! in an `Arc`, and warmed from tasks on the workers before it is timed.
 //!
 //! Before the groups run, `main` prints the allocations per op of each
@@ -53,27 +54,25 @@
 //! cargo bench --bench worker -- worker_4k_cross    # one group
 //! python3 scripts/bench_ratios.py worker --base worker_pool
 //! ```
+//!
+//! The contestants, each an adapter to the same `Contestant` trait, are in
+//! `contestants.rs`; this file runs them.
 
-#[path = "../tests/support/counting_alloc.rs"]
+mod contestants;
+#[path = "../../tests/support/counting_alloc.rs"]
 mod counting_alloc;
 
-use std::hint::black_box;
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Barrier};
 use std::thread::{self, ThreadId};
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, BytesMut};
-use capacitor_pool::pool::DEFAULT_MAX_IDLE;
-use capacitor_pool::worker::StaticWorkerPool;
-use capacitor_pool::{
-    OwnedPooled, OwnedWorkerPooled, Pool, Pooled, UseReset, WorkerPool, WorkerPooled,
-};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion};
 use crossbeam_queue::ArrayQueue;
 use crossbeam_utils::Backoff;
-use lockfree_object_pool::{LinearObjectPool, LinearOwnedReusable};
 use tokio::runtime::Runtime;
+
+use contestants::{Contestant, Cross, Visit, contestants};
 
 #[global_allocator]
 static ALLOC: counting_alloc::Counting = counting_alloc::Counting;
@@ -90,9 +89,7 @@ fn workers() -> usize {
     });
     *WORKERS
 }
-/// Magazines of the `WorkerPool`s: more than any worker number this process
-/// gives out, so every worker has one.
-const MAGAZINES: usize = 64;
+
 /// Ops (or transfers) per task in the allocation count.
 const COUNT_OPS: u64 = 10_000;
 /// Ops (or transfers) per task run before anything is counted or timed.
@@ -101,491 +98,6 @@ const WARM_OPS: u64 = 10_000;
 const TASK_WARM_OPS: u64 = 64;
 /// Capacity of the cross-worker queue.
 const QUEUE_CAP: usize = 64;
-
-/// A fresh 4 KiB buffer.
-#[inline]
-fn make() -> BytesMut {
-    BytesMut::with_capacity(4096)
-}
-
-/// Clears a buffer, keeping its capacity.
-#[inline]
-fn clear_buf(buf: &mut BytesMut) {
-    buf.clear();
-}
-
-/// The write half of the work: append "test".
-#[inline(always)]
-fn write_buf(buf: &mut BytesMut) {
-    buf.put_slice(b"test");
-}
-
-/// The read half of the work: read the bytes back.
-#[inline(always)]
-fn read_buf(buf: &BytesMut) {
-    black_box(&buf[..]);
-}
-
-/// The work done with a buffer, whatever its source: write "test", read it
-/// back.
-#[inline(always)]
-fn use_buf(buf: &mut BytesMut) {
-    write_buf(buf);
-    read_buf(buf);
-}
-
-/// One way to get a buffer, use it and give it up, on one worker.
-trait Contestant: Send + Sync + 'static {
-    /// What a task keeps between ops (the floor's own buffer).
-    type Local: Send + 'static;
-
-    /// A task's state, made before its ops.
-    fn local(&self) -> Self::Local;
-
-    /// Gets a buffer, uses it, resets it and returns it (or drops it).
-    fn op(&self, local: &mut Self::Local);
-}
-
-/// A contestant whose buffers can be taken on one worker and given up on
-/// another.
-trait Cross: Contestant {
-    /// A buffer in flight: a `'static` guard, or the buffer itself.
-    type Item: Send + 'static;
-
-    /// Gets a buffer and writes "test" into it (on the producer).
-    fn take(&self) -> Self::Item;
-
-    /// Reads the buffer back and gives it up (on the consumer).
-    fn give(&self, item: Self::Item);
-}
-
-/// `floor`: the work alone, on one buffer the task owns.
-struct Floor;
-
-impl Contestant for Floor {
-    type Local = BytesMut;
-
-    fn local(&self) -> BytesMut {
-        make()
-    }
-
-    #[inline(always)]
-    fn op(&self, buf: &mut BytesMut) {
-        // Through an opaque reference, as a pooled buffer is reached: the
-        // compiler may not keep the buffer's fields in registers across ops
-        // (it would fold the work away, which no real handler allows).
-        let buf = black_box(buf);
-        use_buf(buf);
-        clear_buf(buf);
-    }
-}
-
-/// `tls_slot`: the least a pool can do, as a reference (not a peer): one
-/// buffer parked in a thread-local between ops, by pointer. No stats, no
-/// bound, no retention check, no fallback tier, nothing given back at
-/// thread exit (it leaks). What it costs over `floor` is what any pool whose
-/// objects live outside the task pays at least: a thread-local read, a
-/// take and a put back.
-struct TlsSlot;
-
-thread_local! {
-    /// The parked buffer (null when taken or not made yet). A raw pointer:
-    /// no destructor, so the access needs no liveness check.
-    static PARKED: std::cell::Cell<*mut BytesMut> = const { std::cell::Cell::new(std::ptr::null_mut()) };
-}
-
-impl Contestant for TlsSlot {
-    type Local = ();
-
-    fn local(&self) {}
-
-    #[inline(always)]
-    fn op(&self, _: &mut ()) {
-        let mut ptr = PARKED.replace(std::ptr::null_mut());
-        if ptr.is_null() {
-            ptr = Box::into_raw(Box::new(make()));
-        }
-        // SAFETY: `ptr` came from `Box::into_raw` and was taken out of the
-        // thread-local, so this is its only use until it is parked again.
-        let buf = unsafe { &mut *ptr };
-        use_buf(buf);
-        clear_buf(buf);
-        PARKED.set(ptr);
-    }
-}
-
-/// `new`: make a buffer and drop it, every time.
-struct New;
-
-impl Contestant for New {
-    type Local = ();
-
-    fn local(&self) {}
-
-    #[inline(always)]
-    fn op(&self, _: &mut ()) {
-        let mut buf = make();
-        use_buf(&mut buf);
-    }
-}
-
-impl Cross for New {
-    type Item = BytesMut;
-
-    #[inline]
-    fn take(&self) -> BytesMut {
-        let mut buf = make();
-        write_buf(&mut buf);
-        buf
-    }
-
-    #[inline]
-    fn give(&self, buf: BytesMut) {
-        read_buf(&buf);
-    }
-}
-
-/// `worker_pool`: this crate's `WorkerPool` (the guard resets on drop, into
-/// the magazine of the worker it drops on).
-struct Worker(Arc<WorkerPool<BytesMut>>);
-
-impl Contestant for Worker {
-    type Local = ();
-
-    fn local(&self) {}
-
-    #[inline(always)]
-    fn op(&self, _: &mut ()) {
-        let mut buf: WorkerPooled<'_, BytesMut> = self.0.get();
-        use_buf(&mut buf);
-    }
-}
-
-impl Cross for Worker {
-    type Item = OwnedWorkerPooled<BytesMut>;
-
-    #[inline]
-    fn take(&self) -> Self::Item {
-        let mut buf = self.0.get_owned();
-        write_buf(&mut buf);
-        buf
-    }
-
-    #[inline]
-    fn give(&self, buf: Self::Item) {
-        read_buf(&buf);
-    }
-}
-
-capacitor_pool::worker_pool! {
-    /// `worker_static`'s pool: a `WorkerPool` declared with `worker_pool!`,
-    /// whose private slot on each worker is a thread-local of its own.
-    static STATIC_BUFFERS: WorkerPool<BytesMut> = WorkerPool::builder(make).workers(MAGAZINES);
-}
-
-/// A guard of `STATIC_BUFFERS`.
-type StaticGuard = Pooled<'static, BytesMut, StaticWorkerPool<BytesMut, UseReset, STATIC_BUFFERS>>;
-
-/// `worker_static`: this crate's `WorkerPool` declared with `worker_pool!`
-/// (one static for the whole process: the groups share it).
-struct WorkerStatic;
-
-impl Contestant for WorkerStatic {
-    type Local = ();
-
-    fn local(&self) {}
-
-    #[inline(always)]
-    fn op(&self, _: &mut ()) {
-        let mut buf = STATIC_BUFFERS.get();
-        use_buf(&mut buf);
-    }
-}
-
-impl Cross for WorkerStatic {
-    type Item = StaticGuard;
-
-    #[inline]
-    fn take(&self) -> Self::Item {
-        let mut buf = STATIC_BUFFERS.get();
-        write_buf(&mut buf);
-        buf
-    }
-
-    #[inline]
-    fn give(&self, buf: Self::Item) {
-        read_buf(&buf);
-    }
-}
-
-/// `capacitor_pool`: this crate's `Pool` (the guard resets on drop).
-struct Capacitor(Arc<Pool<BytesMut>>);
-
-impl Contestant for Capacitor {
-    type Local = ();
-
-    fn local(&self) {}
-
-    #[inline(always)]
-    fn op(&self, _: &mut ()) {
-        let mut buf = self.0.get();
-        use_buf(&mut buf);
-    }
-}
-
-impl Cross for Capacitor {
-    type Item = OwnedPooled<BytesMut>;
-
-    #[inline]
-    fn take(&self) -> Self::Item {
-        let mut buf = self.0.get_owned();
-        write_buf(&mut buf);
-        buf
-    }
-
-    #[inline]
-    fn give(&self, buf: Self::Item) {
-        read_buf(&buf);
-    }
-}
-
-/// `mutex_vec`: a `Mutex<Vec<T>>`, popped or made, cleared and pushed back
-/// (dropped when it holds `DEFAULT_MAX_IDLE`).
-struct MutexVec(Mutex<Vec<BytesMut>>);
-
-impl MutexVec {
-    #[inline]
-    fn pop(&self) -> BytesMut {
-        let idle = self.0.lock().unwrap().pop();
-        idle.unwrap_or_else(make)
-    }
-
-    #[inline]
-    fn push(&self, mut buf: BytesMut) {
-        clear_buf(&mut buf);
-        let mut idle = self.0.lock().unwrap();
-        if idle.len() < DEFAULT_MAX_IDLE {
-            idle.push(buf);
-        } else {
-            drop(idle);
-            drop(buf);
-        }
-    }
-}
-
-impl Contestant for MutexVec {
-    type Local = ();
-
-    fn local(&self) {}
-
-    #[inline(always)]
-    fn op(&self, _: &mut ()) {
-        let mut buf = self.pop();
-        use_buf(&mut buf);
-        self.push(buf);
-    }
-}
-
-impl Cross for MutexVec {
-    type Item = BytesMut;
-
-    #[inline]
-    fn take(&self) -> BytesMut {
-        let mut buf = self.pop();
-        write_buf(&mut buf);
-        buf
-    }
-
-    #[inline]
-    fn give(&self, buf: BytesMut) {
-        read_buf(&buf);
-        self.push(buf);
-    }
-}
-
-/// `object_pool`: `object_pool::Pool` (a `parking_lot` mutex over a `Vec`,
-/// unbounded); cleared by hand before the guard gives it back.
-struct ObjectPool(Arc<object_pool::Pool<BytesMut>>);
-
-impl Contestant for ObjectPool {
-    type Local = ();
-
-    fn local(&self) {}
-
-    #[inline(always)]
-    fn op(&self, _: &mut ()) {
-        let mut buf = self.0.pull(make);
-        use_buf(&mut buf);
-        clear_buf(&mut buf);
-    }
-}
-
-impl Cross for ObjectPool {
-    type Item = object_pool::ReusableOwned<BytesMut>;
-
-    #[inline]
-    fn take(&self) -> Self::Item {
-        let mut buf = self.0.pull_owned(make);
-        write_buf(&mut buf);
-        buf
-    }
-
-    #[inline]
-    fn give(&self, mut buf: Self::Item) {
-        read_buf(&buf);
-        clear_buf(&mut buf);
-    }
-}
-
-/// `lockfree_linear`: `lockfree_object_pool::LinearObjectPool`, which
-/// resets on drop.
-struct LockfreeLinear(Arc<LinearObjectPool<BytesMut>>);
-
-impl Contestant for LockfreeLinear {
-    type Local = ();
-
-    fn local(&self) {}
-
-    #[inline(always)]
-    fn op(&self, _: &mut ()) {
-        let mut buf = self.0.pull();
-        use_buf(&mut buf);
-    }
-}
-
-impl Cross for LockfreeLinear {
-    type Item = LinearOwnedReusable<BytesMut>;
-
-    #[inline]
-    fn take(&self) -> Self::Item {
-        let mut buf = self.0.pull_owned();
-        write_buf(&mut buf);
-        buf
-    }
-
-    #[inline]
-    fn give(&self, buf: Self::Item) {
-        read_buf(&buf);
-    }
-}
-
-/// `opool`'s allocator for our buffers; opool resets an object when it is
-/// taken, not when it is returned.
-struct OpoolAlloc;
-
-impl opool::PoolAllocator<BytesMut> for OpoolAlloc {
-    #[inline]
-    fn allocate(&self) -> BytesMut {
-        make()
-    }
-
-    #[inline]
-    fn reset(&self, buf: &mut BytesMut) {
-        clear_buf(buf);
-    }
-}
-
-/// `opool`: `opool::Pool` (an `ArrayQueue` of `DEFAULT_MAX_IDLE`).
-struct Opool(Arc<opool::Pool<OpoolAlloc, BytesMut>>);
-
-impl Contestant for Opool {
-    type Local = ();
-
-    fn local(&self) {}
-
-    #[inline(always)]
-    fn op(&self, _: &mut ()) {
-        let mut buf = self.0.get();
-        use_buf(&mut buf);
-    }
-}
-
-/// A `BytesMut` for `sharded_slab::Pool`, which needs `Default` (how slots
-/// are first filled) and its `Clear` (run when a key is cleared).
-struct SlabBuf(BytesMut);
-
-impl Default for SlabBuf {
-    fn default() -> Self {
-        Self(make())
-    }
-}
-
-impl sharded_slab::Clear for SlabBuf {
-    #[inline]
-    fn clear(&mut self) {
-        clear_buf(&mut self.0);
-    }
-}
-
-/// `sharded_slab`: `sharded_slab::Pool` (per-thread shards, objects cleared
-/// in place): `create`, use, drop the guard, `clear` the key.
-struct ShardedSlab(Arc<sharded_slab::Pool<SlabBuf>>);
-
-impl Contestant for ShardedSlab {
-    type Local = ();
-
-    fn local(&self) {}
-
-    #[inline(always)]
-    fn op(&self, _: &mut ()) {
-        let mut buf = self.0.create().expect("sharded_slab: shard full");
-        use_buf(&mut buf.0);
-        let key = buf.key();
-        drop(buf);
-        self.0.clear(key);
-    }
-}
-
-/// Something done with each contestant in turn.
-trait Visit {
-    /// A contestant benched on one worker and on two.
-    fn visit<C: Contestant>(&mut self, name: &'static str, contestant: Arc<C>);
-
-    /// A contestant benched on one worker, on two, and across two.
-    fn visit_cross<C: Cross>(&mut self, name: &'static str, contestant: Arc<C>) {
-        self.visit(name, contestant);
-    }
-}
-
-/// Hands each contestant, freshly built, to `v`.
-fn contestants<V: Visit>(v: &mut V) {
-    v.visit("floor", Arc::new(Floor));
-    v.visit("tls_slot", Arc::new(TlsSlot));
-    v.visit_cross("new", Arc::new(New));
-    v.visit_cross(
-        "worker_pool",
-        Arc::new(Worker(Arc::new(
-            WorkerPool::builder(make).workers(MAGAZINES).build(),
-        ))),
-    );
-    v.visit_cross("worker_static", Arc::new(WorkerStatic));
-    v.visit_cross(
-        "capacitor_pool",
-        Arc::new(Capacitor(Arc::new(Pool::new(make)))),
-    );
-    v.visit_cross("mutex_vec", Arc::new(MutexVec(Mutex::new(Vec::new()))));
-    v.visit_cross(
-        "object_pool",
-        Arc::new(ObjectPool(Arc::new(object_pool::Pool::new(0, make)))),
-    );
-    v.visit_cross(
-        "lockfree_linear",
-        Arc::new(LockfreeLinear(Arc::new(LinearObjectPool::new(
-            make, clear_buf,
-        )))),
-    );
-    v.visit(
-        "opool",
-        Arc::new(Opool(Arc::new(opool::Pool::new(
-            DEFAULT_MAX_IDLE,
-            OpoolAlloc,
-        )))),
-    );
-    v.visit(
-        "sharded_slab",
-        Arc::new(ShardedSlab(Arc::new(sharded_slab::Pool::new()))),
-    );
-}
 
 /// The runtime the work runs on: `workers()` worker threads.
 fn runtime() -> Runtime {
