@@ -207,8 +207,8 @@ pub use capacitor_pool_derive::Reset;
 /// What `worker_pool!` expands to. Not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::worker::registry::SlotEntry;
-    pub use crate::worker::statics::{SlotKey, build_static};
+    pub use crate::worker::registry::PrivateEntry;
+    pub use crate::worker::statics::{PrivateKey, build_static};
 }
 
 /// The README's examples, compiled and run as doctests.

@@ -10,7 +10,7 @@ use crate::guard::{OwnedPooled, PoolKind, Pooled};
 use crate::pool::Pool;
 use crate::reset::Recycle;
 use crate::worker::WorkerPool;
-use crate::worker::statics::{SlotKey, StaticWorkerPool};
+use crate::worker::statics::{PrivateKey, StaticWorkerPool};
 
 /// Where the buffers of a [`PooledFramed`], [`SlabFramedRead`] or
 /// [`SlabFramed`] come from: a pool of `BytesMut` that the caller has,
@@ -110,11 +110,11 @@ impl<R: Recycle<BytesMut>> FramedPool for &'static Pool<BytesMut, R> {
     }
 }
 
-impl<R: Recycle<BytesMut>, K: SlotKey> sealed::Sealed
+impl<R: Recycle<BytesMut>, K: PrivateKey> sealed::Sealed
     for &'static StaticWorkerPool<BytesMut, R, K>
 {
 }
-impl<R: Recycle<BytesMut>, K: SlotKey> FramedPool for &'static StaticWorkerPool<BytesMut, R, K> {
+impl<R: Recycle<BytesMut>, K: PrivateKey> FramedPool for &'static StaticWorkerPool<BytesMut, R, K> {
     type Pool = StaticWorkerPool<BytesMut, R, K>;
     type Guard = Pooled<'static, BytesMut, StaticWorkerPool<BytesMut, R, K>>;
 

@@ -188,8 +188,8 @@ impl<T: 'static, R> WorkerPoolBuilder<T, R> {
         // and its drop must take them back.
         // Zero-sized objects get none: a `Box` of one may sit at address 1,
         // which the slots read as "empty".
-        let slot = if size_of::<T>() == 0 {
-            hot::NO_SLOT
+        let private = if size_of::<T>() == 0 {
+            hot::NO_PRIVATE
         } else {
             hot::register_pool(PoolEntry {
                 mags: mags.as_ptr().cast(),
@@ -199,7 +199,7 @@ impl<T: 'static, R> WorkerPoolBuilder<T, R> {
             })
         };
         WorkerPool {
-            slot,
+            private,
             mags,
             mag_size: self.mag_size,
             depot,

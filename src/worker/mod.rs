@@ -210,8 +210,8 @@ pub type OwnedWorkerPooled<T, R = UseReset> = OwnedPooled<T, WorkerPool<T, R>>;
 /// # }
 /// ```
 pub struct WorkerPool<T, R = UseReset> {
-    /// This pool's private-slot index on worker threads (`NO_SLOT`: none).
-    slot: usize,
+    /// This pool's private-slot index on worker threads (`NO_PRIVATE`: none).
+    private: usize,
     /// A `Vec`, not a `Box`: the registry keeps a pointer into it, which
     /// moving a `Box` would invalidate (a `Box` asserts uniqueness).
     mags: Vec<CachePadded<Magazine<T>>>,
@@ -498,7 +498,7 @@ impl<T, R> Drop for WorkerPool<T, R> {
     fn drop(&mut self) {
         // Objects parked for this pool: no thread can park more (the pool
         // is no longer held).
-        let mut idle: Vec<Slot<T>> = hot::unregister_pool(self.slot)
+        let mut idle: Vec<Slot<T>> = hot::unregister_pool(self.private)
             .into_iter()
             // SAFETY: parked under this pool's index: slots of our `T`,
             // handed over by the registry.

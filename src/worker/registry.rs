@@ -11,7 +11,7 @@
 //!
 //! # Private slots
 //!
-//! Each live `WorkerPool` (up to [`SLOTS`] of them) gets a slot index *p*
+//! Each live `WorkerPool` (up to [`PRIVATE_SLOTS`] of them) gets a slot index *p*
 //! when it is built. Every numbered thread keeps, in its thread-local
 //! `LOCAL`, a parked-object pointer and a hit counter per index. A get
 //! takes `parked[p]` and a guard's drop parks its object there: one load
@@ -30,7 +30,7 @@
 //! # Statics' own entries
 //!
 //! A pool declared with `worker_pool!` has an index like any other, but
-//! its slot on each thread is a [`SlotEntry`] thread-local of its own
+//! its slot on each thread is a [`PrivateEntry`] thread-local of its own
 //! (declared by the macro), not an element of `LOCAL`. Other threads cannot
 //! reach another thread's thread-local, so each thread enables its own
 //! entry, at its first get or drop on the pool ([`enable_here`]): there
@@ -70,11 +70,11 @@ use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering::Relaxed};
 
 /// Pools that get a private slot on each worker thread; pools built while
 /// this many are alive start at the magazines.
-pub(crate) const SLOTS: usize = 64;
+pub(crate) const PRIVATE_SLOTS: usize = 64;
 
 /// The slot index of pools without one: its entry is `DISABLED` in every
 /// thread forever.
-pub(crate) const NO_SLOT: usize = SLOTS;
+pub(crate) const NO_PRIVATE: usize = PRIVATE_SLOTS;
 
 /// Worker number of threads that have none.
 pub(crate) const NO_ID: usize = usize::MAX;
@@ -83,7 +83,7 @@ pub(crate) const NO_ID: usize = usize::MAX;
 const DISABLED: *mut () = ptr::null_mut();
 /// Entry value: a private slot with nothing parked.
 const EMPTY: *mut () = ptr::without_provenance_mut(1);
-/// Entry value of a static pool's own entry (see [`SlotEntry`]): this
+/// Entry value of a static pool's own entry (see [`PrivateEntry`]): this
 /// thread has no private slot there and never will (its number is past
 /// the pool's magazines, or it exited). `DISABLED` there means "not
 /// looked at yet". Objects sit at addresses above it: heap blocks of a
@@ -112,7 +112,7 @@ const NATIVE_TLS: bool = cfg!(all(
 /// index to load first).
 #[doc(hidden)]
 #[derive(Debug)]
-pub struct SlotEntry {
+pub struct PrivateEntry {
     /// `DISABLED`, `EMPTY`, `OFF` (static pools' own entries only) or a
     /// parked object.
     parked: AtomicPtr<()>,
@@ -120,7 +120,7 @@ pub struct SlotEntry {
     hits: AtomicU64,
 }
 
-impl SlotEntry {
+impl PrivateEntry {
     /// A disabled entry (for `const` thread-locals).
     #[doc(hidden)]
     #[must_use]
@@ -132,7 +132,7 @@ impl SlotEntry {
     }
 }
 
-impl Default for SlotEntry {
+impl Default for PrivateEntry {
     fn default() -> Self {
         Self::new()
     }
@@ -140,7 +140,7 @@ impl Default for SlotEntry {
 
 /// A thread's private slots, by pool slot index (the last never enabled).
 struct Local {
-    entries: [SlotEntry; SLOTS + 1],
+    entries: [PrivateEntry; PRIVATE_SLOTS + 1],
 }
 
 thread_local! {
@@ -148,7 +148,7 @@ thread_local! {
     /// thread-local address, no lazy initialisation, no liveness check.
     static LOCAL: Local = const {
         Local {
-            entries: [const { SlotEntry::new() }; SLOTS + 1],
+            entries: [const { PrivateEntry::new() }; PRIVATE_SLOTS + 1],
         }
     };
     /// The calling thread's worker number, or `NO_ID`. No destructor, so
@@ -165,15 +165,15 @@ thread_local! {
 /// The entry's value tells whether this thread has the slot.
 ///
 /// # Safety
-/// `slot` is at most [`NO_SLOT`] (what [`register_pool`] returns).
+/// `slot` is at most [`NO_PRIVATE`] (what [`register_pool`] returns).
 #[inline(always)]
 pub(crate) unsafe fn take(slot: usize) -> Option<NonNull<()>> {
     if !NATIVE_TLS {
         return None;
     }
     LOCAL.with(|local| {
-        debug_assert!(slot <= NO_SLOT);
-        // SAFETY: `slot <= NO_SLOT` (the caller's contract), the array's
+        debug_assert!(slot <= NO_PRIVATE);
+        // SAFETY: `slot <= NO_PRIVATE` (the caller's contract), the array's
         // last index.
         take_entry(unsafe { local.entries.get_unchecked(slot) })
     })
@@ -181,7 +181,7 @@ pub(crate) unsafe fn take(slot: usize) -> Option<NonNull<()>> {
 
 /// Takes the object parked in `entry`, counting a hit (see [`take`]).
 #[inline(always)]
-pub(crate) fn take_entry(entry: &SlotEntry) -> Option<NonNull<()>> {
+pub(crate) fn take_entry(entry: &PrivateEntry) -> Option<NonNull<()>> {
     let parked = entry.parked.load(Relaxed);
     if parked.addr() <= OFF.addr() {
         return None;
@@ -204,8 +204,8 @@ pub(crate) unsafe fn park(slot: usize, object: NonNull<()>) -> bool {
         return false;
     }
     LOCAL.with(|local| {
-        debug_assert!(slot <= NO_SLOT);
-        // SAFETY: `slot <= NO_SLOT` (the caller's contract), the array's
+        debug_assert!(slot <= NO_PRIVATE);
+        // SAFETY: `slot <= NO_PRIVATE` (the caller's contract), the array's
         // last index; the object is handed over as `park_entry` asks.
         unsafe { park_entry(local.entries.get_unchecked(slot), object) }
     })
@@ -217,7 +217,7 @@ pub(crate) unsafe fn park(slot: usize, object: NonNull<()>) -> bool {
 /// `entry` is the calling thread's own, for the pool `object` belongs to;
 /// `object` is idle, reset and handed over.
 #[inline(always)]
-pub(crate) unsafe fn park_entry(entry: &SlotEntry, object: NonNull<()>) -> bool {
+pub(crate) unsafe fn park_entry(entry: &PrivateEntry, object: NonNull<()>) -> bool {
     if entry.parked.load(Relaxed) != EMPTY {
         return false;
     }
@@ -228,7 +228,7 @@ pub(crate) unsafe fn park_entry(entry: &SlotEntry, object: NonNull<()>) -> bool 
 /// What `entry` holds, for tests: `None` if it is disabled, unchecked or
 /// off, else whether an object is parked.
 #[cfg(all(test, not(loom)))]
-pub(crate) fn parked_state(entry: &SlotEntry) -> Option<bool> {
+pub(crate) fn parked_state(entry: &PrivateEntry) -> Option<bool> {
     let parked = entry.parked.load(Relaxed);
     (parked == EMPTY || parked.addr() > OFF.addr()).then_some(parked != EMPTY)
 }
@@ -236,7 +236,7 @@ pub(crate) fn parked_state(entry: &SlotEntry) -> Option<bool> {
 /// Whether `entry` (a static pool's own) was never looked at on this
 /// thread: then [`enable_here`] may give it a slot.
 #[inline]
-pub(crate) fn unchecked(entry: &SlotEntry) -> bool {
+pub(crate) fn unchecked(entry: &PrivateEntry) -> bool {
     entry.parked.load(Relaxed) == DISABLED
 }
 
@@ -271,14 +271,14 @@ pub(crate) struct PoolEntry {
     /// number is given back). Runs no user code.
     pub(crate) fold_hits: unsafe fn(mags: *const (), worker: usize, hits: u64),
     /// A `worker_pool!` static: each thread's slot is the static's own
-    /// thread-local [`SlotEntry`], enabled by the thread itself at its
+    /// thread-local [`PrivateEntry`], enabled by the thread itself at its
     /// first use ([`enable_here`]), not the thread's `Local` array.
     pub(crate) dedicated: bool,
 }
 
 /// The private-slot counters of one thread for one pool, read by stats.
 #[derive(Clone, Copy, Default)]
-pub(crate) struct SlotCounts {
+pub(crate) struct PrivateCounts {
     /// Gets served from the slot.
     pub(crate) hits: u64,
     /// Whether an object is parked there now.
@@ -294,10 +294,10 @@ struct Number {
     /// number, by slot index (null: none). The next thread with the number
     /// finds them parked in its own slots; the pool's drop takes them back.
     /// At most one per (number, pool).
-    orphans: [*mut (); SLOTS],
+    orphans: [*mut (); PRIVATE_SLOTS],
     /// The entries of `worker_pool!` statics that the holder enabled, by
     /// slot index: its own thread-locals.
-    statics: Vec<(usize, *const SlotEntry)>,
+    statics: Vec<(usize, *const PrivateEntry)>,
 }
 
 /// Numbered threads and pools with slot indices.
@@ -309,7 +309,7 @@ struct Registry {
     /// By worker number.
     numbers: Vec<Number>,
     /// By slot index.
-    pools: [Option<PoolEntry>; SLOTS],
+    pools: [Option<PoolEntry>; PRIVATE_SLOTS],
 }
 
 // SAFETY: the raw pointers are only dereferenced under the registry's lock:
@@ -326,7 +326,7 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     next_id: 0,
     free_ids: Vec::new(),
     numbers: Vec::new(),
-    pools: [const { None }; SLOTS],
+    pools: [const { None }; PRIVATE_SLOTS],
 });
 
 fn registry() -> std::sync::MutexGuard<'static, Registry> {
@@ -349,7 +349,7 @@ impl Registry {
     /// index `slot`: an element of its `Local` array, or, for a
     /// `worker_pool!` static, that static's own entry if the thread
     /// enabled it.
-    fn entry(&self, worker: usize, slot: usize) -> Option<&SlotEntry> {
+    fn entry(&self, worker: usize, slot: usize) -> Option<&PrivateEntry> {
         let local = self.thread(worker)?;
         if !self.pools[slot].as_ref().is_some_and(|p| p.dedicated) {
             return Some(&local.entries[slot]);
@@ -370,15 +370,15 @@ impl Registry {
 }
 
 /// Gives a slot index to a pool with `entry.workers` magazines, enabling it
-/// on the numbered threads below that; [`NO_SLOT`] when all are taken (or
+/// on the numbered threads below that; [`NO_PRIVATE`] when all are taken (or
 /// the private tier is off).
 pub(crate) fn register_pool(entry: PoolEntry) -> usize {
     if !NATIVE_TLS {
-        return NO_SLOT;
+        return NO_PRIVATE;
     }
     let mut reg = registry();
     let Some(slot) = reg.pools.iter().position(Option::is_none) else {
-        return NO_SLOT;
+        return NO_PRIVATE;
     };
     for worker in 0..entry.workers {
         // Orphans of this index went with the last pool that had it.
@@ -401,7 +401,7 @@ pub(crate) fn register_pool(entry: PoolEntry) -> usize {
 /// under the lock).
 pub(crate) fn unregister_pool(slot: usize) -> Vec<NonNull<()>> {
     let mut parked = Vec::new();
-    if slot >= SLOTS {
+    if slot >= PRIVATE_SLOTS {
         return parked;
     }
     let mut reg = registry();
@@ -437,13 +437,13 @@ pub(crate) fn unregister_pool(slot: usize) -> Vec<NonNull<()>> {
 /// of the thread holding it for slot `slot` (an orphan counts as parked
 /// where no thread holds the number), under one lock; `f` must not use a
 /// `WorkerPool`'s cold paths.
-pub(crate) fn slot_counts(
+pub(crate) fn private_counts(
     slot: usize,
     workers: std::ops::Range<usize>,
-    mut f: impl FnMut(usize, SlotCounts),
+    mut f: impl FnMut(usize, PrivateCounts),
 ) {
-    if slot >= SLOTS {
-        return workers.for_each(|w| f(w, SlotCounts::default()));
+    if slot >= PRIVATE_SLOTS {
+        return workers.for_each(|w| f(w, PrivateCounts::default()));
     }
     let reg = registry();
     for worker in workers {
@@ -451,11 +451,11 @@ pub(crate) fn slot_counts(
         // be there with the number held.
         let orphan = !reg.orphan(worker, slot).is_null();
         let counts = match reg.entry(worker, slot) {
-            Some(entry) => SlotCounts {
+            Some(entry) => PrivateCounts {
                 hits: entry.hits.load(Relaxed),
                 parked: orphan || entry.parked.load(Relaxed).addr() > OFF.addr(),
             },
-            None => SlotCounts {
+            None => PrivateCounts {
                 hits: 0,
                 parked: orphan,
             },
@@ -482,7 +482,7 @@ pub(crate) fn with_unheld_numbers(
     let reg = &mut *reg;
     for &worker in reg.free_ids.iter().filter(|&&w| w < workers) {
         let orphan = match reg.numbers.get_mut(worker) {
-            Some(number) if slot < SLOTS => {
+            Some(number) if slot < PRIVATE_SLOTS => {
                 debug_assert!(number.local.is_null(), "a free number has no thread");
                 mem::replace(&mut number.orphans[slot], ptr::null_mut())
             }
@@ -501,14 +501,14 @@ pub(crate) fn with_unheld_numbers(
 ///
 /// # Safety
 /// `entry` is the calling thread's own entry of the static pool that holds
-/// index `slot` (or `NO_SLOT`), a `const` thread-local without destructor.
+/// index `slot` (or `NO_PRIVATE`), a `const` thread-local without destructor.
 #[cold]
 #[inline(never)]
-pub(crate) unsafe fn enable_here(slot: usize, entry: &SlotEntry, id: usize) -> bool {
+pub(crate) unsafe fn enable_here(slot: usize, entry: &PrivateEntry, id: usize) -> bool {
     if !unchecked(entry) {
         return false;
     }
-    if !NATIVE_TLS || slot >= SLOTS {
+    if !NATIVE_TLS || slot >= PRIVATE_SLOTS {
         entry.parked.store(OFF, Relaxed);
         return false;
     }
@@ -557,7 +557,7 @@ fn assign_worker_id() -> Option<usize> {
                 if reg.numbers.len() <= id {
                     let unheld = Number {
                         local: ptr::null(),
-                        orphans: [ptr::null_mut(); SLOTS],
+                        orphans: [ptr::null_mut(); PRIVATE_SLOTS],
                         statics: Vec::new(),
                     };
                     reg.numbers.resize(id + 1, unheld);
@@ -565,7 +565,7 @@ fn assign_worker_id() -> Option<usize> {
                 reg.numbers[id].local = local;
                 // SAFETY: this thread's own `LOCAL`.
                 let local = unsafe { &*local };
-                for slot in 0..SLOTS {
+                for slot in 0..PRIVATE_SLOTS {
                     // Static pools' orphans wait for the thread's first use
                     // of the pool (`enable_here`).
                     if reg.pools[slot]
@@ -606,7 +606,7 @@ impl Drop for ReleaseId {
             // SAFETY: this thread's own `LOCAL`, alive until it ends.
             let local = unsafe { &*local };
             let statics = mem::take(&mut reg.numbers[id].statics);
-            let entries = local.entries[..SLOTS].iter().enumerate();
+            let entries = local.entries[..PRIVATE_SLOTS].iter().enumerate();
             // SAFETY: this thread's own entries, alive until it ends.
             let own = statics.iter().map(|&(slot, e)| (slot, unsafe { &*e }));
             for (slot, entry) in entries.chain(own) {

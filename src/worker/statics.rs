@@ -18,7 +18,7 @@ use std::time::Duration;
 use crate::guard::sealed::Lent;
 use crate::guard::{PoolKind, Pooled, sealed};
 use crate::reset::{Recycle, UseReset};
-use crate::worker::registry::SlotEntry;
+use crate::worker::registry::PrivateEntry;
 use crate::worker::{WorkerPool, WorkerPoolBuilder, spawn_trim_loop};
 
 /// Where a [`worker_pool!`](crate::worker_pool) static keeps its private
@@ -29,9 +29,9 @@ use crate::worker::{WorkerPool, WorkerPoolBuilder, spawn_trim_loop};
 /// thread-local without destructor, used by one [`StaticWorkerPool`]
 /// alone (the one whose key the implementing type is).
 #[doc(hidden)]
-pub unsafe trait SlotKey: 'static {
+pub unsafe trait PrivateKey: 'static {
     /// Runs `f` on the calling thread's entry.
-    fn with<X>(f: impl FnOnce(&SlotEntry) -> X) -> X;
+    fn with<X>(f: impl FnOnce(&PrivateEntry) -> X) -> X;
 }
 
 /// Builds the pool of a `worker_pool!` static. Not a public API.
@@ -130,14 +130,14 @@ impl<T, R, K> StaticWorkerPool<T, R, K> {
     }
 }
 
-impl<T, R: Recycle<T>, K: SlotKey> StaticWorkerPool<T, R, K> {
+impl<T, R: Recycle<T>, K: PrivateKey> StaticWorkerPool<T, R, K> {
     /// Takes an idle object (from this worker's private slot or magazine,
     /// else the depot), or makes a new one; see [`WorkerPool::get`].
     #[inline(always)]
     pub fn get(&self) -> Pooled<'_, T, Self> {
         let pool = &self.pool;
         // SAFETY: `K`'s entry is this thread's own, for this pool alone
-        // (`SlotKey`'s contract).
+        // (`PrivateKey`'s contract).
         let slot = K::with(|entry| unsafe { pool.take_via(entry, true) });
         Pooled::new(self, slot.expect("make = true").into())
     }
@@ -210,7 +210,7 @@ impl<T, R, K> Deref for StaticWorkerPool<T, R, K> {
     }
 }
 
-impl<T, R: Recycle<T>, K: SlotKey> sealed::Home<T> for StaticWorkerPool<T, R, K> {
+impl<T, R: Recycle<T>, K: PrivateKey> sealed::Home<T> for StaticWorkerPool<T, R, K> {
     #[inline(always)]
     fn recycle(&self, object: Lent<T, Self>) {
         let pool = &self.pool;
@@ -228,9 +228,9 @@ impl<T, R: Recycle<T>, K: SlotKey> sealed::Home<T> for StaticWorkerPool<T, R, K>
     }
 }
 
-impl<T, R, K: SlotKey> sealed::SlotBacked for StaticWorkerPool<T, R, K> {}
+impl<T, R, K: PrivateKey> sealed::SlotBacked for StaticWorkerPool<T, R, K> {}
 
-impl<T, R: Recycle<T>, K: SlotKey> PoolKind<T> for StaticWorkerPool<T, R, K> {}
+impl<T, R: Recycle<T>, K: PrivateKey> PoolKind<T> for StaticWorkerPool<T, R, K> {}
 
 impl<T, R: Recycle<T>, K> fmt::Debug for StaticWorkerPool<T, R, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -305,12 +305,12 @@ macro_rules! worker_pool {
 
         // SAFETY: `ENTRY` is a `const` thread-local without destructor,
         // declared here for the static below alone.
-        unsafe impl $crate::__private::SlotKey for $name {
+        unsafe impl $crate::__private::PrivateKey for $name {
             #[inline(always)]
-            fn with<X>(f: impl ::core::ops::FnOnce(&$crate::__private::SlotEntry) -> X) -> X {
+            fn with<X>(f: impl ::core::ops::FnOnce(&$crate::__private::PrivateEntry) -> X) -> X {
                 ::std::thread_local! {
-                    static ENTRY: $crate::__private::SlotEntry =
-                        const { $crate::__private::SlotEntry::new() };
+                    static ENTRY: $crate::__private::PrivateEntry =
+                        const { $crate::__private::PrivateEntry::new() };
                 }
                 ENTRY.with(f)
             }
@@ -334,7 +334,7 @@ macro_rules! worker_pool {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use crate::worker::registry::{parked_state, unchecked};
-    use crate::worker::statics::SlotKey;
+    use crate::worker::statics::PrivateKey;
 
     crate::worker_pool! {
         static VECS: WorkerPool<Vec<u8>> = WorkerPool::builder(Vec::new).workers(64);
@@ -344,7 +344,7 @@ mod tests {
         static NARROW: WorkerPool<Vec<u8>> = WorkerPool::builder(Vec::new).workers(0);
     }
 
-    fn state<K: SlotKey>() -> Option<bool> {
+    fn state<K: PrivateKey>() -> Option<bool> {
         K::with(parked_state)
     }
 

@@ -4,7 +4,7 @@ use super::WorkerPool;
 use super::magazine::Magazine;
 use crate::reset::Recycle;
 use crate::stats::PoolStats;
-use crate::worker::registry::{self as hot, SlotCounts};
+use crate::worker::registry::{self as hot, PrivateCounts};
 
 impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// A snapshot of the pool's counters: the depot's plus every
@@ -22,7 +22,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// ```
     pub fn stats(&self) -> PoolStats {
         let mut s = self.depot.stats();
-        hot::slot_counts(self.slot, 0..self.mags.len(), |w, counts| {
+        hot::private_counts(self.private, 0..self.mags.len(), |w, counts| {
             let ws = Self::mag_stats(&self.mags[w], counts);
             s.hit_count += ws.local_hit_count;
             s.return_count += ws.local_return_count;
@@ -56,7 +56,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     pub fn worker_stats(&self, worker: usize) -> Option<WorkerStats> {
         let mag = self.mags.get(worker)?;
         let mut stats = None;
-        hot::slot_counts(self.slot, worker..worker + 1, |_, counts| {
+        hot::private_counts(self.private, worker..worker + 1, |_, counts| {
             stats = Some(Self::mag_stats(mag, counts));
         });
         stats
@@ -64,7 +64,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
 
     /// A magazine's counters, with the private slot of the thread that
     /// holds its number (`slot`).
-    pub(super) fn mag_stats(mag: &Magazine<T>, slot: SlotCounts) -> WorkerStats {
+    pub(super) fn mag_stats(mag: &Magazine<T>, slot: PrivateCounts) -> WorkerStats {
         let load = Magazine::<T>::load;
         let (pushed, popped) = (load(&mag.pushed), load(&mag.popped));
         let (refilled, spilled) = (load(&mag.refilled), load(&mag.spilled));

@@ -41,9 +41,9 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// its magazine (out of line).
     #[inline(always)]
     pub(super) fn take_here(&self, make: bool) -> Option<Slot<T>> {
-        // SAFETY: `self.slot` came from `register_pool` (or is `NO_SLOT`),
+        // SAFETY: `self.private` came from `register_pool` (or is `NO_PRIVATE`),
         // so what is parked there is a slot of this pool's `T`, now ours.
-        if let Some(ptr) = unsafe { hot::take(self.slot) } {
+        if let Some(ptr) = unsafe { hot::take(self.private) } {
             return Some(unsafe { Slot::from_raw(ptr.cast()) });
         }
         self.take_from_magazine(make)
@@ -55,7 +55,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// # Safety
     /// `entry` is the calling thread's own entry of this pool's static.
     #[inline(always)]
-    pub(crate) unsafe fn take_via(&self, entry: &hot::SlotEntry, make: bool) -> Option<Slot<T>> {
+    pub(crate) unsafe fn take_via(&self, entry: &hot::PrivateEntry, make: bool) -> Option<Slot<T>> {
         if let Some(ptr) = hot::take_entry(entry) {
             // SAFETY: `entry` is this pool's: it holds slots of our `T`.
             return Some(unsafe { Slot::from_raw(ptr.cast()) });
@@ -72,7 +72,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     #[inline(never)]
     pub(super) unsafe fn take_via_cold(
         &self,
-        entry: &hot::SlotEntry,
+        entry: &hot::PrivateEntry,
         make: bool,
     ) -> Option<Slot<T>> {
         if !hot::unchecked(entry) {
@@ -81,8 +81,8 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
         // Threads that are not workers stay unchecked: one look at the
         // number serves the check and the take.
         let worker = worker_id();
-        // SAFETY: forwarded; `self.slot` is the static's index.
-        if worker.is_some_and(|id| unsafe { hot::enable_here(self.slot, entry, id) }) {
+        // SAFETY: forwarded; `self.private` is the static's index.
+        if worker.is_some_and(|id| unsafe { hot::enable_here(self.private, entry, id) }) {
             // An orphan its number's last holder left, if any.
             if let Some(ptr) = hot::take_entry(entry) {
                 // SAFETY: as in `take_via`.
@@ -99,7 +99,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// As for [`give_back`](Self::give_back); `entry` as for
     /// [`take_via`](Self::take_via).
     #[inline(always)]
-    pub(crate) unsafe fn give_back_via(&self, slot: Slot<T>, entry: &hot::SlotEntry) {
+    pub(crate) unsafe fn give_back_via(&self, slot: Slot<T>, entry: &hot::PrivateEntry) {
         let Some(slot) = self.depot.reset_slot(slot, HINT_HERE) else {
             return;
         };
@@ -116,14 +116,14 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// # Safety
     /// As for [`give_back_via`](Self::give_back_via), with the object reset.
     #[inline(never)]
-    pub(super) unsafe fn give_back_via_cold(&self, slot: Slot<T>, entry: &hot::SlotEntry) {
+    pub(super) unsafe fn give_back_via_cold(&self, slot: Slot<T>, entry: &hot::PrivateEntry) {
         if !hot::unchecked(entry) {
             return self.place_in_magazine(slot);
         }
         let worker = worker_id();
         let ptr = slot.into_raw();
-        // SAFETY: forwarded; `self.slot` is the static's index.
-        if worker.is_some_and(|id| unsafe { hot::enable_here(self.slot, entry, id) })
+        // SAFETY: forwarded; `self.private` is the static's index.
+        if worker.is_some_and(|id| unsafe { hot::enable_here(self.private, entry, id) })
             // SAFETY: as in `give_back_via`.
             && unsafe { hot::park_entry(entry, ptr.cast()) }
         {
@@ -219,7 +219,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     pub(super) fn give_back_here(&self, slot: Slot<T>) {
         // Read before the reset, whose stores the compiler cannot tell
         // apart from the pool's fields: one load, not two.
-        let index = self.slot;
+        let index = self.private;
         // The reset runs user code, outside any magazine and private slot.
         // The hint only picks the shard that counts a drop: worked out
         // there, off the hot path.

@@ -40,7 +40,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     #[cfg(not(all(test, loom)))]
     pub(super) fn reclaim_unheld(&self) -> Vec<Slot<T>> {
         let mut overflow: Vec<Slot<T>> = Vec::new();
-        hot::with_unheld_numbers(self.slot, self.mags.len(), |w, orphan| {
+        hot::with_unheld_numbers(self.private, self.mags.len(), |w, orphan| {
             let mag = &self.mags[w];
             // Room for a full magazine and the orphan.
             let mut out = [const { None }; MAX_MAGAZINE_SIZE + 2];
