@@ -149,14 +149,19 @@ pub(super) struct QueueEntry<'l> {
 }
 
 impl QueueEntry<'_> {
-    /// Queues the node, which is not queued, at the tail.
+    /// Queues the node at the tail.
+    ///
+    /// # Panics
+    /// If the node is queued already (a bug of the caller: a node is
+    /// queued once per wait).
     pub(super) fn push_back(self, waker: Waker) {
         let Self { list, node } = self;
         let tail = list.tail;
         // SAFETY: under the lock, which guards every node's links; the
-        // node is not queued, so no one else reaches it.
+        // node is queued here or nowhere (the entry's contract).
         unsafe {
             node.with_links(|l| {
+                assert!(!l.queued, "a queued node pushed again");
                 l.prev = tail;
                 l.next = ptr::null();
                 l.waker = Some(waker);
