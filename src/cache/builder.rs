@@ -412,7 +412,5 @@ fn default_shards() -> usize {
 /// One stripe of counters per CPU (or runtime worker, if more), at most
 /// [`MAX_SHARDS`].
 fn default_stripes() -> usize {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let workers = tokio::runtime::Handle::try_current().map_or(0, |h| h.metrics().num_workers());
-    cpus.max(workers).clamp(1, MAX_SHARDS)
+    crate::thread::default_parallelism().clamp(1, MAX_SHARDS)
 }

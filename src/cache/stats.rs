@@ -6,9 +6,9 @@ use std::hash::{BuildHasher, Hash};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::PooledCache;
-use crate::pool::shard_hint;
 use crate::reset::Recycle;
 use crate::stats::PoolStats;
+use crate::thread::shard_hint;
 
 /// The cache's counters, striped by thread (see [`shard_hint`]): each
 /// stripe in its own 128-byte block, so counting never moves a cache line

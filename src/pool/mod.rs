@@ -33,8 +33,7 @@ use crate::reset::{Recycle, Reset, UseReset};
 use crate::shard::Shard;
 use crate::slot::{Slot, free_all};
 use crate::stats::PoolStats;
-// Re-exported for the modules that still name them here.
-pub(crate) use crate::thread::shard_hint;
+use crate::thread::shard_hint;
 
 /// Objects retaining more than this are dropped instead of kept (the Go
 /// guide's "don't pool objects over 1 MB").

@@ -13,8 +13,8 @@ use super::slots::Claimed;
 use super::wait_list::{GRANT_CLOSED, NOT_GRANTED, Waiter};
 use super::{GetError, RingPool, TryGetError};
 use crate::loom::Ordering;
-use crate::pool::shard_hint;
 use crate::reset::Recycle;
+use crate::thread::shard_hint;
 
 /// What [`AcquireProj::enqueue`] did.
 enum Enqueued<T> {

@@ -47,8 +47,8 @@ use self::wait_list::WaitState;
 use crate::guard::sealed::Lent;
 use crate::guard::{OwnedPooled, PoolKind, Pooled};
 use crate::loom::{AtomicBool, AtomicU64, Ordering};
-use crate::pool::shard_hint;
 use crate::reset::{Recycle, Reset, UseReset};
+use crate::thread::shard_hint;
 
 /// A guard from a [`RingPool`]: [`Pooled`] with the pool type filled in.
 ///

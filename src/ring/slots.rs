@@ -90,7 +90,7 @@ impl<T> Slots<T> {
             })
             .collect();
         #[cfg(not(all(test, loom)))]
-        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cpus = crate::thread::default_parallelism();
         // The models explore the same layout on every host: two words once
         // there are two slots.
         #[cfg(all(test, loom))]

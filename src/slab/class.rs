@@ -9,9 +9,10 @@ use tokio::sync::Notify;
 use super::ClassStats;
 use super::page::{Chunk, Page};
 use crate::loom::{AtomicBool, AtomicU64, AtomicUsize, Mutex, NotifySteps, Ordering, dekker_fence};
-use crate::pool::{Arrival, Pool, shard_hint};
+use crate::pool::{Arrival, Pool};
 use crate::reset::ResetWith;
 use crate::slot::Slot;
+use crate::thread::shard_hint;
 
 /// One size class.
 pub(super) struct Class {
