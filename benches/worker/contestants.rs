@@ -194,6 +194,26 @@ impl Cross for Worker {
     }
 }
 
+/// `worker_pool_pair`: a handler that holds two buffers at once (a read and
+/// a write buffer) from one `WorkerPool`: one op is a pair. The second get
+/// finds the private slot empty and the second drop finds it full, so this
+/// is the magazine's own fast path.
+struct WorkerPair(Arc<WorkerPool<BytesMut>>);
+
+impl Contestant for WorkerPair {
+    type Local = ();
+
+    fn local(&self) {}
+
+    #[inline(always)]
+    fn op(&self, _: &mut ()) {
+        let mut read: WorkerPooled<'_, BytesMut> = self.0.get();
+        let mut write: WorkerPooled<'_, BytesMut> = self.0.get();
+        use_buf(&mut read);
+        use_buf(&mut write);
+    }
+}
+
 capacitor_pool::worker_pool! {
     /// `worker_static`'s pool: a `WorkerPool` declared with `worker_pool!`,
     /// whose private slot on each worker is a thread-local of its own.
@@ -472,6 +492,12 @@ pub(crate) fn contestants<V: Visit>(v: &mut V) {
     v.visit_cross(
         "worker_pool",
         Arc::new(Worker(Arc::new(
+            WorkerPool::builder(make).workers(MAGAZINES).build(),
+        ))),
+    );
+    v.visit(
+        "worker_pool_pair",
+        Arc::new(WorkerPair(Arc::new(
             WorkerPool::builder(make).workers(MAGAZINES).build(),
         ))),
     );
