@@ -18,9 +18,12 @@
 //! | "always reset", "don't pool > 1 MB" | [`Reset`](crate::Reset), retention limits | `reset.rs` | reset on every return; oversized objects dropped |
 //!
 //! The shared internals: `slot.rs` (an object's heap slot and who owns it),
-//! `shard.rs` (a try-locked stack of slots), `pool/depot.rs` (sharded
-//! stacks, the storage [`Pool`](crate::Pool), `WorkerPool` and `Slab`
-//! share), `thread.rs` (the shard hint and default parallelism), `guard.rs`
+//! `shard.rs` (a try-locked stack of slots), `pool/depot.rs` (a `Depot`:
+//! sharded stacks of idle slots that make and reset nothing, the storage
+//! [`Pool`](crate::Pool) and the slab's size classes share; a `Pool` adds
+//! its constructor, reset and retention limit, and a `WorkerPool`'s depot
+//! is a `Pool`), `thread.rs` (the shard hint and default parallelism),
+//! `guard.rs`
 //! (the guards and what they need from a pool), `loom.rs` (the facade the
 //! loom models swap).
 //!
@@ -115,7 +118,7 @@
 //! # `Slab`
 //!
 //! Chunks in power-of-two size classes are carved from pages (`slab/`);
-//! each class keeps its free chunks in a `Pool` of its own. A chunk goes
+//! each class keeps its free chunks in a depot of its own. A chunk goes
 //! back to its class from any thread (a lent chunk's drop); the push of the
 //! last chunk may free the class, so it reaches the class through raw
 //! pointers only until its shard is unlocked. Waiting for a full class

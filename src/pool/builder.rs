@@ -2,11 +2,9 @@
 
 use std::fmt;
 
-use super::{Arrival, MAX_SHARDS, Make, Pool};
+use super::{Arrival, Depot, Make, Pool};
 use crate::reset::{Recycle, ResetWith, UseReset};
-use crate::shard::{Counters, Shard};
 use crate::slot::Slot;
-use crate::thread::default_parallelism;
 
 /// Builds a [`Pool`]; made by [`Pool::builder`].
 ///
@@ -65,7 +63,7 @@ impl<T: 'static, R> PoolBuilder<T, R> {
     }
 
     /// The number of shards, rounded up to a power of two (0 counts as 1),
-    /// at most [`MAX_SHARDS`] (1,024). The default is the runtime's worker
+    /// at most [`MAX_SHARDS`](super::MAX_SHARDS) (1,024). The default is the runtime's worker
     /// count when built inside a tokio runtime, else the number of CPUs,
     /// rounded up.
     ///
@@ -162,17 +160,8 @@ impl<T: 'static, R> PoolBuilder<T, R> {
     where
         R: Recycle<T>,
     {
-        let n = self
-            .shards
-            .unwrap_or_else(default_parallelism)
-            .clamp(1, MAX_SHARDS)
-            .next_power_of_two();
-        let shards: Box<[_]> = (0..n)
-            .map(|i| Shard::new(self.max_idle / n + usize::from(i < self.max_idle % n)))
-            .collect();
         let pool = Pool {
-            shards,
-            mask: n - 1,
+            idle: Depot::new(self.shards, self.max_idle),
             make: self.make,
             recycle: self.recycle,
             retention_limit: self.retention_limit,
@@ -180,8 +169,8 @@ impl<T: 'static, R> PoolBuilder<T, R> {
         };
         for i in 0..self.prefill.min(self.max_idle) {
             let slot = Slot::new((pool.make)());
-            Counters::add(&pool.shards[i & pool.mask].counters.created, 1);
-            if let Err(slot) = pool.push_slot(i, slot, Arrival::Prefilled) {
+            pool.idle.count(i, |c| &c.created, 1);
+            if let Err(slot) = pool.idle.push_slot(i, slot, Arrival::Prefilled) {
                 slot.free();
                 break;
             }

@@ -1,13 +1,17 @@
-//! The slot-level API of a [`Pool`]: sharded stacks of slot pointers that
-//! `Pool`, `WorkerPool` (its depot) and `Slab` (its classes) share.
+//! [`Depot`]: sharded, bounded stacks of idle slots, the storage `Pool`
+//! (and through it `WorkerPool`) and the `Slab`'s size classes share.
 
 use std::mem;
 
-use super::Pool;
+use crossbeam_utils::CachePadded;
+
+use super::{MAX_SHARDS, Pool};
+use crate::loom::{AtomicU64, Ordering};
 use crate::reset::Recycle;
-use crate::shard::{Counters, ShardGuard, Stack};
+use crate::shard::{Counters, Shard, ShardGuard, Stack};
 use crate::slot::{Slot, free_all};
-use crate::thread::{HINT_HERE, shard_hint};
+use crate::stats::PoolStats;
+use crate::thread::{HINT_HERE, default_parallelism, shard_hint};
 
 /// How a slot came to a shard, for the counters.
 #[derive(Clone, Copy)]
@@ -42,13 +46,105 @@ impl<T> ShardGuard<'_, T> {
     }
 }
 
-impl<T, R: Recycle<T>> Pool<T, R> {
-    #[inline(always)]
-    pub(crate) fn take_or_make(&self, hint: usize) -> Slot<T> {
-        match self.pop_slot(hint) {
-            Some(slot) => slot,
-            None => self.make_slot(hint),
+/// Sharded, bounded stacks of idle [`Slot`]s, each behind a try-lock, with
+/// the shards' counters. A depot makes nothing and resets nothing: a
+/// [`Pool`] adds its constructor, its reset and its retention limit, and a
+/// slab size class carves its own chunks.
+pub(crate) struct Depot<T> {
+    pub(super) shards: Box<[CachePadded<Shard<T>>]>,
+    pub(super) mask: usize,
+}
+
+// SAFETY: the depot owns its idle objects (as slots) and hands each to one
+// taker at a time; sharing it between threads moves objects between them,
+// hence `T: Send`. Shard stacks are only touched under their lock.
+unsafe impl<T: Send> Send for Depot<T> {}
+// SAFETY: as above.
+unsafe impl<T: Send> Sync for Depot<T> {}
+
+impl<T> Depot<T> {
+    /// `shards` shards (the default parallelism if `None`; at most
+    /// [`MAX_SHARDS`], rounded up to a power of two) sharing `max_idle`
+    /// places.
+    pub(crate) fn new(shards: Option<usize>, max_idle: usize) -> Self {
+        let n = shards
+            .unwrap_or_else(default_parallelism)
+            .clamp(1, MAX_SHARDS)
+            .next_power_of_two();
+        let shards: Box<[_]> = (0..n)
+            .map(|i| Shard::new(max_idle / n + usize::from(i < max_idle % n)))
+            .collect();
+        Depot {
+            shards,
+            mask: n - 1,
         }
+    }
+
+    /// The number of shards (a power of two).
+    pub(crate) fn num_shards(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Whether every shard is full, as of the last change (no lock taken).
+    pub(crate) fn looks_full(&self) -> bool {
+        self.shards.iter().all(|s| s.idle() >= s.cap)
+    }
+
+    /// Adds `n` to a counter of shard `hint` ([`HINT_HERE`]: the calling
+    /// thread's), from any thread.
+    #[inline]
+    pub(crate) fn count(&self, hint: usize, counter: impl FnOnce(&Counters) -> &AtomicU64, n: u64) {
+        let hint = if hint == HINT_HERE {
+            shard_hint()
+        } else {
+            hint
+        };
+        Counters::add(counter(&self.shards[hint & self.mask].counters), n);
+    }
+
+    /// Counts a get that found no idle object (whether or not one is made).
+    #[cold]
+    pub(crate) fn count_miss(&self, hint: usize) {
+        self.count(hint, |c| &c.misses, 1);
+    }
+
+    /// Wraps a value made outside the depot in a new slot, counting it as
+    /// created (the [`Slab`](crate::Slab) carves chunks this way).
+    #[cold]
+    pub(crate) fn adopt(&self, hint: usize, value: T) -> Slot<T> {
+        self.count(hint, |c| &c.created, 1);
+        Slot::new(value)
+    }
+
+    /// Drops the idle objects that stayed idle since the previous trim;
+    /// returns how many.
+    pub(crate) fn trim(&self) -> usize {
+        let aged = self.take_aged();
+        let n = aged.len();
+        // Freed once no lock is held.
+        free_all(aged);
+        n
+    }
+
+    /// A snapshot of the shards' counters.
+    pub(crate) fn stats(&self) -> PoolStats {
+        let mut s = PoolStats::default();
+        for shard in self.shards.iter() {
+            let c = &shard.counters;
+            let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+            s.hit_count += load(&c.hits);
+            s.miss_count += load(&c.misses);
+            s.created_count += load(&c.created);
+            s.return_count += load(&c.returns);
+            s.adopt_count += load(&c.adopted);
+            s.detach_count += load(&c.detached);
+            s.drop_full_count += load(&c.drops_full);
+            s.drop_oversized_count += load(&c.drops_oversized);
+            s.drop_discarded_count += load(&c.drops_discarded);
+            s.drop_aged_count += load(&c.drops_aged);
+            s.num_idle += shard.idle() as u64;
+        }
+        s.derive_in_use()
     }
 
     /// Pops an idle slot: from the home shard, else from any other.
@@ -84,22 +180,6 @@ impl<T, R: Recycle<T>> Pool<T, R> {
         }
         let start = if home_busy { 0 } else { 1 };
         (start..n).find_map(|k| self.shards[(home + k) & self.mask].lock().pop_hit())
-    }
-
-    /// Makes a new object in a new slot: a miss.
-    #[cold]
-    #[inline(never)]
-    pub(crate) fn make_slot(&self, hint: usize) -> Slot<T> {
-        let value = (self.make)();
-        self.count_miss(hint);
-        Counters::add(&self.shards[hint & self.mask].counters.created, 1);
-        Slot::new(value)
-    }
-
-    /// Counts a get that found no idle object (whether or not one is made).
-    #[cold]
-    pub(crate) fn count_miss(&self, hint: usize) {
-        Counters::add(&self.shards[hint & self.mask].counters.misses, 1);
     }
 
     /// Pushes a slot on the home shard, else on any other with room; hands
@@ -277,12 +357,80 @@ impl<T, R: Recycle<T>> Pool<T, R> {
         pushed
     }
 
+    /// Whether any shard holds an idle object, taking every shard's lock in
+    /// turn (the other side of [`push_slot_gated`](Self::push_slot_gated)).
+    pub(crate) fn has_idle_locked(&self) -> bool {
+        self.shards
+            .iter()
+            .any(|shard| shard.lock().with(|stack| stack.len() > 0))
+    }
+
+    /// The idle objects, summed from the shards' gauges without locks.
+    #[inline]
+    pub(crate) fn idle_hint(&self) -> usize {
+        self.shards.iter().map(|shard| shard.idle()).sum()
+    }
+
+    /// Drops every idle object, counted as discarded; returns how many.
+    pub(crate) fn clear(&self) -> usize {
+        let idle = self.take_idle();
+        let n = idle.len();
+        // Freed once no lock is held.
+        free_all(idle);
+        n
+    }
+
+    /// Takes out the idle objects that stayed idle since the previous trim,
+    /// counted as aged, for the caller to drop once it holds no lock.
+    pub(crate) fn take_aged(&self) -> Vec<Slot<T>> {
+        let mut aged = Vec::new();
+        for shard in self.shards.iter() {
+            let mut guard = shard.lock();
+            let n = guard.with(|stack| stack.trim(|slot| aged.push(slot)));
+            guard.bump(|c| &c.drops_aged, n as u64);
+        }
+        aged
+    }
+
+    /// Takes out every idle object, counted as discarded, for the caller to
+    /// drop once it holds no lock.
+    pub(crate) fn take_idle(&self) -> Vec<Slot<T>> {
+        let mut idle = Vec::new();
+        for shard in self.shards.iter() {
+            let mut guard = shard.lock();
+            let before = idle.len();
+            guard.with(|stack| stack.drain(|slot| idle.push(slot)));
+            guard.bump(|c| &c.drops_discarded, (idle.len() - before) as u64);
+        }
+        idle
+    }
+}
+
+impl<T, R: Recycle<T>> Pool<T, R> {
+    #[inline(always)]
+    pub(crate) fn take_or_make(&self, hint: usize) -> Slot<T> {
+        match self.idle.pop_slot(hint) {
+            Some(slot) => slot,
+            None => self.make_slot(hint),
+        }
+    }
+
+    /// Makes a new object in a new slot: a miss.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn make_slot(&self, hint: usize) -> Slot<T> {
+        let value = (self.make)();
+        self.idle.count_miss(hint);
+        self.idle.count(hint, |c| &c.created, 1);
+        Slot::new(value)
+    }
+
     /// Resets the object in `slot` and keeps it, or drops it if it is over
     /// the retention limit or the pool is full.
     #[inline(always)]
     pub(crate) fn recycle_at(&self, slot: Slot<T>, hint: usize) {
         if let Some(slot) = self.reset_slot(slot, hint) {
-            if let Err(slot) = self.push_slot(hint, slot, Arrival::Returned) {
+            if let Err(slot) = self.idle.push_slot(hint, slot, Arrival::Returned) {
                 self.drop_slot(slot, hint, |c| &c.drops_full);
             }
         }
@@ -323,82 +471,10 @@ impl<T, R: Recycle<T>> Pool<T, R> {
         &self,
         slot: Slot<T>,
         hint: usize,
-        counter: impl FnOnce(&Counters) -> &crate::loom::AtomicU64,
+        counter: impl FnOnce(&Counters) -> &AtomicU64,
     ) {
-        let hint = if hint == HINT_HERE {
-            shard_hint()
-        } else {
-            hint
-        };
-        Counters::add(counter(&self.shards[hint & self.mask].counters), 1);
+        self.idle.count(hint, counter, 1);
         slot.free();
-    }
-
-    /// Wraps a value made outside the pool in a new slot, counting it as
-    /// created (the [`Slab`](crate::Slab) carves chunks this way).
-    #[cold]
-    pub(crate) fn adopt_slot(&self, hint: usize, value: T) -> Slot<T> {
-        Counters::add(&self.shards[hint & self.mask].counters.created, 1);
-        Slot::new(value)
-    }
-
-    /// Whether any shard holds an idle object, taking every shard's lock in
-    /// turn (the other side of [`push_slot_gated`](Self::push_slot_gated)).
-    pub(crate) fn has_idle_locked(&self) -> bool {
-        self.shards
-            .iter()
-            .any(|shard| shard.lock().with(|stack| stack.len() > 0))
-    }
-
-    /// The idle objects, summed from the shards' gauges without locks.
-    #[inline]
-    pub(crate) fn idle_hint(&self) -> usize {
-        self.shards.iter().map(|shard| shard.idle()).sum()
-    }
-
-    /// Drops every idle object, counted as discarded; returns how many.
-    pub(crate) fn clear(&self) -> usize {
-        let idle = self.take_idle();
-        let n = idle.len();
-        // Freed once no lock is held.
-        free_all(idle);
-        n
-    }
-
-    /// Counts objects dropped because the pool was full (a magazine spill).
-    pub(crate) fn count_full_drops(&self, hint: usize, n: u64) {
-        Counters::add(&self.shards[hint & self.mask].counters.drops_full, n);
-    }
-
-    pub(crate) fn count_detach(&self, hint: usize) {
-        Counters::add(&self.shards[hint & self.mask].counters.detached, 1);
-    }
-}
-
-impl<T, R> Pool<T, R> {
-    /// Takes out the idle objects that stayed idle since the previous trim,
-    /// counted as aged, for the caller to drop once it holds no lock.
-    pub(crate) fn take_aged(&self) -> Vec<Slot<T>> {
-        let mut aged = Vec::new();
-        for shard in self.shards.iter() {
-            let mut guard = shard.lock();
-            let n = guard.with(|stack| stack.trim(|slot| aged.push(slot)));
-            guard.bump(|c| &c.drops_aged, n as u64);
-        }
-        aged
-    }
-
-    /// Takes out every idle object, counted as discarded, for the caller to
-    /// drop once it holds no lock.
-    pub(crate) fn take_idle(&self) -> Vec<Slot<T>> {
-        let mut idle = Vec::new();
-        for shard in self.shards.iter() {
-            let mut guard = shard.lock();
-            let before = idle.len();
-            guard.with(|stack| stack.drain(|slot| idle.push(slot)));
-            guard.bump(|c| &c.drops_discarded, (idle.len() - before) as u64);
-        }
-        idle
     }
 }
 

@@ -101,7 +101,10 @@ fn a_get_waits_for_a_busy_shard_with_an_idle_object() {
             let pool = Arc::clone(&pool);
             thread::spawn(move || pool.recycle_at(slot, 0))
         };
-        let got = pool.pop_slot(0).expect("an object was idle throughout");
+        let got = pool
+            .idle
+            .pop_slot(0)
+            .expect("an object was idle throughout");
         hold(got.as_ptr());
         release(got.as_ptr());
         pool.recycle_at(got, 0);
@@ -121,14 +124,14 @@ fn batch_refill_and_spill_move_every_slot_once() {
             thread::spawn(move || {
                 let mut mag: Vec<Option<Slot<Obj>>> =
                     (0..2).map(|_| Some(Slot::new(Obj::new()))).collect();
-                let moved = pool.push_from(1, &mut mag);
+                let moved = pool.idle.push_from(1, &mut mag);
                 // Slots left over are this thread's alone.
                 free_all(mag.into_iter().flatten());
                 moved
             })
         };
         let mut mag = [const { None }; 4];
-        let got = pool.pop_into(0, &mut mag);
+        let got = pool.idle.pop_into(0, &mut mag);
         for slot in mag.into_iter().take(got) {
             let slot = slot.expect("a prefix of `got` slots");
             hold(slot.as_ptr());

@@ -22,15 +22,11 @@ mod tests;
 use std::fmt;
 use std::sync::Arc;
 
-use crossbeam_utils::CachePadded;
-
 pub use self::builder::PoolBuilder;
-pub(crate) use self::depot::Arrival;
+pub(crate) use self::depot::{Arrival, Depot};
 use crate::guard::sealed::Lent;
 use crate::guard::{OwnedPooled, PoolKind, Pooled, sealed};
-use crate::loom::Ordering;
 use crate::reset::{Recycle, Reset, UseReset};
-use crate::shard::Shard;
 use crate::slot::{Slot, free_all};
 use crate::stats::PoolStats;
 use crate::thread::shard_hint;
@@ -117,21 +113,13 @@ type Make<T> = Box<dyn Fn() -> T + Send + Sync>;
 /// # }
 /// ```
 pub struct Pool<T, R = UseReset> {
-    shards: Box<[CachePadded<Shard<T>>]>,
-    mask: usize,
+    /// The idle objects.
+    pub(crate) idle: Depot<T>,
     make: Make<T>,
     recycle: R,
     retention_limit: usize,
     max_idle: usize,
 }
-
-// SAFETY: the pool owns its idle objects (through slot pointers) and hands
-// each to one guard at a time; sharing the pool between threads moves
-// objects between them, hence `T: Send`. Shard stacks are only touched under
-// their lock.
-unsafe impl<T: Send, R: Send> Send for Pool<T, R> {}
-// SAFETY: as above; `&Pool` uses the recycling policy from any thread.
-unsafe impl<T: Send, R: Sync> Sync for Pool<T, R> {}
 
 impl<T: Reset + 'static> Pool<T> {
     /// A pool that makes objects with `make` and resets them with their
@@ -201,10 +189,10 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     #[inline]
     pub fn try_get(&self) -> Option<Pooled<'_, T, Self>> {
         let hint = shard_hint();
-        match self.pop_slot(hint) {
+        match self.idle.pop_slot(hint) {
             Some(slot) => Some(Pooled::new(self, slot.into())),
             None => {
-                self.count_miss(hint);
+                self.idle.count_miss(hint);
                 None
             }
         }
@@ -243,10 +231,10 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     #[inline]
     pub fn try_get_owned(self: &Arc<Self>) -> Option<OwnedPooled<T, Self>> {
         let hint = shard_hint();
-        match self.pop_slot(hint) {
+        match self.idle.pop_slot(hint) {
             Some(slot) => Some(OwnedPooled::new(Arc::clone(self), slot.into())),
             None => {
-                self.count_miss(hint);
+                self.idle.count_miss(hint);
                 None
             }
         }
@@ -272,11 +260,11 @@ impl<T, R: Recycle<T>> Pool<T, R> {
         if self.recycle.retained_bytes(&value) > self.retention_limit {
             return Err(value);
         }
-        if self.shards.iter().all(|s| s.idle() >= s.cap) {
+        if self.idle.looks_full() {
             return Err(value);
         }
         let slot = Slot::new(value);
-        match self.push_slot(shard_hint(), slot, Arrival::Adopted) {
+        match self.idle.push_slot(shard_hint(), slot, Arrival::Adopted) {
             Ok(()) => Ok(()),
             Err(slot) => Err(slot.into_inner()),
         }
@@ -298,11 +286,7 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     /// assert_eq!(pool.stats().num_idle, 0);
     /// ```
     pub fn trim(&self) -> usize {
-        let aged = self.take_aged();
-        let n = aged.len();
-        // Freed once no lock is held.
-        free_all(aged);
-        n
+        self.idle.trim()
     }
 
     /// A snapshot of the pool's counters, summed over its shards.
@@ -319,23 +303,7 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     /// drop(held);
     /// ```
     pub fn stats(&self) -> PoolStats {
-        let mut s = PoolStats::default();
-        for shard in self.shards.iter() {
-            let c = &shard.counters;
-            let load = |a: &crate::loom::AtomicU64| a.load(Ordering::Relaxed);
-            s.hit_count += load(&c.hits);
-            s.miss_count += load(&c.misses);
-            s.created_count += load(&c.created);
-            s.return_count += load(&c.returns);
-            s.adopt_count += load(&c.adopted);
-            s.detach_count += load(&c.detached);
-            s.drop_full_count += load(&c.drops_full);
-            s.drop_oversized_count += load(&c.drops_oversized);
-            s.drop_discarded_count += load(&c.drops_discarded);
-            s.drop_aged_count += load(&c.drops_aged);
-            s.num_idle += shard.idle() as u64;
-        }
-        s.derive_in_use()
+        self.idle.stats()
     }
 
     /// The most idle objects the pool keeps.
@@ -371,7 +339,7 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     /// assert_eq!(pool.num_shards(), 4); // rounded up to a power of two
     /// ```
     pub fn num_shards(&self) -> usize {
-        self.shards.len()
+        self.idle.num_shards()
     }
 }
 
@@ -386,7 +354,7 @@ impl<T, R: Recycle<T>> sealed::Home<T> for Pool<T, R> {
     }
 
     fn detach(&self, object: Lent<T, Self>) -> T {
-        self.count_detach(shard_hint());
+        self.idle.count(shard_hint(), |c| &c.detached, 1);
         object.into_slot().into_inner()
     }
 }
@@ -397,14 +365,14 @@ impl<T, R: Recycle<T>> PoolKind<T> for Pool<T, R> {}
 
 impl<T, R> Drop for Pool<T, R> {
     fn drop(&mut self) {
-        free_all(self.take_idle());
+        free_all(self.idle.take_idle());
     }
 }
 
 impl<T, R: Recycle<T>> fmt::Debug for Pool<T, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")
-            .field("shards", &self.shards.len())
+            .field("shards", &self.idle.num_shards())
             .field("max_idle", &self.max_idle)
             .field("retention_limit", &self.retention_limit)
             .field("stats", &self.stats())

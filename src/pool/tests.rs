@@ -1,4 +1,5 @@
 use super::*;
+use crate::loom::Ordering;
 use crate::thread::HINT_HERE;
 
 #[test]
@@ -11,7 +12,7 @@ fn a_drop_with_hint_here_counts_on_the_calling_threads_shard() {
         (0..2)
             .find_map(|_| {
                 s.spawn(|| {
-                    let here = shard_hint() & pool.mask;
+                    let here = shard_hint() & pool.idle.mask;
                     (here != 0).then(|| {
                         let slot = pool.take_or_make(here);
                         pool.drop_slot(slot, HINT_HERE, |c| &c.drops_discarded);
@@ -24,6 +25,7 @@ fn a_drop_with_hint_here_counts_on_the_calling_threads_shard() {
             .expect("a thread off shard 0")
     });
     let counts: Vec<u64> = pool
+        .idle
         .shards
         .iter()
         .map(|s| s.counters.drops_discarded.load(Ordering::Relaxed))

@@ -9,8 +9,7 @@ use tokio::sync::Notify;
 use super::ClassStats;
 use super::page::{Chunk, Page};
 use crate::loom::{AtomicBool, AtomicU64, AtomicUsize, Mutex, NotifySteps, Ordering, dekker_fence};
-use crate::pool::{Arrival, Pool};
-use crate::reset::ResetWith;
+use crate::pool::{Arrival, Depot};
 use crate::slot::Slot;
 use crate::thread::shard_hint;
 
@@ -21,10 +20,10 @@ pub(super) struct Class {
     chunks_per_page: usize,
     max_pages: usize,
     pub(super) zero_on_return: bool,
-    /// Free chunks. Objects are never made by the pool (chunks are carved
-    /// and adopted), and its reset is a no-op: zeroing, when asked for, is
-    /// done by `SlabBuf::drop`, which knows how much was written.
-    pool: Pool<Chunk, ResetWith<fn(&mut Chunk)>>,
+    /// Free chunks (carved here and adopted). Nothing resets them:
+    /// zeroing, when asked for, is done by `SlabBuf::drop`, which knows how
+    /// much was written.
+    free: Depot<Chunk>,
     carve: Mutex<Carve>,
     live_pages: AtomicUsize,
     page_allocs: AtomicU64,
@@ -50,8 +49,6 @@ struct Carve {
     next: usize,
 }
 
-fn no_reset(_: &mut Chunk) {}
-
 impl Class {
     pub(super) fn new(
         chunk_size: usize,
@@ -62,26 +59,17 @@ impl Class {
     ) -> Self {
         let page_size = page_size.max(chunk_size);
         let chunks_per_page = page_size / chunk_size;
-        let mut pool =
-            Pool::builder(|| -> Chunk { unreachable!("slab pools only adopt carved chunks") });
-        if let Some(n) = shards {
-            pool = pool.shards(n);
-        }
         // No bound of its own: the page bound limits the chunks, and a
         // return then never finds its shard full (the stacks grow only as
         // chunks arrive).
-        let pool = pool
-            .max_idle(usize::MAX)
-            .retention_limit(usize::MAX)
-            .reset(no_reset as fn(&mut Chunk))
-            .build();
+        let free = Depot::new(shards, usize::MAX);
         Class {
             chunk_size,
             page_size,
             chunks_per_page,
             max_pages,
             zero_on_return,
-            pool,
+            free,
             carve: Mutex::new(Carve {
                 page: None,
                 next: 0,
@@ -103,7 +91,7 @@ impl Class {
     #[inline]
     pub(super) fn lend(this: &Arc<Class>) -> Option<LentChunk> {
         let hint = shard_hint();
-        let slot = match this.pool.pop_slot(hint) {
+        let slot = match this.free.pop_slot(hint) {
             Some(slot) => slot,
             None => Class::lend_slow(this, hint)?,
         };
@@ -120,9 +108,9 @@ impl Class {
     #[cold]
     #[inline(never)]
     fn lend_slow(this: &Arc<Class>, hint: usize) -> Option<Slot<Chunk>> {
-        this.pool.count_miss(hint);
+        this.free.count_miss(hint);
         match Class::carve(this) {
-            Some(chunk) => Some(this.pool.adopt_slot(hint, chunk)),
+            Some(chunk) => Some(this.free.adopt(hint, chunk)),
             None => {
                 this.exhausted.fetch_add(1, Ordering::Relaxed);
                 None
@@ -183,10 +171,10 @@ impl Class {
     }
 
     /// Drops the free chunks that stayed free since the previous call (see
-    /// [`Pool::trim`]) and the page being carved if none of its chunks is
+    /// [`Pool::trim`](crate::Pool::trim)) and the page being carved if none of its chunks is
     /// left. Returns how many chunks were dropped.
     pub(super) fn trim(&self) -> usize {
-        let dropped = self.pool.trim();
+        let dropped = self.free.trim();
         let mut carve = self.lock_carve();
         // A page still being carved whose carved chunks are all gone
         // holds memory for nothing: give it back.
@@ -210,7 +198,7 @@ impl Class {
         // Every shard is locked after the flag is set: a return that
         // pushed before its shard was locked here is cleared; one after
         // sees the flag (see `LentChunk::drop`).
-        self.pool.clear();
+        self.free.clear();
         let spent = self.lock_carve().page.take();
         drop(spent);
     }
@@ -219,7 +207,7 @@ impl Class {
     /// (each looked at under its lock), room left in the page being carved,
     /// or room for another page.
     pub(super) fn has_capacity(&self) -> bool {
-        if self.pool.has_idle_locked() {
+        if self.free.has_idle_locked() {
             return true;
         }
         let carve = self.lock_carve();
@@ -252,7 +240,7 @@ impl Class {
         // Cheapest first: two loads, then one per shard.
         self.live_pages.load(Ordering::Relaxed) < self.max_pages
             || self.carve_room.load(Ordering::Relaxed) > 0
-            || self.pool.idle_hint() > 0
+            || self.free.idle_hint() > 0
     }
 
     pub(super) fn stats(&self) -> ClassStats {
@@ -266,7 +254,7 @@ impl Class {
             heap_fallback_count: self.heap_fallbacks.load(Ordering::Relaxed),
             exhausted_count: self.exhausted.load(Ordering::Relaxed),
             num_waiters: self.waiters.load(Ordering::Relaxed),
-            pool: self.pool.stats(),
+            pool: self.free.stats(),
         }
     }
 }
@@ -309,12 +297,12 @@ impl Drop for LentChunk {
         // Only raw pointers to the class live across the push: once the
         // chunk is in a shard and the shard unlocked, another thread may
         // drop the last chunk of the class and with it the class (see
-        // `Pool::push_slot_gated`). The gate makes its references inside the
+        // `Depot::push_slot_gated`). The gate makes its references inside the
         // critical section, where our chunk still keeps the class alive.
         let mut wake = false;
         // SAFETY: the invariant: the class is live (our chunk's page holds
         // a count on it) until the chunk is pushed or handed back.
-        let pool = unsafe { &raw const (*class.as_ptr()).pool };
+        let free = unsafe { &raw const (*class.as_ptr()).free };
         let gate = || {
             // SAFETY: called under a shard lock, before the chunk is pushed:
             // the class is alive (see above).
@@ -335,9 +323,9 @@ impl Drop for LentChunk {
         // SAFETY: the invariant: a chunk of this class that only we use,
         // given up by this drop.
         let slot = unsafe { Slot::from_raw(slot) };
-        // SAFETY: as above; neither the pool nor the gate is used after the
+        // SAFETY: as above; neither the depot nor the gate is used after the
         // push.
-        let pushed = unsafe { Pool::push_slot_gated(pool, hint, slot, Arrival::Returned, gate) };
+        let pushed = unsafe { Depot::push_slot_gated(free, hint, slot, Arrival::Returned, gate) };
         match pushed {
             Ok(()) => {
                 if wake {

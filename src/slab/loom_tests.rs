@@ -9,7 +9,7 @@ use super::Slab;
 use super::wait::SlabWait;
 use crate::loom::model::{Obj, hold, release};
 use crate::loom::{AtomicUsize, Ordering};
-use crate::pool::{Arrival, Pool};
+use crate::pool::{Arrival, Depot, Pool};
 
 /// A slab of one class with a single chunk and one shard.
 fn one_chunk_slab() -> Slab {
@@ -163,13 +163,13 @@ fn a_waiter_sees_the_return_or_the_return_sees_the_waiter() {
                 };
                 // SAFETY: `pool` is held by this thread's `Arc`.
                 let pushed =
-                    unsafe { Pool::push_slot_gated(&*pool, 1, slot, Arrival::Returned, gate) };
+                    unsafe { Depot::push_slot_gated(&pool.idle, 1, slot, Arrival::Returned, gate) };
                 assert!(pushed.is_ok());
                 saw_waiter
             })
         };
         waiters.fetch_add(1, Ordering::Relaxed);
-        let saw_object = pool.has_idle_locked();
+        let saw_object = pool.idle.has_idle_locked();
         let saw_waiter = returner.join().unwrap();
         assert!(saw_object || saw_waiter, "a lost wake-up");
     });

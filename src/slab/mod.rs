@@ -124,8 +124,9 @@ const PAGE_ALIGN: usize = 64;
 /// to a bound of [`max_pages_per_class`](SlabBuilder::max_pages_per_class)
 /// pages.
 ///
-/// Free chunks of a class sit in a [`Pool`](crate::Pool): chunks stay where they were
-/// carved, and only pointers to them move. The pool's shards are picked by
+/// Free chunks of a class sit in sharded stacks, as a [`Pool`](crate::Pool)'s
+/// idle objects do: chunks stay where they were carved, and only pointers
+/// to them move. The shards are picked by
 /// tokio worker, so a chunk freed on a worker is reused by that worker
 /// first; a worker whose shard is empty takes from the others before the
 /// class carves a new chunk, so a class never reports itself full while a

@@ -376,7 +376,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// ```
     pub fn trim(&self) -> usize {
         let mut dropped = self.reclaim_unheld();
-        dropped.extend(self.depot.take_aged());
+        dropped.extend(self.depot.idle.take_aged());
         let n = dropped.len();
         // Dropped after every lock is released, all of them even if one's
         // destructor panics.
@@ -485,7 +485,7 @@ impl<T, R: Recycle<T>> sealed::Home<T> for WorkerPool<T, R> {
     }
 
     fn detach(&self, object: Lent<T, Self>) -> T {
-        self.depot.count_detach(shard_hint());
+        self.depot.idle.count(shard_hint(), |c| &c.detached, 1);
         object.into_slot().into_inner()
     }
 }
@@ -513,7 +513,7 @@ impl<T, R> Drop for WorkerPool<T, R> {
         }
         // The depot's too, so that its own drop, which runs after a panic
         // here goes on, has none left to panic with.
-        idle.extend(self.depot.take_idle());
+        idle.extend(self.depot.idle.take_idle());
         free_all(idle);
     }
 }

@@ -162,9 +162,9 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
         if make {
             Some(self.depot.take_or_make(hint))
         } else {
-            let slot = self.depot.pop_slot(hint);
+            let slot = self.depot.idle.pop_slot(hint);
             if slot.is_none() {
-                self.depot.count_miss(hint);
+                self.depot.idle.count_miss(hint);
             }
             slot
         }
@@ -182,7 +182,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
         // code runs while the magazine is borrowed.
         let got = owned.with_slots(|slots, len| {
             debug_assert_eq!(len, 0, "refills only an empty magazine");
-            self.depot.pop_into(w, &mut slots[..half])
+            self.depot.idle.pop_into(w, &mut slots[..half])
         });
         if got > 0 {
             Magazine::<T>::add(&mag.pushed, got as u64);
@@ -194,7 +194,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
         if make {
             Some(self.depot.make_slot(w))
         } else {
-            self.depot.count_miss(w);
+            self.depot.idle.count_miss(w);
             None
         }
     }
@@ -278,7 +278,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     #[inline(never)]
     pub(super) fn place_in_depot(&self, slot: Slot<T>, worker: Option<usize>) {
         let hint = worker.unwrap_or_else(shard_hint);
-        if let Err(slot) = self.depot.push_slot(hint, slot, Arrival::Returned) {
+        if let Err(slot) = self.depot.idle.push_slot(hint, slot, Arrival::Returned) {
             self.depot.drop_slot(slot, hint, |c| &c.drops_full);
         }
     }
@@ -301,7 +301,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
             // `homeless` is counted but not on the stack.
             let len = counted - 1;
             let half = len.div_ceil(2);
-            let moved = self.depot.push_from(w, &mut slots[..half]);
+            let moved = self.depot.idle.push_from(w, &mut slots[..half]);
             for (place, slot) in overflow.iter_mut().zip(&mut slots[moved..half]) {
                 *place = slot.take();
             }
@@ -315,7 +315,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
         Magazine::<T>::add(&mag.spilled, half as u64);
         let dropped = half - moved;
         if dropped > 0 {
-            self.depot.count_full_drops(w, dropped as u64);
+            self.depot.idle.count(w, |c| &c.drops_full, dropped as u64);
             // They left the magazine and the depot has no room for them.
             free_all(overflow.into_iter().flatten());
         }

@@ -64,9 +64,11 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
             Magazine::<T>::add(&mag.spills, 1);
             Magazine::<T>::add(&mag.spilled, n as u64);
             // Moves pointers under the depot's shard locks: no user code.
-            let moved = self.depot.push_from(w, &mut out[..n]);
+            let moved = self.depot.idle.push_from(w, &mut out[..n]);
             if moved < n {
-                self.depot.count_full_drops(w, (n - moved) as u64);
+                self.depot
+                    .idle
+                    .count(w, |c| &c.drops_full, (n - moved) as u64);
                 overflow.extend(out.into_iter().take(n).flatten());
             }
         });
