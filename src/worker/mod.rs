@@ -27,6 +27,7 @@ mod builder;
 #[cfg(all(test, loom))]
 mod loom_tests;
 mod magazine;
+pub(crate) mod private;
 pub(crate) mod registry;
 pub(crate) mod statics;
 mod stats;
@@ -41,6 +42,7 @@ use crossbeam_utils::CachePadded;
 
 pub use self::builder::WorkerPoolBuilder;
 use self::magazine::Magazine;
+use self::private::ByIndex;
 pub use self::statics::{StaticPooled, StaticWorkerPool};
 pub use self::stats::WorkerStats;
 pub(crate) use self::trimmer::spawn_trim_loop;
@@ -279,7 +281,12 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// ```
     #[inline(always)]
     pub fn get(&self) -> WorkerPooled<'_, T, R> {
-        Pooled::new(self, self.take_here(true).expect("make = true").into())
+        Pooled::new(
+            self,
+            self.take_private(ByIndex::of(self), true)
+                .expect("make = true")
+                .into(),
+        )
     }
 
     /// Takes an idle object; `None` if none is idle. Never makes one.
@@ -294,7 +301,10 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// ```
     #[inline]
     pub fn try_get(&self) -> Option<WorkerPooled<'_, T, R>> {
-        Some(Pooled::new(self, self.take_here(false)?.into()))
+        Some(Pooled::new(
+            self,
+            self.take_private(ByIndex::of(self), false)?.into(),
+        ))
     }
 
     /// Like [`get`](WorkerPool::get), for a pool in an [`Arc`]: the guard is
@@ -318,7 +328,9 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// ```
     #[inline(always)]
     pub fn get_owned(self: &Arc<Self>) -> OwnedWorkerPooled<T, R> {
-        let slot = self.take_here(true).expect("make = true");
+        let slot = self
+            .take_private(ByIndex::of(self), true)
+            .expect("make = true");
         OwnedPooled::new(Arc::clone(self), slot.into())
     }
 
@@ -335,7 +347,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// ```
     #[inline]
     pub fn try_get_owned(self: &Arc<Self>) -> Option<OwnedWorkerPooled<T, R>> {
-        let slot = self.take_here(false)?;
+        let slot = self.take_private(ByIndex::of(self), false)?;
         Some(OwnedPooled::new(Arc::clone(self), slot.into()))
     }
 
@@ -476,7 +488,8 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
 impl<T, R: Recycle<T>> sealed::Home<T> for WorkerPool<T, R> {
     #[inline(always)]
     fn recycle(&self, object: Lent<T, Self>) {
-        self.give_back_here(object.into_slot());
+        let private = ByIndex::of(self);
+        self.give_back_private(object.into_slot(), private);
     }
 
     fn discard(&self, object: Lent<T, Self>) {

@@ -18,6 +18,7 @@ use std::time::Duration;
 use crate::guard::sealed::Lent;
 use crate::guard::{PoolKind, Pooled, sealed};
 use crate::reset::{Recycle, UseReset};
+use crate::worker::private::ByEntry;
 use crate::worker::registry::PrivateEntry;
 use crate::worker::{WorkerPool, WorkerPoolBuilder, spawn_trim_loop};
 
@@ -138,7 +139,7 @@ impl<T, R: Recycle<T>, K: PrivateKey> StaticWorkerPool<T, R, K> {
         let pool = &self.pool;
         // SAFETY: `K`'s entry is this thread's own, for this pool alone
         // (`PrivateKey`'s contract).
-        let slot = K::with(|entry| unsafe { pool.take_via(entry, true) });
+        let slot = K::with(|entry| pool.take_private(unsafe { ByEntry::new(entry) }, true));
         Pooled::new(self, slot.expect("make = true").into())
     }
 
@@ -158,7 +159,7 @@ impl<T, R: Recycle<T>, K: PrivateKey> StaticWorkerPool<T, R, K> {
     pub fn try_get(&self) -> Option<Pooled<'_, T, Self>> {
         let pool = &self.pool;
         // SAFETY: as in `get`.
-        let slot = K::with(|entry| unsafe { pool.take_via(entry, false) })?;
+        let slot = K::with(|entry| pool.take_private(unsafe { ByEntry::new(entry) }, false))?;
         Some(Pooled::new(self, slot.into()))
     }
 
@@ -216,7 +217,7 @@ impl<T, R: Recycle<T>, K: PrivateKey> sealed::Home<T> for StaticWorkerPool<T, R,
         let pool = &self.pool;
         let slot = object.into_slot();
         // SAFETY: `K`'s entry as in `get`.
-        K::with(|entry| unsafe { pool.give_back_via(slot, entry) });
+        K::with(|entry| pool.give_back_private(slot, unsafe { ByEntry::new(entry) }));
     }
 
     fn discard(&self, object: Lent<T, Self>) {

@@ -2,12 +2,13 @@
 //! magazine, depot, `make`.
 
 use super::magazine::Magazine;
+use super::private::Private;
 use super::{MAX_MAGAZINE_SIZE, WorkerPool};
 use crate::pool::Arrival;
 use crate::reset::Recycle;
 use crate::slot::{Slot, free_all};
 use crate::thread::{HINT_HERE, shard_hint};
-use crate::worker::registry::{self as hot, NO_ID, raw_worker_id, worker_id};
+use crate::worker::registry::{NO_ID, raw_worker_id, worker_id};
 
 impl<T, R: Recycle<T>> WorkerPool<T, R> {
     // ---- the tiers. `worker` is the calling thread's worker number (or,
@@ -40,98 +41,31 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// [`take`](Self::take) for the calling thread: its private slot, else
     /// its magazine (out of line).
     #[inline(always)]
-    pub(super) fn take_here(&self, make: bool) -> Option<Slot<T>> {
-        // SAFETY: `self.private` came from `register_pool` (or is `NO_PRIVATE`),
-        // so what is parked there is a slot of this pool's `T`, now ours.
-        if let Some(ptr) = unsafe { hot::take(self.private) } {
-            return Some(unsafe { Slot::from_raw(ptr.cast()) });
+    pub(super) fn take_private(&self, private: impl Private<T>, make: bool) -> Option<Slot<T>> {
+        if let Some(slot) = private.take() {
+            return Some(slot);
+        }
+        if private.first_use() {
+            return self.take_first_use(private, make);
         }
         self.take_from_magazine(make)
     }
 
-    /// [`take_here`](Self::take_here) for a [`worker_pool!`](crate::worker_pool)
-    /// static, whose private slot on this thread is `entry`.
-    ///
-    /// # Safety
-    /// `entry` is the calling thread's own entry of this pool's static.
-    #[inline(always)]
-    pub(crate) unsafe fn take_via(&self, entry: &hot::PrivateEntry, make: bool) -> Option<Slot<T>> {
-        if let Some(ptr) = hot::take_entry(entry) {
-            // SAFETY: `entry` is this pool's: it holds slots of our `T`.
-            return Some(unsafe { Slot::from_raw(ptr.cast()) });
-        }
-        // SAFETY: forwarded.
-        unsafe { self.take_via_cold(entry, make) }
-    }
-
-    /// The entry is empty, off, or not looked at yet on this thread: give
-    /// it a slot in the last case, then go on to the magazine.
-    ///
-    /// # Safety
-    /// As for [`take_via`](Self::take_via).
+    /// A static's private slot, not looked at yet on this thread: give it a
+    /// slot (and take the orphan its number's last holder left, if any),
+    /// then go on to the magazine.
+    #[cold]
     #[inline(never)]
-    pub(super) unsafe fn take_via_cold(
-        &self,
-        entry: &hot::PrivateEntry,
-        make: bool,
-    ) -> Option<Slot<T>> {
-        if !hot::unchecked(entry) {
-            return self.take_from_magazine(make);
-        }
+    pub(super) fn take_first_use(&self, private: impl Private<T>, make: bool) -> Option<Slot<T>> {
         // Threads that are not workers stay unchecked: one look at the
         // number serves the check and the take.
         let worker = worker_id();
-        // SAFETY: forwarded; `self.private` is the static's index.
-        if worker.is_some_and(|id| unsafe { hot::enable_here(self.private, entry, id) }) {
-            // An orphan its number's last holder left, if any.
-            if let Some(ptr) = hot::take_entry(entry) {
-                // SAFETY: as in `take_via`.
-                return Some(unsafe { Slot::from_raw(ptr.cast()) });
+        if worker.is_some_and(|id| private.enable(self.private, id)) {
+            if let Some(slot) = private.take() {
+                return Some(slot);
             }
         }
         self.take(worker, make)
-    }
-
-    /// [`give_back_here`](Self::give_back_here) for a
-    /// [`worker_pool!`](crate::worker_pool) static.
-    ///
-    /// # Safety
-    /// As for [`give_back`](Self::give_back); `entry` as for
-    /// [`take_via`](Self::take_via).
-    #[inline(always)]
-    pub(crate) unsafe fn give_back_via(&self, slot: Slot<T>, entry: &hot::PrivateEntry) {
-        let Some(slot) = self.depot.reset_slot(slot, HINT_HERE) else {
-            return;
-        };
-        let ptr = slot.into_raw();
-        // SAFETY: the object is reset, idle and ours to hand over; `entry`
-        // is this thread's for this pool.
-        if unsafe { hot::park_entry(entry, ptr.cast()) } {
-            return;
-        }
-        // SAFETY: not parked: still ours. `entry` forwarded.
-        unsafe { self.give_back_via_cold(Slot::from_raw(ptr), entry) }
-    }
-
-    /// # Safety
-    /// As for [`give_back_via`](Self::give_back_via), with the object reset.
-    #[inline(never)]
-    pub(super) unsafe fn give_back_via_cold(&self, slot: Slot<T>, entry: &hot::PrivateEntry) {
-        if !hot::unchecked(entry) {
-            return self.place_in_magazine(slot);
-        }
-        let worker = worker_id();
-        let ptr = slot.into_raw();
-        // SAFETY: forwarded; `self.private` is the static's index.
-        if worker.is_some_and(|id| unsafe { hot::enable_here(self.private, entry, id) })
-            // SAFETY: as in `give_back_via`.
-            && unsafe { hot::park_entry(entry, ptr.cast()) }
-        {
-            return;
-        }
-        // SAFETY: not parked: still ours. `worker` is the calling thread's
-        // number.
-        self.place(unsafe { Slot::from_raw(ptr) }, worker);
     }
 
     /// The magazine tier for the calling thread: the raw thread-local
@@ -216,27 +150,39 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// [`give_back`](Self::give_back) for the calling thread: reset, then
     /// its private slot, else its magazine (out of line).
     #[inline(always)]
-    pub(super) fn give_back_here(&self, slot: Slot<T>) {
-        // Read before the reset, whose stores the compiler cannot tell
-        // apart from the pool's fields: one load, not two.
-        let index = self.private;
+    pub(super) fn give_back_private(&self, slot: Slot<T>, private: impl Private<T>) {
         // The reset runs user code, outside any magazine and private slot.
         // The hint only picks the shard that counts a drop: worked out
         // there, off the hot path.
         let Some(slot) = self.depot.reset_slot(slot, HINT_HERE) else {
             return;
         };
-        let ptr = slot.into_raw();
-        // SAFETY: `index` as in `take_here`; the object is reset, idle and
-        // ours to hand over.
-        if unsafe { hot::park(index, ptr.cast()) } {
+        let Err(slot) = private.park(slot) else {
             return;
+        };
+        if private.first_use() {
+            return self.give_back_first_use(slot, private);
         }
-        // SAFETY: not parked: still ours.
-        self.place_in_magazine(unsafe { Slot::from_raw(ptr) });
+        self.place_in_magazine(slot);
     }
 
-    /// The magazine tier of [`give_back_here`](Self::give_back_here), as
+    /// A static's private slot, not looked at yet on this thread: give it a
+    /// slot and park the object there, else place it by worker number.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn give_back_first_use(&self, slot: Slot<T>, private: impl Private<T>) {
+        let worker = worker_id();
+        let slot = match worker.is_some_and(|id| private.enable(self.private, id)) {
+            true => match private.park(slot) {
+                Ok(()) => return,
+                Err(slot) => slot,
+            },
+            false => slot,
+        };
+        self.place(slot, worker);
+    }
+
+    /// The magazine tier of [`give_back_private`](Self::give_back_private), as
     /// [`take_from_magazine`](Self::take_from_magazine) does it.
     #[inline(never)]
     pub(super) fn place_in_magazine(&self, slot: Slot<T>) {
