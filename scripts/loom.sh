@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the crate's loom models (the `loom_models` modules of src/, built
-# with `--cfg loom`) at a deeper preemption bound than CI's.
+# Runs the crate's loom models (the `loom_tests.rs` files beside the modules
+# of src/, built with `--cfg loom`) at a deeper preemption bound than CI's.
 #
 #   scripts/loom.sh [BOUND] [FILTER]
 #

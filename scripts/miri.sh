@@ -21,7 +21,7 @@ cargo +nightly miri test --test worker_exit
 # test; and the crate's unit tests.
 cargo +nightly miri test --test worker_static -- --skip tasks_migrate
 cargo +nightly miri test --lib
-# The slab's chunk and page handling (the unsafe of `src/slab.rs`), minus
+# The slab's chunk and page handling (the unsafe of `src/slab/`), minus
 # the many-thread stress tests.
 cargo +nightly miri test --test slab -- --skip many_waiters --skip frames_dropped_on_other \
     --skip threads_hammering --skip live_chunks --skip the_last_handle_drops
