@@ -4,6 +4,18 @@
 //! crate's concurrent structures use comes from [`loom`], which explores
 //! their interleavings; otherwise they are the std types (the wrappers
 //! compile away).
+//!
+//! The one cfg spelling is `#[cfg(all(test, loom))]` (and its `not`): the
+//! loom crate is a test-only dependency. The models sit in a
+//! `loom_tests.rs` beside each module they check (`pool`, `worker`,
+//! `ring`, `slab`).
+//!
+//! Two parts use std types directly, on purpose: the worker registry and
+//! the private slots (`worker/registry.rs`), which are thread-locals and a
+//! std mutex that loom cannot model and which are compiled out under loom
+//! (the pools start at the magazines there; the ordinary tests cover
+//! them), and `PooledCache` (`cache/`), whose shards are `RwLock`s with no
+//! lock-free part to model.
 
 #[cfg(all(test, loom))]
 pub(crate) use loom::cell::UnsafeCell;
