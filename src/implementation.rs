@@ -12,7 +12,7 @@
 //! | per-CPU pool (`procPin`) | [`WorkerPool<T>`](crate::WorkerPool) | `worker/` | keyed by tokio worker thread, not by CPU |
 //! | ring buffer pool | [`RingPool<T>`](crate::RingPool) | `ring/` | one holder per slot; `get().await` waits, FIFO and cancel-safe |
 //! | slab allocator | [`Slab`](crate::Slab) | `slab/` | size classes of chunks, returned from any thread, `Bytes` without a copy |
-//! | codec buffers | [`codec`](crate::codec) | `codec/` | frames decoded straight into slab chunks; pooled `Framed` buffers |
+//! | codec buffers | `codec` (feature `codec`) | `codec/` | frames decoded straight into slab chunks; pooled `Framed` buffers |
 //! | `MeteredPool` | [`PoolStats`](crate::PoolStats) | `stats.rs` | counted per shard or worker, summed on read |
 //! | `PooledCache[K,V]` | [`PooledCache`](crate::PooledCache) | `cache/` | sharded, CLOCK eviction; values recycled |
 //! | "always reset", "don't pool > 1 MB" | [`Reset`](crate::Reset), retention limits | `reset.rs` | reset on every return; oversized objects dropped |
