@@ -97,28 +97,23 @@ pub(crate) mod sealed {
     /// Pools whose objects each live in a [`Slot`] of their own.
     pub trait SlotBacked {}
 
+    /// A slot, lent out.
     impl<T, P: SlotBacked + ?Sized> From<Slot<T>> for Lent<T, P> {
         #[inline(always)]
         fn from(slot: Slot<T>) -> Self {
-            Self::from_slot(slot)
-        }
-    }
-
-    impl<T, P: SlotBacked + ?Sized> Lent<T, P> {
-        /// A slot, lent out.
-        #[inline(always)]
-        pub(crate) fn from_slot(slot: Slot<T>) -> Self {
             Self {
                 ptr: slot.into_raw(),
                 _pool: PhantomData,
             }
         }
+    }
 
+    impl<T, P: SlotBacked + ?Sized> Lent<T, P> {
         /// The slot, back.
         #[inline(always)]
         pub(crate) fn into_slot(self) -> Slot<T> {
             // SAFETY: a pool of a slot-backed type lends slots only (by
-            // `from_slot`, or `from_raw` under its contract), so `ptr` is a
+            // `From<Slot<T>>`, or `from_raw` under its contract), so `ptr` is a
             // slot given up by `into_raw`, now handed back.
             unsafe { Slot::from_raw(self.ptr) }
         }

@@ -3,22 +3,29 @@
 
 use std::cell::Cell;
 
+/// The CPUs this process may run on (1 if unknown).
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The current runtime's worker threads, if the calling thread is in one.
+fn runtime_workers() -> Option<usize> {
+    tokio::runtime::Handle::try_current()
+        .ok()
+        .map(|h| h.metrics().num_workers())
+}
+
 /// The parallelism a pool sizes itself for when its builder does not say:
 /// the current runtime's workers, or the CPUs, whichever is more.
 pub(crate) fn default_parallelism() -> usize {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let workers = tokio::runtime::Handle::try_current().map_or(0, |h| h.metrics().num_workers());
-    cpus.max(workers)
+    cpus().max(runtime_workers().unwrap_or(0))
 }
 
 /// The worker threads a per-worker structure is sized for when its builder
 /// does not say: the current runtime's workers, or the CPUs outside a
 /// runtime.
 pub(crate) fn default_workers() -> usize {
-    tokio::runtime::Handle::try_current().map_or_else(
-        |_| std::thread::available_parallelism().map_or(1, |n| n.get()),
-        |h| h.metrics().num_workers(),
-    )
+    runtime_workers().unwrap_or_else(cpus)
 }
 
 /// A shard hint that stands for [`shard_hint`], worked out only by the cold

@@ -3,7 +3,6 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::ptr::NonNull;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
@@ -12,14 +11,15 @@ use pin_project_lite::pin_project;
 use super::slots::Claimed;
 use super::wait_list::{GRANT_CLOSED, NOT_GRANTED, Waiter};
 use super::{GetError, RingPool, TryGetError};
+use crate::guard::sealed::Lent;
 use crate::loom::Ordering;
 use crate::reset::Recycle;
 use crate::thread::shard_hint;
 
 /// What [`AcquireProj::enqueue`] did.
-enum Enqueued<T> {
+enum Enqueued {
     /// A slot was free after all.
-    Claimed(NonNull<T>),
+    Claimed(Claimed),
     /// Queued; the `nth` wait of the ring.
     Queued {
         nth: u64,
@@ -79,7 +79,7 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
 }
 
 impl<T, R: Recycle<T>> Future for Acquire<'_, T, R> {
-    type Output = Result<NonNull<T>, GetError>;
+    type Output = Result<Lent<T, RingPool<T, R>>, GetError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
@@ -93,7 +93,7 @@ impl<T, R: Recycle<T>> Future for Acquire<'_, T, R> {
                     Err(TryGetError::Empty) => {}
                 }
                 match this.enqueue(cx.waker()) {
-                    Enqueued::Claimed(slot) => Poll::Ready(Ok(slot)),
+                    Enqueued::Claimed(slot) => Poll::Ready(Ok(ring.lend(slot))),
                     Enqueued::Closed => Poll::Ready(Err(GetError(()))),
                     Enqueued::Queued { nth } => {
                         // Reading the clock twice costs a tenth of a
@@ -117,7 +117,7 @@ impl<T, R: Recycle<T>> Future for Acquire<'_, T, R> {
                         // left the queued state above: this is the one time
                         // the grant is taken.
                         let slot = unsafe { Claimed::assume(grant) };
-                        Poll::Ready(Ok(ring.slots.hand_out(slot)))
+                        Poll::Ready(Ok(ring.lend(slot)))
                     }
                 }
             },
@@ -138,7 +138,7 @@ impl<T, R: Recycle<T>> AcquireProj<'_, '_, T, R> {
     /// the ring is closed.
     #[cold]
     #[inline(never)]
-    fn enqueue(&mut self, waker: &Waker) -> Enqueued<T> {
+    fn enqueue(&mut self, waker: &Waker) -> Enqueued {
         let ring = *self.ring;
         // Cloned before the lock: a waker's clone is foreign code. (A
         // re-poll with a different waker clones it under the lock, in
@@ -151,7 +151,7 @@ impl<T, R: Recycle<T>> AcquireProj<'_, '_, T, R> {
         ring.wait.add_waiter();
         if let Some(slot) = ring.slots.claim(shard_hint()) {
             ring.wait.sub_waiter();
-            return Enqueued::Claimed(ring.slots.hand_out(slot));
+            return Enqueued::Claimed(slot);
         }
         // SAFETY: the node is this future's, which joins only this ring's
         // list, and is queued nowhere yet (the future was `Start`). It is

@@ -10,13 +10,14 @@ use loom::sync::Arc;
 use loom::thread;
 use std::future::Future;
 use std::pin::pin;
+use std::ptr::NonNull;
 use std::task::{Context, Poll, Waker};
 
 use crate::loom::model::{Obj, hold, release};
 
 /// `get` as the ring does it.
 fn get(ring: &RingPool<Obj>) -> Result<NonNull<Obj>, GetError> {
-    loom::future::block_on(ring.acquire())
+    loom::future::block_on(ring.acquire()).map(Lent::into_raw)
 }
 
 /// Holds `slot` (checking no one else does, and that its bit is not
@@ -95,7 +96,7 @@ fn a_cancelled_get_strands_no_slot() {
             let mut fut = pin!(ring.acquire());
             let mut cx = Context::from_waker(Waker::noop());
             if let Poll::Ready(slot) = fut.as_mut().poll(&mut cx) {
-                free(ring, slot.expect("open"));
+                free(ring, slot.expect("open").into_raw());
             }
             // Dropped here: gives up its place if it has one.
         });
@@ -143,7 +144,7 @@ fn a_get_re_polled_with_a_new_waker_is_woken_through_it() {
                 // one.
                 Poll::Pending => loom::future::block_on(&mut fut),
             };
-            hold_and_free(ring, slot.expect("open"));
+            hold_and_free(ring, slot.expect("open").into_raw());
         });
         free(&ring, held);
         waiter.join().unwrap();

@@ -21,7 +21,6 @@
 
 use std::fmt;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,7 +40,7 @@ pub use self::builder::RingPoolBuilder;
 pub use self::error::{BuildError, GetError, GetTimeoutError, TryGetError};
 pub use self::stats::RingStats;
 
-use self::slots::Slots;
+use self::slots::{Claimed, Slots};
 use self::stats::RingCounters;
 use self::wait_list::WaitState;
 use crate::guard::sealed::Lent;
@@ -270,10 +269,7 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     /// ```
     #[inline]
     pub fn try_get(&self) -> Result<RingGuard<'_, T, R>, TryGetError> {
-        let ptr = self.try_claim()?;
-        // SAFETY: a slot claimed for this guard alone, which gives it back
-        // to this ring.
-        Ok(Pooled::new(self, unsafe { Lent::from_raw(ptr) }))
+        Ok(Pooled::new(self, self.try_claim()?))
     }
 
     /// Like [`try_get`](RingPool::try_get), for a ring in an [`Arc`].
@@ -294,11 +290,7 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     /// ```
     #[inline]
     pub fn try_get_owned(self: &Arc<Self>) -> Result<OwnedRingGuard<T, R>, TryGetError> {
-        let ptr = self.try_claim()?;
-        // SAFETY: as in `try_get`.
-        Ok(OwnedPooled::new(Arc::clone(self), unsafe {
-            Lent::from_raw(ptr)
-        }))
+        Ok(OwnedPooled::new(Arc::clone(self), self.try_claim()?))
     }
 
     /// Takes a free object, waiting for one if every slot is in use. Queued
@@ -333,9 +325,7 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     /// # }
     /// ```
     pub async fn get(&self) -> Result<RingGuard<'_, T, R>, GetError> {
-        let ptr = self.acquire().await?;
-        // SAFETY: as in `try_get`.
-        Ok(Pooled::new(self, unsafe { Lent::from_raw(ptr) }))
+        Ok(Pooled::new(self, self.acquire().await?))
     }
 
     /// Like [`get`](RingPool::get), for a ring in an [`Arc`]: the guard is
@@ -364,11 +354,7 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     /// # }
     /// ```
     pub async fn get_owned(self: &Arc<Self>) -> Result<OwnedRingGuard<T, R>, GetError> {
-        let ptr = self.acquire().await?;
-        // SAFETY: as in `try_get`.
-        Ok(OwnedPooled::new(Arc::clone(self), unsafe {
-            Lent::from_raw(ptr)
-        }))
+        Ok(OwnedPooled::new(Arc::clone(self), self.acquire().await?))
     }
 
     /// Like [`get`](RingPool::get), but gives up after `timeout`. Needs the
@@ -521,14 +507,26 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
         }
     }
 
+    /// The object of a claimed slot, lent out (counting the use): the
+    /// `Lent` carries the claim from here on, to a guard of this ring,
+    /// which gives it back here.
+    #[inline]
+    fn lend(&self, slot: Claimed) -> Lent<T, Self> {
+        let ptr = self.slots.hand_out(slot);
+        // SAFETY: the slot is claimed in this ring (`Claimed`'s invariant),
+        // so its object is ours alone until the claim goes back, and the
+        // `Lent` goes to a guard of this ring only.
+        unsafe { Lent::from_raw(ptr) }
+    }
+
     /// Claims a free slot without waiting.
     #[inline]
-    fn try_claim(&self) -> Result<NonNull<T>, TryGetError> {
+    fn try_claim(&self) -> Result<Lent<T, Self>, TryGetError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(TryGetError::Closed);
         }
         match self.slots.claim(shard_hint()) {
-            Some(slot) => Ok(self.slots.hand_out(slot)),
+            Some(slot) => Ok(self.lend(slot)),
             None => Err(TryGetError::Empty),
         }
     }

@@ -5,6 +5,7 @@
 //! behind it (`tiers.rs`) are written once, for both.
 
 use std::marker::PhantomData;
+use std::ptr::NonNull;
 
 use super::WorkerPool;
 use super::registry::{self as hot, PrivateEntry};
@@ -26,6 +27,18 @@ pub(super) trait Private<T>: Copy {
     /// Switches the slot on for worker number `id`, in the pool whose
     /// registry index is `index`; whether it is on.
     fn enable(self, index: usize, id: usize) -> bool;
+}
+
+/// Hands `slot` to `park`, which stores its address and says whether it
+/// did; the slot comes back if not.
+#[inline(always)]
+fn park_with<T>(slot: Slot<T>, park: impl FnOnce(NonNull<()>) -> bool) -> Result<(), Slot<T>> {
+    let ptr = slot.into_raw();
+    if park(ptr.cast()) {
+        return Ok(());
+    }
+    // SAFETY: `park` did not store it: the address is still ours alone.
+    Err(unsafe { Slot::from_raw(ptr) })
 }
 
 /// A pool's private slot by its index into the calling thread's array.
@@ -68,14 +81,9 @@ impl<T> Private<T> for ByIndex<T> {
 
     #[inline(always)]
     fn park(self, slot: Slot<T>) -> Result<(), Slot<T>> {
-        let ptr = slot.into_raw();
         // SAFETY: the index as in `take`; the object is reset, idle and
         // ours to hand over.
-        if unsafe { hot::park(self.index, ptr.cast()) } {
-            return Ok(());
-        }
-        // SAFETY: not parked: still ours.
-        Err(unsafe { Slot::from_raw(ptr) })
+        park_with(slot, |ptr| unsafe { hot::park(self.index, ptr) })
     }
 
     #[inline(always)]
@@ -131,14 +139,9 @@ impl<T> Private<T> for ByEntry<'_, T> {
 
     #[inline(always)]
     fn park(self, slot: Slot<T>) -> Result<(), Slot<T>> {
-        let ptr = slot.into_raw();
         // SAFETY: the object is reset, idle and ours to hand over; the
         // entry is this thread's for this pool (`new`'s contract).
-        if unsafe { hot::park_entry(self.entry, ptr.cast()) } {
-            return Ok(());
-        }
-        // SAFETY: not parked: still ours.
-        Err(unsafe { Slot::from_raw(ptr) })
+        park_with(slot, |ptr| unsafe { hot::park_entry(self.entry, ptr) })
     }
 
     #[inline(always)]

@@ -172,13 +172,13 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     #[inline(never)]
     pub(super) fn give_back_first_use(&self, slot: Slot<T>, private: impl Private<T>) {
         let worker = worker_id();
-        let slot = match worker.is_some_and(|id| private.enable(self.private, id)) {
-            true => match private.park(slot) {
+        let mut slot = slot;
+        if worker.is_some_and(|id| private.enable(self.private, id)) {
+            match private.park(slot) {
                 Ok(()) => return,
-                Err(slot) => slot,
-            },
-            false => slot,
-        };
+                Err(back) => slot = back,
+            }
+        }
         self.place(slot, worker);
     }
 
