@@ -87,6 +87,12 @@ pub(crate) mod sealed {
             }
         }
 
+        /// The object's address, as a key (for the hold tables).
+        #[inline(always)]
+        pub(crate) fn addr(&self) -> usize {
+            self.ptr.as_ptr() as usize
+        }
+
         /// The object's address, given back.
         #[inline(always)]
         pub(crate) fn into_raw(self) -> NonNull<T> {

@@ -179,6 +179,7 @@ mod future;
 mod guard;
 pub mod implementation;
 mod loom;
+pub mod observe;
 pub mod pool;
 mod reset;
 mod reuse;

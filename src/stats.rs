@@ -45,6 +45,8 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PoolStats {
+    /// The pool's name, if its builder gave it one.
+    pub name: Option<&'static str>,
     /// Calls of `get`, `get_owned`, `try_get` and `try_get_owned`.
     pub get_count: u64,
     /// Gets served with an idle object.
@@ -73,6 +75,9 @@ pub struct PoolStats {
     pub num_idle: u64,
     /// Objects held by guards now.
     pub num_in_use: u64,
+    /// Guards held longer than the pool's hold warning, each counted once
+    /// (0 without a hold warning); see [`observe`](crate::observe).
+    pub long_hold_count: u64,
 }
 
 impl PoolStats {
@@ -128,6 +133,9 @@ impl PoolStats {
 
 impl fmt::Display for PoolStats {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(name) = self.name {
+            write!(f, "{name}: ")?;
+        }
         write!(
             f,
             "gets {} (hits {}, misses {}, hit rate {:.1}%), created {}, returns {}, \
@@ -145,6 +153,10 @@ impl fmt::Display for PoolStats {
             self.drop_aged_count,
             self.num_idle,
             self.num_in_use,
-        )
+        )?;
+        if self.long_hold_count > 0 {
+            write!(f, ", long holds {}", self.long_hold_count)?;
+        }
+        Ok(())
     }
 }

@@ -112,6 +112,7 @@ where
             default_ttl: None,
             max_spare: DEFAULT_MAX_IDLE,
             retention_limit: DEFAULT_RETENTION_LIMIT,
+            name: None,
             _key: PhantomData,
         }
     }
@@ -140,6 +141,7 @@ pub struct PooledCacheBuilder<K, V, S = DefaultHashBuilder, R = UseReset> {
     default_ttl: Option<Duration>,
     max_spare: usize,
     retention_limit: usize,
+    name: Option<&'static str>,
     _key: PhantomData<fn() -> K>,
 }
 
@@ -179,6 +181,22 @@ impl<K, V: 'static, S, R> PooledCacheBuilder<K, V, S, R> {
     /// ```
     pub fn shards(mut self, shards: usize) -> Self {
         self.shards = Some(shards);
+        self
+    }
+
+    /// Names the cache: the name shows in `Debug`, in
+    /// [`stats`](crate::PooledCache::stats) (and its pool's) and in the
+    /// exported series; see [`observe`](crate::observe).
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    ///
+    /// let cache = PooledCache::<u64, String>::builder().name("sessions").build().unwrap();
+    /// assert_eq!(cache.stats().name, Some("sessions"));
+    /// assert_eq!(cache.stats().pool.name, Some("sessions"));
+    /// ```
+    pub fn name(mut self, name: &'static str) -> Self {
+        self.name = Some(name);
         self
     }
 
@@ -264,6 +282,7 @@ impl<K, V: 'static, S, R> PooledCacheBuilder<K, V, S, R> {
             default_ttl: self.default_ttl,
             max_spare: self.max_spare,
             retention_limit: self.retention_limit,
+            name: self.name,
             _key: PhantomData,
         }
     }
@@ -330,6 +349,7 @@ impl<K, V: 'static, S, R> PooledCacheBuilder<K, V, S, R> {
             default_ttl: self.default_ttl,
             max_spare: self.max_spare,
             retention_limit: self.retention_limit,
+            name: self.name,
             _key: PhantomData,
         }
     }
@@ -371,7 +391,11 @@ impl<K, V: 'static, S, R> PooledCacheBuilder<K, V, S, R> {
             .map(|i| Shard::new(max_entries / n + usize::from(i < max_entries % n)))
             .collect();
         let recycle = Arc::new(self.recycle);
-        let pool = WorkerPool::builder(self.make)
+        let mut pool = WorkerPool::builder(self.make);
+        if let Some(name) = self.name {
+            pool = pool.name(name);
+        }
+        let pool = pool
             .max_idle(self.max_spare)
             .retention_limit(self.retention_limit)
             .recycler(SharedRecycle(Arc::clone(&recycle)))
@@ -388,6 +412,7 @@ impl<K, V: 'static, S, R> PooledCacheBuilder<K, V, S, R> {
             default_ttl: self.default_ttl,
             max_entries,
             epoch: Instant::now(),
+            name: self.name,
         })
     }
 }

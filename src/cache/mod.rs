@@ -246,6 +246,7 @@ pub struct PooledCache<K, V, S = DefaultHashBuilder, R = UseReset> {
     max_entries: usize,
     /// Deadlines are nanoseconds since this instant.
     epoch: Instant,
+    name: Option<&'static str>,
 }
 
 impl<K, V, S, R> PooledCache<K, V, S, R>
@@ -595,9 +596,38 @@ impl<K, V, S, R> Drop for PooledCache<K, V, S, R> {
     }
 }
 
+impl<K, V, S, R> PooledCache<K, V, S, R> {
+    /// The cache's name, from [`PooledCacheBuilder::name`](crate::cache::PooledCacheBuilder::name).
+    ///
+    /// ```
+    /// use capacitor_pool::PooledCache;
+    ///
+    /// let cache = PooledCache::<u64, String>::builder().name("sessions").build().unwrap();
+    /// assert_eq!(cache.name(), Some("sessions"));
+    /// ```
+    pub fn name(&self) -> Option<&'static str> {
+        self.name
+    }
+}
+
+impl<K, V, S, R> crate::observe::sealed::Sealed for PooledCache<K, V, S, R> {}
+
+impl<K, V, S, R> crate::observe::Observe for PooledCache<K, V, S, R>
+where
+    K: Hash + Eq + Send + Sync,
+    V: Send + Sync,
+    S: BuildHasher + Send + Sync,
+    R: Recycle<V> + Send + Sync,
+{
+    fn snapshot(&self) -> crate::observe::Snapshot {
+        crate::observe::Snapshot::Cache(self.stats())
+    }
+}
+
 impl<K, V, S, R> fmt::Debug for PooledCache<K, V, S, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PooledCache")
+            .field("name", &self.name)
             .field("max_entries", &self.max_entries)
             .field("shards", &self.shards.len())
             .field("default_ttl", &self.default_ttl)

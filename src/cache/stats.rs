@@ -76,6 +76,7 @@ where
     /// ```
     pub fn stats(&self) -> CacheStats {
         let mut s = CacheStats {
+            name: self.name,
             pool: self.pool.stats(),
             ..CacheStats::default()
         };
@@ -133,6 +134,8 @@ pub(super) fn bump(counter: &AtomicU64) {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CacheStats {
+    /// The cache's name, if its builder gave it one.
+    pub name: Option<&'static str>,
     /// Reads that found a live entry.
     pub hit_count: u64,
     /// Reads that found no entry, or an expired one.

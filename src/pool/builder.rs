@@ -1,8 +1,10 @@
 //! [`PoolBuilder`].
 
 use std::fmt;
+use std::time::Duration;
 
 use super::{Arrival, Depot, Make, Pool};
+use crate::observe::{Holds, Label};
 use crate::reset::{Recycle, ResetWith, UseReset};
 use crate::slot::Slot;
 
@@ -24,6 +26,8 @@ pub struct PoolBuilder<T, R = UseReset> {
     pub(super) retention_limit: usize,
     pub(super) shards: Option<usize>,
     pub(super) prefill: usize,
+    pub(super) name: Option<&'static str>,
+    pub(super) hold_warning: Option<Duration>,
 }
 
 impl<T: 'static, R> PoolBuilder<T, R> {
@@ -92,6 +96,47 @@ impl<T: 'static, R> PoolBuilder<T, R> {
         self
     }
 
+    /// Names the pool: the name shows in `Debug`, in [`stats`](Pool::stats),
+    /// in long-hold reports and in the exported series; see
+    /// [`observe`](crate::observe).
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    ///
+    /// let pool = Pool::builder(Vec::<u8>::new).name("read-buffers").build();
+    /// assert_eq!(pool.stats().name, Some("read-buffers"));
+    /// assert!(format!("{pool:?}").contains("read-buffers"));
+    /// ```
+    pub fn name(mut self, name: &'static str) -> Self {
+        self.name = Some(name);
+        self
+    }
+
+    /// Tracks where and when each guard was taken, and reports the guards
+    /// held longer than `threshold`: [`Pool::long_holds`],
+    /// [`Pool::hold_sites`], [`PoolStats::long_hold_count`](crate::PoolStats::long_hold_count)
+    /// and, with the feature `tracing`, a `warn` event per guard. Off by
+    /// default: a pool without it records nothing. See
+    /// [`observe`](crate::observe) for what it costs.
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    /// use std::time::Duration;
+    ///
+    /// let pool = Pool::builder(Vec::<u8>::new)
+    ///     .hold_warning(Duration::from_millis(1))
+    ///     .build();
+    /// let held = pool.get();
+    /// std::thread::sleep(Duration::from_millis(5));
+    /// let long = pool.long_holds();
+    /// assert_eq!(long[0].location.line(), line!() - 3);
+    /// drop(held);
+    /// ```
+    pub fn hold_warning(mut self, threshold: Duration) -> Self {
+        self.hold_warning = Some(threshold);
+        self
+    }
+
     /// Resets objects with a closure instead of the [`Reset`](crate::Reset) trait.
     ///
     /// A closure cannot report retained capacity, so the retention limit
@@ -145,6 +190,8 @@ impl<T: 'static, R> PoolBuilder<T, R> {
             retention_limit: self.retention_limit,
             shards: self.shards,
             prefill: self.prefill,
+            name: self.name,
+            hold_warning: self.hold_warning,
         }
     }
 
@@ -160,7 +207,24 @@ impl<T: 'static, R> PoolBuilder<T, R> {
     where
         R: Recycle<T>,
     {
+        self.build_as("pool")
+    }
+
+    /// Builds the pool, labelled as `kind` in reports (a `WorkerPool`'s
+    /// depot reports as the `WorkerPool`).
+    pub(crate) fn build_as(self, kind: &'static str) -> Pool<T, R>
+    where
+        R: Recycle<T>,
+    {
+        let label = Label {
+            name: self.name,
+            kind,
+        };
         let pool = Pool {
+            label,
+            holds: self
+                .hold_warning
+                .map(|threshold| Box::new(Holds::new(threshold, label))),
             idle: Depot::new(self.shards, self.max_idle),
             make: self.make,
             recycle: self.recycle,
@@ -186,6 +250,8 @@ impl<T, R> fmt::Debug for PoolBuilder<T, R> {
             .field("retention_limit", &self.retention_limit)
             .field("shards", &self.shards)
             .field("prefill", &self.prefill)
+            .field("name", &self.name)
+            .field("hold_warning", &self.hold_warning)
             .finish_non_exhaustive()
     }
 }

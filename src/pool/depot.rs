@@ -458,6 +458,7 @@ impl<T, R: Recycle<T>> Pool<T, R> {
         let slot = bomb.1.take()?;
         mem::forget(bomb);
         if retained > self.retention_limit {
+            crate::observe::trace::dropped_oversized(self.label, retained, self.retention_limit);
             self.drop_slot(slot, hint, |c| &c.drops_oversized);
             return None;
         }

@@ -20,12 +20,15 @@ mod loom_tests;
 mod tests;
 
 use std::fmt;
+use std::panic::Location;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub use self::builder::PoolBuilder;
 pub(crate) use self::depot::{Arrival, Depot};
 use crate::guard::sealed::Lent;
 use crate::guard::{OwnedPooled, PoolKind, Pooled, sealed};
+use crate::observe::{self, HoldSite, Holds, Label, LongHold, Mark, Observe, Snapshot};
 use crate::reset::{Recycle, Reset, UseReset};
 use crate::slot::{Slot, free_all};
 use crate::stats::PoolStats;
@@ -119,6 +122,9 @@ pub struct Pool<T, R = UseReset> {
     recycle: R,
     retention_limit: usize,
     max_idle: usize,
+    label: Label,
+    /// The guards out now, when the pool has a hold warning.
+    holds: Option<Box<Holds>>,
 }
 
 impl<T: Reset + 'static> Pool<T> {
@@ -157,6 +163,8 @@ impl<T: 'static> Pool<T> {
             retention_limit: DEFAULT_RETENTION_LIMIT,
             shards: None,
             prefill: 0,
+            name: None,
+            hold_warning: None,
         }
     }
 }
@@ -172,8 +180,11 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     /// v.push(1);
     /// ```
     #[inline(always)]
+    #[track_caller]
     pub fn get(&self) -> Pooled<'_, T, Self> {
-        Pooled::new(self, self.take_or_make(shard_hint()).into())
+        let lent = self.take_or_make(shard_hint()).into();
+        self.hold_taken(&lent, Location::caller());
+        Pooled::new(self, lent)
     }
 
     /// Takes an idle object; `None` if none is idle. Never makes one.
@@ -187,10 +198,15 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     /// assert!(pool.try_get().is_some());
     /// ```
     #[inline]
+    #[track_caller]
     pub fn try_get(&self) -> Option<Pooled<'_, T, Self>> {
         let hint = shard_hint();
         match self.idle.pop_slot(hint) {
-            Some(slot) => Some(Pooled::new(self, slot.into())),
+            Some(slot) => {
+                let lent = slot.into();
+                self.hold_taken(&lent, Location::caller());
+                Some(Pooled::new(self, lent))
+            }
             None => {
                 self.idle.count_miss(hint);
                 None
@@ -211,8 +227,11 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     /// assert_eq!(pool.stats().return_count, 1);
     /// ```
     #[inline(always)]
+    #[track_caller]
     pub fn get_owned(self: &Arc<Self>) -> OwnedPooled<T, Self> {
-        OwnedPooled::new(Arc::clone(self), self.take_or_make(shard_hint()).into())
+        let lent = self.take_or_make(shard_hint()).into();
+        self.hold_taken(&lent, Location::caller());
+        OwnedPooled::new(Arc::clone(self), lent)
     }
 
     /// Like [`try_get`](Pool::try_get), for a pool in an [`Arc`].
@@ -229,10 +248,15 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     /// assert_eq!(pool.stats().return_count, 2);
     /// ```
     #[inline]
+    #[track_caller]
     pub fn try_get_owned(self: &Arc<Self>) -> Option<OwnedPooled<T, Self>> {
         let hint = shard_hint();
         match self.idle.pop_slot(hint) {
-            Some(slot) => Some(OwnedPooled::new(Arc::clone(self), slot.into())),
+            Some(slot) => {
+                let lent = slot.into();
+                self.hold_taken(&lent, Location::caller());
+                Some(OwnedPooled::new(Arc::clone(self), lent))
+            }
             None => {
                 self.idle.count_miss(hint);
                 None
@@ -286,7 +310,9 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     /// assert_eq!(pool.stats().num_idle, 0);
     /// ```
     pub fn trim(&self) -> usize {
-        self.idle.trim()
+        let dropped = self.idle.trim();
+        observe::trace::trimmed(self.label, dropped, self.idle.stats().num_idle);
+        dropped
     }
 
     /// A snapshot of the pool's counters, summed over its shards.
@@ -303,7 +329,10 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     /// drop(held);
     /// ```
     pub fn stats(&self) -> PoolStats {
-        self.idle.stats()
+        let mut stats = self.idle.stats();
+        stats.name = self.label.name;
+        stats.long_hold_count = self.holds.as_ref().map_or(0, |h| h.passed());
+        stats
     }
 
     /// The most idle objects the pool keeps.
@@ -343,17 +372,115 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     }
 }
 
+impl<T, R> Pool<T, R> {
+    /// The pool's name, from [`PoolBuilder::name`].
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    ///
+    /// let pool = Pool::builder(String::new).name("names").build();
+    /// assert_eq!(pool.name(), Some("names"));
+    /// assert_eq!(Pool::new(String::new).name(), None);
+    /// ```
+    pub fn name(&self) -> Option<&'static str> {
+        self.label.name
+    }
+
+    /// The hold warning, from [`PoolBuilder::hold_warning`]; `None` when
+    /// long holds are not tracked.
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    /// use std::time::Duration;
+    ///
+    /// let pool = Pool::builder(String::new).hold_warning(Duration::from_secs(1)).build();
+    /// assert_eq!(pool.hold_warning(), Some(Duration::from_secs(1)));
+    /// ```
+    pub fn hold_warning(&self) -> Option<Duration> {
+        self.holds.as_ref().map(|h| h.threshold())
+    }
+
+    /// The guards out now that were taken longer ago than the hold warning,
+    /// longest first, with where each was taken. Empty without a hold
+    /// warning. Counts (and warns about, with `tracing`) those not seen
+    /// before; see [`observe`].
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    /// use std::time::Duration;
+    ///
+    /// let pool = Pool::builder(Vec::<u8>::new).hold_warning(Duration::from_millis(1)).build();
+    /// let _quick = pool.get();
+    /// assert!(pool.long_holds().is_empty()); // not held long yet
+    /// std::thread::sleep(Duration::from_millis(5));
+    /// let long = pool.long_holds();
+    /// assert_eq!(long.len(), 1);
+    /// assert_eq!(long[0].location.file(), file!());
+    /// ```
+    pub fn long_holds(&self) -> Vec<LongHold> {
+        self.holds
+            .as_ref()
+            .map_or_else(Vec::new, |h| h.scan(|_| None))
+    }
+
+    /// The call sites whose guards passed the hold warning, with how many
+    /// and the longest hold, most first; see [`HoldSite`].
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    /// use std::time::Duration;
+    ///
+    /// let pool = Pool::builder(Vec::<u8>::new).hold_warning(Duration::ZERO).build();
+    /// let held = pool.get();
+    /// std::thread::sleep(Duration::from_millis(1));
+    /// drop(held); // counted on its way back
+    /// let sites = pool.hold_sites();
+    /// assert_eq!((sites[0].count, sites[0].location.line()), (1, line!() - 4));
+    /// ```
+    pub fn hold_sites(&self) -> Vec<HoldSite> {
+        self.holds.as_ref().map_or_else(Vec::new, |h| h.sites())
+    }
+
+    /// Records where and when the object of `lent` was taken, if the pool
+    /// has a hold warning: one branch otherwise.
+    #[inline(always)]
+    pub(crate) fn hold_taken<P: ?Sized>(
+        &self,
+        lent: &Lent<T, P>,
+        site: &'static Location<'static>,
+    ) {
+        if let Some(holds) = &self.holds {
+            holds.taken(lent.addr(), site, Mark::default());
+        }
+    }
+
+    /// Forgets the hold of `lent`'s object, counting it if it was long.
+    #[inline(always)]
+    pub(crate) fn hold_returned<P: ?Sized>(&self, lent: &Lent<T, P>) {
+        if let Some(holds) = &self.holds {
+            holds.returned(lent.addr(), |_| None);
+        }
+    }
+
+    pub(crate) fn label(&self) -> Label {
+        self.label
+    }
+}
+
 impl<T, R: Recycle<T>> sealed::Home<T> for Pool<T, R> {
     #[inline(always)]
     fn recycle(&self, object: Lent<T, Self>) {
+        self.hold_returned(&object);
         self.recycle_at(object.into_slot(), shard_hint());
     }
 
     fn discard(&self, object: Lent<T, Self>) {
+        self.hold_returned(&object);
         self.drop_slot(object.into_slot(), shard_hint(), |c| &c.drops_discarded);
     }
 
     fn detach(&self, object: Lent<T, Self>) -> T {
+        self.hold_returned(&object);
         self.idle.count(shard_hint(), |c| &c.detached, 1);
         object.into_slot().into_inner()
     }
@@ -369,9 +496,23 @@ impl<T, R> Drop for Pool<T, R> {
     }
 }
 
+impl<T, R: Recycle<T>> observe::sealed::Sealed for Pool<T, R> {}
+
+impl<T: Send, R: Recycle<T> + Send + Sync> Observe for Pool<T, R> {
+    fn snapshot(&self) -> Snapshot {
+        Snapshot::Pool(self.stats())
+    }
+
+    fn check_holds(&self) {
+        drop(self.long_holds());
+    }
+}
+
 impl<T, R: Recycle<T>> fmt::Debug for Pool<T, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")
+            .field("name", &self.label.name)
+            .field("hold_warning", &self.hold_warning())
             .field("shards", &self.idle.num_shards())
             .field("max_idle", &self.max_idle)
             .field("retention_limit", &self.retention_limit)

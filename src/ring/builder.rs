@@ -1,6 +1,7 @@
 //! [`RingPoolBuilder`], made by [`RingPool::builder`].
 
 use std::fmt;
+use std::time::Duration;
 
 use crossbeam_utils::CachePadded;
 
@@ -9,6 +10,7 @@ use super::stats::RingCounters;
 use super::wait_list::WaitState;
 use super::{BuildError, Make, RingPool};
 use crate::loom::AtomicBool;
+use crate::observe::{Holds, Label};
 use crate::pool::DEFAULT_RETENTION_LIMIT;
 use crate::reset::{Recycle, ResetWith, UseReset};
 
@@ -28,6 +30,8 @@ pub struct RingPoolBuilder<T, R = UseReset> {
     make: Make<T>,
     recycle: R,
     retention_limit: usize,
+    name: Option<&'static str>,
+    hold_warning: Option<Duration>,
 }
 
 impl<T: 'static> RingPoolBuilder<T> {
@@ -37,11 +41,50 @@ impl<T: 'static> RingPoolBuilder<T> {
             make,
             recycle: UseReset,
             retention_limit: DEFAULT_RETENTION_LIMIT,
+            name: None,
+            hold_warning: None,
         }
     }
 }
 
 impl<T: 'static, R> RingPoolBuilder<T, R> {
+    /// Names the ring; see [`PoolBuilder::name`](crate::pool::PoolBuilder::name).
+    ///
+    /// ```
+    /// use capacitor_pool::RingPool;
+    ///
+    /// let ring = RingPool::builder(2, Vec::<u8>::new).name("uploads").build().unwrap();
+    /// assert_eq!(ring.stats().name, Some("uploads"));
+    /// ```
+    pub fn name(mut self, name: &'static str) -> Self {
+        self.name = Some(name);
+        self
+    }
+
+    /// Tracks the guards held longer than `threshold`, as
+    /// [`PoolBuilder::hold_warning`](crate::pool::PoolBuilder::hold_warning)
+    /// does; a ring's long holds also say how many gets waited for a slot
+    /// while they were out ([`HoldWaits`](crate::observe::HoldWaits)).
+    ///
+    /// ```
+    /// use capacitor_pool::RingPool;
+    /// use std::time::Duration;
+    ///
+    /// let ring = RingPool::builder(1, Vec::<u8>::new)
+    ///     .hold_warning(Duration::from_millis(1))
+    ///     .build()
+    ///     .unwrap();
+    /// let held = ring.try_get().unwrap();
+    /// std::thread::sleep(Duration::from_millis(5));
+    /// assert_eq!(ring.long_holds()[0].location.line(), line!() - 2);
+    /// drop(held);
+    /// assert_eq!(ring.stats().long_hold_count, 1);
+    /// ```
+    pub fn hold_warning(mut self, threshold: Duration) -> Self {
+        self.hold_warning = Some(threshold);
+        self
+    }
+
     /// Objects that retain more bytes than this after their reset are
     /// replaced by a fresh one on return (default 1 MiB).
     ///
@@ -91,6 +134,8 @@ impl<T: 'static, R> RingPoolBuilder<T, R> {
             make: self.make,
             recycle,
             retention_limit: self.retention_limit,
+            name: self.name,
+            hold_warning: self.hold_warning,
         }
     }
 
@@ -123,7 +168,15 @@ impl<T: 'static, R> RingPoolBuilder<T, R> {
                 max: MAX_CAPACITY,
             });
         }
+        let label = Label {
+            name: self.name,
+            kind: "ring",
+        };
         Ok(RingPool {
+            label,
+            holds: self
+                .hold_warning
+                .map(|threshold| Box::new(Holds::new(threshold, label))),
             slots: Slots::new(capacity, &self.make),
             wait: CachePadded::new(WaitState::new()),
             closed: AtomicBool::new(false),
@@ -140,6 +193,8 @@ impl<T, R> fmt::Debug for RingPoolBuilder<T, R> {
         f.debug_struct("RingPoolBuilder")
             .field("capacity", &self.capacity)
             .field("retention_limit", &self.retention_limit)
+            .field("name", &self.name)
+            .field("hold_warning", &self.hold_warning)
             .finish_non_exhaustive()
     }
 }

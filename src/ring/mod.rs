@@ -20,7 +20,8 @@
 //! its statistics and its errors.
 
 use std::fmt;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, Location, catch_unwind, resume_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,6 +47,7 @@ use self::wait_list::WaitState;
 use crate::guard::sealed::Lent;
 use crate::guard::{OwnedPooled, PoolKind, Pooled};
 use crate::loom::{AtomicBool, AtomicU64, Ordering};
+use crate::observe::{self, HoldSite, HoldWaits, Holds, Label, LongHold, Mark, Observe, Snapshot};
 use crate::reset::{Recycle, Reset, UseReset};
 use crate::thread::shard_hint;
 
@@ -199,6 +201,9 @@ pub struct RingPool<T, R = UseReset> {
     retention_limit: usize,
     /// In a line of their own, away from the fields every `try_get` reads.
     counters: CachePadded<RingCounters>,
+    label: Label,
+    /// The guards out now, when the ring has a hold warning.
+    holds: Option<Box<Holds>>,
 }
 
 // SAFETY: each object is reached by one holder at a time (the claim
@@ -268,8 +273,16 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     /// assert_eq!(ring.try_get().unwrap_err(), TryGetError::Closed);
     /// ```
     #[inline]
+    #[track_caller]
     pub fn try_get(&self) -> Result<RingGuard<'_, T, R>, TryGetError> {
-        Ok(Pooled::new(self, self.try_claim()?))
+        self.try_get_at(Location::caller())
+    }
+
+    #[inline]
+    fn try_get_at(&self, site: Site) -> Result<RingGuard<'_, T, R>, TryGetError> {
+        let lent = self.try_claim()?;
+        self.hold_taken(&lent, site);
+        Ok(Pooled::new(self, lent))
     }
 
     /// Like [`try_get`](RingPool::try_get), for a ring in an [`Arc`].
@@ -289,8 +302,11 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     /// assert!(ring.try_get_owned().is_ok());
     /// ```
     #[inline]
+    #[track_caller]
     pub fn try_get_owned(self: &Arc<Self>) -> Result<OwnedRingGuard<T, R>, TryGetError> {
-        Ok(OwnedPooled::new(Arc::clone(self), self.try_claim()?))
+        let lent = self.try_claim()?;
+        self.hold_taken(&lent, Location::caller());
+        Ok(OwnedPooled::new(Arc::clone(self), lent))
     }
 
     /// Takes a free object, waiting for one if every slot is in use. Queued
@@ -324,8 +340,15 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     /// assert_eq!(waiter.await.unwrap(), Ok(0));
     /// # }
     /// ```
-    pub async fn get(&self) -> Result<RingGuard<'_, T, R>, GetError> {
-        Ok(Pooled::new(self, self.acquire().await?))
+    #[track_caller]
+    pub fn get(&self) -> impl Future<Output = Result<RingGuard<'_, T, R>, GetError>> {
+        self.get_at(Location::caller())
+    }
+
+    async fn get_at(&self, site: Site) -> Result<RingGuard<'_, T, R>, GetError> {
+        let lent = self.acquire().await?;
+        self.hold_taken(&lent, site);
+        Ok(Pooled::new(self, lent))
     }
 
     /// Like [`get`](RingPool::get), for a ring in an [`Arc`]: the guard is
@@ -353,8 +376,16 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     /// assert_eq!(ring.stats().num_idle, 2);
     /// # }
     /// ```
-    pub async fn get_owned(self: &Arc<Self>) -> Result<OwnedRingGuard<T, R>, GetError> {
-        Ok(OwnedPooled::new(Arc::clone(self), self.acquire().await?))
+    #[track_caller]
+    pub fn get_owned(
+        self: &Arc<Self>,
+    ) -> impl Future<Output = Result<OwnedRingGuard<T, R>, GetError>> {
+        let site = Location::caller();
+        async move {
+            let lent = self.acquire().await?;
+            self.hold_taken(&lent, site);
+            Ok(OwnedPooled::new(Arc::clone(self), lent))
+        }
     }
 
     /// Like [`get`](RingPool::get), but gives up after `timeout`. Needs the
@@ -381,16 +412,25 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     /// assert_eq!(ring.stats().timeout_count, 1);
     /// # }
     /// ```
-    pub async fn get_timeout(
+    #[track_caller]
+    pub fn get_timeout(
         &self,
         timeout: Duration,
+    ) -> impl Future<Output = Result<RingGuard<'_, T, R>, GetTimeoutError>> {
+        self.get_timeout_at(timeout, Location::caller())
+    }
+
+    async fn get_timeout_at(
+        &self,
+        timeout: Duration,
+        site: Site,
     ) -> Result<RingGuard<'_, T, R>, GetTimeoutError> {
-        match self.try_get() {
+        match self.try_get_at(site) {
             Ok(guard) => return Ok(guard),
             Err(TryGetError::Closed) => return Err(GetTimeoutError::Closed),
             Err(TryGetError::Empty) => {}
         }
-        match tokio::time::timeout(timeout, self.get()).await {
+        match tokio::time::timeout(timeout, self.get_at(site)).await {
             Ok(Ok(guard)) => Ok(guard),
             Ok(Err(GetError(()))) => Err(GetTimeoutError::Closed),
             Err(_) => {
@@ -490,6 +530,8 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
         let get_count = self.slots.use_count();
         let in_use = capacity.saturating_sub(idle);
         RingStats {
+            name: self.label.name,
+            long_hold_count: self.holds.as_ref().map_or(0, |h| h.passed()),
             capacity: self.slots.len(),
             get_count,
             return_count: get_count.saturating_sub(in_use),
@@ -532,11 +574,137 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     }
 }
 
+/// A getter's call site.
+type Site = &'static Location<'static>;
+
+impl<T, R> RingPool<T, R> {
+    /// The ring's name, from [`RingPoolBuilder::name`].
+    ///
+    /// ```
+    /// use capacitor_pool::RingPool;
+    ///
+    /// let ring = RingPool::builder(1, String::new).name("names").build().unwrap();
+    /// assert_eq!(ring.name(), Some("names"));
+    /// ```
+    pub fn name(&self) -> Option<&'static str> {
+        self.label.name
+    }
+
+    /// The hold warning, from [`RingPoolBuilder::hold_warning`].
+    ///
+    /// ```
+    /// use capacitor_pool::RingPool;
+    ///
+    /// assert_eq!(RingPool::new(1, String::new).unwrap().hold_warning(), None);
+    /// ```
+    pub fn hold_warning(&self) -> Option<Duration> {
+        self.holds.as_ref().map(|h| h.threshold())
+    }
+
+    /// The guards out now that were taken longer ago than the hold warning,
+    /// longest first, each with the waits on the ring since it was taken
+    /// ([`LongHold::waits`]); see [`Pool::long_holds`](crate::Pool::long_holds).
+    ///
+    /// ```
+    /// use capacitor_pool::RingPool;
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let ring = Arc::new(
+    ///     RingPool::builder(1, Vec::<u8>::new)
+    ///         .hold_warning(Duration::from_millis(1))
+    ///         .build()
+    ///         .unwrap(),
+    /// );
+    /// let held = ring.get().await.unwrap(); // the one slot
+    /// let waiter = tokio::spawn({
+    ///     let ring = Arc::clone(&ring);
+    ///     async move { ring.get().await.is_ok() }
+    /// });
+    /// tokio::time::sleep(Duration::from_millis(5)).await;
+    /// let long = ring.long_holds();
+    /// assert_eq!(long[0].waits.unwrap().num_waiters, 1); // a task waits on it
+    /// drop(held);
+    /// assert!(waiter.await.unwrap());
+    /// # }
+    /// ```
+    pub fn long_holds(&self) -> Vec<LongHold> {
+        self.holds
+            .as_ref()
+            .map_or_else(Vec::new, |h| h.scan(|mark| self.waits_since(mark)))
+    }
+
+    /// The call sites whose guards passed the hold warning; see
+    /// [`Pool::hold_sites`](crate::Pool::hold_sites).
+    ///
+    /// ```
+    /// use capacitor_pool::RingPool;
+    /// use std::time::Duration;
+    ///
+    /// let ring = RingPool::builder(1, Vec::<u8>::new).hold_warning(Duration::ZERO).build().unwrap();
+    /// let held = ring.try_get().unwrap();
+    /// std::thread::sleep(Duration::from_millis(1));
+    /// drop(held);
+    /// assert_eq!(ring.hold_sites()[0].location.line(), line!() - 3);
+    /// ```
+    pub fn hold_sites(&self) -> Vec<HoldSite> {
+        self.holds.as_ref().map_or_else(Vec::new, |h| h.sites())
+    }
+
+    /// The ring's wait counters now, saved with a hold.
+    fn mark(&self) -> Mark {
+        Mark {
+            waits: self.wait.wait_count(),
+            wait_nanos: self.counters.wait_nanos.load(Ordering::Relaxed),
+        }
+    }
+
+    /// The waits on the ring since `mark` was taken.
+    fn waits_since(&self, mark: Mark) -> Option<HoldWaits> {
+        let now = self.mark();
+        Some(HoldWaits {
+            count: now.waits.saturating_sub(mark.waits),
+            time: Duration::from_nanos(now.wait_nanos.saturating_sub(mark.wait_nanos)),
+            num_waiters: self.wait.num_waiters() as u64,
+        })
+    }
+
+    #[inline(always)]
+    fn hold_taken(&self, lent: &Lent<T, Self>, site: Site) {
+        if let Some(holds) = &self.holds {
+            holds.taken(lent.addr(), site, self.mark());
+        }
+    }
+
+    #[inline(always)]
+    pub(super) fn hold_returned(&self, lent: &Lent<T, Self>) {
+        if let Some(holds) = &self.holds {
+            holds.returned(lent.addr(), |mark| self.waits_since(mark));
+        }
+    }
+}
+
 impl<T, R: Recycle<T>> PoolKind<T> for RingPool<T, R> {}
+
+impl<T, R: Recycle<T>> observe::sealed::Sealed for RingPool<T, R> {}
+
+impl<T: Send, R: Recycle<T> + Send + Sync> Observe for RingPool<T, R> {
+    fn snapshot(&self) -> Snapshot {
+        Snapshot::Ring(self.stats())
+    }
+
+    fn check_holds(&self) {
+        drop(self.long_holds());
+    }
+}
 
 impl<T, R: Recycle<T>> fmt::Debug for RingPool<T, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RingPool")
+            .field("name", &self.label.name)
+            .field("hold_warning", &self.hold_warning())
             .field("capacity", &self.slots.len())
             .field("stats", &self.stats())
             .finish_non_exhaustive()

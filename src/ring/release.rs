@@ -90,6 +90,7 @@ impl<T, R> RingPool<T, R> {
 impl<T, R: Recycle<T>> Home<T> for RingPool<T, R> {
     #[inline]
     fn recycle(&self, object: Lent<T, Self>) {
+        self.hold_returned(&object);
         let ptr = object.into_raw();
         // SAFETY: this ring lent the object, claimed, to the guard that now
         // gives it back (`Lent::from_raw`'s contract).
@@ -102,7 +103,12 @@ impl<T, R: Recycle<T>> Home<T> for RingPool<T, R> {
         }));
         match outcome {
             Ok(retained) if retained <= self.retention_limit => self.release(slot),
-            Ok(_) => {
+            Ok(retained) => {
+                crate::observe::trace::dropped_oversized(
+                    self.label,
+                    retained,
+                    self.retention_limit,
+                );
                 self.counters
                     .replaced_oversized
                     .fetch_add(1, Ordering::Relaxed);
@@ -119,6 +125,7 @@ impl<T, R: Recycle<T>> Home<T> for RingPool<T, R> {
     }
 
     fn discard(&self, object: Lent<T, Self>) {
+        self.hold_returned(&object);
         self.counters
             .replaced_discarded
             .fetch_add(1, Ordering::Relaxed);
@@ -128,6 +135,7 @@ impl<T, R: Recycle<T>> Home<T> for RingPool<T, R> {
     }
 
     fn detach(&self, object: Lent<T, Self>) -> T {
+        self.hold_returned(&object);
         self.counters.detached.fetch_add(1, Ordering::Relaxed);
         // SAFETY: as in `recycle`.
         let slot = unsafe { Claimed::assume(self.slots.index_of(object.into_raw())) };

@@ -34,6 +34,8 @@ pub(super) struct RingCounters {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RingStats {
+    /// The ring's name, if its builder gave it one.
+    pub name: Option<&'static str>,
     /// Slots in the ring.
     pub capacity: usize,
     /// Objects handed out (every get is served by a preallocated object).
@@ -65,6 +67,9 @@ pub struct RingStats {
     pub num_in_use: u64,
     /// Whether the ring is closed.
     pub closed: bool,
+    /// Guards held longer than the ring's hold warning, each counted once
+    /// (0 without a hold warning); see [`observe`](crate::observe).
+    pub long_hold_count: u64,
 }
 
 impl RingStats {
@@ -103,6 +108,9 @@ impl fmt::Display for RingStats {
     /// );
     /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(name) = self.name {
+            write!(f, "{name}: ")?;
+        }
         write!(
             f,
             "capacity {}, gets {}, returns {}, in use {}, idle {}, waits {} ({:?} in all, \
@@ -123,6 +131,10 @@ impl fmt::Display for RingStats {
             self.drop_discarded_count,
             self.detach_count,
             if self.closed { "closed" } else { "open" },
-        )
+        )?;
+        if self.long_hold_count > 0 {
+            write!(f, ", long holds {}", self.long_hold_count)?;
+        }
+        Ok(())
     }
 }

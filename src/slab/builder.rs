@@ -26,6 +26,7 @@ pub struct SlabBuilder {
     max_pages: usize,
     shards: Option<usize>,
     zero_on_return: bool,
+    name: Option<&'static str>,
 }
 
 impl Default for SlabBuilder {
@@ -37,11 +38,27 @@ impl Default for SlabBuilder {
             max_pages: DEFAULT_MAX_PAGES_PER_CLASS,
             shards: None,
             zero_on_return: false,
+            name: None,
         }
     }
 }
 
 impl SlabBuilder {
+    /// Names the slab: the name shows in `Debug`, in
+    /// [`stats`](Slab::stats) and in the exported series; see
+    /// [`observe`](crate::observe).
+    ///
+    /// ```
+    /// use capacitor_pool::Slab;
+    ///
+    /// let slab = Slab::builder().name("frames").build().unwrap();
+    /// assert_eq!(slab.stats().name, Some("frames"));
+    /// ```
+    pub fn name(mut self, name: &'static str) -> Self {
+        self.name = Some(name);
+        self
+    }
+
     /// The smallest chunk, rounded up to a power of two of at least 64.
     ///
     /// ```
@@ -209,6 +226,7 @@ impl SlabBuilder {
                 min_shift: min.trailing_zeros(),
                 max_chunk: max,
                 oversized: AtomicU64::new(0),
+                name: self.name,
             }),
         })
     }

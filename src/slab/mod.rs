@@ -153,6 +153,7 @@ struct SlabShared {
     max_chunk: usize,
     /// Heap buffers handed out for lengths over the largest class.
     oversized: AtomicU64,
+    name: Option<&'static str>,
 }
 
 impl Drop for SlabShared {
@@ -382,6 +383,7 @@ impl Slab {
     /// ```
     pub fn stats(&self) -> SlabStats {
         SlabStats {
+            name: self.shared.name,
             classes: self.shared.classes.iter().map(|c| c.stats()).collect(),
             oversized_count: self.shared.oversized.load(Ordering::Relaxed),
         }
@@ -443,6 +445,28 @@ impl Slab {
     }
 }
 
+impl Slab {
+    /// The slab's name, from [`SlabBuilder::name`].
+    ///
+    /// ```
+    /// use capacitor_pool::Slab;
+    ///
+    /// assert_eq!(Slab::builder().name("frames").build().unwrap().name(), Some("frames"));
+    /// assert_eq!(Slab::new().name(), None);
+    /// ```
+    pub fn name(&self) -> Option<&'static str> {
+        self.shared.name
+    }
+}
+
+impl crate::observe::sealed::Sealed for Slab {}
+
+impl crate::observe::Observe for Slab {
+    fn snapshot(&self) -> crate::observe::Snapshot {
+        crate::observe::Snapshot::Slab(self.stats())
+    }
+}
+
 impl Default for Slab {
     fn default() -> Self {
         Self::new()
@@ -452,6 +476,7 @@ impl Default for Slab {
 impl fmt::Debug for Slab {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Slab")
+            .field("name", &self.shared.name)
             .field("min_chunk", &self.shared.classes[0].chunk_size)
             .field("max_chunk", &self.shared.max_chunk)
             .field("classes", &self.shared.classes.len())

@@ -58,6 +58,8 @@ pub struct ClassStats {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SlabStats {
+    /// The slab's name, if its builder gave it one.
+    pub name: Option<&'static str>,
     /// One entry per class, smallest first.
     pub classes: Vec<ClassStats>,
     /// Heap buffers handed out for lengths over the largest class.

@@ -103,6 +103,42 @@ impl<T: 'static, R> WorkerPoolBuilder<T, R> {
         self
     }
 
+    /// Names the pool; see [`PoolBuilder::name`].
+    ///
+    /// ```
+    /// use capacitor_pool::WorkerPool;
+    ///
+    /// let pool = WorkerPool::builder(Vec::<u8>::new).name("frames").build();
+    /// assert_eq!(pool.name(), Some("frames"));
+    /// assert_eq!(pool.stats().name, Some("frames"));
+    /// ```
+    pub fn name(mut self, name: &'static str) -> Self {
+        self.depot = self.depot.name(name);
+        self
+    }
+
+    /// Tracks the guards held longer than `threshold`; see
+    /// [`PoolBuilder::hold_warning`]. Off by default, and then the private
+    /// slot and magazine paths check one field more, nothing else.
+    ///
+    /// ```
+    /// use capacitor_pool::WorkerPool;
+    /// use std::time::Duration;
+    ///
+    /// let pool = WorkerPool::builder(Vec::<u8>::new)
+    ///     .hold_warning(Duration::from_millis(1))
+    ///     .build();
+    /// let held = pool.get();
+    /// std::thread::sleep(Duration::from_millis(5));
+    /// assert_eq!(pool.long_holds()[0].location.line(), line!() - 2);
+    /// drop(held);
+    /// assert_eq!(pool.stats().long_hold_count, 1);
+    /// ```
+    pub fn hold_warning(mut self, threshold: std::time::Duration) -> Self {
+        self.depot = self.depot.hold_warning(threshold);
+        self
+    }
+
     /// Objects made up front, into the depot; see [`PoolBuilder::prefill`].
     ///
     /// ```
@@ -183,7 +219,7 @@ impl<T: 'static, R> WorkerPoolBuilder<T, R> {
     {
         let workers = self.workers.unwrap_or_else(default_workers);
         let mags: Vec<CachePadded<Magazine<T>>> = (0..workers).map(|_| Magazine::new()).collect();
-        let depot = self.depot.build();
+        let depot = self.depot.build_as("worker_pool");
         // Last: from here on worker threads may park objects for this pool,
         // and its drop must take them back.
         // Zero-sized objects get none: a `Box` of one may sit at address 1,

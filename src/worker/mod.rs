@@ -35,6 +35,7 @@ mod tiers;
 mod trimmer;
 
 use std::fmt;
+use std::panic::Location;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -48,6 +49,7 @@ pub use self::stats::WorkerStats;
 pub(crate) use self::trimmer::spawn_trim_loop;
 use crate::guard::sealed::Lent;
 use crate::guard::{OwnedPooled, PoolKind, Pooled, sealed};
+use crate::observe::{self, HoldSite, LongHold, Observe, Snapshot};
 use crate::pool::Pool;
 use crate::reset::{Recycle, Reset, UseReset};
 use crate::slot::{Slot, free_all};
@@ -280,13 +282,14 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// assert_eq!(pool.stats().hit_count, 1);
     /// ```
     #[inline(always)]
+    #[track_caller]
     pub fn get(&self) -> WorkerPooled<'_, T, R> {
-        Pooled::new(
-            self,
-            self.take_private(ByIndex::of(self), true)
-                .expect("make = true")
-                .into(),
-        )
+        let lent = self
+            .take_private(ByIndex::of(self), true)
+            .expect("make = true")
+            .into();
+        self.depot.hold_taken(&lent, Location::caller());
+        Pooled::new(self, lent)
     }
 
     /// Takes an idle object; `None` if none is idle. Never makes one.
@@ -300,11 +303,11 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// assert!(pool.try_get().is_some());
     /// ```
     #[inline]
+    #[track_caller]
     pub fn try_get(&self) -> Option<WorkerPooled<'_, T, R>> {
-        Some(Pooled::new(
-            self,
-            self.take_private(ByIndex::of(self), false)?.into(),
-        ))
+        let lent = self.take_private(ByIndex::of(self), false)?.into();
+        self.depot.hold_taken(&lent, Location::caller());
+        Some(Pooled::new(self, lent))
     }
 
     /// Like [`get`](WorkerPool::get), for a pool in an [`Arc`]: the guard is
@@ -327,11 +330,14 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// # }
     /// ```
     #[inline(always)]
+    #[track_caller]
     pub fn get_owned(self: &Arc<Self>) -> OwnedWorkerPooled<T, R> {
-        let slot = self
+        let lent = self
             .take_private(ByIndex::of(self), true)
-            .expect("make = true");
-        OwnedPooled::new(Arc::clone(self), slot.into())
+            .expect("make = true")
+            .into();
+        self.depot.hold_taken(&lent, Location::caller());
+        OwnedPooled::new(Arc::clone(self), lent)
     }
 
     /// Like [`try_get`](WorkerPool::try_get), for a pool in an [`Arc`].
@@ -346,9 +352,11 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// assert!(pool.try_get_owned().is_some());
     /// ```
     #[inline]
+    #[track_caller]
     pub fn try_get_owned(self: &Arc<Self>) -> Option<OwnedWorkerPooled<T, R>> {
-        let slot = self.take_private(ByIndex::of(self), false)?;
-        Some(OwnedPooled::new(Arc::clone(self), slot.into()))
+        let lent = self.take_private(ByIndex::of(self), false)?.into();
+        self.depot.hold_taken(&lent, Location::caller());
+        Some(OwnedPooled::new(Arc::clone(self), lent))
     }
 
     /// Hands a value to the pool's depot; see [`Pool::put`].
@@ -393,6 +401,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
         // Dropped after every lock is released, all of them even if one's
         // destructor panics.
         free_all(dropped);
+        observe::trace::trimmed(self.depot.label(), n, self.depot.idle.stats().num_idle);
         n
     }
 }
@@ -485,19 +494,77 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     }
 }
 
+impl<T, R> WorkerPool<T, R> {
+    /// The pool's name, from [`WorkerPoolBuilder::name`].
+    ///
+    /// ```
+    /// use capacitor_pool::WorkerPool;
+    ///
+    /// let pool = WorkerPool::builder(String::new).name("names").build();
+    /// assert_eq!(pool.name(), Some("names"));
+    /// ```
+    pub fn name(&self) -> Option<&'static str> {
+        self.depot.name()
+    }
+
+    /// The hold warning, from [`WorkerPoolBuilder::hold_warning`].
+    ///
+    /// ```
+    /// use capacitor_pool::WorkerPool;
+    ///
+    /// assert_eq!(WorkerPool::new(String::new).hold_warning(), None);
+    /// ```
+    pub fn hold_warning(&self) -> Option<Duration> {
+        self.depot.hold_warning()
+    }
+
+    /// The guards out now that were taken longer ago than the hold warning,
+    /// longest first; see [`Pool::long_holds`].
+    ///
+    /// ```
+    /// use capacitor_pool::WorkerPool;
+    /// use std::time::Duration;
+    ///
+    /// let pool = WorkerPool::builder(Vec::<u8>::new).hold_warning(Duration::ZERO).build();
+    /// let held = pool.get();
+    /// std::thread::sleep(Duration::from_millis(1));
+    /// let long = pool.long_holds();
+    /// assert_eq!((long.len(), long[0].location.line()), (1, line!() - 3));
+    /// drop(held);
+    /// ```
+    pub fn long_holds(&self) -> Vec<LongHold> {
+        self.depot.long_holds()
+    }
+
+    /// The call sites whose guards passed the hold warning; see
+    /// [`Pool::hold_sites`].
+    ///
+    /// ```
+    /// use capacitor_pool::WorkerPool;
+    ///
+    /// assert!(WorkerPool::new(String::new).hold_sites().is_empty()); // no warning set
+    /// ```
+    pub fn hold_sites(&self) -> Vec<HoldSite> {
+        self.depot.hold_sites()
+    }
+}
+
 impl<T, R: Recycle<T>> sealed::Home<T> for WorkerPool<T, R> {
     #[inline(always)]
     fn recycle(&self, object: Lent<T, Self>) {
+        self.depot.hold_returned(&object);
         let private = ByIndex::of(self);
         self.give_back_private(object.into_slot(), private);
     }
 
     fn discard(&self, object: Lent<T, Self>) {
+        self.depot.hold_returned(&object);
         self.depot
             .drop_slot(object.into_slot(), shard_hint(), |c| &c.drops_discarded);
     }
 
     fn detach(&self, object: Lent<T, Self>) -> T {
+        self.depot.hold_returned(&object);
         self.depot.idle.count(shard_hint(), |c| &c.detached, 1);
         object.into_slot().into_inner()
     }
@@ -531,9 +598,23 @@ impl<T, R> Drop for WorkerPool<T, R> {
     }
 }
 
+impl<T, R: Recycle<T>> observe::sealed::Sealed for WorkerPool<T, R> {}
+
+impl<T: Send, R: Recycle<T> + Send + Sync> Observe for WorkerPool<T, R> {
+    fn snapshot(&self) -> Snapshot {
+        Snapshot::WorkerPool(self.stats())
+    }
+
+    fn check_holds(&self) {
+        drop(self.long_holds());
+    }
+}
+
 impl<T, R: Recycle<T>> fmt::Debug for WorkerPool<T, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WorkerPool")
+            .field("name", &self.name())
+            .field("hold_warning", &self.hold_warning())
             .field("workers", &self.mags.len())
             .field("magazine_size", &self.mag_size)
             .field("stats", &self.stats())

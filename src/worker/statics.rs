@@ -13,6 +13,7 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::Deref;
 
+use std::panic::Location;
 use std::time::Duration;
 
 use crate::guard::sealed::Lent;
@@ -135,12 +136,15 @@ impl<T, R: Recycle<T>, K: PrivateKey> StaticWorkerPool<T, R, K> {
     /// Takes an idle object (from this worker's private slot or magazine,
     /// else the depot), or makes a new one; see [`WorkerPool::get`].
     #[inline(always)]
+    #[track_caller]
     pub fn get(&self) -> Pooled<'_, T, Self> {
         let pool = &self.pool;
         // SAFETY: `K`'s entry is this thread's own, for this pool alone
         // (`PrivateKey`'s contract).
         let slot = K::with(|entry| pool.take_private(unsafe { ByEntry::new(entry) }, true));
-        Pooled::new(self, slot.expect("make = true").into())
+        let lent = slot.expect("make = true").into();
+        pool.depot.hold_taken(&lent, Location::caller());
+        Pooled::new(self, lent)
     }
 
     /// Takes an idle object; `None` if none is idle. Never makes one.
@@ -156,11 +160,14 @@ impl<T, R: Recycle<T>, K: PrivateKey> StaticWorkerPool<T, R, K> {
     /// assert!(NAMES.try_get().is_some());
     /// ```
     #[inline]
+    #[track_caller]
     pub fn try_get(&self) -> Option<Pooled<'_, T, Self>> {
         let pool = &self.pool;
         // SAFETY: as in `get`.
         let slot = K::with(|entry| pool.take_private(unsafe { ByEntry::new(entry) }, false))?;
-        Some(Pooled::new(self, slot.into()))
+        let lent = slot.into();
+        pool.depot.hold_taken(&lent, Location::caller());
+        Some(Pooled::new(self, lent))
     }
 
     /// Runs [`trim`](WorkerPool::trim) every `period` (at least 1 ms) on
@@ -215,6 +222,7 @@ impl<T, R: Recycle<T>, K: PrivateKey> sealed::Home<T> for StaticWorkerPool<T, R,
     #[inline(always)]
     fn recycle(&self, object: Lent<T, Self>) {
         let pool = &self.pool;
+        pool.depot.hold_returned(&object);
         let slot = object.into_slot();
         // SAFETY: `K`'s entry as in `get`.
         K::with(|entry| pool.give_back_private(slot, unsafe { ByEntry::new(entry) }));
@@ -232,6 +240,20 @@ impl<T, R: Recycle<T>, K: PrivateKey> sealed::Home<T> for StaticWorkerPool<T, R,
 impl<T, R, K: PrivateKey> sealed::SlotBacked for StaticWorkerPool<T, R, K> {}
 
 impl<T, R: Recycle<T>, K: PrivateKey> PoolKind<T> for StaticWorkerPool<T, R, K> {}
+
+impl<T, R: Recycle<T>, K: PrivateKey> crate::observe::sealed::Sealed for StaticWorkerPool<T, R, K> {}
+
+impl<T: Send, R: Recycle<T> + Send + Sync, K: PrivateKey + Send + Sync> crate::observe::Observe
+    for StaticWorkerPool<T, R, K>
+{
+    fn snapshot(&self) -> crate::observe::Snapshot {
+        self.pool.snapshot()
+    }
+
+    fn check_holds(&self) {
+        self.pool.check_holds();
+    }
+}
 
 impl<T, R: Recycle<T>, K> fmt::Debug for StaticWorkerPool<T, R, K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1,0 +1,307 @@
+//! [`Holds`]: the guards of one pool that are out now, with where and when
+//! each was taken, for long-hold detection.
+//!
+//! Kept beside the pool, not in the guard: a guard stays one pointer plus
+//! its pool, and a pool without a hold warning pays one predictable branch
+//! on a field it already has in cache. With a warning set, a get records
+//! its object's address in a shard of this table (a lock and a hash insert)
+//! and the guard's drop takes it out again.
+//!
+//! Std's atomics and locks, not the loom facade's: no model turns a hold
+//! warning on.
+
+use std::panic::Location;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_utils::CachePadded;
+use hashbrown::HashMap;
+
+use super::{HoldSite, HoldWaits, LongHold, trace};
+
+type Map<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
+
+/// A call site of a getter.
+pub(crate) type Site = &'static Location<'static>;
+
+/// Shards of the table: a power of two.
+const SHARDS: usize = 16;
+
+/// Places reserved per shard up front, so that a warm pool records holds
+/// without allocating.
+const RESERVED: usize = 16;
+
+/// What a pool says about itself in reports and events.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Label {
+    pub(crate) name: Option<&'static str>,
+    /// Read by the `tracing` events only.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) kind: &'static str,
+}
+
+/// Pool context saved with a hold: for a ring, its wait counters at the
+/// take, to report the waits that passed while the object was held.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Mark {
+    pub(crate) waits: u64,
+    pub(crate) wait_nanos: u64,
+}
+
+/// One object out now.
+#[derive(Debug, Clone, Copy)]
+struct Hold {
+    site: Site,
+    since: Instant,
+    mark: Mark,
+    /// Counted (and warned about) as a long hold already.
+    flagged: bool,
+}
+
+/// A call site's long holds.
+#[derive(Debug, Clone, Copy)]
+struct SiteCount {
+    count: u64,
+    longest: Duration,
+}
+
+/// One shard of the table: holds by object address.
+type HoldShard = Mutex<Map<usize, Hold>>;
+
+/// The objects one pool has out now, by address.
+pub(crate) struct Holds {
+    threshold: Duration,
+    label: Label,
+    shards: Box<[CachePadded<HoldShard>]>,
+    /// Guards that passed the threshold, each counted once.
+    passed: AtomicU64,
+    sites: Mutex<Map<Site, SiteCount>>,
+}
+
+impl Holds {
+    pub(crate) fn new(threshold: Duration, label: Label) -> Self {
+        let shards = (0..SHARDS)
+            .map(|_| {
+                CachePadded::new(Mutex::new(Map::with_capacity_and_hasher(
+                    RESERVED,
+                    Default::default(),
+                )))
+            })
+            .collect();
+        Holds {
+            threshold,
+            label,
+            shards,
+            passed: AtomicU64::new(0),
+            sites: Mutex::new(Map::default()),
+        }
+    }
+
+    pub(crate) fn threshold(&self) -> Duration {
+        self.threshold
+    }
+
+    fn shard(&self, key: usize) -> &HoldShard {
+        // Slots are at least word-aligned: the low bits carry nothing.
+        let spread = (key >> 4) ^ (key >> 10);
+        &self.shards[spread & (SHARDS - 1)]
+    }
+
+    /// The object at `key` was taken at `site`.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn taken(&self, key: usize, site: Site, mark: Mark) {
+        let hold = Hold {
+            site,
+            since: Instant::now(),
+            mark,
+            flagged: false,
+        };
+        lock(self.shard(key)).insert(key, hold);
+    }
+
+    /// The object at `key` came back (returned, discarded or detached).
+    /// A hold past the threshold not counted yet is counted now; `waits`
+    /// turns the hold's mark into the waits it saw (a ring's), if any.
+    #[cold]
+    #[inline(never)]
+    pub(crate) fn returned(&self, key: usize, waits: impl FnOnce(Mark) -> Option<HoldWaits>) {
+        let Some(hold) = lock(self.shard(key)).remove(&key) else {
+            // Taken before a pool had a table: never (the table is fixed
+            // at build), but nothing to do either way.
+            return;
+        };
+        let held = hold.since.elapsed();
+        if held <= self.threshold {
+            return;
+        }
+        let waits = waits(hold.mark);
+        if hold.flagged {
+            self.note_site(hold.site, held, false);
+        } else {
+            self.flag(hold.site, held, waits, true);
+        }
+    }
+
+    /// The holds past the threshold now, longest first; those not counted
+    /// yet are counted (and warned about) as they are found.
+    pub(crate) fn scan(&self, waits: impl Fn(Mark) -> Option<HoldWaits>) -> Vec<LongHold> {
+        let now = Instant::now();
+        let mut found = Vec::new();
+        let mut newly = Vec::new();
+        for shard in self.shards.iter() {
+            let mut map = lock(shard);
+            for hold in map.values_mut() {
+                let held = now.saturating_duration_since(hold.since);
+                if held <= self.threshold {
+                    continue;
+                }
+                if !hold.flagged {
+                    hold.flagged = true;
+                    newly.push((hold.site, held, hold.mark));
+                }
+                found.push(LongHold {
+                    pool: self.label.name,
+                    location: hold.site,
+                    held_for: held,
+                    waits: waits(hold.mark),
+                });
+            }
+        }
+        // Counted and warned about outside the shard locks.
+        for (site, held, mark) in newly {
+            self.flag(site, held, waits(mark), false);
+        }
+        found.sort_by_key(|h| std::cmp::Reverse(h.held_for));
+        found
+    }
+
+    /// Counts a hold that passed the threshold, once, and warns.
+    fn flag(&self, site: Site, held: Duration, waits: Option<HoldWaits>, returned: bool) {
+        self.passed.fetch_add(1, Ordering::Relaxed);
+        self.note_site(site, held, true);
+        trace::long_hold(self.label, site, held, self.threshold, waits, returned);
+    }
+
+    fn note_site(&self, site: Site, held: Duration, count: bool) {
+        let mut sites = lock(&self.sites);
+        let entry = sites.entry(site).or_insert(SiteCount {
+            count: 0,
+            longest: Duration::ZERO,
+        });
+        entry.count += u64::from(count);
+        entry.longest = entry.longest.max(held);
+    }
+
+    /// Guards that passed the threshold so far.
+    pub(crate) fn passed(&self) -> u64 {
+        self.passed.load(Ordering::Relaxed)
+    }
+
+    /// Long holds by call site, most first.
+    pub(crate) fn sites(&self) -> Vec<HoldSite> {
+        let mut sites: Vec<HoldSite> = lock(&self.sites)
+            .iter()
+            .map(|(&location, s)| HoldSite {
+                location,
+                count: s.count,
+                longest: s.longest,
+            })
+            .collect();
+        sites.sort_by(|a, b| b.count.cmp(&a.count).then(b.longest.cmp(&a.longest)));
+        sites
+    }
+
+    /// Objects out now (recorded in the table).
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).len()).sum()
+    }
+}
+
+/// A lock of the table's, also after a panic elsewhere poisoned it: the
+/// maps hold plain data, and every update leaves them whole.
+fn lock<X>(m: &Mutex<X>) -> std::sync::MutexGuard<'_, X> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl std::fmt::Debug for Holds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Holds")
+            .field("threshold", &self.threshold)
+            .field("passed", &self.passed())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::*;
+
+    const LABEL: Label = Label {
+        name: Some("t"),
+        kind: "pool",
+    };
+
+    #[test]
+    fn a_quick_hold_leaves_nothing_behind() {
+        let holds = Holds::new(Duration::from_secs(60), LABEL);
+        holds.taken(0x1000, Location::caller(), Mark::default());
+        holds.taken(0x2000, Location::caller(), Mark::default());
+        assert_eq!(holds.len(), 2);
+        holds.returned(0x1000, |_| None);
+        holds.returned(0x2000, |_| None);
+        assert_eq!(holds.len(), 0);
+        assert_eq!(holds.passed(), 0);
+        assert!(holds.sites().is_empty());
+        assert!(holds.scan(|_| None).is_empty());
+    }
+
+    #[test]
+    fn a_long_hold_is_counted_once_whoever_finds_it() {
+        let holds = Holds::new(Duration::ZERO, LABEL);
+        let site = Location::caller();
+        holds.taken(0x1000, site, Mark::default());
+        std::thread::sleep(Duration::from_millis(1));
+        assert_eq!(holds.scan(|_| None).len(), 1);
+        assert_eq!(holds.scan(|_| None).len(), 1, "still held: still listed");
+        assert_eq!(holds.passed(), 1, "but counted once");
+        holds.returned(0x1000, |_| None);
+        assert_eq!(holds.passed(), 1, "and not again on return");
+        let sites = holds.sites();
+        assert_eq!(sites.len(), 1);
+        assert_eq!((sites[0].location, sites[0].count), (site, 1));
+        assert!(sites[0].longest >= Duration::from_millis(1));
+    }
+
+    #[test]
+    fn a_return_counts_a_long_hold_no_scan_saw() {
+        let holds = Holds::new(Duration::ZERO, LABEL);
+        holds.taken(0x1000, Location::caller(), Mark::default());
+        std::thread::sleep(Duration::from_millis(1));
+        let mut saw = None;
+        holds.returned(0x1000, |mark| {
+            saw = Some(mark.waits);
+            None
+        });
+        assert_eq!((holds.passed(), saw), (1, Some(0)));
+        assert_eq!(holds.len(), 0);
+    }
+
+    #[test]
+    fn keys_in_every_shard_come_back() {
+        let holds = Holds::new(Duration::from_secs(60), LABEL);
+        let keys: Vec<usize> = (0..1000).map(|i| 0x10_0000 + i * 48).collect();
+        for &k in &keys {
+            holds.taken(k, Location::caller(), Mark::default());
+        }
+        assert_eq!(holds.len(), keys.len());
+        let used = holds.shards.iter().filter(|s| !lock(s).is_empty()).count();
+        assert_eq!(used, SHARDS, "addresses spread over every shard");
+        for &k in &keys {
+            holds.returned(k, |_| None);
+        }
+        assert_eq!(holds.len(), 0);
+    }
+}

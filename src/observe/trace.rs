@@ -1,0 +1,89 @@
+//! The crate's `tracing` events (feature `tracing`): each is a function
+//! that compiles to nothing without the feature, called from cold paths
+//! only.
+
+#[cfg(feature = "tracing")]
+use std::fmt;
+use std::panic::Location;
+use std::time::Duration;
+
+use super::HoldWaits;
+use super::holds::Label;
+
+/// Prints a location as `file:line:column`.
+#[cfg(feature = "tracing")]
+struct At(&'static Location<'static>);
+
+#[cfg(feature = "tracing")]
+impl fmt::Display for At {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.0.file(), self.0.line(), self.0.column())
+    }
+}
+
+/// A guard passed its pool's hold warning: `warn`, once per guard.
+#[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+pub(crate) fn long_hold(
+    label: Label,
+    site: &'static Location<'static>,
+    held: Duration,
+    threshold: Duration,
+    waits: Option<HoldWaits>,
+    returned: bool,
+) {
+    #[cfg(feature = "tracing")]
+    {
+        let state = if returned { "returned" } else { "still held" };
+        match waits {
+            Some(w) => tracing::warn!(
+                pool = label.name.unwrap_or(""),
+                kind = label.kind,
+                location = %At(site),
+                held_ms = held.as_millis() as u64,
+                threshold_ms = threshold.as_millis() as u64,
+                state,
+                waits = w.count,
+                wait_ms = w.time.as_millis() as u64,
+                waiting_now = w.num_waiters,
+                "pooled object held past its hold warning while other tasks waited for the ring"
+            ),
+            None => tracing::warn!(
+                pool = label.name.unwrap_or(""),
+                kind = label.kind,
+                location = %At(site),
+                held_ms = held.as_millis() as u64,
+                threshold_ms = threshold.as_millis() as u64,
+                state,
+                "pooled object held past its hold warning"
+            ),
+        }
+    }
+}
+
+/// An object came back retaining more than the retention limit and was
+/// dropped: `debug`.
+#[cold]
+#[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+pub(crate) fn dropped_oversized(label: Label, retained: usize, limit: usize) {
+    #[cfg(feature = "tracing")]
+    tracing::debug!(
+        pool = label.name.unwrap_or(""),
+        kind = label.kind,
+        retained_bytes = retained,
+        retention_limit = limit,
+        "pooled object dropped: it retained more than the retention limit"
+    );
+}
+
+/// A trim ran: `debug`, with what it dropped and what stays idle.
+#[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+pub(crate) fn trimmed(label: Label, dropped: usize, idle: u64) {
+    #[cfg(feature = "tracing")]
+    tracing::debug!(
+        pool = label.name.unwrap_or(""),
+        kind = label.kind,
+        dropped,
+        idle,
+        "pool trimmed"
+    );
+}
