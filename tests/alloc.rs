@@ -161,6 +161,47 @@ fn worker_pool_cycles_on_runtime_workers_allocate_nothing() {
     assert!(s.miss_count <= 4 * 21, "{s}");
 }
 
+/// Named, with long-hold detection on: a get records its call site in
+/// the hold table and the drop takes it out, allocating nothing once the
+/// table has room for the objects out at the peak. (The other tests in
+/// this file run with detection off, and with the `metrics` and `tracing`
+/// features on under `--all-features`.)
+#[test]
+fn worker_pool_cycles_with_a_hold_warning_allocate_nothing() {
+    use capacitor_pool::WorkerPool;
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let pool = Arc::new(
+        WorkerPool::builder(|| BytesMut::with_capacity(4096))
+            .name("alloc-test")
+            .hold_warning(std::time::Duration::from_secs(60))
+            .workers(64)
+            .magazine_size(8)
+            .build(),
+    );
+    let p = Arc::clone(&pool);
+    assert_eq!(allocs_per_task_on_workers(move || p.get_owned()), [0; 4]);
+    let s = pool.stats();
+    assert_eq!(
+        (s.name, s.num_in_use, s.long_hold_count),
+        (Some("alloc-test"), 0, 0)
+    );
+    assert!(pool.long_holds().is_empty());
+}
+
+#[test]
+fn pool_cycles_with_a_hold_warning_allocate_nothing() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let pool = Pool::builder(|| BytesMut::with_capacity(4096))
+        .hold_warning(std::time::Duration::from_secs(60))
+        .build();
+    cycle(&pool);
+    let before = thread_allocs();
+    for _ in 0..OPS {
+        cycle(&pool);
+    }
+    assert_eq!(thread_allocs() - before, 0);
+}
+
 capacitor_pool::worker_pool! {
     static STATIC_BUFFERS: WorkerPool<BytesMut> =
         WorkerPool::builder(|| BytesMut::with_capacity(4096)).workers(64).magazine_size(8);
@@ -177,12 +218,25 @@ fn worker_pool_statics_cycle_on_runtime_workers_allocating_nothing() {
 
 #[test]
 fn ring_cycles_allocate_nothing_waits_included() {
+    ring_cycles(None);
+}
+
+#[test]
+fn ring_cycles_with_a_hold_warning_allocate_nothing() {
+    ring_cycles(Some(std::time::Duration::from_secs(60)));
+}
+
+fn ring_cycles(hold_warning: Option<std::time::Duration>) {
     use capacitor_pool::RingPool;
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
-    let ring = RingPool::new(1, || BytesMut::with_capacity(4096)).unwrap();
+    let mut builder = RingPool::builder(1, || BytesMut::with_capacity(4096));
+    if let Some(threshold) = hold_warning {
+        builder = builder.hold_warning(threshold);
+    }
+    let ring = builder.build().unwrap();
     let allocs = rt.block_on(async {
         let cycle = || async {
             // A slot taken without waiting...
@@ -214,6 +268,7 @@ fn ring_cycles_allocate_nothing_waits_included() {
     let s = ring.stats();
     assert_eq!(s.wait_count, OPS + 1000);
     assert_eq!(s.created_count, 1);
+    assert_eq!(s.long_hold_count, 0);
 }
 
 #[test]

@@ -75,15 +75,18 @@ pub(crate) fn dropped_oversized(label: Label, retained: usize, limit: usize) {
     );
 }
 
-/// A trim ran: `debug`, with what it dropped and what stays idle.
+/// A trim ran: `debug`, with what it dropped and what stays idle (`idle`
+/// is called only when the event is on).
 #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
-pub(crate) fn trimmed(label: Label, dropped: usize, idle: u64) {
+pub(crate) fn trimmed(label: Label, dropped: usize, idle: impl FnOnce() -> u64) {
     #[cfg(feature = "tracing")]
-    tracing::debug!(
-        pool = label.name.unwrap_or(""),
-        kind = label.kind,
-        dropped,
-        idle,
-        "pool trimmed"
-    );
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        tracing::debug!(
+            pool = label.name.unwrap_or(""),
+            kind = label.kind,
+            dropped,
+            idle = idle(),
+            "pool trimmed"
+        );
+    }
 }

@@ -311,7 +311,7 @@ impl<T, R: Recycle<T>> Pool<T, R> {
     /// ```
     pub fn trim(&self) -> usize {
         let dropped = self.idle.trim();
-        observe::trace::trimmed(self.label, dropped, self.idle.stats().num_idle);
+        observe::trace::trimmed(self.label, dropped, || self.idle.stats().num_idle);
         dropped
     }
 

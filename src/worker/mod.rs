@@ -401,7 +401,7 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
         // Dropped after every lock is released, all of them even if one's
         // destructor panics.
         free_all(dropped);
-        observe::trace::trimmed(self.depot.label(), n, self.depot.idle.stats().num_idle);
+        observe::trace::trimmed(self.depot.label(), n, || self.stats().num_idle);
         n
     }
 }
