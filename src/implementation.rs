@@ -16,6 +16,7 @@
 //! | `MeteredPool` | [`PoolStats`](crate::PoolStats) | `stats.rs` | counted per shard or worker, summed on read |
 //! | `PooledCache[K,V]` | [`PooledCache`](crate::PooledCache) | `cache/` | sharded, CLOCK eviction; values recycled |
 //! | "always reset", "don't pool > 1 MB" | [`Reset`](crate::Reset), retention limits | `reset.rs` | reset on every return; oversized objects dropped |
+//! | "don't hold pooled objects too long" | hold warnings, [`Reporter`](crate::observe::Reporter) | `observe/` | the holder's file and line, found while it still holds; exported to `metrics` and `tracing` |
 //!
 //! The shared internals: `slot.rs` (an object's heap slot and who owns it),
 //! `shard.rs` (a try-locked stack of slots), `pool/depot.rs` (a `Depot`:
@@ -145,6 +146,30 @@
 //! values are reset and kept in a pool of values, so an overwrite allocates
 //! nothing, and values over the retention limit are dropped rather than
 //! kept.
+//!
+//! # Observing pools
+//!
+//! `observe/` holds what an operator sees. Names are `&'static str` so that
+//! every stats struct stays `Copy` and a label costs no allocation.
+//!
+//! A hold warning keeps a table of the guards out (`observe/holds.rs`)
+//! beside the pool, not in the guard: a guard stays one pointer plus its
+//! pool, and a pool without a warning pays one predictable branch on a
+//! field next to the ones its hot path already reads (`Pool::holds`,
+//! which a `WorkerPool` reaches through its depot). The getters are
+//! `#[track_caller]`, inlined, so the location is a constant at each call
+//! site. With a warning, a get inserts (object address, call site,
+//! `Instant`) into one of 16 mutex-guarded hash maps, picked by address,
+//! and the guard's return (or `discard`, `detach`) removes it; the maps
+//! keep their capacity, so a warm pool allocates nothing for it. A ring's
+//! hold also saves the ring's wait counters at the take, so that a long
+//! hold can say how many gets waited while it was out.
+//!
+//! A hold is counted (and warned about) once, by whichever first sees it
+//! past the threshold: a `long_holds()` call, a reporter round, or its own
+//! return. Reporter rounds read the same per-shard counters as `stats()`;
+//! the exports and events run on the reporter's task or on cold paths
+//! (oversized drops, trims), never on a get or a return.
 //!
 //! # Checking it
 //!

@@ -38,6 +38,11 @@
 //!   objects keep their allocations.
 //! - [`PoolStats`]: gets, hits, misses, returns, drops, idle and in-use
 //!   objects, hit rate; counted per shard, summed on read.
+//! - [`observe`]: names for pools, opt-in long-hold detection (which line
+//!   holds an object too long, and for a ring, who waited for it), and a
+//!   [`Reporter`](observe::Reporter) that exports every pool's counters to
+//!   `metrics` (feature `metrics`) and warns through `tracing` (feature
+//!   `tracing`), off the hot path.
 //!
 //! # Example
 //!
@@ -137,6 +142,12 @@
 //!   and `pin-project-lite` only.
 //! - `derive`: `#[derive(Reset)]` for structs, re-exported beside the
 //!   [`Reset`] trait (from the `capacitor-pool-derive` crate).
+//! - `metrics`: [`Reporter`](observe::Reporter) rounds send each watched
+//!   pool's counters and gauges to the [`metrics`](https://docs.rs/metrics)
+//!   facade, for Prometheus and the other exporters that plug into it.
+//! - `tracing`: [`tracing`](https://docs.rs/tracing) events: a `warn` per
+//!   guard held past its pool's hold warning, with the call site; `debug`
+//!   for objects dropped for their size and for trims. None on a hot path.
 
 // The crate docs' links to the codec types: to the `codec` module, or
 // without the feature to docs.rs (where the docs are built with every

@@ -143,7 +143,7 @@ async fn ring_series_show_waiters_and_waits() {
     assert_eq!(get(&seen, "capacitor_pool_ring_waiters", l), 0.0);
     assert_eq!(get(&seen, "capacitor_pool_ring_waits_total", l), 1.0);
     assert_eq!(get(&seen, "capacitor_pool_gets_total", l), 2.0);
-    let waited = get(&seen, "capacitor_pool_ring_wait_seconds_total", l);
+    let waited = get(&seen, "capacitor_pool_ring_wait_microseconds_total", l);
     assert_eq!(waited, ring.stats().wait_time.as_micros() as f64);
 }
 

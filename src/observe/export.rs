@@ -40,7 +40,7 @@ pub(super) fn record(pool: &str, snapshot: &Snapshot) {
             level("capacitor_pool_in_use", s.num_in_use as f64);
             count("capacitor_pool_ring_waits_total", s.wait_count);
             count(
-                "capacitor_pool_ring_wait_seconds_total",
+                "capacitor_pool_ring_wait_microseconds_total",
                 s.wait_time.as_micros() as u64,
             );
             count("capacitor_pool_ring_timeouts_total", s.timeout_count);

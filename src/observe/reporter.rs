@@ -74,7 +74,7 @@ type Callback = Box<dyn FnMut(&str, &Snapshot) + Send>;
 /// | `capacitor_pool_idle` | gauge | all but `slab`, `cache` | `num_idle` |
 /// | `capacitor_pool_in_use` | gauge | all but `slab`, `cache` | `num_in_use` |
 /// | `capacitor_pool_ring_waits_total` | counter | `ring` | `wait_count` |
-/// | `capacitor_pool_ring_wait_seconds_total` | counter of microseconds, see below | `ring` | `wait_time` |
+/// | `capacitor_pool_ring_wait_microseconds_total` | counter | `ring` | `wait_time`, in whole microseconds |
 /// | `capacitor_pool_ring_timeouts_total` | counter | `ring` | `timeout_count` |
 /// | `capacitor_pool_ring_waiters` | gauge | `ring` | `num_waiters` |
 /// | `capacitor_pool_slab_chunks_in_use` | gauge, label `class` (chunk bytes) | `slab` | the class's `pool.num_in_use` |
@@ -89,10 +89,8 @@ type Callback = Box<dyn FnMut(&str, &Snapshot) + Send>;
 /// | `capacitor_pool_cache_expirations_total` | counter | `cache` | `expiration_count` |
 /// | `capacitor_pool_cache_entries` | gauge | `cache` | `num_entries` |
 ///
-/// `capacitor_pool_ring_wait_seconds_total` is a counter of whole
-/// microseconds despite its name's unit (the `metrics` facade's counters
-/// are integers): divide by 1e6, or read it as a rate of microseconds
-/// waited per second.
+/// Time is exported in whole microseconds: the `metrics` facade's
+/// counters are integers.
 ///
 /// [`Counter::absolute`]: https://docs.rs/metrics/0.24/metrics/struct.Counter.html#method.absolute
 pub struct Reporter {

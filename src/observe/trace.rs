@@ -39,11 +39,11 @@ pub(crate) fn long_hold(
                 pool = label.name.unwrap_or(""),
                 kind = label.kind,
                 location = %At(site),
-                held_ms = held.as_millis() as u64,
+                held_ms = held.as_secs_f64() * 1e3,
                 threshold_ms = threshold.as_millis() as u64,
                 state,
                 waits = w.count,
-                wait_ms = w.time.as_millis() as u64,
+                wait_ms = w.time.as_secs_f64() * 1e3,
                 waiting_now = w.num_waiters,
                 "pooled object held past its hold warning while other tasks waited for the ring"
             ),
@@ -51,7 +51,7 @@ pub(crate) fn long_hold(
                 pool = label.name.unwrap_or(""),
                 kind = label.kind,
                 location = %At(site),
-                held_ms = held.as_millis() as u64,
+                held_ms = held.as_secs_f64() * 1e3,
                 threshold_ms = threshold.as_millis() as u64,
                 state,
                 "pooled object held past its hold warning"
