@@ -430,3 +430,32 @@ async fn a_spawned_reporter_runs_rounds_until_its_pools_are_gone() {
 fn a_reporter_outside_a_runtime_says_so() {
     assert!(Reporter::new().spawn(Duration::from_secs(1)).is_err());
 }
+
+#[cfg(feature = "codec")]
+#[test]
+fn a_framed_connections_buffers_are_held_from_where_it_was_made() {
+    use bytes::BytesMut;
+    use capacitor_pool::codec::PooledFramed;
+    use tokio_util::codec::LinesCodec;
+
+    let pool = Arc::new(
+        Pool::builder(|| BytesMut::with_capacity(64))
+            .name("framed")
+            .hold_warning(WARNING)
+            .build(),
+    );
+    let (line, framed) = at!(PooledFramed::framed_write(
+        Vec::new(),
+        LinesCodec::new(),
+        &pool
+    ));
+    std::thread::sleep(PAST);
+    let long = pool.long_holds();
+    assert_eq!(long.len(), 1);
+    assert_eq!(
+        (long[0].location.file(), long[0].location.line()),
+        (this_file(), line)
+    );
+    drop(framed);
+    assert!(pool.long_holds().is_empty());
+}

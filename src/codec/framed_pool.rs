@@ -67,6 +67,10 @@ pub trait FramedPool: Copy + sealed::Sealed {
     /// let buf = (&pool).get_buffer(); // an `OwnedPooled<BytesMut>`
     /// assert!(buf.capacity() >= 64);
     /// ```
+    ///
+    /// `#[track_caller]`: a pool with a hold warning records the caller's
+    /// line (for the framed types, where they were made).
+    #[track_caller]
     fn get_buffer(self) -> Self::Guard;
 }
 
@@ -75,6 +79,7 @@ impl<R: Recycle<BytesMut> + 'static> FramedPool for &Arc<WorkerPool<BytesMut, R>
     type Pool = WorkerPool<BytesMut, R>;
     type Guard = OwnedPooled<BytesMut, WorkerPool<BytesMut, R>>;
 
+    #[track_caller]
     fn get_buffer(self) -> Self::Guard {
         self.get_owned()
     }
@@ -85,6 +90,7 @@ impl<R: Recycle<BytesMut> + 'static> FramedPool for &Arc<Pool<BytesMut, R>> {
     type Pool = Pool<BytesMut, R>;
     type Guard = OwnedPooled<BytesMut, Pool<BytesMut, R>>;
 
+    #[track_caller]
     fn get_buffer(self) -> Self::Guard {
         self.get_owned()
     }
@@ -95,6 +101,7 @@ impl<R: Recycle<BytesMut>> FramedPool for &'static WorkerPool<BytesMut, R> {
     type Pool = WorkerPool<BytesMut, R>;
     type Guard = Pooled<'static, BytesMut, WorkerPool<BytesMut, R>>;
 
+    #[track_caller]
     fn get_buffer(self) -> Self::Guard {
         self.get()
     }
@@ -105,6 +112,7 @@ impl<R: Recycle<BytesMut>> FramedPool for &'static Pool<BytesMut, R> {
     type Pool = Pool<BytesMut, R>;
     type Guard = Pooled<'static, BytesMut, Pool<BytesMut, R>>;
 
+    #[track_caller]
     fn get_buffer(self) -> Self::Guard {
         self.get()
     }
@@ -118,6 +126,7 @@ impl<R: Recycle<BytesMut>, K: PrivateKey> FramedPool for &'static StaticWorkerPo
     type Pool = StaticWorkerPool<BytesMut, R, K>;
     type Guard = Pooled<'static, BytesMut, StaticWorkerPool<BytesMut, R, K>>;
 
+    #[track_caller]
     fn get_buffer(self) -> Self::Guard {
         self.get()
     }
@@ -137,6 +146,7 @@ where
     type Pool = <&'static X as FramedPool>::Pool;
     type Guard = <&'static X as FramedPool>::Guard;
 
+    #[track_caller]
     fn get_buffer(self) -> Self::Guard {
         let pool: &'static X = self;
         pool.get_buffer()

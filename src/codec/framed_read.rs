@@ -210,6 +210,7 @@ impl<R, P: PoolKind<BytesMut> + 'static> SlabFramedRead<R, P> {
     /// assert_eq!(BUFFERS.stats().num_in_use, 0); // the buffer is back
     /// # }
     /// ```
+    #[track_caller]
     pub fn with_pool<S: FramedPool<Pool = P>>(reader: R, codec: LengthDelimited, pool: S) -> Self {
         Self {
             reader,

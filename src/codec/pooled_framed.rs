@@ -418,6 +418,7 @@ where
     /// assert_eq!(BUFFERS.stats().num_in_use, 0); // all four back
     /// # }
     /// ```
+    #[track_caller]
     pub fn framed<S: FramedPool<Pool = P>>(io: T, codec: U, pool: S) -> Self {
         let mut inner = Framed::with_capacity(io, codec, 0);
         inner.set_backpressure_boundary(BACKPRESSURE_BOUNDARY);
@@ -452,6 +453,7 @@ where
     /// assert_eq!(buffers.stats().num_idle, 1);
     /// # }
     /// ```
+    #[track_caller]
     pub fn framed_read<S: FramedPool<Pool = P>>(io: T, decoder: D, pool: S) -> Self {
         Self::from_guards(
             FramedRead::with_capacity(io, decoder, 0),
@@ -486,6 +488,7 @@ where
     /// assert_eq!(&sink.get_ref().get_ref()[..], b"hi\n");
     /// # }
     /// ```
+    #[track_caller]
     pub fn framed_write<S: FramedPool<Pool = P>>(io: T, encoder: E, pool: S) -> Self {
         let mut inner = FramedWrite::with_capacity(io, encoder, 0);
         inner.set_backpressure_boundary(BACKPRESSURE_BOUNDARY);

@@ -134,6 +134,7 @@ impl<T, P: PoolKind<BytesMut> + 'static> SlabFramed<T, P> {
     /// assert_eq!(BUFFERS.stats().num_in_use, 0);
     /// # }
     /// ```
+    #[track_caller]
     pub fn with_pool<S: FramedPool<Pool = P>>(io: T, codec: LengthDelimited, pool: S) -> Self {
         SlabFramed {
             io,

@@ -40,6 +40,12 @@
 //!   its own return first finds it past the threshold. With the feature
 //!   `tracing`, that is also when a `warn` event names the call site.
 //!
+//! A guard leaked with [`mem::forget`](std::mem::forget) stays listed, at
+//! its call site, for as long as the pool lives: its object never comes
+//! back. The `codec` types that take their buffers from a pool
+//! (`PooledFramed`, `SlabFramed::with_pool`, `SlabFramedRead::with_pool`)
+//! record the line that made them.
+//!
 //! Without a hold warning a pool records nothing: its getters and guard
 //! drops check one field and go on (the worker bench's `worker_pool` and
 //! `worker_pool_hold_warning` contestants measure both ways). With one,
