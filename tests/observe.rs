@@ -459,3 +459,68 @@ fn a_framed_connections_buffers_are_held_from_where_it_was_made() {
     drop(framed);
     assert!(pool.long_holds().is_empty());
 }
+
+#[test]
+fn on_long_hold_hands_each_long_hold_over_once_held_or_ended() {
+    let pool = Arc::new(
+        Pool::builder(Vec::<u8>::new)
+            .name("paged")
+            .hold_warning(WARNING)
+            .build(),
+    );
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut reporter = Reporter::new().watch_arc(&pool).on_long_hold({
+        let seen = Arc::clone(&seen);
+        move |label, hold| seen.lock().unwrap().push((label.to_owned(), *hold))
+    });
+    // Ends before any round looks.
+    let (ended_line, ended) = at!(pool.get());
+    std::thread::sleep(PAST);
+    drop(ended);
+    // Still out when the round looks.
+    let (held_line, held) = at!(pool.get());
+    std::thread::sleep(PAST);
+    reporter.report();
+    reporter.report();
+    drop(held);
+    reporter.report();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[0].0, "paged");
+    assert_eq!(
+        (seen[0].1.location.line(), seen[0].1.still_held),
+        (ended_line, false)
+    );
+    assert_eq!(
+        (seen[1].1.location.line(), seen[1].1.still_held),
+        (held_line, true)
+    );
+    assert!(
+        seen[0].1.to_string().starts_with("paged: was held "),
+        "{}",
+        seen[0].1
+    );
+    assert!(
+        seen[1].1.to_string().starts_with("paged: held "),
+        "{}",
+        seen[1].1
+    );
+}
+
+#[test]
+fn long_holds_between_rounds_are_kept_up_to_the_last_64() {
+    let pool = Arc::new(
+        Pool::builder(Vec::<u8>::new)
+            .hold_warning(Duration::ZERO)
+            .build(),
+    );
+    let mut count = 0;
+    for _ in 0..100 {
+        let held = pool.get();
+        std::thread::sleep(Duration::from_micros(10));
+        drop(held);
+    }
+    pool.check_holds(&mut |_| count += 1);
+    assert_eq!(count, 64);
+    assert_eq!(pool.stats().long_hold_count, 100, "all counted");
+}

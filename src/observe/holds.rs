@@ -10,6 +10,7 @@
 //! Std's atomics and locks, not the loom facade's: no model turns a hold
 //! warning on.
 
+use std::collections::VecDeque;
 use std::panic::Location;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +32,10 @@ const SHARDS: usize = 16;
 /// Places reserved per shard up front, so that a warm pool records holds
 /// without allocating.
 const RESERVED: usize = 16;
+
+/// Long holds kept for the next reporter round at most (the oldest go
+/// first).
+pub(crate) const NEWS: usize = 64;
 
 /// What a pool says about itself in reports and events.
 #[derive(Debug, Clone, Copy)]
@@ -77,6 +82,8 @@ pub(crate) struct Holds {
     /// Guards that passed the threshold, each counted once.
     passed: AtomicU64,
     sites: Mutex<Map<Site, SiteCount>>,
+    /// Long holds not yet handed to a reporter round, newest last.
+    news: Mutex<VecDeque<LongHold>>,
 }
 
 impl Holds {
@@ -95,6 +102,7 @@ impl Holds {
             shards,
             passed: AtomicU64::new(0),
             sites: Mutex::new(Map::default()),
+            news: Mutex::new(VecDeque::with_capacity(NEWS)),
         }
     }
 
@@ -136,11 +144,16 @@ impl Holds {
         if held <= self.threshold {
             return;
         }
-        let waits = waits(hold.mark);
         if hold.flagged {
             self.note_site(hold.site, held, false);
         } else {
-            self.flag(hold.site, held, waits, true);
+            self.flag(LongHold {
+                pool: self.label.name,
+                location: hold.site,
+                held_for: held,
+                waits: waits(hold.mark),
+                still_held: false,
+            });
         }
     }
 
@@ -157,31 +170,49 @@ impl Holds {
                 if held <= self.threshold {
                     continue;
                 }
-                if !hold.flagged {
-                    hold.flagged = true;
-                    newly.push((hold.site, held, hold.mark));
-                }
-                found.push(LongHold {
+                let long = LongHold {
                     pool: self.label.name,
                     location: hold.site,
                     held_for: held,
                     waits: waits(hold.mark),
-                });
+                    still_held: true,
+                };
+                if !hold.flagged {
+                    hold.flagged = true;
+                    newly.push(long);
+                }
+                found.push(long);
             }
         }
         // Counted and warned about outside the shard locks.
-        for (site, held, mark) in newly {
-            self.flag(site, held, waits(mark), false);
+        for long in newly {
+            self.flag(long);
         }
         found.sort_by_key(|h| std::cmp::Reverse(h.held_for));
         found
     }
 
-    /// Counts a hold that passed the threshold, once, and warns.
-    fn flag(&self, site: Site, held: Duration, waits: Option<HoldWaits>, returned: bool) {
+    /// Counts a hold that passed the threshold, once, warns, and keeps it
+    /// for the next reporter round.
+    fn flag(&self, long: LongHold) {
         self.passed.fetch_add(1, Ordering::Relaxed);
-        self.note_site(site, held, true);
-        trace::long_hold(self.label, site, held, self.threshold, waits, returned);
+        self.note_site(long.location, long.held_for, true);
+        trace::long_hold(self.label, &long, self.threshold);
+        let mut news = lock(&self.news);
+        if news.len() == NEWS {
+            news.pop_front();
+        }
+        news.push_back(long);
+    }
+
+    /// Hands `f` the long holds found since the last call, oldest first
+    /// (at most the last [`NEWS`]).
+    pub(crate) fn take_news(&self, f: &mut dyn FnMut(&LongHold)) {
+        // Taken out first: `f` runs with no lock held.
+        let news: Vec<LongHold> = lock(&self.news).drain(..).collect();
+        for long in &news {
+            f(long);
+        }
     }
 
     fn note_site(&self, site: Site, held: Duration, count: bool) {

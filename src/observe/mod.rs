@@ -115,6 +115,11 @@ pub struct LongHold {
     /// For a [`RingPool`](crate::RingPool): the gets that waited for a slot
     /// while this object was out. `None` for other pools.
     pub waits: Option<HoldWaits>,
+    /// Whether the guard was still out when this was taken: always from
+    /// `long_holds()`; a [`Reporter::on_long_hold`] callback also gets the
+    /// long holds that ended before a round saw them (`false`, with their
+    /// whole length).
+    pub still_held: bool,
 }
 
 impl fmt::Display for LongHold {
@@ -122,11 +127,16 @@ impl fmt::Display for LongHold {
         if let Some(name) = self.pool {
             write!(f, "{name}: ")?;
         }
-        write!(f, "held {:?}, taken at {}", self.held_for, self.location)?;
+        let verb = if self.still_held { "held" } else { "was held" };
+        write!(
+            f,
+            "{verb} {:.1?}, taken at {}",
+            self.held_for, self.location
+        )?;
         if let Some(w) = self.waits {
             write!(
                 f,
-                " ({} gets waited meanwhile, {:?} in all; {} waiting now)",
+                " ({} gets waited meanwhile, {:.1?} in all; {} waiting now)",
                 w.count, w.time, w.num_waiters
             )?;
         }
@@ -183,9 +193,10 @@ pub struct HoldSite {
 
 impl fmt::Display for HoldSite {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let holds = if self.count == 1 { "hold" } else { "holds" };
         write!(
             f,
-            "{}: {} long holds, longest {:?}",
+            "{}: {} long {holds}, longest {:.1?}",
             self.location, self.count, self.longest
         )
     }
@@ -259,7 +270,28 @@ pub trait Observe: sealed::Sealed + Send + Sync {
     fn snapshot(&self) -> Snapshot;
 
     /// Counts (and, with `tracing`, warns about) the guards that passed
-    /// the hold warning since the last look. A no-op for pools without
-    /// one. [`Reporter`] rounds call it.
-    fn check_holds(&self) {}
+    /// the hold warning since the last look, then hands `f` every long
+    /// hold found since the last call, whoever found it (this call, a
+    /// `long_holds()` call or a guard's return), oldest first: at most the
+    /// last 64. A no-op for pools without a hold warning. [`Reporter`]
+    /// rounds call it.
+    ///
+    /// ```
+    /// use capacitor_pool::Pool;
+    /// use capacitor_pool::observe::Observe;
+    /// use std::time::Duration;
+    ///
+    /// let pool = Pool::builder(Vec::<u8>::new).hold_warning(Duration::ZERO).build();
+    /// let held = pool.get();
+    /// std::thread::sleep(Duration::from_millis(1));
+    /// drop(held); // ends before anyone looked
+    /// let mut seen = Vec::new();
+    /// pool.check_holds(&mut |long| seen.push(*long));
+    /// assert_eq!(seen.len(), 1);
+    /// assert!(!seen[0].still_held);
+    /// pool.check_holds(&mut |_| panic!("handed over once"));
+    /// ```
+    fn check_holds(&self, f: &mut dyn FnMut(&LongHold)) {
+        let _ = f;
+    }
 }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use super::{Observe, Snapshot};
+use super::{LongHold, Observe, Snapshot};
 
 /// A pool a reporter watches.
 enum Watched {
@@ -22,10 +22,13 @@ struct Source {
 }
 
 type Callback = Box<dyn FnMut(&str, &Snapshot) + Send>;
+type HoldCallback = Box<dyn FnMut(&str, &LongHold) + Send>;
 
 /// Reads the pools it watches on a period and reports what it read: to
 /// the `metrics` recorder (feature `metrics`), to `tracing` (feature
-/// `tracing`: warnings for new long holds), and to callbacks of your own.
+/// `tracing`: warnings for new long holds), and to callbacks of your own
+/// (each pool's [`Snapshot`] with [`on_report`](Reporter::on_report), each
+/// new long hold with [`on_long_hold`](Reporter::on_long_hold)).
 /// Nothing it does touches a pool's hot path: it reads the per-shard
 /// counters, as `stats()` does, and walks the hold tables of pools that
 /// have a hold warning.
@@ -96,6 +99,7 @@ type Callback = Box<dyn FnMut(&str, &Snapshot) + Send>;
 pub struct Reporter {
     sources: Vec<Source>,
     callbacks: Vec<Callback>,
+    hold_callbacks: Vec<HoldCallback>,
 }
 
 impl Default for Reporter {
@@ -116,6 +120,7 @@ impl Reporter {
         Reporter {
             sources: Vec::new(),
             callbacks: Vec::new(),
+            hold_callbacks: Vec::new(),
         }
     }
 
@@ -192,6 +197,37 @@ impl Reporter {
         self
     }
 
+    /// Calls `f` once for each long hold of a watched pool, with the pool's
+    /// label: in the round that first finds it still held, or, for a hold
+    /// that ended before a round saw it, in the next round (with
+    /// [`still_held`](LongHold::still_held) `false`). At most the last 64
+    /// per pool between two rounds. The way to print or page on one.
+    ///
+    /// ```
+    /// use capacitor_pool::WorkerPool;
+    /// use capacitor_pool::observe::Reporter;
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    ///
+    /// let pool = Arc::new(
+    ///     WorkerPool::builder(Vec::<u8>::new)
+    ///         .name("buffers")
+    ///         .hold_warning(Duration::from_millis(1))
+    ///         .build(),
+    /// );
+    /// let mut reporter = Reporter::new()
+    ///     .watch_arc(&pool)
+    ///     .on_long_hold(|pool, hold| eprintln!("{pool}: {hold}"));
+    /// let held = pool.get();
+    /// std::thread::sleep(Duration::from_millis(5));
+    /// reporter.report(); // prints "buffers: held 5.1ms, taken at src/main.rs:16:17"
+    /// drop(held);
+    /// ```
+    pub fn on_long_hold(mut self, f: impl FnMut(&str, &LongHold) + Send + 'static) -> Self {
+        self.hold_callbacks.push(Box::new(f));
+        self
+    }
+
     /// One round now: checks each pool's hold warning, then reports its
     /// snapshot. Returns how many pools it reported (pools in an `Arc`
     /// that was dropped are no longer watched).
@@ -213,9 +249,15 @@ impl Reporter {
     pub fn report(&mut self) -> usize {
         let mut reported = 0;
         let callbacks = &mut self.callbacks;
+        let hold_callbacks = &mut self.hold_callbacks;
         self.sources.retain(|source| {
             let mut report = |pool: &dyn Observe| {
-                pool.check_holds();
+                pool.check_holds(&mut |long| {
+                    let label = long.pool.unwrap_or(&source.fallback);
+                    for f in hold_callbacks.iter_mut() {
+                        f(label, long);
+                    }
+                });
                 let snapshot = pool.snapshot();
                 let label = snapshot.name().unwrap_or(&source.fallback);
                 #[cfg(feature = "metrics")]
@@ -289,7 +331,10 @@ impl fmt::Debug for Reporter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Reporter")
             .field("pools", &self.sources.len())
-            .field("callbacks", &self.callbacks.len())
+            .field(
+                "callbacks",
+                &(self.callbacks.len() + self.hold_callbacks.len()),
+            )
             .finish()
     }
 }

@@ -4,10 +4,11 @@
 
 #[cfg(feature = "tracing")]
 use std::fmt;
+#[cfg(feature = "tracing")]
 use std::panic::Location;
 use std::time::Duration;
 
-use super::HoldWaits;
+use super::LongHold;
 use super::holds::Label;
 
 /// Prints a location as `file:line:column`.
@@ -23,23 +24,21 @@ impl fmt::Display for At {
 
 /// A guard passed its pool's hold warning: `warn`, once per guard.
 #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
-pub(crate) fn long_hold(
-    label: Label,
-    site: &'static Location<'static>,
-    held: Duration,
-    threshold: Duration,
-    waits: Option<HoldWaits>,
-    returned: bool,
-) {
+pub(crate) fn long_hold(label: Label, long: &LongHold, threshold: Duration) {
     #[cfg(feature = "tracing")]
     {
-        let state = if returned { "returned" } else { "still held" };
-        match waits {
+        let state = if long.still_held {
+            "still held"
+        } else {
+            "returned"
+        };
+        let held_ms = long.held_for.as_secs_f64() * 1e3;
+        match long.waits {
             Some(w) => tracing::warn!(
                 pool = label.name.unwrap_or(""),
                 kind = label.kind,
-                location = %At(site),
-                held_ms = held.as_secs_f64() * 1e3,
+                location = %At(long.location),
+                held_ms,
                 threshold_ms = threshold.as_millis() as u64,
                 state,
                 waits = w.count,
@@ -50,8 +49,8 @@ pub(crate) fn long_hold(
             None => tracing::warn!(
                 pool = label.name.unwrap_or(""),
                 kind = label.kind,
-                location = %At(site),
-                held_ms = held.as_secs_f64() * 1e3,
+                location = %At(long.location),
+                held_ms,
                 threshold_ms = threshold.as_millis() as u64,
                 state,
                 "pooled object held past its hold warning"

@@ -124,7 +124,7 @@ pub struct Pool<T, R = UseReset> {
     max_idle: usize,
     label: Label,
     /// The guards out now, when the pool has a hold warning.
-    holds: Option<Box<Holds>>,
+    pub(crate) holds: Option<Box<Holds>>,
 }
 
 impl<T: Reset + 'static> Pool<T> {
@@ -503,8 +503,11 @@ impl<T: Send, R: Recycle<T> + Send + Sync> Observe for Pool<T, R> {
         Snapshot::Pool(self.stats())
     }
 
-    fn check_holds(&self) {
+    fn check_holds(&self, f: &mut dyn FnMut(&LongHold)) {
         drop(self.long_holds());
+        if let Some(holds) = &self.holds {
+            holds.take_news(f);
+        }
     }
 }
 

@@ -695,8 +695,11 @@ impl<T: Send, R: Recycle<T> + Send + Sync> Observe for RingPool<T, R> {
         Snapshot::Ring(self.stats())
     }
 
-    fn check_holds(&self) {
+    fn check_holds(&self, f: &mut dyn FnMut(&LongHold)) {
         drop(self.long_holds());
+        if let Some(holds) = &self.holds {
+            holds.take_news(f);
+        }
     }
 }
 

@@ -605,8 +605,11 @@ impl<T: Send, R: Recycle<T> + Send + Sync> Observe for WorkerPool<T, R> {
         Snapshot::WorkerPool(self.stats())
     }
 
-    fn check_holds(&self) {
+    fn check_holds(&self, f: &mut dyn FnMut(&LongHold)) {
         drop(self.long_holds());
+        if let Some(holds) = &self.depot.holds {
+            holds.take_news(f);
+        }
     }
 }
 

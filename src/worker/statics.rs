@@ -250,8 +250,8 @@ impl<T: Send, R: Recycle<T> + Send + Sync, K: PrivateKey + Send + Sync> crate::o
         self.pool.snapshot()
     }
 
-    fn check_holds(&self) {
-        self.pool.check_holds();
+    fn check_holds(&self, f: &mut dyn FnMut(&crate::observe::LongHold)) {
+        self.pool.check_holds(f);
     }
 }
 
