@@ -9,6 +9,7 @@
 //! cargo run --release --example demo                    # echo and typical, 2 pairs each (under a minute)
 //! cargo run --release --example demo -- --full          # echo, typical and large, 5 pairs each, longer windows
 //! cargo run --release --example demo -- --small         # a few seconds (what CI runs)
+//! cargo run --release --example demo -- --small --hold-warning 50  # one handler sits on a buffer: where?
 //! cargo run --release --example demo --features mimalloc  # adds "plain on mimalloc"
 //! cargo run --release --example demo -- --help          # the flags
 //! ```
@@ -55,6 +56,20 @@
 //!   2-core machine the client and the server share the cores; a client
 //!   near 100% of a core would be the bottleneck, and the table says so.
 //!
+//! # Long holds
+//!
+//! `--hold-warning MS` sets a hold warning of `MS` milliseconds on the
+//! pooled `typical` server's response buffers (the `responses` pool, see
+//! [`capacitor_pool::observe`]), and the first request that server handles
+//! takes its response buffer and sits on it for 3x `MS` before using it
+//! (`sit_on_a_response_buffer`, a handler awaiting a slow backend with the
+//! buffer in hand). A [`Reporter`] round on the server prints the hold while
+//! it is on (the file, line and column of the `get`, and its age), and the
+//! server prints the pool's `hold_sites()` and `long_hold_count` when it
+//! stops, all on lines that start with `hold warning:`. The pooled
+//! `typical` runs' numbers then include that one slow request. Without the
+//! flag no pool has a hold warning.
+//!
 //! The demo exits with status 1 if any reply is wrong, 2 for a bad flag.
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -69,7 +84,9 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use capacitor_pool::codec::{LengthDelimited, PooledFramed, SlabFramedRead};
-use capacitor_pool::{Reset, ReusableVec, Slab, WorkerPool, worker_pool};
+use capacitor_pool::observe::{Reporter, Snapshot};
+use capacitor_pool::worker::WorkerPoolBuilder;
+use capacitor_pool::{Reset, ReusableVec, Slab, StaticPooled, WorkerPool, worker_pool};
 use clap::{Parser, ValueEnum};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
@@ -262,6 +279,13 @@ struct Args {
           value_parser = clap::value_parser!(u64).range(1..=65536))]
     size: u64,
 
+    /// Long holds: a hold warning of MS milliseconds on the pooled `typical`
+    /// server's response buffers; its first request sits on its buffer for
+    /// 3x MS, and the demo prints the file and line that took it
+    #[arg(long, value_name = "MS",
+          value_parser = clap::value_parser!(u64).range(10..=10_000))]
+    hold_warning: Option<u64>,
+
     /// Run as the server (used by the demo itself)
     #[arg(long, hide = true, value_name = "SERVER")]
     serve: Option<Server>,
@@ -277,6 +301,8 @@ struct Plan {
     warmup: Duration,
     workers: usize,
     size: usize,
+    /// `--hold-warning`, in milliseconds.
+    hold_warning: Option<u64>,
 }
 
 impl Plan {
@@ -316,6 +342,13 @@ impl Plan {
             }
             servers.retain(|s| args.servers.contains(s));
         }
+        if args.hold_warning.is_some()
+            && !(profiles.contains(&Profile::Typical) && servers.contains(&Server::Pooled))
+        {
+            return Err("--hold-warning shows on the pooled `typical` server: \
+                 run the `typical` profile and the `pooled` server"
+                .into());
+        }
         Ok(Plan {
             profiles,
             rounds: args.pairs.map_or(rounds, |n| n as usize),
@@ -325,6 +358,7 @@ impl Plan {
             warmup: seconds(args.warmup, warmup, "warmup")?,
             workers: args.workers as usize,
             size: args.size as usize,
+            hold_warning: args.hold_warning,
         })
     }
 }
@@ -333,7 +367,8 @@ fn main() -> ExitCode {
     let args = Args::parse();
     if let Some(server) = args.serve {
         let profile = args.profile.first().copied().unwrap_or(Profile::Echo);
-        return serve(server, profile, args.workers as usize);
+        let hold_warning = args.hold_warning.map(Duration::from_millis);
+        return serve(server, profile, args.workers as usize, hold_warning);
     }
     let plan = match Plan::new(&args) {
         Ok(plan) => plan,
@@ -484,13 +519,79 @@ fn respond(method: &str, path: &str, request_id: &str, body: &[u8], out: &mut St
 worker_pool! {
     /// The pooled `typical` handler's requests.
     static REQUESTS: WorkerPool<PooledRequest> =
-        WorkerPool::builder(PooledRequest::default).workers(64);
+        WorkerPool::builder(PooledRequest::default).workers(64).name("requests");
 }
 
 worker_pool! {
-    /// The pooled `typical` handler's response buffers.
-    static RESPONSES: WorkerPool<String> =
-        WorkerPool::builder(|| String::with_capacity(512)).workers(64);
+    /// The pooled `typical` handler's response buffers; with
+    /// `--hold-warning`, the one pool with a hold warning.
+    static RESPONSES: WorkerPool<String> = with_hold_warning(
+        WorkerPool::builder(|| String::with_capacity(512)).workers(64).name("responses"),
+    );
+}
+
+/// `--hold-warning`, set by the server process before the pools are first
+/// used (a `worker_pool!` static is built at its first use).
+static HOLD_WARNING: OnceLock<Duration> = OnceLock::new();
+
+/// `builder` with the hold warning of `--hold-warning`, if given.
+fn with_hold_warning<T: 'static>(builder: WorkerPoolBuilder<T>) -> WorkerPoolBuilder<T> {
+    match HOLD_WARNING.get() {
+        Some(&threshold) => builder.hold_warning(threshold),
+        None => builder,
+    }
+}
+
+/// Whether a handler sat on its response buffer already: one does, once.
+static SAT_ON_ONE: AtomicBool = AtomicBool::new(false);
+
+/// The `--hold-warning` handler's mistake: it takes its response buffer
+/// first, then awaits a slow backend (`hold`) with the buffer in hand. The
+/// hold warning reports the `get` below, with its file, line and column.
+async fn sit_on_a_response_buffer(hold: Duration) -> StaticPooled<String, RESPONSES> {
+    let out = RESPONSES.get(); // the call site the hold warning reports
+    tokio::time::sleep(hold).await; // the slow backend, buffer in hand
+    out
+}
+
+/// With `--hold-warning`: prints each new long hold of `RESPONSES` as a
+/// reporter round finds it (a round every half threshold).
+fn report_long_holds(threshold: Duration) {
+    let mut counted = 0;
+    let reporter = Reporter::new()
+        .watch(&*RESPONSES)
+        .on_report(move |_, snapshot| {
+            let Snapshot::WorkerPool(stats) = snapshot else {
+                return;
+            };
+            let new = stats.long_hold_count.saturating_sub(counted) as usize;
+            counted = stats.long_hold_count;
+            // Longest first: the holds this round found are the youngest.
+            let holds = RESPONSES.long_holds();
+            for hold in holds.iter().rev().take(new.min(3)) {
+                eprintln!("hold warning: {hold}");
+            }
+        });
+    // Runs until the process exits (it watches a static).
+    let _ = reporter.spawn(threshold / 2);
+}
+
+/// When the server stops, with `--hold-warning`: the call sites that held
+/// a response buffer past the threshold.
+fn print_hold_sites() {
+    let stats = RESPONSES.stats();
+    let sites = RESPONSES.hold_sites();
+    let sites: Vec<String> = sites.iter().map(ToString::to_string).collect();
+    eprintln!(
+        "hold warning: {}: long_hold_count {}; hold_sites: {}",
+        stats.name.unwrap_or("responses"),
+        stats.long_hold_count,
+        if sites.is_empty() {
+            "none".to_string()
+        } else {
+            sites.join("; ")
+        }
+    );
 }
 
 /// The largest `large` frame.
@@ -526,6 +627,7 @@ async fn pooled_connection(
     profile: Profile,
     slab: &Slab,
     buffers: &Arc<WorkerPool<BytesMut>>,
+    slow: Option<Duration>,
 ) -> std::io::Result<()> {
     let codec = LengthDelimited::builder()
         .max_frame_length(2 * LARGE_MAX)
@@ -544,7 +646,13 @@ async fn pooled_connection(
                 drop(frame);
                 let id = req.headers.iter().find(|h| h.name == "x-request-id");
                 let id = id.map_or("", |h| h.value.as_str());
-                let mut out = RESPONSES.get();
+                let mut out = match slow {
+                    // `--hold-warning`: one handler, once, sits on it.
+                    Some(hold) if !SAT_ON_ONE.swap(true, Ordering::Relaxed) => {
+                        sit_on_a_response_buffer(hold).await
+                    }
+                    _ => RESPONSES.get(),
+                };
                 respond(&req.method, &req.path, id, &req.body, &mut out);
                 drop(req);
                 framed.send(out.as_bytes()).await?;
@@ -581,7 +689,17 @@ async fn pooled_large_connection(
 /// Runs the server on an ephemeral port of 127.0.0.1, prints `port N`, then
 /// answers `stats` lines on standard input with one line of counters, and
 /// exits at the end of its input.
-fn serve(server: Server, profile: Profile, workers: usize) -> ExitCode {
+fn serve(
+    server: Server,
+    profile: Profile,
+    workers: usize,
+    hold_warning: Option<Duration>,
+) -> ExitCode {
+    if let Some(threshold) = hold_warning {
+        HOLD_WARNING
+            .set(threshold)
+            .expect("set once, before the pools");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
         .on_thread_start(count_this_thread)
@@ -593,6 +711,12 @@ fn serve(server: Server, profile: Profile, workers: usize) -> ExitCode {
         .expect("a loopback port");
     let port = listener.local_addr().expect("bound").port();
     let pooled = server == Server::Pooled;
+    if let Some(threshold) = hold_warning {
+        let _entered = runtime.enter();
+        report_long_holds(threshold);
+    }
+    // The slow handler sits on its buffer for 3x the threshold.
+    let slow = hold_warning.map(|threshold| 3 * threshold);
     runtime.spawn(async move {
         let max_chunk = if profile == Profile::Large {
             LARGE_MAX
@@ -600,10 +724,17 @@ fn serve(server: Server, profile: Profile, workers: usize) -> ExitCode {
             64 * 1024
         };
         let slab = Slab::builder()
+            .name("frames")
             .max_chunk(max_chunk)
             .build()
             .expect("valid slab settings");
-        let buffers = Arc::new(WorkerPool::builder(|| BytesMut::with_capacity(8 * 1024)).build());
+        // No hold warning here even with `--hold-warning`: a connection
+        // holds its two buffers for its whole life.
+        let buffers = Arc::new(
+            WorkerPool::builder(|| BytesMut::with_capacity(8 * 1024))
+                .name("connection-buffers")
+                .build(),
+        );
         loop {
             let Ok((socket, _)) = listener.accept().await else {
                 continue;
@@ -612,7 +743,7 @@ fn serve(server: Server, profile: Profile, workers: usize) -> ExitCode {
             let (slab, buffers) = (slab.clone(), Arc::clone(&buffers));
             tokio::spawn(async move {
                 let _ = if pooled {
-                    pooled_connection(socket, profile, &slab, &buffers).await
+                    pooled_connection(socket, profile, &slab, &buffers, slow).await
                 } else {
                     plain_connection(socket, profile).await
                 };
@@ -634,6 +765,9 @@ fn serve(server: Server, profile: Profile, workers: usize) -> ExitCode {
         );
         let _ = std::io::stdout().flush();
         line.clear();
+    }
+    if hold_warning.is_some() {
+        print_hold_sites();
     }
     runtime.shutdown_background();
     ExitCode::SUCCESS
@@ -702,6 +836,10 @@ impl ServerProcess {
     fn start(server: Server, plan: &Plan, profile: Profile) -> Result<ServerProcess, String> {
         let exe = std::env::current_exe().map_err(|e| format!("own path: {e}"))?;
         let mut cmd = Command::new(exe);
+        if let (Some(ms), Server::Pooled, Profile::Typical) = (plan.hold_warning, server, profile) {
+            cmd.arg("--hold-warning").arg(ms.to_string());
+        }
+        // The server's standard error is the demo's: `hold warning:` lines.
         cmd.arg("--serve")
             .arg(server.to_possible_value().expect("named").get_name())
             .arg("--profile")
@@ -999,6 +1137,12 @@ fn drive(plan: &Plan) -> Result<(), String> {
     );
     if !cfg!(feature = "mimalloc") {
         println!("(build with `--features mimalloc` to add plain on mimalloc)");
+    }
+    if let Some(ms) = plan.hold_warning {
+        println!(
+            "hold warning: {ms} ms on the pooled typical server's `responses` pool; its first request sits on its buffer for {} ms",
+            3 * ms
+        );
     }
     for &profile in &plan.profiles {
         let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); plan.servers.len()];
