@@ -84,7 +84,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use capacitor_pool::codec::{LengthDelimited, PooledFramed, SlabFramedRead};
-use capacitor_pool::observe::{Reporter, Snapshot};
+use capacitor_pool::observe::Reporter;
 use capacitor_pool::worker::WorkerPoolBuilder;
 use capacitor_pool::{Reset, ReusableVec, Slab, StaticPooled, WorkerPool, worker_pool};
 use clap::{Parser, ValueEnum};
@@ -554,24 +554,12 @@ async fn sit_on_a_response_buffer(hold: Duration) -> StaticPooled<String, RESPON
     out
 }
 
-/// With `--hold-warning`: prints each new long hold of `RESPONSES` as a
-/// reporter round finds it (a round every half threshold).
+/// With `--hold-warning`: prints each long hold of `RESPONSES` once, as a
+/// reporter round (every half threshold) finds it.
 fn report_long_holds(threshold: Duration) {
-    let mut counted = 0;
     let reporter = Reporter::new()
         .watch(&*RESPONSES)
-        .on_report(move |_, snapshot| {
-            let Snapshot::WorkerPool(stats) = snapshot else {
-                return;
-            };
-            let new = stats.long_hold_count.saturating_sub(counted) as usize;
-            counted = stats.long_hold_count;
-            // Longest first: the holds this round found are the youngest.
-            let holds = RESPONSES.long_holds();
-            for hold in holds.iter().rev().take(new.min(3)) {
-                eprintln!("hold warning: {hold}");
-            }
-        });
+        .on_long_hold(|_, hold| eprintln!("hold warning: {hold}"));
     // Runs until the process exits (it watches a static).
     let _ = reporter.spawn(threshold / 2);
 }
