@@ -6,6 +6,7 @@
 
 use std::hint::black_box;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::{BufMut, BytesMut};
 use capacitor_pool::pool::DEFAULT_MAX_IDLE;
@@ -18,6 +19,11 @@ use lockfree_object_pool::{LinearObjectPool, LinearOwnedReusable};
 /// Magazines of the `WorkerPool`s: more than any worker number this process
 /// gives out, so every worker has one.
 const MAGAZINES: usize = 64;
+
+/// `worker_pool_hold_warning`'s hold warning: far longer than any op, so
+/// no guard is ever flagged and the bench measures the bookkeeping alone
+/// (recording each get's call site and time, removing it at the drop).
+const HOLD_WARNING: Duration = Duration::from_secs(10);
 
 /// A fresh 4 KiB buffer.
 #[inline]
@@ -163,7 +169,8 @@ impl Cross for New {
 }
 
 /// `worker_pool`: this crate's `WorkerPool` (the guard resets on drop, into
-/// the magazine of the worker it drops on).
+/// the magazine of the worker it drops on). Also `worker_pool_hold_warning`:
+/// the same pool built with a hold warning, which records every guard out.
 struct Worker(Arc<WorkerPool<BytesMut>>);
 
 impl Contestant for Worker {
@@ -493,6 +500,15 @@ pub(crate) fn contestants<V: Visit>(v: &mut V) {
         "worker_pool",
         Arc::new(Worker(Arc::new(
             WorkerPool::builder(make).workers(MAGAZINES).build(),
+        ))),
+    );
+    v.visit_cross(
+        "worker_pool_hold_warning",
+        Arc::new(Worker(Arc::new(
+            WorkerPool::builder(make)
+                .workers(MAGAZINES)
+                .hold_warning(HOLD_WARNING)
+                .build(),
         ))),
     );
     v.visit(

@@ -15,7 +15,12 @@
 //! - `worker_4k_1_worker`: one task. Contestants: `floor`, `tls_slot` (a
 //!   reference: one buffer parked in a thread-local, the least any pool
 //!   can do), `new`,
-//!   `worker_pool` (a `WorkerPool` in an `Arc`), `worker_static` (a
+//!   `worker_pool` (a `WorkerPool` in an `Arc`),
+//!   `worker_pool_hold_warning` (the same, built with a 10 s
+//!   `hold_warning`: long-hold detection on, every get records its call
+//!   site and time and every drop removes them, nothing is ever flagged),
+//!   `worker_pool_pair` (two buffers of one `WorkerPool` held at once, one
+//!   op per pair), `worker_static` (a
 //!   `WorkerPool` declared with `worker_pool!`, whose private slot is a
 //!   thread-local of its own), `capacitor_pool`, `mutex_vec`,
 //!   `object_pool`, `lockfree_linear`, `opool`, `sharded_slab`.
@@ -34,8 +39,9 @@
 //!   `std::sync::mpsc::sync_channel` costs about a microsecond per
 //!   transfer, whatever the pool, and each task has a worker thread to
 //!   itself. Contestants whose objects can cross in a `'static` `Send`
-//!   guard or by value: `new`, `worker_pool` and `capacitor_pool` (their
-//!   `get_owned`), `worker_static` (its `'static` guards), `mutex_vec`,
+//!   guard or by value: `new`, `worker_pool`, `worker_pool_hold_warning`
+//!   and `capacitor_pool` (their `get_owned`), `worker_static` (its
+//!   `'static` guards), `mutex_vec`,
 //!   `object_pool` (`pull_owned`) and `lockfree_linear` (`pull_owned`).
 //!
 //! Every contestant clears the buffer before its next user sees it (the
@@ -335,7 +341,7 @@ fn print_alloc_table(rt: &Runtime) {
         "allocations per op (allocs + reallocs on the worker threads, per op per task, or per \
          transfer across workers; {COUNT_OPS} ops per task after warm-up)"
     );
-    print!("{:<6} {:<16}", "kind", "contestant");
+    print!("{:<6} {:<24}", "kind", "contestant");
     let modes = modes();
     for (_, label) in &modes {
         print!(" {label:>12}");
@@ -348,7 +354,7 @@ fn print_alloc_table(rt: &Runtime) {
     };
     contestants(&mut count);
     for (name, per_op) in count.rows {
-        print!("{:<6} {name:<16}", "4k");
+        print!("{:<6} {name:<24}", "4k");
         for x in per_op {
             match x {
                 Some(x) => print!(" {x:>12.4}"),
