@@ -154,16 +154,21 @@
 //!
 //! A hold warning keeps a table of the guards out (`observe/holds.rs`)
 //! beside the pool, not in the guard: a guard stays one pointer plus its
-//! pool, and a pool without a warning pays one predictable branch on a
-//! field next to the ones its hot path already reads (`Pool::holds`,
-//! which a `WorkerPool` reaches through its depot). The getters are
-//! `#[track_caller]`, inlined, so the location is a constant at each call
-//! site. With a warning, a get inserts (object address, call site,
-//! `Instant`) into one of 16 mutex-guarded hash maps, picked by address,
-//! and the guard's return (or `discard`, `detach`) removes it; the maps
-//! keep their capacity, so a warm pool allocates nothing for it. A ring's
-//! hold also saves the ring's wait counters at the take, so that a long
-//! hold can say how many gets waited while it was out.
+//! pool. The getters are `#[track_caller]` and inlined, so the location is
+//! a constant at each call site, passed down only to the tier that
+//! records. A `WorkerPool` with a warning is built without private slots
+//! and magazines, so every get and return reaches its depot tier
+//! (`take_from_depot`, `place_in_depot`, and the depot's `drop_slot` for
+//! objects its reset drops), which records and ends holds; the private
+//! slot and magazine paths, all a pool without a warning runs, have no
+//! check for it. A `Pool` or `RingPool` checks its `holds` field in the
+//! get and the return. With a warning, a get inserts (object address,
+//! call site, `Instant`) into one of 16 mutex-guarded hash maps, picked by
+//! a multiplicative hash of the address, and the return removes it before
+//! the object can reach its next holder; the maps keep their capacity, so
+//! a warm pool allocates nothing for it. A ring's hold also saves the
+//! ring's wait counters at the take, so that a long hold can say how many
+//! gets waited while it was out.
 //!
 //! A hold is counted (and warned about) once, by whichever first sees it
 //! past the threshold: a `long_holds()` call, a reporter round, or its own

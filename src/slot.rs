@@ -54,6 +54,13 @@ impl<T> Slot<T> {
         self.0
     }
 
+    /// The slot's address as a number: the key of a hold table (the same
+    /// as the object's [`Lent::addr`](crate::guard::sealed::Lent::addr)).
+    #[inline(always)]
+    pub(crate) fn addr(&self) -> usize {
+        self.0.as_ptr() as usize
+    }
+
     /// The slot's address, kept (the loom models watch objects by it).
     #[cfg(all(test, loom))]
     pub(crate) fn as_ptr(&self) -> NonNull<T> {

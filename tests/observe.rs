@@ -524,3 +524,63 @@ fn long_holds_between_rounds_are_kept_up_to_the_last_64() {
     assert_eq!(count, 64);
     assert_eq!(pool.stats().long_hold_count, 100, "all counted");
 }
+
+#[test]
+fn a_worker_pool_with_a_hold_warning_ends_holds_on_every_way_back() {
+    let pool = WorkerPool::builder(Vec::<u8>::new)
+        .retention_limit(1024)
+        .hold_warning(WARNING)
+        .build();
+    assert_eq!(
+        pool.num_workers(),
+        0,
+        "no magazines: every object passes the depot"
+    );
+    pool.get().reserve(4096); // dropped for its size by the reset
+    let panicky = WorkerPool::builder(Vec::<u8>::new)
+        .reset(|_: &mut Vec<u8>| panic!("reset fails"))
+        .hold_warning(WARNING)
+        .build();
+    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(panicky.get())));
+    assert!(caught.is_err());
+    drop(pool.get()); // kept
+    let kept: Vec<u8> = pool.get().detach();
+    pool.get().discard();
+    std::thread::sleep(PAST);
+    assert!(pool.long_holds().is_empty(), "{:?}", pool.long_holds());
+    assert!(
+        panicky.long_holds().is_empty(),
+        "{:?}",
+        panicky.long_holds()
+    );
+    let s = pool.stats();
+    assert_eq!((s.num_in_use, s.long_hold_count), (0, 0));
+    drop(kept);
+}
+
+capacitor_pool::worker_pool! {
+    static ON_WORKERS: WorkerPool<Vec<u8>> =
+        WorkerPool::builder(Vec::new).hold_warning(WARNING);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_pool_static_on_workers_records_its_callers_line() {
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        // A quick get and return first: the static's first use on this
+        // worker thread.
+        drop(ON_WORKERS.get());
+        let (line, held) = at!(ON_WORKERS.get());
+        rx.await.unwrap();
+        drop(held);
+        line
+    });
+    tokio::time::sleep(PAST).await;
+    let long = ON_WORKERS.long_holds();
+    tx.send(()).unwrap();
+    let line = task.await.unwrap();
+    assert_eq!(long.len(), 1, "{long:?}");
+    assert_eq!(long[0].location.line(), line);
+    assert_eq!(ON_WORKERS.stats().num_in_use, 0);
+    assert!(ON_WORKERS.long_holds().is_empty());
+}

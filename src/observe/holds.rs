@@ -111,9 +111,12 @@ impl Holds {
     }
 
     fn shard(&self, key: usize) -> &HoldShard {
-        // Slots are at least word-aligned: the low bits carry nothing.
-        let spread = (key >> 4) ^ (key >> 10);
-        &self.shards[spread & (SHARDS - 1)]
+        // A multiplicative (Fibonacci) hash: its top bits depend on every
+        // bit of the address. Picking a few low bits instead put the
+        // objects of two workers in one shard whenever their allocator
+        // arenas (64 MiB-aligned in glibc) gave them the same offsets.
+        let spread = key.wrapping_mul(0x9E37_79B9_7F4A_7C15_u64 as usize);
+        &self.shards[spread >> (usize::BITS - SHARDS.trailing_zeros())]
     }
 
     /// The object at `key` was taken at `site`.
@@ -324,6 +327,13 @@ mod tests {
     fn keys_in_every_shard_come_back() {
         let holds = Holds::new(Duration::from_secs(60), LABEL);
         let keys: Vec<usize> = (0..1000).map(|i| 0x10_0000 + i * 48).collect();
+        // Objects at the same offsets of arenas 64 MiB apart.
+        let arenas = [0x7f00_0000_0000_usize, 0x7f00_0400_0000];
+        let twins: Vec<usize> = arenas.iter().map(|a| a + 0x1_2340).collect();
+        assert!(
+            !std::ptr::eq(holds.shard(twins[0]), holds.shard(twins[1])),
+            "arena twins share a shard"
+        );
         for &k in &keys {
             holds.taken(k, Location::caller(), Mark::default());
         }

@@ -210,6 +210,11 @@ impl<T: 'static, R> PoolBuilder<T, R> {
         self.build_as("pool")
     }
 
+    /// Whether the pool will have a hold warning.
+    pub(crate) fn has_hold_warning(&self) -> bool {
+        self.hold_warning.is_some()
+    }
+
     /// Builds the pool, labelled as `kind` in reports (a `WorkerPool`'s
     /// depot reports as the `WorkerPool`).
     pub(crate) fn build_as(self, kind: &'static str) -> Pool<T, R>

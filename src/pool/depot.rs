@@ -474,6 +474,11 @@ impl<T, R: Recycle<T>> Pool<T, R> {
         hint: usize,
         counter: impl FnOnce(&Counters) -> &AtomicU64,
     ) {
+        // A `WorkerPool`'s hold ends here when its reset drops the object
+        // (a plain `Pool` ended it already: then this finds nothing).
+        if let Some(holds) = &self.holds {
+            holds.returned(slot.addr(), |_| None);
+        }
         self.idle.count(hint, counter, 1);
         slot.free();
     }

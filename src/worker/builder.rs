@@ -118,8 +118,14 @@ impl<T: 'static, R> WorkerPoolBuilder<T, R> {
     }
 
     /// Tracks the guards held longer than `threshold`; see
-    /// [`PoolBuilder::hold_warning`]. Off by default, and then the private
-    /// slot and magazine paths check one field more, nothing else.
+    /// [`PoolBuilder::hold_warning`]. Off by default.
+    ///
+    /// A pool with a hold warning has no private slots and no magazines
+    /// ([`num_workers`](WorkerPool::num_workers) is 0): every get and
+    /// return goes through the depot, where the hold is recorded. So pools
+    /// without one pay nothing for the feature: their private slot and
+    /// magazine paths have no check for it. Turn it on to find a leak or a
+    /// slow handler, on the pool under suspicion.
     ///
     /// ```
     /// use capacitor_pool::WorkerPool;
@@ -217,14 +223,23 @@ impl<T: 'static, R> WorkerPoolBuilder<T, R> {
     where
         R: Recycle<T>,
     {
-        let workers = self.workers.unwrap_or_else(default_workers);
+        // With a hold warning, no private slots and no magazines: every
+        // get and return goes through the depot's tier, which records the
+        // holds, and the hot path of pools without one checks nothing.
+        let tracked = self.depot.has_hold_warning();
+        let workers = if tracked {
+            0
+        } else {
+            self.workers.unwrap_or_else(default_workers)
+        };
         let mags: Vec<CachePadded<Magazine<T>>> = (0..workers).map(|_| Magazine::new()).collect();
         let depot = self.depot.build_as("worker_pool");
         // Last: from here on worker threads may park objects for this pool,
         // and its drop must take them back.
         // Zero-sized objects get none: a `Box` of one may sit at address 1,
-        // which the slots read as "empty".
-        let private = if size_of::<T>() == 0 {
+        // which the slots read as "empty". Nor does a pool with a hold
+        // warning.
+        let private = if size_of::<T>() == 0 || tracked {
             hot::NO_PRIVATE
         } else {
             hot::register_pool(PoolEntry {

@@ -42,7 +42,12 @@ fn spill_and_refill_race_with_depot_users() {
         let pool = pool(2);
         // Three objects up front: the model explores the batch moves,
         // not the constructor.
-        let made: Vec<_> = (0..3).map(|_| pool.take(Some(0), true).unwrap()).collect();
+        let made: Vec<_> = (0..3)
+            .map(|_| {
+                pool.take(Some(0), true, std::panic::Location::caller())
+                    .unwrap()
+            })
+            .collect();
         for s in made {
             pool.give_back(s, Some(0));
         }
@@ -51,7 +56,9 @@ fn spill_and_refill_race_with_depot_users() {
             thread::spawn(move || {
                 // Two from the magazine, the third by a refill; then
                 // three back: the last one spills.
-                let taken: Vec<_> = (0..3).filter_map(|_| pool.take(Some(0), false)).collect();
+                let taken: Vec<_> = (0..3)
+                    .filter_map(|_| pool.take(Some(0), false, std::panic::Location::caller()))
+                    .collect();
                 for s in &taken {
                     hold(s.as_ptr());
                 }
@@ -61,7 +68,7 @@ fn spill_and_refill_race_with_depot_users() {
                 }
             })
         };
-        if let Some(s) = pool.take(None, false) {
+        if let Some(s) = pool.take(None, false, std::panic::Location::caller()) {
             hold(s.as_ptr());
             release(s.as_ptr());
             pool.give_back(s, None);
@@ -78,7 +85,9 @@ fn spill_and_refill_race_with_depot_users() {
 fn cross_worker_return() {
     loom::model(|| {
         let pool = pool(4);
-        let slot = pool.take(Some(0), true).unwrap();
+        let slot = pool
+            .take(Some(0), true, std::panic::Location::caller())
+            .unwrap();
         hold(slot.as_ptr());
         let a = {
             let pool = Arc::clone(&pool);
@@ -90,7 +99,9 @@ fn cross_worker_return() {
         let b = {
             let pool = Arc::clone(&pool);
             thread::spawn(move || {
-                let s = pool.take(Some(0), true).unwrap();
+                let s = pool
+                    .take(Some(0), true, std::panic::Location::caller())
+                    .unwrap();
                 hold(s.as_ptr());
                 release(s.as_ptr());
                 pool.give_back(s, Some(0));

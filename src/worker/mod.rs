@@ -285,10 +285,9 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     #[track_caller]
     pub fn get(&self) -> WorkerPooled<'_, T, R> {
         let lent = self
-            .take_private(ByIndex::of(self), true)
+            .take_private(ByIndex::of(self), true, Location::caller())
             .expect("make = true")
             .into();
-        self.depot.hold_taken(&lent, Location::caller());
         Pooled::new(self, lent)
     }
 
@@ -305,8 +304,9 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     #[inline]
     #[track_caller]
     pub fn try_get(&self) -> Option<WorkerPooled<'_, T, R>> {
-        let lent = self.take_private(ByIndex::of(self), false)?.into();
-        self.depot.hold_taken(&lent, Location::caller());
+        let lent = self
+            .take_private(ByIndex::of(self), false, Location::caller())?
+            .into();
         Some(Pooled::new(self, lent))
     }
 
@@ -333,10 +333,9 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     #[track_caller]
     pub fn get_owned(self: &Arc<Self>) -> OwnedWorkerPooled<T, R> {
         let lent = self
-            .take_private(ByIndex::of(self), true)
+            .take_private(ByIndex::of(self), true, Location::caller())
             .expect("make = true")
             .into();
-        self.depot.hold_taken(&lent, Location::caller());
         OwnedPooled::new(Arc::clone(self), lent)
     }
 
@@ -354,8 +353,9 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     #[inline]
     #[track_caller]
     pub fn try_get_owned(self: &Arc<Self>) -> Option<OwnedWorkerPooled<T, R>> {
-        let lent = self.take_private(ByIndex::of(self), false)?.into();
-        self.depot.hold_taken(&lent, Location::caller());
+        let lent = self
+            .take_private(ByIndex::of(self), false, Location::caller())?
+            .into();
         Some(OwnedPooled::new(Arc::clone(self), lent))
     }
 
@@ -552,7 +552,7 @@ impl<T, R> WorkerPool<T, R> {
 impl<T, R: Recycle<T>> sealed::Home<T> for WorkerPool<T, R> {
     #[inline(always)]
     fn recycle(&self, object: Lent<T, Self>) {
-        self.depot.hold_returned(&object);
+        // A hold, if the pool records them, ends in the depot tier.
         let private = ByIndex::of(self);
         self.give_back_private(object.into_slot(), private);
     }

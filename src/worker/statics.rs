@@ -141,10 +141,9 @@ impl<T, R: Recycle<T>, K: PrivateKey> StaticWorkerPool<T, R, K> {
         let pool = &self.pool;
         // SAFETY: `K`'s entry is this thread's own, for this pool alone
         // (`PrivateKey`'s contract).
-        let slot = K::with(|entry| pool.take_private(unsafe { ByEntry::new(entry) }, true));
-        let lent = slot.expect("make = true").into();
-        pool.depot.hold_taken(&lent, Location::caller());
-        Pooled::new(self, lent)
+        let site = Location::caller();
+        let slot = K::with(|entry| pool.take_private(unsafe { ByEntry::new(entry) }, true, site));
+        Pooled::new(self, slot.expect("make = true").into())
     }
 
     /// Takes an idle object; `None` if none is idle. Never makes one.
@@ -164,10 +163,9 @@ impl<T, R: Recycle<T>, K: PrivateKey> StaticWorkerPool<T, R, K> {
     pub fn try_get(&self) -> Option<Pooled<'_, T, Self>> {
         let pool = &self.pool;
         // SAFETY: as in `get`.
-        let slot = K::with(|entry| pool.take_private(unsafe { ByEntry::new(entry) }, false))?;
-        let lent = slot.into();
-        pool.depot.hold_taken(&lent, Location::caller());
-        Some(Pooled::new(self, lent))
+        let site = Location::caller();
+        let slot = K::with(|entry| pool.take_private(unsafe { ByEntry::new(entry) }, false, site))?;
+        Some(Pooled::new(self, slot.into()))
     }
 
     /// Runs [`trim`](WorkerPool::trim) every `period` (at least 1 ms) on
@@ -222,7 +220,6 @@ impl<T, R: Recycle<T>, K: PrivateKey> sealed::Home<T> for StaticWorkerPool<T, R,
     #[inline(always)]
     fn recycle(&self, object: Lent<T, Self>) {
         let pool = &self.pool;
-        pool.depot.hold_returned(&object);
         let slot = object.into_slot();
         // SAFETY: `K`'s entry as in `get`.
         K::with(|entry| pool.give_back_private(slot, unsafe { ByEntry::new(entry) }));

@@ -1,14 +1,20 @@
 //! The tiers a `get` walks and a guard's drop walks back: private slot,
 //! magazine, depot, `make`.
 
+use std::panic::Location;
+
 use super::magazine::Magazine;
 use super::private::Private;
 use super::{MAX_MAGAZINE_SIZE, WorkerPool};
+use crate::observe::Mark;
 use crate::pool::Arrival;
 use crate::reset::Recycle;
 use crate::slot::{Slot, free_all};
 use crate::thread::{HINT_HERE, shard_hint};
 use crate::worker::registry::{NO_ID, raw_worker_id, worker_id};
+
+/// A getter's call site.
+type Site = &'static Location<'static>;
 
 impl<T, R: Recycle<T>> WorkerPool<T, R> {
     // ---- the tiers. `worker` is the calling thread's worker number (or,
@@ -40,15 +46,24 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
 
     /// [`take`](Self::take) for the calling thread: its private slot, else
     /// its magazine (out of line).
+    ///
+    /// `site` is the getter's caller: only the depot tier reads it, to
+    /// record the hold when the pool has a hold warning (such a pool has no
+    /// private slots and no magazines, so every get of it ends there).
     #[inline(always)]
-    pub(super) fn take_private(&self, private: impl Private<T>, make: bool) -> Option<Slot<T>> {
+    pub(super) fn take_private(
+        &self,
+        private: impl Private<T>,
+        make: bool,
+        site: Site,
+    ) -> Option<Slot<T>> {
         if let Some(slot) = private.take() {
             return Some(slot);
         }
         if private.first_use() {
-            return self.take_first_use(private, make);
+            return self.take_first_use(private, make, site);
         }
-        self.take_from_magazine(make)
+        self.take_from_magazine(make, site)
     }
 
     /// A static's private slot, not looked at yet on this thread: give it a
@@ -56,7 +71,12 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     /// then go on to the magazine.
     #[cold]
     #[inline(never)]
-    pub(super) fn take_first_use(&self, private: impl Private<T>, make: bool) -> Option<Slot<T>> {
+    pub(super) fn take_first_use(
+        &self,
+        private: impl Private<T>,
+        make: bool,
+        site: Site,
+    ) -> Option<Slot<T>> {
         // Threads that are not workers stay unchecked: one look at the
         // number serves the check and the take.
         let worker = worker_id();
@@ -65,35 +85,41 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
                 return Some(slot);
             }
         }
-        self.take(worker, make)
+        self.take(worker, make, site)
     }
 
     /// The magazine tier for the calling thread: the raw thread-local
     /// number is the index, and a thread not numbered yet (or not a
     /// worker) goes to the cold path, which numbers it if it is a worker.
     #[inline(never)]
-    pub(super) fn take_from_magazine(&self, make: bool) -> Option<Slot<T>> {
-        self.take_at(raw_worker_id(), make, || self.take_unnumbered(make))
+    pub(super) fn take_from_magazine(&self, make: bool, site: Site) -> Option<Slot<T>> {
+        self.take_at(raw_worker_id(), make, || self.take_unnumbered(make, site))
     }
 
     #[cold]
     #[inline(never)]
-    pub(super) fn take_unnumbered(&self, make: bool) -> Option<Slot<T>> {
-        self.take(worker_id(), make)
+    pub(super) fn take_unnumbered(&self, make: bool, site: Site) -> Option<Slot<T>> {
+        self.take(worker_id(), make, site)
     }
 
     #[inline(always)]
-    pub(crate) fn take(&self, worker: Option<usize>, make: bool) -> Option<Slot<T>> {
+    pub(crate) fn take(&self, worker: Option<usize>, make: bool, site: Site) -> Option<Slot<T>> {
         self.take_at(worker.unwrap_or(NO_ID), make, || {
-            self.take_from_depot(worker, make)
+            self.take_from_depot(worker, make, site)
         })
     }
 
+    /// The depot tier; where a pool with a hold warning records its holds.
     #[cold]
     #[inline(never)]
-    pub(super) fn take_from_depot(&self, worker: Option<usize>, make: bool) -> Option<Slot<T>> {
+    pub(super) fn take_from_depot(
+        &self,
+        worker: Option<usize>,
+        make: bool,
+        site: Site,
+    ) -> Option<Slot<T>> {
         let hint = worker.unwrap_or_else(shard_hint);
-        if make {
+        let slot = if make {
             Some(self.depot.take_or_make(hint))
         } else {
             let slot = self.depot.idle.pop_slot(hint);
@@ -101,7 +127,11 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
                 self.depot.idle.count_miss(hint);
             }
             slot
+        };
+        if let (Some(holds), Some(slot)) = (&self.depot.holds, &slot) {
+            holds.taken(slot.addr(), site, Mark::default());
         }
+        slot
     }
 
     /// The magazine is empty: refill half of it from the depot in one batch,
@@ -223,6 +253,12 @@ impl<T, R: Recycle<T>> WorkerPool<T, R> {
     #[cold]
     #[inline(never)]
     pub(super) fn place_in_depot(&self, slot: Slot<T>, worker: Option<usize>) {
+        // A pool with a hold warning gives every object back here (it has
+        // no private slots or magazines): the hold ends before the object
+        // can go to its next holder.
+        if let Some(holds) = &self.depot.holds {
+            holds.returned(slot.addr(), |_| None);
+        }
         let hint = worker.unwrap_or_else(shard_hint);
         if let Err(slot) = self.depot.idle.push_slot(hint, slot, Arrival::Returned) {
             self.depot.drop_slot(slot, hint, |c| &c.drops_full);
