@@ -163,7 +163,7 @@
 //! slot and magazine paths, all a pool without a warning runs, have no
 //! check for it. A `Pool` or `RingPool` checks its `holds` field in the
 //! get and the return. With a warning, a get inserts (object address,
-//! call site, `Instant`) into one of 16 mutex-guarded hash maps, picked by
+//! call site, `Instant`) into one of 64 mutex-guarded hash maps, picked by
 //! a multiplicative hash of the address, and the return removes it before
 //! the object can reach its next holder; the maps keep their capacity, so
 //! a warm pool allocates nothing for it. A ring's hold also saves the

@@ -53,7 +53,7 @@
 //! depot, the tier that records holds. A [`Pool`](crate::Pool) and a
 //! [`RingPool`](crate::RingPool) check one field in the get and the
 //! return. With a warning, each get and return also takes the lock of one
-//! of 16 shards of a table keyed by the object's address and reads the
+//! of 64 shards of a table keyed by the object's address and reads the
 //! clock: about 90 ns per get and return on a 2-vCPU VM (the worker
 //! bench's `worker_pool_hold_warning`), no allocation once the table has
 //! grown to the objects in use. Turn it on for the pool under suspicion,
