@@ -307,19 +307,7 @@ impl Reporter {
         mut self,
         period: Duration,
     ) -> Result<tokio::task::JoinHandle<()>, tokio::runtime::TryCurrentError> {
-        let handle = tokio::runtime::Handle::try_current()?;
-        let period = period.max(Duration::from_millis(1));
-        Ok(handle.spawn(async move {
-            let mut tick = tokio::time::interval(period);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await; // the first tick is immediate
-            loop {
-                tick.tick().await;
-                if self.report() == 0 {
-                    break;
-                }
-            }
-        }))
+        crate::worker::spawn_trim_loop(period, move || self.report() > 0)
     }
 
     fn fallback(&self, pool: &dyn Observe) -> String {

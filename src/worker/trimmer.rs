@@ -13,7 +13,7 @@ use {
 
 /// Spawns a task on the current runtime that calls `trim` every `period`
 /// (at least 1 ms), the first time one period from now, until it returns
-/// `false`.
+/// `false`. (The trimmers' loop, and the [`Reporter`](crate::observe::Reporter)'s.)
 pub(crate) fn spawn_trim_loop(
     period: Duration,
     mut trim: impl FnMut() -> bool + Send + 'static,
