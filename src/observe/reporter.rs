@@ -198,7 +198,8 @@ impl Reporter {
     }
 
     /// Calls `f` once for each long hold of a watched pool, with the pool's
-    /// label: in the round that first finds it still held, or, for a hold
+    /// label (a [`LongHold`]'s `Display` starts with the pool's name, if it
+    /// has one): in the round that first finds it still held, or, for a hold
     /// that ended before a round saw it, in the next round (with
     /// [`still_held`](LongHold::still_held) `false`). At most the last 64
     /// per pool between two rounds. The way to print or page on one.
@@ -217,7 +218,7 @@ impl Reporter {
     /// );
     /// let mut reporter = Reporter::new()
     ///     .watch_arc(&pool)
-    ///     .on_long_hold(|pool, hold| eprintln!("{pool}: {hold}"));
+    ///     .on_long_hold(|_pool, hold| eprintln!("{hold}"));
     /// let held = pool.get();
     /// std::thread::sleep(Duration::from_millis(5));
     /// reporter.report(); // prints "buffers: held 5.1ms, taken at src/main.rs:16:17"
