@@ -299,6 +299,31 @@ impl<T, R: Recycle<T>, K> fmt::Debug for StaticWorkerPool<T, R, K> {
 /// # }
 /// ```
 ///
+/// The builder expression runs at the static's first use, so it can read
+/// settings the program set before, such as a hold warning from the
+/// configuration:
+///
+/// ```
+/// use capacitor_pool::worker_pool;
+/// use std::sync::OnceLock;
+/// use std::time::Duration;
+///
+/// static HOLD_WARNING: OnceLock<Duration> = OnceLock::new();
+///
+/// worker_pool! {
+///     static SCRATCH: WorkerPool<Vec<u8>> = {
+///         let builder = WorkerPool::builder(Vec::new).name("scratch");
+///         match HOLD_WARNING.get() {
+///             Some(&threshold) => builder.hold_warning(threshold),
+///             None => builder,
+///         }
+///     };
+/// }
+///
+/// HOLD_WARNING.set(Duration::from_secs(2)).unwrap(); // from the config, at start-up
+/// assert_eq!(SCRATCH.hold_warning(), Some(Duration::from_secs(2)));
+/// ```
+///
 /// Each use of the macro declares, beside the static, a hidden type of the
 /// same name (it names the static's thread-local, and the guards' type:
 /// [`StaticPooled<T, NAME>`](crate::StaticPooled), short for
