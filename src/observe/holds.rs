@@ -2,10 +2,10 @@
 //! each was taken, for long-hold detection.
 //!
 //! Kept beside the pool, not in the guard: a guard stays one pointer plus
-//! its pool, and a pool without a hold warning pays one predictable branch
-//! on a field it already has in cache. With a warning set, a get records
-//! its object's address in a shard of this table (a lock and a hash insert)
-//! and the guard's drop takes it out again.
+//! its pool. With a warning set, a get records its object's address in a
+//! shard of this table (a lock and a hash insert) and the object's return
+//! takes it out again. Who calls in, and what a pool without a warning
+//! pays, is in [`observe`](super)'s docs.
 //!
 //! Std's atomics and locks, not the loom facade's: no model turns a hold
 //! warning on.
@@ -13,7 +13,6 @@
 use std::collections::VecDeque;
 use std::panic::Location;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::CachePadded;
@@ -37,7 +36,7 @@ const RESERVED: usize = 8;
 
 /// Long holds kept for the next reporter round at most (the oldest go
 /// first).
-pub(crate) const NEWS: usize = 64;
+const NEWS: usize = 64;
 
 /// What a pool says about itself in reports and events.
 #[derive(Debug, Clone, Copy)]
@@ -81,8 +80,7 @@ pub(crate) struct Holds {
     threshold: Duration,
     label: Label,
     shards: Box<[CachePadded<HoldShard>]>,
-    /// Guards that passed the threshold, each counted once.
-    passed: AtomicU64,
+    /// Guards that passed the threshold, each counted once, by call site.
     sites: Mutex<Map<Site, SiteCount>>,
     /// Long holds not yet handed to a reporter round, newest last.
     news: Mutex<VecDeque<LongHold>>,
@@ -102,7 +100,6 @@ impl Holds {
             threshold,
             label,
             shards,
-            passed: AtomicU64::new(0),
             sites: Mutex::new(Map::default()),
             news: Mutex::new(VecDeque::with_capacity(NEWS)),
         }
@@ -141,8 +138,8 @@ impl Holds {
     #[inline(never)]
     pub(crate) fn returned(&self, key: usize, waits: impl FnOnce(Mark) -> Option<HoldWaits>) {
         let Some(hold) = lock(self.shard(key)).remove(&key) else {
-            // Taken before a pool had a table: never (the table is fixed
-            // at build), but nothing to do either way.
+            // Ended already: a `Pool`'s return ends the hold, then its
+            // depot's `drop_slot` looks again for the objects it drops.
             return;
         };
         let held = hold.since.elapsed();
@@ -165,8 +162,32 @@ impl Holds {
     /// The holds past the threshold now, longest first; those not counted
     /// yet are counted (and warned about) as they are found.
     pub(crate) fn scan(&self, waits: impl Fn(Mark) -> Option<HoldWaits>) -> Vec<LongHold> {
-        let now = Instant::now();
         let mut found = Vec::new();
+        self.visit(waits, |long| found.push(long));
+        found.sort_by_key(|h| std::cmp::Reverse(h.held_for));
+        found
+    }
+
+    /// Counts (and warns about) the holds that passed the threshold since
+    /// the last look, then hands `f` every long hold found since the last
+    /// call, oldest first (at most the last [`NEWS`]): a reporter round.
+    pub(crate) fn check(
+        &self,
+        waits: impl Fn(Mark) -> Option<HoldWaits>,
+        f: &mut dyn FnMut(&LongHold),
+    ) {
+        self.visit(waits, |_| {});
+        // Taken out first: `f` runs with no lock held.
+        let news: Vec<LongHold> = lock(&self.news).drain(..).collect();
+        for long in &news {
+            f(long);
+        }
+    }
+
+    /// Hands `each` the holds past the threshold now, flagging those not
+    /// flagged yet.
+    fn visit(&self, waits: impl Fn(Mark) -> Option<HoldWaits>, mut each: impl FnMut(LongHold)) {
+        let now = Instant::now();
         let mut newly = Vec::new();
         for shard in self.shards.iter() {
             let mut map = lock(shard);
@@ -186,21 +207,18 @@ impl Holds {
                     hold.flagged = true;
                     newly.push(long);
                 }
-                found.push(long);
+                each(long);
             }
         }
         // Counted and warned about outside the shard locks.
         for long in newly {
             self.flag(long);
         }
-        found.sort_by_key(|h| std::cmp::Reverse(h.held_for));
-        found
     }
 
     /// Counts a hold that passed the threshold, once, warns, and keeps it
     /// for the next reporter round.
     fn flag(&self, long: LongHold) {
-        self.passed.fetch_add(1, Ordering::Relaxed);
         self.note_site(long.location, long.held_for, true);
         trace::long_hold(self.label, &long, self.threshold);
         let mut news = lock(&self.news);
@@ -208,16 +226,6 @@ impl Holds {
             news.pop_front();
         }
         news.push_back(long);
-    }
-
-    /// Hands `f` the long holds found since the last call, oldest first
-    /// (at most the last [`NEWS`]).
-    pub(crate) fn take_news(&self, f: &mut dyn FnMut(&LongHold)) {
-        // Taken out first: `f` runs with no lock held.
-        let news: Vec<LongHold> = lock(&self.news).drain(..).collect();
-        for long in &news {
-            f(long);
-        }
     }
 
     fn note_site(&self, site: Site, held: Duration, count: bool) {
@@ -230,9 +238,9 @@ impl Holds {
         entry.longest = entry.longest.max(held);
     }
 
-    /// Guards that passed the threshold so far.
+    /// Guards that passed the threshold so far: the sites' counts.
     pub(crate) fn passed(&self) -> u64 {
-        self.passed.load(Ordering::Relaxed)
+        lock(&self.sites).values().map(|s| s.count).sum()
     }
 
     /// Long holds by call site, most first.

@@ -84,7 +84,7 @@ use std::fmt;
 use std::panic::Location;
 use std::time::Duration;
 
-pub(crate) use self::holds::{Holds, Label, Mark};
+pub(crate) use self::holds::{Holds, Label, Mark, Site};
 pub use self::reporter::Reporter;
 use crate::cache::CacheStats;
 use crate::ring::RingStats;

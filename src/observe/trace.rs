@@ -2,25 +2,10 @@
 //! that compiles to nothing without the feature, called from cold paths
 //! only.
 
-#[cfg(feature = "tracing")]
-use std::fmt;
-#[cfg(feature = "tracing")]
-use std::panic::Location;
 use std::time::Duration;
 
 use super::LongHold;
 use super::holds::Label;
-
-/// Prints a location as `file:line:column`.
-#[cfg(feature = "tracing")]
-struct At(&'static Location<'static>);
-
-#[cfg(feature = "tracing")]
-impl fmt::Display for At {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}", self.0.file(), self.0.line(), self.0.column())
-    }
-}
 
 /// A guard passed its pool's hold warning: `warn`, once per guard.
 #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
@@ -38,7 +23,7 @@ pub(crate) fn long_hold(label: Label, long: &LongHold, threshold: Duration) {
             Some(w) => tracing::warn!(
                 pool = label.name.unwrap_or(""),
                 kind = label.kind,
-                location = %At(long.location),
+                location = %long.location,
                 held_ms,
                 threshold_ms = threshold.as_millis() as u64,
                 state,
@@ -50,7 +35,7 @@ pub(crate) fn long_hold(label: Label, long: &LongHold, threshold: Duration) {
             None => tracing::warn!(
                 pool = label.name.unwrap_or(""),
                 kind = label.kind,
-                location = %At(long.location),
+                location = %long.location,
                 held_ms,
                 threshold_ms = threshold.as_millis() as u64,
                 state,

@@ -28,7 +28,7 @@ pub use self::builder::PoolBuilder;
 pub(crate) use self::depot::{Arrival, Depot};
 use crate::guard::sealed::Lent;
 use crate::guard::{OwnedPooled, PoolKind, Pooled, sealed};
-use crate::observe::{self, HoldSite, Holds, Label, LongHold, Mark, Observe, Snapshot};
+use crate::observe::{self, HoldSite, Holds, Label, LongHold, Mark, Observe, Site, Snapshot};
 use crate::reset::{Recycle, Reset, UseReset};
 use crate::slot::{Slot, free_all};
 use crate::stats::PoolStats;
@@ -444,11 +444,7 @@ impl<T, R> Pool<T, R> {
     /// Records where and when the object of `lent` was taken, if the pool
     /// has a hold warning: one branch otherwise.
     #[inline(always)]
-    pub(crate) fn hold_taken<P: ?Sized>(
-        &self,
-        lent: &Lent<T, P>,
-        site: &'static Location<'static>,
-    ) {
+    pub(crate) fn hold_taken<P: ?Sized>(&self, lent: &Lent<T, P>, site: Site) {
         if let Some(holds) = &self.holds {
             holds.taken(lent.addr(), site, Mark::default());
         }
@@ -475,7 +471,7 @@ impl<T, R: Recycle<T>> sealed::Home<T> for Pool<T, R> {
     }
 
     fn discard(&self, object: Lent<T, Self>) {
-        self.hold_returned(&object);
+        // `drop_slot` ends the hold.
         self.drop_slot(object.into_slot(), shard_hint(), |c| &c.drops_discarded);
     }
 
@@ -504,9 +500,8 @@ impl<T: Send, R: Recycle<T> + Send + Sync> Observe for Pool<T, R> {
     }
 
     fn check_holds(&self, f: &mut dyn FnMut(&LongHold)) {
-        drop(self.long_holds());
         if let Some(holds) = &self.holds {
-            holds.take_news(f);
+            holds.check(|_| None, f);
         }
     }
 }

@@ -47,7 +47,9 @@ use self::wait_list::WaitState;
 use crate::guard::sealed::Lent;
 use crate::guard::{OwnedPooled, PoolKind, Pooled};
 use crate::loom::{AtomicBool, AtomicU64, Ordering};
-use crate::observe::{self, HoldSite, HoldWaits, Holds, Label, LongHold, Mark, Observe, Snapshot};
+use crate::observe::{
+    self, HoldSite, HoldWaits, Holds, Label, LongHold, Mark, Observe, Site, Snapshot,
+};
 use crate::reset::{Recycle, Reset, UseReset};
 use crate::thread::shard_hint;
 
@@ -574,9 +576,6 @@ impl<T, R: Recycle<T>> RingPool<T, R> {
     }
 }
 
-/// A getter's call site.
-type Site = &'static Location<'static>;
-
 impl<T, R> RingPool<T, R> {
     /// The ring's name, from [`RingPoolBuilder::name`].
     ///
@@ -696,9 +695,8 @@ impl<T: Send, R: Recycle<T> + Send + Sync> Observe for RingPool<T, R> {
     }
 
     fn check_holds(&self, f: &mut dyn FnMut(&LongHold)) {
-        drop(self.long_holds());
         if let Some(holds) = &self.holds {
-            holds.take_news(f);
+            holds.check(|mark| self.waits_since(mark), f);
         }
     }
 }

@@ -558,7 +558,7 @@ impl<T, R: Recycle<T>> sealed::Home<T> for WorkerPool<T, R> {
     }
 
     fn discard(&self, object: Lent<T, Self>) {
-        self.depot.hold_returned(&object);
+        // `drop_slot` ends the hold.
         self.depot
             .drop_slot(object.into_slot(), shard_hint(), |c| &c.drops_discarded);
     }
@@ -606,10 +606,7 @@ impl<T: Send, R: Recycle<T> + Send + Sync> Observe for WorkerPool<T, R> {
     }
 
     fn check_holds(&self, f: &mut dyn FnMut(&LongHold)) {
-        drop(self.long_holds());
-        if let Some(holds) = &self.depot.holds {
-            holds.take_news(f);
-        }
+        self.depot.check_holds(f);
     }
 }
 

@@ -1,20 +1,15 @@
 //! The tiers a `get` walks and a guard's drop walks back: private slot,
 //! magazine, depot, `make`.
 
-use std::panic::Location;
-
 use super::magazine::Magazine;
 use super::private::Private;
 use super::{MAX_MAGAZINE_SIZE, WorkerPool};
-use crate::observe::Mark;
+use crate::observe::{Mark, Site};
 use crate::pool::Arrival;
 use crate::reset::Recycle;
 use crate::slot::{Slot, free_all};
 use crate::thread::{HINT_HERE, shard_hint};
 use crate::worker::registry::{NO_ID, raw_worker_id, worker_id};
-
-/// A getter's call site.
-type Site = &'static Location<'static>;
 
 impl<T, R: Recycle<T>> WorkerPool<T, R> {
     // ---- the tiers. `worker` is the calling thread's worker number (or,
